@@ -1,0 +1,1 @@
+"""Local stack: embedded PostgreSQL, the Tansu broker and every service, as processes."""

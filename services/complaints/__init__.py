@@ -1,0 +1,1 @@
+"""Complaints service: the registry of halls and the complaints filed against them."""

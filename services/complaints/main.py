@@ -1,0 +1,74 @@
+"""Composition root of the complaints service: `uvicorn --factory services.complaints.main:create_app`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import asyncpg
+from fastapi import FastAPI
+
+from services.complaints import api
+from services.complaints.application import COMPLAINT_NUMBER_SEQUENCE, ComplaintsApplication
+from services.complaints.outbox import ComplaintsOutbox
+from shared.database import create_pool
+from shared.errors import install_error_handlers
+from shared.health import health_router
+from shared.relay import Relay, RelayPositions
+from shared.settings import ServiceSettings
+from shared.topics import COMPLAINTS_EVENTS
+
+SCHEMA = "complaints"
+RELAY_NAME = "complaints-events"
+
+
+class ComplaintsSettings(ServiceSettings):
+    relay_batch_size: int = 500
+
+
+async def migrate(pool: asyncpg.Pool) -> None:
+    await RelayPositions(pool).create_table()
+    await pool.execute(f"CREATE SEQUENCE IF NOT EXISTS {COMPLAINT_NUMBER_SEQUENCE}")
+
+
+def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
+    settings = settings or ComplaintsSettings()
+    logging.basicConfig(level=settings.log_level)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(str(settings.database_url), SCHEMA)
+        await migrate(pool)
+        complaints = await asyncio.to_thread(ComplaintsApplication, settings.eventsourcing_env(SCHEMA))
+        relay = Relay(
+            name=RELAY_NAME,
+            outbox=ComplaintsOutbox(complaints),
+            positions=RelayPositions(pool),
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            topic=COMPLAINTS_EVENTS,
+            batch_size=settings.relay_batch_size,
+        )
+        # The event store NOTIFYs on every commit; wake the relay instead of waiting for its poll.
+        listener = await asyncpg.connect(str(settings.database_url))
+        await listener.add_listener(f"{ComplaintsApplication.name}_events", lambda *_: relay.wake())
+        app.state.complaints = complaints
+        app.state.pool = pool
+        relay_task = asyncio.create_task(relay.run(), name="relay")
+        try:
+            yield
+        finally:
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+            await listener.close()
+            complaints.close()
+            await pool.close()
+
+    app = FastAPI(title="complaints", version="1", lifespan=lifespan)
+    app.state.pool = None
+    app.include_router(api.router)
+    app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
+    install_error_handlers(app)
+    return app

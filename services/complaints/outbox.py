@@ -1,0 +1,79 @@
+"""Turns the complaints event store into messages for the relay: internal events → contracts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Notification
+
+from services.complaints.application import ComplaintsApplication
+from services.complaints.domain import Complaint, Hall
+from shared.contracts import (
+    ComplaintRegisteredV1,
+    Contract,
+    HallRegisteredV1,
+    build_event,
+    encode_event,
+)
+from shared.relay import OutgoingMessage
+
+SOURCE = "complaints"
+
+
+def to_contract(domain_event: DomainEventProtocol[object]) -> Contract | None:
+    """The published form of an internal event, or None if it stays internal."""
+    if isinstance(domain_event, Hall.Registered):
+        return HallRegisteredV1(
+            hall_id=domain_event.hall_code,
+            name=domain_event.name,
+            province=domain_event.province,
+            city=domain_event.city,
+            level=domain_event.level,
+            ownership=domain_event.ownership,  # type: ignore[arg-type]
+        )
+    if isinstance(domain_event, Complaint.Registered):
+        return ComplaintRegisteredV1(
+            complaint_number=domain_event.number,
+            hall_id=domain_event.hall_code,
+            channel=domain_event.channel,
+            category=domain_event.category,
+            priority=domain_event.priority,
+            owner=domain_event.received_by,
+            received_at=domain_event.received_at,
+        )
+    return None
+
+
+class ComplaintsOutbox:
+    def __init__(self, application: ComplaintsApplication) -> None:
+        self.application = application
+
+    def read_after(self, position: int, limit: int) -> Sequence[OutgoingMessage]:
+        notifications = self.application.recorder.select_notifications(
+            start=position, limit=limit, inclusive_of_start=False
+        )
+        return [self._message(notification) for notification in notifications]
+
+    def _message(self, notification: Notification) -> OutgoingMessage:
+        domain_event = self.application.mapper.to_domain_event(notification)
+        key = str(notification.originator_id).encode()
+        contract = to_contract(domain_event)
+        if contract is None:
+            return OutgoingMessage(position=notification.id, key=key, value=None)
+        event = build_event(
+            contract,
+            source=SOURCE,
+            aggregate_id=domain_event.originator_id,  # type: ignore[arg-type]
+            aggregate_version=domain_event.originator_version,
+            occurred_at=domain_event.timestamp,
+        )
+        return OutgoingMessage(
+            position=notification.id,
+            key=key,
+            value=encode_event(event),
+            headers=[
+                ("event_type", contract.event_type.encode()),
+                ("schema_version", str(contract.schema_version).encode()),
+            ],
+        )

@@ -1,0 +1,1 @@
+"""Escalation service. Not built yet: it serves only /healthz and /readyz (see README)."""

@@ -1,0 +1,1 @@
+"""Projections service: read models built from every service's events, served over REST."""

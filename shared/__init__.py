@@ -1,0 +1,1 @@
+"""Code shared by the services: event contracts, topics, settings, relay, consumer base."""

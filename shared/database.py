@@ -1,0 +1,21 @@
+"""asyncpg pools confined to one service's schema."""
+
+from __future__ import annotations
+
+import asyncpg
+
+
+async def create_pool(database_url: str, schema: str, *, max_size: int = 10) -> asyncpg.Pool:
+    """Creates the schema if needed and returns a pool whose search_path is that schema."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    except asyncpg.UniqueViolationError:
+        pass  # another replica created it at the same moment
+    finally:
+        await connection.close()
+    pool = await asyncpg.create_pool(
+        database_url, min_size=1, max_size=max_size, server_settings={"search_path": schema}
+    )
+    assert pool is not None
+    return pool

@@ -1,0 +1,29 @@
+"""One error shape for every service: 4xx with the field and the problem, never a bare 500."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """A refused request; subclasses set the HTTP status, a machine-readable type and the field."""
+
+    status_code = 409
+    error_type = "conflict"
+    field: tuple[str, ...] = ()
+
+
+def error_body(location: tuple[str, ...], message: str, error_type: str) -> dict[str, object]:
+    """Same shape as FastAPI's validation errors, so clients parse one format."""
+    return {"detail": [{"loc": list(location), "msg": message, "type": error_type}]}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, error: ServiceError) -> JSONResponse:
+        return JSONResponse(error_body(error.field, str(error), error.error_type), status_code=error.status_code)

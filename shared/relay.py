@@ -1,0 +1,164 @@
+"""Publishes a service's committed events to Kafka, in store order.
+
+The event store is the source of truth. The relay reads it after its recorded
+position, publishes each event keyed by aggregate id, and advances the position
+only once the broker has acknowledged the whole batch. A crash therefore causes
+at most a republish, never a loss; consumers drop the duplicates. `rewind` moves
+the position back so everything after it is published again (e.g. after the
+broker lost its data).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+logger = logging.getLogger(__name__)
+
+POSITIONS_DDL = """
+CREATE TABLE IF NOT EXISTS relay_positions (
+    relay_name text PRIMARY KEY,
+    position bigint NOT NULL CHECK (position >= 0)
+)
+"""
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One stored event; `value` is None for events that are not published."""
+
+    position: int
+    key: bytes
+    value: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class Outbox(Protocol):
+    def read_after(self, position: int, limit: int) -> Sequence[OutgoingMessage]:
+        """Stored events after `position`, in order. Blocking: run in a thread."""
+        ...
+
+
+class RelayPositions:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def create_table(self) -> None:
+        await self.pool.execute(POSITIONS_DDL)
+
+    async def get(self, relay_name: str) -> int:
+        position = await self.pool.fetchval(
+            "SELECT position FROM relay_positions WHERE relay_name = $1", relay_name
+        )
+        return int(position or 0)
+
+    async def advance(self, relay_name: str, expected: int, new: int) -> bool:
+        """Compare-and-set, so a concurrent `rewind` is never overwritten."""
+        status = await self.pool.execute(
+            """
+            INSERT INTO relay_positions AS p (relay_name, position) VALUES ($1, $3)
+            ON CONFLICT (relay_name) DO UPDATE SET position = $3
+            WHERE p.position = $2
+            """,
+            relay_name, expected, new,
+        )
+        return bool(status.endswith(" 1"))
+
+    async def rewind(self, relay_name: str, position: int) -> None:
+        await self.pool.execute(
+            """
+            INSERT INTO relay_positions (relay_name, position) VALUES ($1, $2)
+            ON CONFLICT (relay_name) DO UPDATE SET position = $2
+            """,
+            relay_name, position,
+        )
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        name: str,
+        outbox: Outbox,
+        positions: RelayPositions,
+        bootstrap_servers: str,
+        topic: str,
+        batch_size: int = 500,
+        idle_poll_seconds: float = 1.0,
+    ) -> None:
+        self.name = name
+        self.outbox = outbox
+        self.positions = positions
+        self.bootstrap_servers = bootstrap_servers
+        self.producer: AIOKafkaProducer | None = None
+        self.topic = topic
+        self.batch_size = batch_size
+        self.idle_poll_seconds = idle_poll_seconds
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Called when new events are committed, to publish without waiting for the poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    published = await self.publish_next_batch()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("relay %s: publishing failed; retrying", self.name)
+                    await self._drop_producer()
+                    await asyncio.sleep(1)
+                    continue
+                if published == 0:
+                    await self._idle()
+        finally:
+            await self._drop_producer()
+
+    async def publish_next_batch(self) -> int:
+        """Publishes one batch; returns how many stored events it covered."""
+        position = await self.positions.get(self.name)
+        batch = await asyncio.to_thread(self.outbox.read_after, position, self.batch_size)
+        if not batch:
+            return 0
+        producer = await self._connected_producer()
+        deliveries = [
+            await producer.send(self.topic, message.value, key=message.key, headers=message.headers)
+            for message in batch
+            if message.value is not None
+        ]
+        await asyncio.gather(*deliveries)
+        if not await self.positions.advance(self.name, position, batch[-1].position):
+            logger.info("relay %s: position moved by a rewind; continuing from there", self.name)
+        return len(batch)
+
+    async def _connected_producer(self) -> AIOKafkaProducer:
+        if self.producer is None:
+            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all", linger_ms=5)
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self.producer = producer
+        return self.producer
+
+    async def _drop_producer(self) -> None:
+        if self.producer is not None:
+            producer, self.producer = self.producer, None
+            await producer.stop()
+
+    async def _idle(self) -> None:
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), self.idle_poll_seconds)
+        except TimeoutError:
+            pass

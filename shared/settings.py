@@ -1,0 +1,39 @@
+"""Settings every service shares; each value can be overridden by an environment variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, PostgresDsn
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """`DATABASE_URL`, `KAFKA_BOOTSTRAP_SERVERS`, ... as environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    database_url: PostgresDsn = Field(
+        default=PostgresDsn("postgresql://postgres@127.0.0.1:5432/postgres"),
+        description="PostgreSQL holding this service's own schema.",
+    )
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    data_dir: Path = Path(".var")
+    log_level: str = "INFO"
+
+    def eventsourcing_env(self, schema: str) -> dict[str, str]:
+        """The `POSTGRES_*` settings the `eventsourcing` library reads."""
+        url = urlsplit(str(self.database_url))
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
+            "POSTGRES_HOST": url.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": url.username or "postgres",
+            "POSTGRES_PASSWORD": url.password or "",
+            "POSTGRES_SCHEMA": schema,
+            "POSTGRES_POOL_SIZE": "10",
+            "POSTGRES_MAX_OVERFLOW": "10",
+            "POSTGRES_PRE_PING": "y",
+        }
