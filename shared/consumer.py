@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
 
@@ -32,7 +32,11 @@ CREATE TABLE IF NOT EXISTS consumer_inbox (
 )
 """
 
-Handler = Callable[[asyncpg.Connection, IntegrationEvent], Awaitable[None]]
+if TYPE_CHECKING:
+    Connection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+else:  # not subscriptable at run time
+    Connection = asyncpg.pool.PoolConnectionProxy
+Handler = Callable[[Connection, IntegrationEvent], Awaitable[None]]
 
 # Errors that say the database is unavailable, not that the event is bad.
 TRANSIENT_ERRORS = (
@@ -122,9 +126,9 @@ class IdempotentConsumer:
     async def _apply_once(self, handler: Handler, event: IntegrationEvent) -> Outcome:
         async with self.pool.acquire() as connection, connection.transaction():
             first_time = await connection.fetchval(
-                "INSERT INTO consumer_inbox (consumer, event_id) VALUES ($1, $2) "
-                "ON CONFLICT DO NOTHING RETURNING true",
-                self.name, event.envelope.event_id,
+                "INSERT INTO consumer_inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+                self.name,
+                event.envelope.event_id,
             )
             if not first_time:
                 return Outcome.DUPLICATE

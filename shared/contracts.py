@@ -126,9 +126,7 @@ def decode_event(raw: bytes | None) -> IntegrationEvent:
         raise InvalidEvent(f"bad envelope: {_describe(error)}") from None
     contract = CONTRACTS.get((envelope.event_type, envelope.schema_version))
     if contract is None:
-        raise InvalidEvent(
-            f"unknown event type {envelope.event_type!r} version {envelope.schema_version}"
-        )
+        raise InvalidEvent(f"unknown event type {envelope.event_type!r} version {envelope.schema_version}")
     try:
         payload = contract.model_validate(envelope.data)
     except ValidationError as error:
@@ -138,6 +136,5 @@ def decode_event(raw: bytes | None) -> IntegrationEvent:
 
 def _describe(error: ValidationError) -> str:
     return "; ".join(
-        f"{'.'.join(str(part) for part in item['loc']) or '(root)'}: {item['msg']}"
-        for item in error.errors()
+        f"{'.'.join(str(part) for part in item['loc']) or '(root)'}: {item['msg']}" for item in error.errors()
     )

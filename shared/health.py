@@ -63,6 +63,7 @@ def health_router(get_pool: Callable[[], asyncpg.Pool | None], bootstrap_servers
 
 def health_only_app(title: str, schema: str, database_url: str, bootstrap_servers: str) -> FastAPI:
     """A service that so far only reports its health; its features are not built yet."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = await create_pool(database_url, schema, max_size=2)

@@ -11,6 +11,7 @@ broker lost its data).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,9 +54,7 @@ class RelayPositions:
         await self.pool.execute(POSITIONS_DDL)
 
     async def get(self, relay_name: str) -> int:
-        position = await self.pool.fetchval(
-            "SELECT position FROM relay_positions WHERE relay_name = $1", relay_name
-        )
+        position = await self.pool.fetchval("SELECT position FROM relay_positions WHERE relay_name = $1", relay_name)
         return int(position or 0)
 
     async def advance(self, relay_name: str, expected: int, new: int) -> bool:
@@ -66,7 +65,9 @@ class RelayPositions:
             ON CONFLICT (relay_name) DO UPDATE SET position = $3
             WHERE p.position = $2
             """,
-            relay_name, expected, new,
+            relay_name,
+            expected,
+            new,
         )
         return bool(status.endswith(" 1"))
 
@@ -76,7 +77,8 @@ class RelayPositions:
             INSERT INTO relay_positions (relay_name, position) VALUES ($1, $2)
             ON CONFLICT (relay_name) DO UPDATE SET position = $2
             """,
-            relay_name, position,
+            relay_name,
+            position,
         )
 
 
@@ -158,7 +160,5 @@ class Relay:
 
     async def _idle(self) -> None:
         self._wake.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self.idle_poll_seconds)
-        except TimeoutError:
-            pass

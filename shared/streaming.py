@@ -31,9 +31,7 @@ def create_faust_app(app_id: str, bootstrap_servers: str, data_dir: Path) -> fau
 class FaustDeadLetterSink:
     def __init__(self, app: faust.App, consumer_name: str) -> None:
         self.consumer_name = consumer_name
-        self.topic = app.topic(
-            dead_letter_topic(consumer_name), key_serializer="raw", value_serializer="raw"
-        )
+        self.topic = app.topic(dead_letter_topic(consumer_name), key_serializer="raw", value_serializer="raw")
 
     async def publish(self, message: ReceivedMessage, reason: str) -> None:
         delivery = await self.topic.send(

@@ -23,8 +23,12 @@ def register_hall(body: HallCreate, request: Request) -> HallPublic:
     """Registers a service hall. Its `hall_id` is the operator's code; registering it twice is a 409."""
     hall = application(request).register_hall(
         RegisterHall(
-            hall_code=body.hall_id, name=body.name, province=body.province,
-            city=body.city, level=body.level, ownership=body.ownership,
+            hall_code=body.hall_id,
+            name=body.name,
+            province=body.province,
+            city=body.city,
+            level=body.level,
+            ownership=body.ownership,
         )
     )
     return HallPublic.of(hall)

@@ -14,8 +14,8 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresDatastore
 
-from shared.errors import ServiceError
 from services.complaints.domain import Complaint, Hall, hall_aggregate_id
+from shared.errors import ServiceError
 
 Clock = Callable[[], datetime]
 CHINA_TIME = ZoneInfo("Asia/Shanghai")

@@ -29,9 +29,7 @@ class Hall(Aggregate):
         return hall_aggregate_id(hall_code)
 
     @event(Registered)
-    def __init__(
-        self, hall_code: str, name: str, province: str, city: str, level: int, ownership: str
-    ) -> None:
+    def __init__(self, hall_code: str, name: str, province: str, city: str, level: int, ownership: str) -> None:
         self.hall_code = hall_code
         self.name = name
         self.province = province

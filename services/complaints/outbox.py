@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from typing import cast
 
-from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.domain import AggregateEvent, DomainEventProtocol
 from eventsourcing.persistence import Notification
 
 from services.complaints.application import ComplaintsApplication
@@ -21,7 +23,7 @@ from shared.relay import OutgoingMessage
 SOURCE = "complaints"
 
 
-def to_contract(domain_event: DomainEventProtocol[object]) -> Contract | None:
+def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None:
     """The published form of an internal event, or None if it stays internal."""
     if isinstance(domain_event, Hall.Registered):
         return HallRegisteredV1(
@@ -30,7 +32,7 @@ def to_contract(domain_event: DomainEventProtocol[object]) -> Contract | None:
             province=domain_event.province,
             city=domain_event.city,
             level=domain_event.level,
-            ownership=domain_event.ownership,  # type: ignore[arg-type]
+            ownership=domain_event.ownership,
         )
     if isinstance(domain_event, Complaint.Registered):
         return ComplaintRegisteredV1(
@@ -56,7 +58,7 @@ class ComplaintsOutbox:
         return [self._message(notification) for notification in notifications]
 
     def _message(self, notification: Notification) -> OutgoingMessage:
-        domain_event = self.application.mapper.to_domain_event(notification)
+        domain_event = cast(AggregateEvent, self.application.mapper.to_domain_event(notification))
         key = str(notification.originator_id).encode()
         contract = to_contract(domain_event)
         if contract is None:
@@ -64,7 +66,7 @@ class ComplaintsOutbox:
         event = build_event(
             contract,
             source=SOURCE,
-            aggregate_id=domain_event.originator_id,  # type: ignore[arg-type]
+            aggregate_id=domain_event.originator_id,
             aggregate_version=domain_event.originator_version,
             occurred_at=domain_event.timestamp,
         )

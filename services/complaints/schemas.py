@@ -40,8 +40,12 @@ class HallPublic(BaseModel):
     @classmethod
     def of(cls, hall: Hall) -> HallPublic:
         return cls(
-            hall_id=hall.hall_code, name=hall.name, province=hall.province,
-            city=hall.city, level=hall.level, ownership=hall.ownership,
+            hall_id=hall.hall_code,
+            name=hall.name,
+            province=hall.province,
+            city=hall.city,
+            level=hall.level,
+            ownership=hall.ownership,
         )
 
 
@@ -96,9 +100,7 @@ class ComplaintPublic(BaseModel):
             priority=complaint.priority,
             status=complaint.status,
             owner=complaint.owner,
-            customer=MaskedContact(
-                name=mask_name(complaint.customer_name), phone=mask_phone(complaint.customer_phone)
-            ),
+            customer=MaskedContact(name=mask_name(complaint.customer_name), phone=mask_phone(complaint.customer_phone)),
             description=complaint.description,
             received_at=complaint.received_at,
             registered_at=complaint.registered_at,

@@ -9,6 +9,7 @@ from datetime import datetime
 import asyncpg
 from pydantic import BaseModel
 
+from shared.consumer import Connection
 from shared.contracts import IntegrationEvent
 
 TIMELINE_DDL = """
@@ -41,7 +42,7 @@ async def create_tables(pool: asyncpg.Pool) -> None:
     await pool.execute(TIMELINE_DDL)
 
 
-async def record_complaint_event(connection: asyncpg.Connection, event: IntegrationEvent) -> None:
+async def record_complaint_event(connection: Connection, event: IntegrationEvent) -> None:
     envelope = event.envelope
     await connection.execute(
         """

@@ -1,0 +1,45 @@
+# Everything runs from the project's own virtual environment, created on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install run test lint unit integration bench republish clean
+
+$(INSTALLED): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --editable .
+	touch $@
+
+install: $(INSTALLED)
+
+## run: the whole stack in the foreground (PostgreSQL, broker, every service); Ctrl-C stops it
+run: $(INSTALLED)
+	$(PY) -m devstack .var
+
+## test: lint, type-check, then every test against real PostgreSQL and broker
+test: lint unit integration
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+unit: $(INSTALLED)
+	$(PY) -m pytest tests/unit -q
+
+integration: $(INSTALLED)
+	$(PY) -m pytest tests/integration -q
+
+## bench: throughput figures, each against a baseline measured in the same run
+bench: $(INSTALLED)
+	$(PY) -m bench.intake
+
+## republish: make the relay publish every stored event again (FROM=position, default 0)
+republish: $(INSTALLED)
+	$(PY) -m services.complaints republish --from-position $(or $(FROM),0)
+
+clean:
+	rm -rf .var

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from devstack.stack import Stack, StackConfig
+from tests.integration.harness import StackClient
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A whole stack of its own per test module, on free ports: `make run` may be up beside it."""
+    stack = Stack(StackConfig.for_tests(tmp_path_factory.mktemp("stack")))
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+async def client(stack: Stack) -> AsyncIterator[StackClient]:
+    async with StackClient.connect(stack) as client:
+        yield client

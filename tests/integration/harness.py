@@ -1,0 +1,135 @@
+"""Drives a running stack the way a front-line system and an operator would."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from devstack.stack import Stack
+from shared.topics import dead_letter_topic
+
+
+def complaint_body(hall_id: str, description: str = "charged twice for one plan") -> dict[str, Any]:
+    return {
+        "hall_id": hall_id,
+        "channel": "hotline_10000",
+        "category": "billing",
+        "priority": "normal",
+        "customer": {"name": "张三", "phone": "13812345678"},
+        "description": description,
+    }
+
+
+class StackClient:
+    def __init__(self, stack: Stack, http: httpx.AsyncClient, database: asyncpg.Pool) -> None:
+        self.stack = stack
+        self.http = http
+        self.database = database
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(cls, stack: Stack) -> AsyncIterator[StackClient]:
+        database = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=4)
+        assert database is not None
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+        async with httpx.AsyncClient(timeout=10, limits=limits) as http:
+            try:
+                yield cls(stack, http, database)
+            finally:
+                await database.close()
+
+    @property
+    def complaints_url(self) -> str:
+        return self.stack.services["complaints"].url
+
+    @property
+    def projections_url(self) -> str:
+        return self.stack.services["projections"].url
+
+    async def register_hall(self, level: int = 1, ownership: str = "self_operated") -> str:
+        hall_id = f"HALL-{uuid.uuid4().hex[:10]}"
+        response = await self.http.post(
+            f"{self.complaints_url}/api/v1/halls",
+            json={
+                "hall_id": hall_id,
+                "name": "福田营业厅",
+                "province": "广东",
+                "city": "深圳",
+                "level": level,
+                "ownership": ownership,
+            },
+        )
+        assert response.status_code == 201, response.text
+        return hall_id
+
+    async def post_complaint(self, body: dict[str, Any], idempotency_key: str | None = None) -> httpx.Response:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return await self.http.post(f"{self.complaints_url}/api/v1/complaints", json=body, headers=headers)
+
+    async def projected_counts(self, complaint_ids: set[str]) -> dict[str, int]:
+        """How many timeline rows the projection holds for each complaint's registration."""
+        rows = await self.database.fetch(
+            """
+            SELECT complaint_id::text AS id, count(*) AS n FROM projections.complaint_timeline
+            WHERE complaint_id = ANY($1::uuid[]) AND event_type = 'ComplaintRegistered'
+            GROUP BY complaint_id
+            """,
+            list(complaint_ids),
+        )
+        return {row["id"]: row["n"] for row in rows}
+
+    async def wait_until_projected(self, complaint_ids: set[str], timeout: float = 60) -> dict[str, int]:
+        deadline = time.monotonic() + timeout
+        while True:
+            counts = await self.projected_counts(complaint_ids)
+            if set(counts) >= complaint_ids or time.monotonic() > deadline:
+                return counts
+            await asyncio.sleep(0.25)
+
+    def republish(self, from_position: int = 0) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "services.complaints", "republish", "--from-position", str(from_position)],
+            env=self.stack.service_env(),
+            check=True,
+            capture_output=True,
+        )
+
+    async def dead_letters(self, consumer: str = "projections", settle_seconds: float = 3) -> list[dict[str, Any]]:
+        """Every record on the consumer's dead-letter topic, read from the broker."""
+        reader = AIOKafkaConsumer(
+            dead_letter_topic(consumer),
+            bootstrap_servers=self.stack.bootstrap_servers,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+        )
+        await reader.start()
+        records: list[dict[str, Any]] = []
+        try:
+            batches = await reader.getmany(timeout_ms=int(settle_seconds * 1000))
+            while batches:
+                records += [json.loads(message.value) for batch in batches.values() for message in batch]
+                batches = await reader.getmany(timeout_ms=1000)
+        finally:
+            await reader.stop()
+        return records
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(0.25)
+    return False

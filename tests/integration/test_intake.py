@@ -1,0 +1,182 @@
+"""A complaint posted over REST reaches the projection's timeline through the store, relay and broker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from aiokafka import AIOKafkaProducer
+
+from shared.topics import COMPLAINTS_EVENTS
+from tests.integration.harness import StackClient, complaint_body
+
+
+async def test_every_posted_complaint_appears_once_in_the_timeline(client: StackClient) -> None:
+    hall_id = await client.register_hall()
+    semaphore = asyncio.Semaphore(8)
+
+    async def post(index: int) -> str:
+        async with semaphore:
+            response = await client.post_complaint(complaint_body(hall_id, f"complaint {index}"))
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    complaint_ids = set(await asyncio.gather(*(post(i) for i in range(200))))
+
+    counts = await client.wait_until_projected(complaint_ids, timeout=30)
+    assert set(counts) == complaint_ids
+    assert set(counts.values()) == {1}
+
+
+async def test_timeline_lists_the_registration_with_its_time_and_type(client: StackClient) -> None:
+    hall_id = await client.register_hall()
+    registered = (await client.post_complaint(complaint_body(hall_id))).json()
+
+    await client.wait_until_projected({registered["id"]})
+    response = await client.http.get(f"{client.projections_url}/api/v1/complaints/{registered['id']}/timeline")
+
+    assert response.status_code == 200
+    [entry] = response.json()["events"]
+    assert entry["type"] == "ComplaintRegistered"
+    assert entry["version"] == 1
+    assert entry["details"]["complaint_number"] == registered["number"]
+    assert datetime.fromisoformat(entry["occurred_at"]) >= datetime.fromisoformat(registered["registered_at"])
+    assert "13812345678" not in response.text and "张三" not in response.text
+
+
+async def test_registered_complaint_has_number_owner_and_masked_contact(client: StackClient) -> None:
+    hall_id = await client.register_hall()
+    created = await client.post_complaint(complaint_body(hall_id))
+
+    assert created.status_code == 201
+    fetched = await client.http.get(f"{client.complaints_url}/api/v1/complaints/{created.json()['id']}")
+    complaint = fetched.json()
+    assert fetched.status_code == 200
+    assert complaint["number"].startswith("C") and complaint["status"] == "registered"
+    assert complaint["owner"] == hall_id
+    assert complaint["customer"] == {"name": "张*", "phone": "138****5678"}
+
+
+async def test_invalid_complaint_gets_422_naming_each_bad_field(client: StackClient) -> None:
+    body = complaint_body("any-hall", description="")
+    body["channel"] = "carrier_pigeon"
+    body["customer"]["phone"] = "call me"
+
+    response = await client.post_complaint(body)
+
+    assert response.status_code == 422
+    bad_fields = {tuple(error["loc"]) for error in response.json()["detail"]}
+    assert bad_fields == {("body", "channel"), ("body", "description"), ("body", "customer", "phone")}
+
+
+async def test_malformed_json_gets_422_not_500(client: StackClient) -> None:
+    response = await client.http.post(
+        f"{client.complaints_url}/api/v1/complaints",
+        content=b'{"hall_id": ',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+
+
+async def test_complaint_for_unknown_hall_is_refused_naming_the_hall(client: StackClient) -> None:
+    key = str(uuid.uuid4())
+    response = await client.post_complaint(complaint_body("HALL-NEVER-REGISTERED"), idempotency_key=key)
+
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {"loc": ["body", "hall_id"], "msg": "no hall 'HALL-NEVER-REGISTERED' is registered", "type": "unknown_hall"}
+    ]
+
+
+async def test_received_at_in_the_future_or_too_old_is_refused(client: StackClient) -> None:
+    hall_id = await client.register_hall()
+    for received_at in (datetime.now(UTC) + timedelta(hours=1), datetime.now(UTC) - timedelta(days=31)):
+        body = {**complaint_body(hall_id), "received_at": received_at.isoformat()}
+        response = await client.post_complaint(body)
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["body", "received_at"]
+
+
+async def test_late_submission_keeps_the_instant_it_was_received(client: StackClient) -> None:
+    hall_id = await client.register_hall()
+    received_at = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)
+    body = {**complaint_body(hall_id), "received_at": received_at.isoformat()}
+
+    response = await client.post_complaint(body)
+
+    assert response.status_code == 201
+    assert datetime.fromisoformat(response.json()["received_at"]) == received_at
+
+
+async def test_retry_with_same_idempotency_key_returns_the_same_complaint(client: StackClient) -> None:
+    hall_id = await client.register_hall()
+    key = str(uuid.uuid4())
+
+    first = await client.post_complaint(complaint_body(hall_id), idempotency_key=key)
+    again = await client.post_complaint(complaint_body(hall_id), idempotency_key=key)
+
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    counts = await client.wait_until_projected({first.json()["id"]})
+    assert counts == {first.json()["id"]: 1}
+
+
+async def test_idempotency_key_reused_for_another_request_is_refused(client: StackClient) -> None:
+    hall_id = await client.register_hall()
+    key = str(uuid.uuid4())
+    await client.post_complaint(complaint_body(hall_id, "first"), idempotency_key=key)
+
+    response = await client.post_complaint(complaint_body(hall_id, "different"), idempotency_key=key)
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+
+
+async def test_registering_a_hall_twice_is_a_conflict(client: StackClient) -> None:
+    hall_id = await client.register_hall()
+    response = await client.http.post(
+        f"{client.complaints_url}/api/v1/halls",
+        json={"hall_id": hall_id, "name": "x", "province": "x", "city": "x", "level": 2, "ownership": "partner"},
+    )
+    assert response.status_code == 409
+    assert response.json()["detail"][0]["type"] == "hall_exists"
+
+
+async def test_unknown_complaint_is_404_on_both_services(client: StackClient) -> None:
+    unknown = uuid.uuid4()
+    assert (await client.http.get(f"{client.complaints_url}/api/v1/complaints/{unknown}")).status_code == 404
+    timeline = await client.http.get(f"{client.projections_url}/api/v1/complaints/{unknown}/timeline")
+    assert timeline.status_code == 404
+
+
+async def test_every_service_is_live_and_ready(client: StackClient) -> None:
+    for service in client.stack.services.values():
+        assert (await client.http.get(f"{service.url}/healthz")).status_code == 200
+        ready = await client.http.get(f"{service.url}/readyz")
+        assert ready.json() == {"status": "ready", "checks": {"database": True, "broker": True}}
+
+
+async def test_malformed_message_is_dead_lettered_and_consumption_continues(client: StackClient) -> None:
+    poison = f"not an event {uuid.uuid4()}".encode()
+    unknown_type = (
+        b'{"event_id": "%s", "event_type": "ComplaintTeleported", "schema_version": 1, "source": "x",'
+        b' "aggregate_id": "%s", "aggregate_version": 1, "occurred_at": "2026-01-01T00:00:00Z", "data": {}}'
+        % (str(uuid.uuid4()).encode(), str(uuid.uuid4()).encode())
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=client.stack.bootstrap_servers)
+    await producer.start()
+    try:
+        for value in (poison, unknown_type):
+            await producer.send_and_wait(COMPLAINTS_EVENTS, value, key=b"poison")
+    finally:
+        await producer.stop()
+    hall_id = await client.register_hall()
+    after = (await client.post_complaint(complaint_body(hall_id))).json()["id"]
+
+    assert await client.wait_until_projected({after}) == {after: 1}
+    letters = await client.dead_letters()
+    reasons = {letter["value"]: letter["reason"] for letter in letters}
+    assert reasons[poison.decode()].startswith("not JSON")
+    assert reasons[unknown_type.decode()] == "unknown event type 'ComplaintTeleported' version 1"

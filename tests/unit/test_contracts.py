@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.contracts import (
+    ComplaintRegisteredV1,
+    InvalidEvent,
+    build_event,
+    decode_event,
+    encode_event,
+    event_id_for,
+)
+
+
+def registered_event() -> bytes:
+    payload = ComplaintRegisteredV1(
+        complaint_number="C20260930-000001",
+        hall_id="GD-SZ-001",
+        channel="hotline_10000",
+        category="billing",
+        priority="urgent",
+        owner="GD-SZ-001",
+        received_at=datetime(2026, 9, 30, 2, tzinfo=UTC),
+    )
+    event = build_event(
+        payload,
+        source="complaints",
+        aggregate_id=uuid.UUID(int=7),
+        aggregate_version=1,
+        occurred_at=datetime(2026, 9, 30, 2, tzinfo=UTC),
+    )
+    return encode_event(event)
+
+
+def test_an_encoded_event_decodes_to_the_same_payload() -> None:
+    decoded = decode_event(registered_event())
+
+    assert isinstance(decoded.payload, ComplaintRegisteredV1)
+    assert decoded.payload.priority == "urgent"
+    assert decoded.envelope.event_id == event_id_for(uuid.UUID(int=7), 1)
+
+
+def test_event_id_is_stable_so_a_republished_event_is_recognised() -> None:
+    assert event_id_for(uuid.UUID(int=7), 1) == event_id_for(uuid.UUID(int=7), 1)
+    assert event_id_for(uuid.UUID(int=7), 1) != event_id_for(uuid.UUID(int=7), 2)
+
+
+def test_unknown_event_type_is_refused_with_its_name() -> None:
+    document = json.loads(registered_event())
+    document["event_type"] = "ComplaintTeleported"
+
+    with pytest.raises(InvalidEvent, match="unknown event type 'ComplaintTeleported' version 1"):
+        decode_event(json.dumps(document).encode())
+
+
+def test_unknown_schema_version_is_refused() -> None:
+    document = json.loads(registered_event())
+    document["schema_version"] = 9
+
+    with pytest.raises(InvalidEvent, match="version 9"):
+        decode_event(json.dumps(document).encode())
+
+
+def test_payload_missing_a_field_is_refused_naming_the_field() -> None:
+    document = json.loads(registered_event())
+    del document["data"]["hall_id"]
+
+    with pytest.raises(InvalidEvent, match=r"bad ComplaintRegistered v1 data: hall_id: Field required"):
+        decode_event(json.dumps(document).encode())
+
+
+def test_envelope_without_aggregate_is_refused() -> None:
+    document = json.loads(registered_event())
+    del document["aggregate_id"]
+
+    with pytest.raises(InvalidEvent, match="bad envelope: aggregate_id"):
+        decode_event(json.dumps(document).encode())
+
+
+@pytest.mark.parametrize("raw", [None, b"", b"\xff\xfe", b"{not json"])
+def test_empty_or_non_json_messages_are_refused(raw: bytes | None) -> None:
+    with pytest.raises(InvalidEvent):
+        decode_event(raw)
+
+
+def test_published_complaint_carries_no_customer_contact() -> None:
+    assert not {"customer_name", "customer_phone", "customer"} & set(ComplaintRegisteredV1.model_fields)
