@@ -35,5 +35,4 @@ class ServiceSettings(BaseSettings):
             "POSTGRES_SCHEMA": schema,
             "POSTGRES_POOL_SIZE": "10",
             "POSTGRES_MAX_OVERFLOW": "10",
-            "POSTGRES_PRE_PING": "y",
         }
