@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -27,3 +28,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, error: ServiceError) -> JSONResponse:
         return JSONResponse(error_body(error.field, str(error), error.error_type), status_code=error.status_code)
+
+    async def store_unavailable(_: Request, error: Exception) -> JSONResponse:
+        logger.warning("event store unavailable: %s", type(error).__name__)
+        return JSONResponse(
+            error_body((), "the database is unavailable; retry with the same Idempotency-Key", "unavailable"),
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    for unavailable in (OperationalError, InterfaceError):
+        app.add_exception_handler(unavailable, store_unavailable)

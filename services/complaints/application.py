@@ -15,6 +15,7 @@ from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresDatastore
 
 from services.complaints.domain import Complaint, Hall, hall_aggregate_id
+from services.complaints.group_commit import GroupCommitter
 from shared.errors import ServiceError
 
 Clock = Callable[[], datetime]
@@ -98,6 +99,12 @@ class ComplaintsApplication(Application[uuid.UUID]):
         super().__init__(env)
         self.clock = clock
         self._datastore: PostgresDatastore = self.recorder.datastore  # type: ignore[attr-defined]
+        self._group_commit = GroupCommitter(self)
+        self._registered_halls: set[str] = set()
+
+    def close(self) -> None:
+        self._group_commit.close()
+        super().close()
 
     def register_hall(self, command: RegisterHall) -> Hall:
         hall = Hall(**asdict(command))
@@ -137,10 +144,8 @@ class ComplaintsApplication(Application[uuid.UUID]):
             raise ReceivedAtOutOfRange("received_at is in the future")
         if now - received_at > MAX_LATE_SUBMISSION:
             raise ReceivedAtOutOfRange(f"received_at is more than {MAX_LATE_SUBMISSION.days} days old")
-        try:
-            self.get_hall(command.hall_code)
-        except HallNotFound:
-            raise UnknownHall(f"no hall {command.hall_code!r} is registered") from None
+        if not self._hall_exists(command.hall_code):
+            raise UnknownHall(f"no hall {command.hall_code!r} is registered")
 
         complaint = Complaint(
             id=complaint_id,
@@ -158,11 +163,21 @@ class ComplaintsApplication(Application[uuid.UUID]):
             request_fingerprint=fingerprint,
         )
         try:
-            self.save(complaint)
+            self._group_commit.save(complaint)
         except IntegrityError:
             # A concurrent request with the same idempotency key won the race.
             return self._replayed(self.get_complaint(complaint_id), fingerprint), False
         return complaint, True
+
+    def _hall_exists(self, hall_code: str) -> bool:
+        """Halls are never removed, so once seen a hall code need not be looked up again."""
+        if hall_code not in self._registered_halls:
+            try:
+                self.get_hall(hall_code)
+            except HallNotFound:
+                return False
+            self._registered_halls.add(hall_code)
+        return True
 
     def get_complaint(self, complaint_id: uuid.UUID) -> Complaint:
         complaint = self._find_complaint(complaint_id)

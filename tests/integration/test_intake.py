@@ -180,3 +180,15 @@ async def test_malformed_message_is_dead_lettered_and_consumption_continues(clie
     reasons = {letter["value"]: letter["reason"] for letter in letters}
     assert reasons[poison.decode()].startswith("not JSON")
     assert reasons[unknown_type.decode()] == "unknown event type 'ComplaintTeleported' version 1"
+
+
+async def test_simultaneous_retries_with_one_key_create_one_complaint(client: StackClient) -> None:
+    hall_id = await client.register_hall()
+    key = str(uuid.uuid4())
+
+    responses = await asyncio.gather(*(client.post_complaint(complaint_body(hall_id), key) for _ in range(10)))
+
+    assert {response.status_code for response in responses} == {201}
+    [complaint_id] = {response.json()["id"] for response in responses}
+    assert await client.wait_until_projected({complaint_id}) == {complaint_id: 1}
+    assert [r.headers.get("Idempotent-Replayed") for r in responses].count(None) == 1

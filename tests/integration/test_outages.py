@@ -1,0 +1,44 @@
+"""When the database or the broker is down, callers get a clear answer and nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from tests.integration.harness import StackClient, complaint_body
+
+
+async def test_broker_down_makes_services_not_ready_but_intake_goes_on(client: StackClient) -> None:
+    hall_id = await client.register_hall()
+    broker = client.stack.broker
+    assert broker is not None
+    broker.kill()
+
+    ready = await client.http.get(f"{client.complaints_url}/readyz")
+    accepted = await client.post_complaint(complaint_body(hall_id))
+
+    assert ready.status_code == 503
+    assert ready.json()["checks"] == {"database": True, "broker": False}
+    assert accepted.status_code == 201
+    await asyncio.to_thread(client.stack.start_fresh_broker)
+    assert await client.wait_until_projected({accepted.json()["id"]}) == {accepted.json()["id"]: 1}
+
+
+async def test_database_down_gives_503_and_the_retry_succeeds_once_it_is_back(client: StackClient) -> None:
+    hall_id = await client.register_hall()
+    postgres = client.stack.postgres
+    assert postgres is not None
+    key = str(uuid.uuid4())
+    postgres.kill()
+
+    refused = await client.post_complaint(complaint_body(hall_id), idempotency_key=key)
+    ready = await client.http.get(f"{client.projections_url}/readyz")
+
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "1"
+    assert ready.json()["checks"]["database"] is False
+    await asyncio.to_thread(postgres.start)
+    retried = await client.post_complaint(complaint_body(hall_id), idempotency_key=key)
+    assert retried.status_code == 201
+    await client.database.expire_connections()
+    assert await client.wait_until_projected({retried.json()["id"]}) == {retried.json()["id"]: 1}
