@@ -8,6 +8,7 @@ ratio says how much of the database's raw write rate the full intake path keeps.
 from __future__ import annotations
 
 import asyncio
+import statistics
 import tempfile
 import time
 import uuid
@@ -20,6 +21,7 @@ from devstack.stack import Stack, StackConfig
 
 COMPLAINTS = 2000
 CONCURRENCY = 16
+SEQUENTIAL_COMPLAINTS = 500
 
 
 async def baseline_inserts_per_second(database_url: str) -> float:
@@ -71,17 +73,59 @@ async def intake(stack: Stack) -> tuple[float, float]:
     return COMPLAINTS / posted, COMPLAINTS / projected
 
 
+async def sequential_with_delays(stack: Stack) -> tuple[float, list[float]]:
+    """One client posting one complaint at a time; and each event's delay from commit to projection."""
+    complaints = stack.services["complaints"].url
+    async with httpx.AsyncClient(timeout=30) as http:
+        hall_id = f"BENCH-{uuid.uuid4().hex[:8]}"
+        hall = {"hall_id": hall_id, "name": "n", "province": "p", "city": "c", "level": 1, "ownership": "partner"}
+        (await http.post(f"{complaints}/api/v1/halls", json=hall)).raise_for_status()
+        body = {
+            "hall_id": hall_id,
+            "channel": "app",
+            "category": "billing",
+            "priority": "normal",
+            "customer": {"name": "张三", "phone": "13812345678"},
+            "description": "benchmark",
+        }
+        started = time.perf_counter()
+        for _ in range(SEQUENTIAL_COMPLAINTS):
+            (await http.post(f"{complaints}/api/v1/complaints", json=body)).raise_for_status()
+        rate = SEQUENTIAL_COMPLAINTS / (time.perf_counter() - started)
+    database = await asyncpg.connect(stack.database_url)
+    query = """
+        SELECT extract(epoch FROM i.processed_at - t.occurred_at) AS delay
+        FROM projections.complaint_timeline t
+        JOIN projections.consumer_inbox i ON i.event_id = t.event_id
+        WHERE t.details->>'hall_id' = $1
+    """
+    while len(rows := await database.fetch(query, hall_id)) < SEQUENTIAL_COMPLAINTS:
+        await asyncio.sleep(0.05)
+    await database.close()
+    return rate, sorted(float(row["delay"]) for row in rows)
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-") as data_dir:
         config = StackConfig.for_tests(Path(data_dir))
         config.durable = True
         stack = Stack(config)
         try:
+            started = time.perf_counter()
             stack.start()
+            startup = time.perf_counter() - started
+            sequential, delays = asyncio.run(sequential_with_delays(stack))
             baseline = asyncio.run(baseline_inserts_per_second(stack.database_url))
             posted, projected = asyncio.run(intake(stack))
         finally:
             stack.stop()
+    print(f"stack start (first run, fresh data folder) to ready: {startup:.1f} s")
+    median, p99 = statistics.median(delays), delays[int(len(delays) * 0.99) - 1]
+    print(f"one sequential client: {sequential:.0f} complaints/s ({SEQUENTIAL_COMPLAINTS} POSTs)")
+    print(
+        f"delay from commit to timeline: median {median * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms,"
+        f" max {delays[-1] * 1000:.0f} ms"
+    )
     print(f"{COMPLAINTS} complaints, {CONCURRENCY} concurrent clients, durable PostgreSQL")
     print(f"baseline: raw asyncpg inserts          {baseline:8.0f} /s")
     print(f"POST /api/v1/complaints (201 returned) {posted:8.0f} /s   ratio to baseline {posted / baseline:.2f}")
