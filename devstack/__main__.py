@@ -26,6 +26,9 @@ def main() -> int:
         print("\nReady:")
         for name, url in stack.urls().items():
             print(f"  {name:<12} {url}")
+        token = stack.write_dev_token()
+        print(f"Development admin token (whole group, 30 days): {token}")
+        print(f'  curl -H "Authorization: Bearer $(cat {token})" {stack.services["complaints"].url}/api/v1/halls/...')
         print(f"Data in {data_dir}. Ctrl-C stops everything.\n", flush=True)
         while (exited := stack.first_exited()) is None:
             time.sleep(0.5)

@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,7 @@ import httpx
 from devstack.broker import TansuBroker
 from devstack.postgres import EmbeddedPostgres
 from devstack.process import ManagedProcess, StartError, free_port, port_is_free
+from shared.auth import AuthSettings, OrgUnit, Role, issue_staff_token
 
 SERVICES = ("complaints", "escalation", "scoring", "projections")
 DEFAULT_PORTS = {
@@ -151,6 +153,14 @@ class Stack:
         for name in SERVICES:
             self.services[name] = ServiceProcess(name, self._port(name), self.service_env(), self._log(name))
             self.services[name].start()
+
+    def write_dev_token(self) -> Path:
+        """An admin bearer token for the whole group, for local use only."""
+        token = issue_staff_token(AuthSettings(), "dev-admin", OrgUnit(), [Role.admin], timedelta(days=30))
+        path = self.config.data_dir / "dev-token"
+        path.write_text(token + "\n")
+        path.chmod(0o600)
+        return path
 
     def start_fresh_broker(self) -> None:
         """A new broker process on the same port; the memory-only broker starts empty."""

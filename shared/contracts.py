@@ -55,9 +55,118 @@ class ComplaintRegisteredV1(Contract):
     received_at: AwareDatetime
 
 
-CONTRACTS: dict[tuple[str, int], type[Contract]] = {
-    (c.event_type, c.schema_version): c for c in (HallRegisteredV1, ComplaintRegisteredV1)
-}
+class ComplaintStep(Contract):
+    """A step of a complaint's closed loop: who did it, when and why."""
+
+    actor: str
+    reason: str
+    at: AwareDatetime
+
+
+class ComplaintResolvedOnSpotV1(ComplaintStep):
+    event_type = "ComplaintResolvedOnSpot"
+    schema_version = 1
+
+
+class ComplaintDispatchedV1(ComplaintStep):
+    event_type = "ComplaintDispatched"
+    schema_version = 1
+    to_unit: str
+
+
+class ComplaintHandOffAcceptedV1(ComplaintStep):
+    event_type = "ComplaintHandOffAccepted"
+    schema_version = 1
+    unit: str
+
+
+class ComplaintAcknowledgedV1(ComplaintStep):
+    event_type = "ComplaintAcknowledged"
+    schema_version = 1
+
+
+class ComplaintCheckedV1(ComplaintStep):
+    event_type = "ComplaintChecked"
+    schema_version = 1
+    substantiated: bool
+    root_cause: str
+    responsible_unit: str
+
+
+class CustomerContactedV1(ComplaintStep):
+    event_type = "CustomerContacted"
+    schema_version = 1
+    outcome: str
+
+
+class ComplaintRectifiedV1(ComplaintStep):
+    event_type = "ComplaintRectified"
+    schema_version = 1
+    action: str
+    rectification_owner: str
+    deadline: AwareDatetime
+    evidence: list[str]
+
+
+class FeedbackReceivedV1(ComplaintStep):
+    event_type = "FeedbackReceived"
+    schema_version = 1
+    satisfaction: Literal["satisfied", "basically_satisfied", "unsatisfied"]
+    score: int = Field(ge=1, le=5)
+
+
+class ComplaintClosedV1(ComplaintStep):
+    event_type = "ComplaintClosed"
+    schema_version = 1
+
+
+class ComplaintReopenedV1(ComplaintStep):
+    event_type = "ComplaintReopened"
+    schema_version = 1
+
+
+class CallbackMadeV1(ComplaintStep):
+    event_type = "CallbackMade"
+    schema_version = 1
+    outcome: str
+
+
+class ComplaintPausedV1(ComplaintStep):
+    event_type = "ComplaintPaused"
+    schema_version = 1
+
+
+class ComplaintResumedV1(ComplaintStep):
+    event_type = "ComplaintResumed"
+    schema_version = 1
+
+
+class ComplaintEscalatedV1(ComplaintStep):
+    event_type = "ComplaintEscalated"
+    schema_version = 1
+    level: int = Field(ge=1)
+    target_unit: str
+
+
+COMPLAINT_STEPS: tuple[type[ComplaintStep], ...] = (
+    ComplaintResolvedOnSpotV1,
+    ComplaintDispatchedV1,
+    ComplaintHandOffAcceptedV1,
+    ComplaintAcknowledgedV1,
+    ComplaintCheckedV1,
+    CustomerContactedV1,
+    ComplaintRectifiedV1,
+    FeedbackReceivedV1,
+    ComplaintClosedV1,
+    ComplaintReopenedV1,
+    CallbackMadeV1,
+    ComplaintPausedV1,
+    ComplaintResumedV1,
+    ComplaintEscalatedV1,
+)
+
+PUBLISHED: tuple[type[Contract], ...] = (HallRegisteredV1, ComplaintRegisteredV1, *COMPLAINT_STEPS)
+CONTRACTS: dict[tuple[str, int], type[Contract]] = {(c.event_type, c.schema_version): c for c in PUBLISHED}
 
 
 class Envelope(BaseModel):

@@ -27,7 +27,11 @@ def error_body(location: tuple[str, ...], message: str, error_type: str) -> dict
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, error: ServiceError) -> JSONResponse:
-        return JSONResponse(error_body(error.field, str(error), error.error_type), status_code=error.status_code)
+        return JSONResponse(
+            error_body(error.field, str(error), error.error_type),
+            status_code=error.status_code,
+            headers=getattr(error, "headers", None),
+        )
 
     async def store_unavailable(_: Request, error: Exception) -> JSONResponse:
         logger.warning("event store unavailable: %s", type(error).__name__)

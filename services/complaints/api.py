@@ -3,14 +3,49 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response, status
 
-from services.complaints.application import ComplaintsApplication, RegisterComplaint, RegisterHall
-from services.complaints.schemas import ComplaintCreate, ComplaintPublic, HallCreate, HallPublic
+from services.complaints.application import (
+    ComplaintsApplication,
+    RegisterComplaint,
+    RegisterHall,
+    StepRequest,
+    fingerprint_of,
+)
+from services.complaints.domain import Complaint, Step
+from services.complaints.schemas import (
+    CallbackBody,
+    CheckBody,
+    ComplaintCreate,
+    ComplaintPublic,
+    ContactBody,
+    DispatchBody,
+    EscalateBody,
+    FeedbackBody,
+    HallCreate,
+    HallPublic,
+    RectifyBody,
+    StepBody,
+)
+from shared.auth import Caller, Principal, Role, require_roles
 
 router = APIRouter(prefix="/api/v1")
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=200,
+        description="Makes a retried POST safe: the same key returns the first response and records nothing new.",
+    ),
+]
+# Roles that carry complaints through the loop; auditors and inspectors only read them.
+HANDLING = (Role.front_line, Role.handler, Role.hall_manager, Role.quality_manager)
+SUPERVISING = (Role.hall_manager, Role.quality_manager)
+SEES_CONTACT = (Role.handler, Role.hall_manager)
 
 
 def application(request: Request) -> ComplaintsApplication:
@@ -18,9 +53,16 @@ def application(request: Request) -> ComplaintsApplication:
     return app
 
 
+def present(complaint: Complaint, caller: Principal, response: Response, created: bool) -> ComplaintPublic:
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return ComplaintPublic.of(complaint, unmasked=caller.has_any(*SEES_CONTACT))
+
+
 @router.post("/halls", status_code=status.HTTP_201_CREATED, response_model=HallPublic)
-def register_hall(body: HallCreate, request: Request) -> HallPublic:
+def register_hall(body: HallCreate, request: Request, caller: Caller) -> HallPublic:
     """Registers a service hall. Its `hall_id` is the operator's code; registering it twice is a 409."""
+    require_roles(caller, Role.quality_manager)
     hall = application(request).register_hall(
         RegisterHall(
             hall_code=body.hall_id,
@@ -29,28 +71,27 @@ def register_hall(body: HallCreate, request: Request) -> HallPublic:
             city=body.city,
             level=body.level,
             ownership=body.ownership,
-        )
+        ),
+        caller,
     )
     return HallPublic.of(hall)
 
 
 @router.get("/halls/{hall_id}", response_model=HallPublic)
-def get_hall(hall_id: str, request: Request) -> HallPublic:
-    return HallPublic.of(application(request).get_hall(hall_id))
+def get_hall(hall_id: str, request: Request, caller: Caller) -> HallPublic:
+    return HallPublic.of(application(request).get_hall(hall_id, caller))
 
 
 @router.post("/complaints", status_code=status.HTTP_201_CREATED, response_model=ComplaintPublic)
 def register_complaint(
-    body: ComplaintCreate,
-    request: Request,
-    response: Response,
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
+    body: ComplaintCreate, request: Request, response: Response, caller: Caller, idempotency_key: IdempotencyKey = None
 ) -> ComplaintPublic:
     """Registers a complaint and returns its id and complaint number.
 
-    Send an `Idempotency-Key` header to make retries safe: a repeat returns the
-    same complaint (header `Idempotent-Replayed: true`) and records nothing new.
+    A repeat with the same `Idempotency-Key` returns the same complaint (header
+    `Idempotent-Replayed: true`) and records nothing new.
     """
+    require_roles(caller, *HANDLING)
     complaint, created = application(request).register_complaint(
         RegisterComplaint(
             hall_code=body.hall_id,
@@ -60,16 +101,346 @@ def register_complaint(
             customer_name=body.customer.name,
             customer_phone=body.customer.phone,
             description=body.description,
-            received_by=body.received_by,
+            received_by=body.received_by or caller.subject,
             received_at=body.received_at,
         ),
+        caller,
         idempotency_key=idempotency_key,
     )
-    if not created:
-        response.headers["Idempotent-Replayed"] = "true"
-    return ComplaintPublic.of(complaint)
+    return present(complaint, caller, response, created)
 
 
 @router.get("/complaints/{complaint_id}", response_model=ComplaintPublic)
-def get_complaint(complaint_id: uuid.UUID, request: Request) -> ComplaintPublic:
-    return ComplaintPublic.of(application(request).get_complaint(complaint_id))
+def get_complaint(complaint_id: uuid.UUID, request: Request, caller: Caller) -> ComplaintPublic:
+    complaint = application(request).get_complaint(complaint_id, caller)
+    return ComplaintPublic.of(complaint, unmasked=caller.has_any(*SEES_CONTACT))
+
+
+def take_step(
+    action: str,
+    complaint_id: uuid.UUID,
+    body: StepBody,
+    request: Request,
+    response: Response,
+    caller: Principal,
+    idempotency_key: str | None,
+    perform: Callable[[Complaint, Step], None],
+    roles: tuple[Role, ...] = HANDLING,
+) -> ComplaintPublic:
+    require_roles(caller, *roles)
+    step_request = StepRequest(
+        actor=caller.subject,
+        reason=body.reason,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint_of(action, str(complaint_id), body.model_dump(mode="json")),
+    )
+    complaint, created = application(request).act(complaint_id, step_request, perform, caller)
+    return present(complaint, caller, response, created)
+
+
+@router.post("/complaints/{complaint_id}/resolve-on-spot", response_model=ComplaintPublic)
+def resolve_on_spot(
+    complaint_id: uuid.UUID,
+    body: StepBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintPublic:
+    """Resolved at the counter (现场解决); feedback is still needed before closing."""
+    return take_step(
+        "resolve-on-spot",
+        complaint_id,
+        body,
+        request,
+        response,
+        caller,
+        idempotency_key,
+        lambda complaint, step: complaint.resolve_on_spot(step),
+    )
+
+
+@router.post("/complaints/{complaint_id}/dispatch", response_model=ComplaintPublic)
+def dispatch(
+    complaint_id: uuid.UUID,
+    body: DispatchBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintPublic:
+    """Hands the complaint to another unit (电子派单); the current owner keeps it until they accept."""
+    return take_step(
+        "dispatch",
+        complaint_id,
+        body,
+        request,
+        response,
+        caller,
+        idempotency_key,
+        lambda complaint, step: complaint.dispatch(body.to_unit, step),
+    )
+
+
+@router.post("/complaints/{complaint_id}/accept", response_model=ComplaintPublic)
+def accept(
+    complaint_id: uuid.UUID,
+    body: StepBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintPublic:
+    """The receiving unit accepts a hand-off and becomes the owner."""
+    return take_step(
+        "accept",
+        complaint_id,
+        body,
+        request,
+        response,
+        caller,
+        idempotency_key,
+        lambda complaint, step: complaint.accept(step),
+    )
+
+
+@router.post("/complaints/{complaint_id}/acknowledge", response_model=ComplaintPublic)
+def acknowledge(
+    complaint_id: uuid.UUID,
+    body: StepBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintPublic:
+    """First response to the customer; stops the response clock."""
+    return take_step(
+        "acknowledge",
+        complaint_id,
+        body,
+        request,
+        response,
+        caller,
+        idempotency_key,
+        lambda complaint, step: complaint.acknowledge(step),
+    )
+
+
+@router.post("/complaints/{complaint_id}/check", response_model=ComplaintPublic)
+def check(
+    complaint_id: uuid.UUID,
+    body: CheckBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintPublic:
+    """Records the finding (核查): substantiated or not, root cause, responsible unit."""
+    return take_step(
+        "check",
+        complaint_id,
+        body,
+        request,
+        response,
+        caller,
+        idempotency_key,
+        lambda complaint, step: complaint.check(body.substantiated, body.root_cause, body.responsible_unit, step),
+    )
+
+
+@router.post("/complaints/{complaint_id}/contact", response_model=ComplaintPublic)
+def contact(
+    complaint_id: uuid.UUID,
+    body: ContactBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintPublic:
+    """Records one attempt to communicate with the customer (沟通) and its outcome."""
+    return take_step(
+        "contact",
+        complaint_id,
+        body,
+        request,
+        response,
+        caller,
+        idempotency_key,
+        lambda complaint, step: complaint.contact(body.outcome, step),
+    )
+
+
+@router.post("/complaints/{complaint_id}/rectify", response_model=ComplaintPublic)
+def rectify(
+    complaint_id: uuid.UUID,
+    body: RectifyBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintPublic:
+    """Records the corrective action (整改) with its owner, deadline and evidence."""
+    return take_step(
+        "rectify",
+        complaint_id,
+        body,
+        request,
+        response,
+        caller,
+        idempotency_key,
+        lambda complaint, step: complaint.rectify(body.action, body.owner, body.deadline, body.evidence, step),
+    )
+
+
+@router.post("/complaints/{complaint_id}/feedback", response_model=ComplaintPublic)
+def feedback(
+    complaint_id: uuid.UUID,
+    body: FeedbackBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintPublic:
+    """The customer's verdict (反馈): satisfied, basically satisfied or unsatisfied."""
+    return take_step(
+        "feedback",
+        complaint_id,
+        body,
+        request,
+        response,
+        caller,
+        idempotency_key,
+        lambda complaint, step: complaint.feedback(body.satisfaction, step),
+    )
+
+
+@router.post("/complaints/{complaint_id}/close", response_model=ComplaintPublic)
+def close(
+    complaint_id: uuid.UUID,
+    body: StepBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintPublic:
+    """Closes (结案); refused until the customer has given feedback that is not unsatisfied."""
+    return take_step(
+        "close",
+        complaint_id,
+        body,
+        request,
+        response,
+        caller,
+        idempotency_key,
+        lambda complaint, step: complaint.close(step),
+    )
+
+
+@router.post("/complaints/{complaint_id}/reopen", response_model=ComplaintPublic)
+def reopen(
+    complaint_id: uuid.UUID,
+    body: StepBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintPublic:
+    """Reopens a closed complaint, or one whose customer was unsatisfied."""
+    return take_step(
+        "reopen",
+        complaint_id,
+        body,
+        request,
+        response,
+        caller,
+        idempotency_key,
+        lambda complaint, step: complaint.reopen(step),
+    )
+
+
+@router.post("/complaints/{complaint_id}/callback", response_model=ComplaintPublic)
+def callback(
+    complaint_id: uuid.UUID,
+    body: CallbackBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintPublic:
+    """A supervisor's callback (回访), required after unsatisfied feedback before the loop can close."""
+    return take_step(
+        "callback",
+        complaint_id,
+        body,
+        request,
+        response,
+        caller,
+        idempotency_key,
+        lambda complaint, step: complaint.callback(body.outcome, step),
+        roles=SUPERVISING,
+    )
+
+
+@router.post("/complaints/{complaint_id}/pause", response_model=ComplaintPublic)
+def pause(
+    complaint_id: uuid.UUID,
+    body: StepBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintPublic:
+    """Waiting on the customer: the SLA clocks stop until resume."""
+    return take_step(
+        "pause",
+        complaint_id,
+        body,
+        request,
+        response,
+        caller,
+        idempotency_key,
+        lambda complaint, step: complaint.pause(step),
+    )
+
+
+@router.post("/complaints/{complaint_id}/resume", response_model=ComplaintPublic)
+def resume(
+    complaint_id: uuid.UUID,
+    body: StepBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintPublic:
+    return take_step(
+        "resume",
+        complaint_id,
+        body,
+        request,
+        response,
+        caller,
+        idempotency_key,
+        lambda complaint, step: complaint.resume(step),
+    )
+
+
+@router.post("/complaints/{complaint_id}/escalate", response_model=ComplaintPublic)
+def escalate(
+    complaint_id: uuid.UUID,
+    body: EscalateBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintPublic:
+    """Escalates by hand (升级), e.g. on the customer's demand, to the next level's unit."""
+    return take_step(
+        "escalate",
+        complaint_id,
+        body,
+        request,
+        response,
+        caller,
+        idempotency_key,
+        lambda complaint, step: complaint.escalate(body.target_unit, step),
+    )

@@ -14,8 +14,9 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresDatastore
 
-from services.complaints.domain import Complaint, Hall, hall_aggregate_id
+from services.complaints.domain import Complaint, Hall, Step, StepRefused, hall_aggregate_id
 from services.complaints.group_commit import GroupCommitter
+from shared.auth import OrgUnit, Principal
 from shared.errors import ServiceError
 
 Clock = Callable[[], datetime]
@@ -31,6 +32,12 @@ class ComplaintsError(ServiceError):
 
 class HallAlreadyRegistered(ComplaintsError):
     error_type = "hall_exists"
+    field = ("body", "hall_id")
+
+
+class OutsideScope(ComplaintsError):
+    status_code = 403
+    error_type = "outside_scope"
     field = ("body", "hall_id")
 
 
@@ -56,6 +63,14 @@ class ReceivedAtOutOfRange(ComplaintsError):
     status_code = 422
     error_type = "received_at_out_of_range"
     field = ("body", "received_at")
+
+
+class StepNotAllowed(ComplaintsError):
+    error_type = "step_not_allowed"
+
+
+class ConcurrentChange(ComplaintsError):
+    error_type = "concurrent_change"
 
 
 class IdempotencyKeyReused(ComplaintsError):
@@ -87,9 +102,27 @@ class RegisterComplaint:
     received_at: datetime | None = None
 
     def fingerprint(self) -> str:
-        """Identifies the request's content, to tell a retry from a reused key."""
-        canonical = json.dumps(asdict(self), sort_keys=True, default=str)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return fingerprint_of(asdict(self))
+
+
+def unit_of(hall: Hall) -> OrgUnit:
+    return OrgUnit.of_hall(hall.province, hall.city, hall.hall_code)
+
+
+def fingerprint_of(*parts: object) -> str:
+    """Identifies a request's content, to tell a retry from a reused idempotency key."""
+    canonical = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    """Who asks for a step and why; the key and fingerprint make a retry safe."""
+
+    actor: str
+    reason: str
+    idempotency_key: str | None = None
+    fingerprint: str | None = None
 
 
 class ComplaintsApplication(Application[uuid.UUID]):
@@ -100,13 +133,15 @@ class ComplaintsApplication(Application[uuid.UUID]):
         self.clock = clock
         self._datastore: PostgresDatastore = self.recorder.datastore  # type: ignore[attr-defined]
         self._group_commit = GroupCommitter(self)
-        self._registered_halls: set[str] = set()
+        self._halls: dict[str, Hall] = {}
 
     def close(self) -> None:
         self._group_commit.close()
         super().close()
 
-    def register_hall(self, command: RegisterHall) -> Hall:
+    def register_hall(self, command: RegisterHall, viewer: Principal) -> Hall:
+        if not viewer.can_see(OrgUnit.of_hall(command.province, command.city, command.hall_code)):
+            raise OutsideScope(f"hall {command.hall_code!r} is outside your organisation unit {viewer.unit}")
         hall = Hall(**asdict(command))
         try:
             self.save(hall)
@@ -114,15 +149,24 @@ class ComplaintsApplication(Application[uuid.UUID]):
             raise HallAlreadyRegistered(f"hall {command.hall_code!r} is already registered") from None
         return hall
 
-    def get_hall(self, hall_code: str) -> Hall:
-        try:
-            hall: Hall = self.repository.get(hall_aggregate_id(hall_code))
-        except AggregateNotFoundError:
-            raise HallNotFound(f"no hall {hall_code!r}") from None
+    def get_hall(self, hall_code: str, viewer: Principal) -> Hall:
+        """Outside the viewer's unit a hall is as good as absent: no leak of its existence."""
+        hall = self._find_hall(hall_code)
+        if hall is None or not viewer.can_see(unit_of(hall)):
+            raise HallNotFound(f"no hall {hall_code!r}")
         return hall
 
+    def _find_hall(self, hall_code: str) -> Hall | None:
+        """Halls do not change once registered, so each is loaded once."""
+        if hall_code not in self._halls:
+            try:
+                self._halls[hall_code] = self.repository.get(hall_aggregate_id(hall_code))
+            except AggregateNotFoundError:
+                return None
+        return self._halls[hall_code]
+
     def register_complaint(
-        self, command: RegisterComplaint, idempotency_key: str | None = None
+        self, command: RegisterComplaint, viewer: Principal, idempotency_key: str | None = None
     ) -> tuple[Complaint, bool]:
         """Returns the complaint and whether this call created it.
 
@@ -133,7 +177,7 @@ class ComplaintsApplication(Application[uuid.UUID]):
         if idempotency_key is None:
             complaint_id = uuid.uuid4()
         else:
-            complaint_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, idempotency_key)
+            complaint_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{viewer.subject}:{idempotency_key}")
             existing = self._find_complaint(complaint_id)
             if existing is not None:
                 return self._replayed(existing, fingerprint), False
@@ -144,8 +188,10 @@ class ComplaintsApplication(Application[uuid.UUID]):
             raise ReceivedAtOutOfRange("received_at is in the future")
         if now - received_at > MAX_LATE_SUBMISSION:
             raise ReceivedAtOutOfRange(f"received_at is more than {MAX_LATE_SUBMISSION.days} days old")
-        if not self._hall_exists(command.hall_code):
-            raise UnknownHall(f"no hall {command.hall_code!r} is registered")
+        try:
+            self.get_hall(command.hall_code, viewer)
+        except HallNotFound:
+            raise UnknownHall(f"no hall {command.hall_code!r} is registered") from None
 
         complaint = Complaint(
             id=complaint_id,
@@ -166,22 +212,60 @@ class ComplaintsApplication(Application[uuid.UUID]):
             self._group_commit.save(complaint)
         except IntegrityError:
             # A concurrent request with the same idempotency key won the race.
-            return self._replayed(self.get_complaint(complaint_id), fingerprint), False
+            return self._replayed(self.get_complaint(complaint_id, viewer), fingerprint), False
         return complaint, True
 
-    def _hall_exists(self, hall_code: str) -> bool:
-        """Halls are never removed, so once seen a hall code need not be looked up again."""
-        if hall_code not in self._registered_halls:
-            try:
-                self.get_hall(hall_code)
-            except HallNotFound:
-                return False
-            self._registered_halls.add(hall_code)
-        return True
+    def act(
+        self,
+        complaint_id: uuid.UUID,
+        request: StepRequest,
+        perform: Callable[[Complaint, Step], None],
+        viewer: Principal,
+    ) -> tuple[Complaint, bool]:
+        """Performs one step of the closed loop; returns the complaint and whether this call changed it.
 
-    def get_complaint(self, complaint_id: uuid.UUID) -> Complaint:
+        A step already performed under the same idempotency key returns the
+        complaint as that step left it. Two writers racing on one complaint: one
+        wins, the other gets `ConcurrentChange` rather than a lost update.
+        """
+        complaint = self.get_complaint(complaint_id, viewer)
+        if replayed := self._earlier_response(complaint, request):
+            return replayed, False
+        step = Step(
+            actor=request.actor,
+            reason=request.reason,
+            at=self.clock(),
+            request_key=request.idempotency_key,
+            request_fingerprint=request.fingerprint,
+        )
+        try:
+            perform(complaint, step)
+        except StepRefused as refused:
+            raise StepNotAllowed(str(refused)) from None
+        try:
+            self.save(complaint)
+        except IntegrityError:
+            if replayed := self._earlier_response(self.get_complaint(complaint_id, viewer), request):
+                return replayed, False
+            raise ConcurrentChange("the complaint was changed at the same moment; reload it and retry") from None
+        return complaint, True
+
+    def _earlier_response(self, complaint: Complaint, request: StepRequest) -> Complaint | None:
+        if request.idempotency_key is None:
+            return None
+        earlier = complaint.response_to(request.idempotency_key)
+        if earlier is None:
+            return None
+        fingerprint, version = earlier
+        if fingerprint != request.fingerprint:
+            raise IdempotencyKeyReused("this Idempotency-Key was used for a different request")
+        as_it_was: Complaint = self.repository.get(complaint.id, version=version)
+        return as_it_was
+
+    def get_complaint(self, complaint_id: uuid.UUID, viewer: Principal) -> Complaint:
         complaint = self._find_complaint(complaint_id)
-        if complaint is None:
+        hall = self._find_hall(complaint.hall_code) if complaint else None
+        if complaint is None or hall is None or not viewer.can_see(unit_of(hall)):
             raise ComplaintNotFound(f"no complaint {complaint_id}")
         return complaint
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
@@ -38,8 +40,34 @@ class Hall(Aggregate):
         self.ownership = ownership
 
 
+class StepRefused(Exception):
+    """The complaint is not at a point where this step is allowed; the text says what is missing."""
+
+
+SATISFACTION_SCORES = {"satisfied": 5, "basically_satisfied": 3, "unsatisfied": 1}
+
+
+@dataclass(frozen=True)
+class Step:
+    """Who did a step, when and why, and the request that asked for it (for safe retries)."""
+
+    actor: str
+    reason: str
+    at: datetime
+    request_key: str | None = None
+    request_fingerprint: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 class Complaint(Aggregate):
-    """A customer complaint. Its first-ask owner is whoever received it (首问负责)."""
+    """A customer complaint and its closed loop: check → communicate → rectify → feedback.
+
+    Its first-ask owner is whoever received it (首问负责) until another unit accepts a
+    hand-off, so it is never ownerless. Commands check the rules and raise
+    `StepRefused`; the `_`-prefixed methods are the events, which only change state.
+    """
 
     class Registered(Aggregate.Created):
         number: str
@@ -84,4 +112,289 @@ class Complaint(Aggregate):
         self.received_at = received_at
         self.registered_at = registered_at
         self.request_fingerprint = request_fingerprint
-        self.status = "registered"
+        self.status = "open"
+        self.pending_hand_off_to: str | None = None
+        self.acknowledged_at: datetime | None = None
+        self.resolved_on_spot = False
+        self.checked = False
+        self.substantiated: bool | None = None
+        self.contacts = 0
+        self.rectified = False
+        self.satisfaction: str | None = None
+        self.callback_needed = False
+        self.paused_since: datetime | None = None
+        self.escalation_level = 0
+        self.reopen_count = 0
+        self.requests: dict[str, tuple[str, int]] = {}
+
+    # Commands: check the rules, then record the event.
+
+    def resolve_on_spot(self, step: Step) -> None:
+        self._require_open()
+        if self.rectified or self.resolved_on_spot:
+            raise StepRefused("the complaint is already resolved; give feedback next")
+        self._resolved_on_spot(**step.fields())
+
+    def dispatch(self, to_unit: str, step: Step) -> None:
+        self._require_open()
+        if self.pending_hand_off_to is not None:
+            raise StepRefused(f"a hand-off to {self.pending_hand_off_to} is waiting to be accepted")
+        if to_unit == self.owner:
+            raise StepRefused(f"{to_unit} already owns the complaint")
+        self._dispatched(to_unit=to_unit, **step.fields())
+
+    def accept(self, step: Step) -> None:
+        self._require_open()
+        if self.pending_hand_off_to is None:
+            raise StepRefused("no hand-off is waiting to be accepted; dispatch first")
+        self._hand_off_accepted(unit=self.pending_hand_off_to, **step.fields())
+
+    def acknowledge(self, step: Step) -> None:
+        self._require_open()
+        if self.acknowledged_at is not None:
+            raise StepRefused("the customer already had a first response")
+        self._acknowledged(**step.fields())
+
+    def check(self, substantiated: bool, root_cause: str, responsible_unit: str, step: Step) -> None:
+        self._require_open()
+        self._checked(
+            substantiated=substantiated, root_cause=root_cause, responsible_unit=responsible_unit, **step.fields()
+        )
+
+    def contact(self, outcome: str, step: Step) -> None:
+        self._require_open()
+        if not self.checked:
+            raise StepRefused("check the facts before communicating with the customer")
+        self._customer_contacted(outcome=outcome, **step.fields())
+
+    def rectify(
+        self, action: str, rectification_owner: str, deadline: datetime, evidence: list[str], step: Step
+    ) -> None:
+        self._require_open()
+        if not self.checked:
+            raise StepRefused("check the facts before rectifying")
+        if self.contacts == 0:
+            raise StepRefused("communicate with the customer before rectifying")
+        if self.callback_needed:
+            raise StepRefused("the customer was unsatisfied: a supervisor callback comes before rectifying again")
+        self._rectified(
+            action=action,
+            rectification_owner=rectification_owner,
+            deadline=deadline,
+            evidence=evidence,
+            **step.fields(),
+        )
+
+    def feedback(self, satisfaction: str, step: Step) -> None:
+        self._require_open()
+        if not (self.rectified or self.resolved_on_spot):
+            raise StepRefused("rectify (or resolve on the spot) before asking for feedback")
+        if self.satisfaction is not None:
+            raise StepRefused("feedback was already given; close or reopen")
+        self._feedback_received(satisfaction=satisfaction, score=SATISFACTION_SCORES[satisfaction], **step.fields())
+
+    def close(self, step: Step) -> None:
+        self._require_open()
+        if self.satisfaction is None:
+            raise StepRefused("feedback from the customer is missing")
+        if self.satisfaction == "unsatisfied":
+            raise StepRefused("the customer was unsatisfied: reopen, call back and rectify before closing")
+        if self.pending_hand_off_to is not None:
+            raise StepRefused(f"the hand-off to {self.pending_hand_off_to} is still waiting to be accepted")
+        self._closed(**step.fields())
+
+    def reopen(self, step: Step) -> None:
+        if self.status == "open" and self.satisfaction != "unsatisfied":
+            raise StepRefused("only a closed complaint or one with unsatisfied feedback can be reopened")
+        self._reopened(**step.fields())
+
+    def callback(self, outcome: str, step: Step) -> None:
+        self._require_open()
+        if not self.callback_needed:
+            raise StepRefused("a supervisor callback is needed only after unsatisfied feedback and a reopen")
+        self._callback_made(outcome=outcome, **step.fields())
+
+    def pause(self, step: Step) -> None:
+        self._require_open()
+        if self.paused_since is not None:
+            raise StepRefused("the complaint is already waiting on the customer")
+        self._paused(**step.fields())
+
+    def resume(self, step: Step) -> None:
+        self._require_open()
+        if self.paused_since is None:
+            raise StepRefused("the complaint is not paused")
+        self._resumed(**step.fields())
+
+    def escalate(self, target_unit: str, step: Step) -> None:
+        self._require_open()
+        self._escalated(level=self.escalation_level + 1, target_unit=target_unit, **step.fields())
+
+    def response_to(self, request_key: str) -> tuple[str, int] | None:
+        """The fingerprint and resulting version of an earlier request with this key."""
+        return self.requests.get(request_key)
+
+    def _require_open(self) -> None:
+        if self.status == "closed":
+            raise StepRefused("the complaint is closed; reopen it first")
+
+    # Events: change state only; replayed when the complaint is loaded.
+
+    def _remember(self, request_key: str | None, request_fingerprint: str | None) -> None:
+        if request_key is not None and request_fingerprint is not None:
+            self.requests[request_key] = (request_fingerprint, self.version + 1)
+
+    @event("ResolvedOnSpot")
+    def _resolved_on_spot(
+        self, actor: str, reason: str, at: datetime, request_key: str | None, request_fingerprint: str | None
+    ) -> None:
+        self.resolved_on_spot = True
+        self._remember(request_key, request_fingerprint)
+
+    @event("Dispatched")
+    def _dispatched(
+        self,
+        to_unit: str,
+        actor: str,
+        reason: str,
+        at: datetime,
+        request_key: str | None,
+        request_fingerprint: str | None,
+    ) -> None:
+        self.pending_hand_off_to = to_unit
+        self._remember(request_key, request_fingerprint)
+
+    @event("HandOffAccepted")
+    def _hand_off_accepted(
+        self, unit: str, actor: str, reason: str, at: datetime, request_key: str | None, request_fingerprint: str | None
+    ) -> None:
+        self.owner = unit
+        self.pending_hand_off_to = None
+        self._remember(request_key, request_fingerprint)
+
+    @event("Acknowledged")
+    def _acknowledged(
+        self, actor: str, reason: str, at: datetime, request_key: str | None, request_fingerprint: str | None
+    ) -> None:
+        self.acknowledged_at = at
+        self._remember(request_key, request_fingerprint)
+
+    @event("Checked")
+    def _checked(
+        self,
+        substantiated: bool,
+        root_cause: str,
+        responsible_unit: str,
+        actor: str,
+        reason: str,
+        at: datetime,
+        request_key: str | None,
+        request_fingerprint: str | None,
+    ) -> None:
+        self.checked = True
+        self.substantiated = substantiated
+        self._remember(request_key, request_fingerprint)
+
+    @event("CustomerContacted")
+    def _customer_contacted(
+        self,
+        outcome: str,
+        actor: str,
+        reason: str,
+        at: datetime,
+        request_key: str | None,
+        request_fingerprint: str | None,
+    ) -> None:
+        self.contacts += 1
+        self._remember(request_key, request_fingerprint)
+
+    @event("Rectified")
+    def _rectified(
+        self,
+        action: str,
+        rectification_owner: str,
+        deadline: datetime,
+        evidence: list[str],
+        actor: str,
+        reason: str,
+        at: datetime,
+        request_key: str | None,
+        request_fingerprint: str | None,
+    ) -> None:
+        self.rectified = True
+        self._remember(request_key, request_fingerprint)
+
+    @event("FeedbackReceived")
+    def _feedback_received(
+        self,
+        satisfaction: str,
+        score: int,
+        actor: str,
+        reason: str,
+        at: datetime,
+        request_key: str | None,
+        request_fingerprint: str | None,
+    ) -> None:
+        self.satisfaction = satisfaction
+        self._remember(request_key, request_fingerprint)
+
+    @event("Closed")
+    def _closed(
+        self, actor: str, reason: str, at: datetime, request_key: str | None, request_fingerprint: str | None
+    ) -> None:
+        self.status = "closed"
+        self.paused_since = None
+        self._remember(request_key, request_fingerprint)
+
+    @event("Reopened")
+    def _reopened(
+        self, actor: str, reason: str, at: datetime, request_key: str | None, request_fingerprint: str | None
+    ) -> None:
+        self.callback_needed = self.callback_needed or self.satisfaction == "unsatisfied"
+        self.status = "open"
+        self.rectified = False
+        self.resolved_on_spot = False
+        self.satisfaction = None
+        self.reopen_count += 1
+        self._remember(request_key, request_fingerprint)
+
+    @event("CallbackMade")
+    def _callback_made(
+        self,
+        outcome: str,
+        actor: str,
+        reason: str,
+        at: datetime,
+        request_key: str | None,
+        request_fingerprint: str | None,
+    ) -> None:
+        self.callback_needed = False
+        self._remember(request_key, request_fingerprint)
+
+    @event("Paused")
+    def _paused(
+        self, actor: str, reason: str, at: datetime, request_key: str | None, request_fingerprint: str | None
+    ) -> None:
+        self.paused_since = at
+        self._remember(request_key, request_fingerprint)
+
+    @event("Resumed")
+    def _resumed(
+        self, actor: str, reason: str, at: datetime, request_key: str | None, request_fingerprint: str | None
+    ) -> None:
+        self.paused_since = None
+        self._remember(request_key, request_fingerprint)
+
+    @event("Escalated")
+    def _escalated(
+        self,
+        level: int,
+        target_unit: str,
+        actor: str,
+        reason: str,
+        at: datetime,
+        request_key: str | None,
+        request_fingerprint: str | None,
+    ) -> None:
+        self.escalation_level = level
+        self._remember(request_key, request_fingerprint)

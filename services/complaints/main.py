@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from services.complaints import api
 from services.complaints.application import COMPLAINT_NUMBER_SEQUENCE, ComplaintsApplication
 from services.complaints.outbox import ComplaintsOutbox
+from shared.auth import Authenticator, AuthSettings
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
@@ -68,6 +69,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="complaints", version="1", lifespan=lifespan)
     app.state.pool = None
+    app.state.authenticator = Authenticator(AuthSettings())
     app.include_router(api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
     install_error_handlers(app)

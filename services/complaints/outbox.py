@@ -12,8 +12,23 @@ from eventsourcing.persistence import Notification
 from services.complaints.application import ComplaintsApplication
 from services.complaints.domain import Complaint, Hall
 from shared.contracts import (
+    CallbackMadeV1,
+    ComplaintAcknowledgedV1,
+    ComplaintCheckedV1,
+    ComplaintClosedV1,
+    ComplaintDispatchedV1,
+    ComplaintEscalatedV1,
+    ComplaintHandOffAcceptedV1,
+    ComplaintPausedV1,
+    ComplaintRectifiedV1,
     ComplaintRegisteredV1,
+    ComplaintReopenedV1,
+    ComplaintResolvedOnSpotV1,
+    ComplaintResumedV1,
+    ComplaintStep,
     Contract,
+    CustomerContactedV1,
+    FeedbackReceivedV1,
     HallRegisteredV1,
     build_event,
     encode_event,
@@ -21,6 +36,24 @@ from shared.contracts import (
 from shared.relay import OutgoingMessage
 
 SOURCE = "complaints"
+
+# Internal step events whose fields the contracts copy by name.
+STEP_CONTRACTS: dict[str, type[ComplaintStep]] = {
+    "Complaint.ResolvedOnSpot": ComplaintResolvedOnSpotV1,
+    "Complaint.Dispatched": ComplaintDispatchedV1,
+    "Complaint.HandOffAccepted": ComplaintHandOffAcceptedV1,
+    "Complaint.Acknowledged": ComplaintAcknowledgedV1,
+    "Complaint.Checked": ComplaintCheckedV1,
+    "Complaint.CustomerContacted": CustomerContactedV1,
+    "Complaint.Rectified": ComplaintRectifiedV1,
+    "Complaint.FeedbackReceived": FeedbackReceivedV1,
+    "Complaint.Closed": ComplaintClosedV1,
+    "Complaint.Reopened": ComplaintReopenedV1,
+    "Complaint.CallbackMade": CallbackMadeV1,
+    "Complaint.Paused": ComplaintPausedV1,
+    "Complaint.Resumed": ComplaintResumedV1,
+    "Complaint.Escalated": ComplaintEscalatedV1,
+}
 
 
 def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None:
@@ -44,6 +77,9 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None
             owner=domain_event.received_by,
             received_at=domain_event.received_at,
         )
+    step_contract = STEP_CONTRACTS.get(type(domain_event).__qualname__)
+    if step_contract is not None:
+        return step_contract.model_validate({name: getattr(domain_event, name) for name in step_contract.model_fields})
     return None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -69,7 +69,9 @@ class ComplaintCreate(StrictBody):
     )
 
 
-class MaskedContact(BaseModel):
+class Contact(BaseModel):
+    """Masked unless the caller's role needs to reach the customer."""
+
     name: str
     phone: str
 
@@ -83,14 +85,26 @@ class ComplaintPublic(BaseModel):
     priority: str
     status: str
     owner: str
-    customer: MaskedContact
+    pending_hand_off_to: str | None
+    acknowledged_at: datetime | None
+    resolved_on_spot: bool
+    checked: bool
+    substantiated: bool | None
+    contacts: int
+    rectified: bool
+    satisfaction: str | None
+    callback_needed: bool
+    paused: bool
+    escalation_level: int
+    reopen_count: int
+    customer: Contact
     description: str
     received_at: datetime
     registered_at: datetime
     version: int
 
     @classmethod
-    def of(cls, complaint: Complaint) -> ComplaintPublic:
+    def of(cls, complaint: Complaint, *, unmasked: bool = False) -> ComplaintPublic:
         return cls(
             id=complaint.id,
             number=complaint.number,
@@ -100,7 +114,21 @@ class ComplaintPublic(BaseModel):
             priority=complaint.priority,
             status=complaint.status,
             owner=complaint.owner,
-            customer=MaskedContact(name=mask_name(complaint.customer_name), phone=mask_phone(complaint.customer_phone)),
+            pending_hand_off_to=complaint.pending_hand_off_to,
+            acknowledged_at=complaint.acknowledged_at,
+            resolved_on_spot=complaint.resolved_on_spot,
+            checked=complaint.checked,
+            substantiated=complaint.substantiated,
+            contacts=complaint.contacts,
+            rectified=complaint.rectified,
+            satisfaction=complaint.satisfaction,
+            callback_needed=complaint.callback_needed,
+            paused=complaint.paused_since is not None,
+            escalation_level=complaint.escalation_level,
+            reopen_count=complaint.reopen_count,
+            customer=Contact(name=complaint.customer_name, phone=complaint.customer_phone)
+            if unmasked
+            else Contact(name=mask_name(complaint.customer_name), phone=mask_phone(complaint.customer_phone)),
             description=complaint.description,
             received_at=complaint.received_at,
             registered_at=complaint.registered_at,
@@ -118,3 +146,43 @@ def mask_phone(phone: str) -> str:
 def mask_name(name: str) -> str:
     """张三丰 → 张**."""
     return name[:1] + "*" * (len(name) - 1)
+
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+
+
+class StepBody(StrictBody):
+    reason: Reason = Field(description="Why this step was taken; recorded in the complaint's history.")
+
+
+class DispatchBody(StepBody):
+    to_unit: Code = Field(description="The unit that should take the complaint over.")
+
+
+class CheckBody(StepBody):
+    substantiated: bool
+    root_cause: Text
+    responsible_unit: Code
+
+
+class ContactBody(StepBody):
+    outcome: Literal["reached", "unreachable", "refused", "call_back_later"]
+
+
+class RectifyBody(StepBody):
+    action: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    owner: Code = Field(description="Who carries the rectification out.")
+    deadline: AwareDatetime
+    evidence: list[Text] = Field(default_factory=list, max_length=20, description="References to evidence.")
+
+
+class FeedbackBody(StepBody):
+    satisfaction: Literal["satisfied", "basically_satisfied", "unsatisfied"]
+
+
+class CallbackBody(StepBody):
+    outcome: Text
+
+
+class EscalateBody(StepBody):
+    target_unit: Code

@@ -1,12 +1,17 @@
-"""REST reads of the projections."""
+"""REST reads of the projections, limited to the caller's part of the organisation."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
+from pydantic import AwareDatetime
 
+from services.projections.complaints import ComplaintPage, hall_unit_of_complaint, list_complaints
 from services.projections.timeline import Timeline, load_timeline
+from shared.auth import Caller
 from shared.errors import ServiceError
 
 router = APIRouter(prefix="/api/v1")
@@ -18,10 +23,54 @@ class ComplaintNotProjected(ServiceError):
     field = ("path", "complaint_id")
 
 
+class BadCursor(ServiceError):
+    status_code = 422
+    error_type = "bad_cursor"
+    field = ("query", "cursor")
+
+
 @router.get("/complaints/{complaint_id}/timeline", response_model=Timeline)
-async def complaint_timeline(complaint_id: uuid.UUID, request: Request) -> Timeline:
-    """Every event of the complaint, oldest first, as far as this projection has seen."""
-    timeline = await load_timeline(request.app.state.pool, complaint_id)
+async def complaint_timeline(complaint_id: uuid.UUID, request: Request, caller: Caller) -> Timeline:
+    """Every event of the complaint, oldest first, with actor and reason, as far as this projection has seen."""
+    pool = request.app.state.pool
+    unit = await hall_unit_of_complaint(pool, complaint_id)
+    timeline = await load_timeline(pool, complaint_id) if unit and caller.can_see(unit) else None
     if timeline is None:
         raise ComplaintNotProjected(f"no events seen for complaint {complaint_id}")
     return timeline
+
+
+@router.get("/complaints", response_model=ComplaintPage)
+async def complaints(
+    request: Request,
+    caller: Caller,
+    hall_id: str | None = None,
+    status: Literal["open", "paused", "closed"] | None = None,
+    category: str | None = None,
+    priority: Literal["normal", "urgent", "major"] | None = None,
+    received_from: Annotated[AwareDatetime | None, Query(description="Received at or after this instant.")] = None,
+    received_to: Annotated[AwareDatetime | None, Query(description="Received before this instant.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> ComplaintPage:
+    """Complaints in the caller's organisation unit, newest first, filtered and paged."""
+    return await list_complaints(
+        request.app.state.pool,
+        visible_prefix=caller.unit.path,
+        limit=limit,
+        cursor=parse_cursor(cursor) if cursor else None,
+        hall_id=hall_id,
+        status=status,
+        category=category,
+        priority=priority,
+        received_from=received_from,
+        received_to=received_to,
+    )
+
+
+def parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    received_at, _, complaint_id = cursor.partition("|")
+    try:
+        return datetime.fromisoformat(received_at), uuid.UUID(complaint_id)
+    except ValueError:
+        raise BadCursor("not a cursor returned by this endpoint") from None

@@ -5,13 +5,15 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from devstack.stack import Stack, StackConfig
-from tests.integration.harness import StackClient
+from tests.integration.harness import StackClient, write_api_keys
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A whole stack of its own per test module, on free ports: `make run` may be up beside it."""
-    stack = Stack(StackConfig.for_tests(tmp_path_factory.mktemp("stack")))
+    config = StackConfig.for_tests(tmp_path_factory.mktemp("stack"))
+    config.extra_env["API_KEYS_FILE"] = str(write_api_keys(config.data_dir / "api-keys.json"))
+    stack = Stack(config)
     try:
         stack.start()
         yield stack

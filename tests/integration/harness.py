@@ -10,6 +10,8 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -17,7 +19,35 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 from devstack.stack import Stack
+from shared.auth import AuthSettings, OrgUnit, Role, hash_api_key, issue_staff_token
 from shared.topics import dead_letter_topic
+
+FRONT_LINE_KEY = "test-front-line-key-for-SZ-KEY-HALL"
+FRONT_LINE_HALL = ("广东", "深圳", "SZ-KEY-HALL")
+
+
+def staff_token(subject: str, unit: OrgUnit, *roles: Role) -> str:
+    return issue_staff_token(AuthSettings(), subject, unit, roles, timedelta(hours=1))
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def write_api_keys(path: Path) -> Path:
+    """One front-line key, bound to the hall FRONT_LINE_HALL."""
+    path.write_text(
+        json.dumps(
+            {
+                hash_api_key(FRONT_LINE_KEY): {
+                    "name": "counter-system-sz",
+                    "unit": str(OrgUnit(FRONT_LINE_HALL)),
+                    "roles": ["front_line"],
+                }
+            }
+        )
+    )
+    return path
 
 
 def complaint_body(hall_id: str, description: str = "charged twice for one plan") -> dict[str, Any]:
@@ -43,7 +73,8 @@ class StackClient:
         database = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=4)
         assert database is not None
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
-        async with httpx.AsyncClient(timeout=10, limits=limits) as http:
+        headers = bearer(staff_token("test-admin", OrgUnit(), Role.admin))
+        async with httpx.AsyncClient(timeout=10, limits=limits, headers=headers) as http:
             try:
                 yield cls(stack, http, database)
             finally:

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
 
+from shared.auth import OrgUnit, Role
 from shared.topics import COMPLAINTS_EVENTS
-from tests.integration.harness import StackClient, complaint_body
+from tests.integration.harness import StackClient, bearer, complaint_body, staff_token
 
 
 async def test_every_posted_complaint_appears_once_in_the_timeline(client: StackClient) -> None:
@@ -48,14 +49,17 @@ async def test_timeline_lists_the_registration_with_its_time_and_type(client: St
 async def test_registered_complaint_has_number_owner_and_masked_contact(client: StackClient) -> None:
     hall_id = await client.register_hall()
     created = await client.post_complaint(complaint_body(hall_id))
+    url = f"{client.complaints_url}/api/v1/complaints/{created.json()['id']}"
+
+    manager = await client.http.get(url, headers=bearer(staff_token("qm-1", OrgUnit(), Role.quality_manager)))
+    handler = await client.http.get(url, headers=bearer(staff_token("h-1", OrgUnit(), Role.handler)))
 
     assert created.status_code == 201
-    fetched = await client.http.get(f"{client.complaints_url}/api/v1/complaints/{created.json()['id']}")
-    complaint = fetched.json()
-    assert fetched.status_code == 200
-    assert complaint["number"].startswith("C") and complaint["status"] == "registered"
-    assert complaint["owner"] == hall_id
+    complaint = manager.json()
+    assert complaint["number"].startswith("C") and complaint["status"] == "open"
+    assert complaint["owner"] == "test-admin"  # the receiving staff member, from the credential
     assert complaint["customer"] == {"name": "张*", "phone": "138****5678"}
+    assert handler.json()["customer"] == {"name": "张三", "phone": "13812345678"}
 
 
 async def test_invalid_complaint_gets_422_naming_each_bad_field(client: StackClient) -> None:

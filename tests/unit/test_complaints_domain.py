@@ -31,7 +31,7 @@ def test_whoever_receives_a_complaint_owns_it_first() -> None:
     complaint = register(received_by="clerk-17")
 
     assert complaint.owner == "clerk-17"
-    assert complaint.status == "registered"
+    assert complaint.status == "open"
     [registered] = complaint.collect_events()
     assert isinstance(registered, Complaint.Registered)
 

@@ -1,0 +1,195 @@
+"""Complaint summaries and the hall registry: what `GET /api/v1/complaints` lists and filters."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel
+
+from shared.auth import OrgUnit
+from shared.consumer import Connection
+from shared.contracts import ComplaintRegisteredV1, HallRegisteredV1, IntegrationEvent
+
+DDL = """
+CREATE TABLE IF NOT EXISTS halls (
+    hall_id text PRIMARY KEY,
+    name text NOT NULL,
+    province text NOT NULL,
+    city text NOT NULL,
+    level integer NOT NULL,
+    ownership text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS complaint_summaries (
+    complaint_id uuid PRIMARY KEY,
+    number text NOT NULL UNIQUE,
+    hall_id text NOT NULL,
+    channel text NOT NULL,
+    category text NOT NULL,
+    priority text NOT NULL,
+    owner text NOT NULL,
+    status text NOT NULL,
+    last_step text NOT NULL,
+    received_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    version integer NOT NULL
+);
+CREATE INDEX IF NOT EXISTS complaint_summaries_hall ON complaint_summaries (hall_id, received_at);
+CREATE INDEX IF NOT EXISTS complaint_summaries_received ON complaint_summaries (received_at, complaint_id);
+"""
+
+# How each step moves a complaint's status; steps not named leave it as it was.
+STATUS_AFTER = {
+    "ComplaintClosed": "closed",
+    "ComplaintReopened": "open",
+    "ComplaintPaused": "paused",
+    "ComplaintResumed": "open",
+}
+OWNER_FIELD = {"ComplaintHandOffAccepted": "unit"}
+
+
+class ComplaintSummary(BaseModel):
+    id: uuid.UUID
+    number: str
+    hall_id: str
+    channel: str
+    category: str
+    priority: str
+    owner: str
+    status: str
+    last_step: str
+    received_at: datetime
+    updated_at: datetime
+
+
+class ComplaintPage(BaseModel):
+    items: list[ComplaintSummary]
+    next_cursor: str | None
+
+
+async def create_tables(pool: asyncpg.Pool) -> None:
+    await pool.execute(DDL)
+
+
+async def record_hall(connection: Connection, event: IntegrationEvent) -> None:
+    hall = event.payload
+    assert isinstance(hall, HallRegisteredV1)
+    await connection.execute(
+        "INSERT INTO halls VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hall_id) DO NOTHING",
+        hall.hall_id,
+        hall.name,
+        hall.province,
+        hall.city,
+        hall.level,
+        hall.ownership,
+    )
+
+
+async def record_registration(connection: Connection, event: IntegrationEvent) -> None:
+    registered = event.payload
+    assert isinstance(registered, ComplaintRegisteredV1)
+    await connection.execute(
+        """
+        INSERT INTO complaint_summaries
+        VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9, $10, $11)
+        ON CONFLICT (complaint_id) DO NOTHING
+        """,
+        event.envelope.aggregate_id,
+        registered.complaint_number,
+        registered.hall_id,
+        registered.channel,
+        registered.category,
+        registered.priority,
+        registered.owner,
+        event.event_type,
+        registered.received_at,
+        event.envelope.occurred_at,
+        event.envelope.aggregate_version,
+    )
+
+
+async def record_step(connection: Connection, event: IntegrationEvent) -> None:
+    """Applies a step only if it is newer than what the summary already shows."""
+    envelope = event.envelope
+    owner_field = OWNER_FIELD.get(envelope.event_type)
+    await connection.execute(
+        """
+        UPDATE complaint_summaries SET
+            status = COALESCE($2, status),
+            owner = COALESCE($3, owner),
+            last_step = $4,
+            updated_at = $5,
+            version = $6
+        WHERE complaint_id = $1 AND version < $6
+        """,
+        envelope.aggregate_id,
+        STATUS_AFTER.get(envelope.event_type),
+        envelope.data[owner_field] if owner_field else None,
+        envelope.event_type,
+        envelope.occurred_at,
+        envelope.aggregate_version,
+    )
+
+
+async def list_complaints(
+    pool: asyncpg.Pool,
+    *,
+    visible_prefix: tuple[str, ...],
+    limit: int,
+    cursor: tuple[datetime, uuid.UUID] | None = None,
+    **filters: Any,
+) -> ComplaintPage:
+    """Newest first, keyset-paged; only halls under `visible_prefix` (province, city, hall)."""
+    conditions = ["TRUE"]
+    arguments: list[Any] = []
+
+    def where(sql: str, value: Any) -> None:
+        arguments.append(value)
+        conditions.append(sql.format(f"${len(arguments)}"))
+
+    for depth, column in enumerate(("h.province", "h.city", "s.hall_id")[: len(visible_prefix)]):
+        where(f"{column} = {{}}", visible_prefix[depth])
+    for name, column in (
+        ("hall_id", "s.hall_id"),
+        ("status", "s.status"),
+        ("category", "s.category"),
+        ("priority", "s.priority"),
+    ):
+        if filters.get(name) is not None:
+            where(f"{column} = {{}}", filters[name])
+    if filters.get("received_from") is not None:
+        where("s.received_at >= {}", filters["received_from"])
+    if filters.get("received_to") is not None:
+        where("s.received_at < {}", filters["received_to"])
+    if cursor is not None:
+        arguments.extend(cursor)
+        conditions.append(f"(s.received_at, s.complaint_id) < (${len(arguments) - 1}, ${len(arguments)})")
+    arguments.append(limit + 1)
+    rows = await pool.fetch(
+        f"""
+        SELECT s.* FROM complaint_summaries s JOIN halls h ON h.hall_id = s.hall_id
+        WHERE {" AND ".join(conditions)}
+        ORDER BY s.received_at DESC, s.complaint_id DESC LIMIT ${len(arguments)}
+        """,  # noqa: S608 - only placeholders are interpolated
+        *arguments,
+    )
+    items = [
+        ComplaintSummary(id=row["complaint_id"], **{k: row[k] for k in ComplaintSummary.model_fields if k != "id"})
+        for row in rows[:limit]
+    ]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = f"{last.received_at.isoformat()}|{last.id}"
+    return ComplaintPage(items=items, next_cursor=next_cursor)
+
+
+async def hall_unit_of_complaint(pool: asyncpg.Pool, complaint_id: uuid.UUID) -> OrgUnit | None:
+    row = await pool.fetchrow(
+        "SELECT h.province, h.city, h.hall_id FROM complaint_summaries s JOIN halls h ON h.hall_id = s.hall_id"
+        " WHERE s.complaint_id = $1",
+        complaint_id,
+    )
+    return OrgUnit.of_hall(row["province"], row["city"], row["hall_id"]) if row else None

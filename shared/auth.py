@@ -1,0 +1,257 @@
+"""Who is calling and which part of the organisation they may see: staff JWTs and front-line API keys."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, ClassVar, Literal, Self
+
+import jwt
+from fastapi import Depends, Request
+from pydantic import (
+    BaseModel,
+    Field,
+    PlainValidator,
+    SecretStr,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import ServiceError
+
+Level = Literal["group", "province", "city", "hall"]
+_LEVELS: tuple[Level, ...] = ("group", "province", "city", "hall")
+# Public on purpose so local runs need no set-up; AuthSettings refuses it in production.
+DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105
+_ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True)
+class OrgUnit:
+    """A node of group → province → city → hall; `path` is empty for the group itself."""
+
+    path: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.path) >= len(_LEVELS):
+            raise ValueError(f"organisation unit {self} is deeper than group/province/city/hall")
+        if not all(segment and "/" not in segment for segment in self.path):
+            raise ValueError(f"organisation unit {self} has an empty segment or one containing '/'")
+
+    @classmethod
+    def parse(cls, text: str) -> OrgUnit:
+        """`"group"` or `"group/广东/深圳/GD-SZ-001"`, as written by `str()`."""
+        root, *below = text.split("/")
+        if root != "group":
+            raise ValueError(f"organisation unit {text!r} must start with 'group'")
+        return cls(tuple(below))
+
+    @classmethod
+    def of_hall(cls, province: str, city: str, hall_id: str) -> OrgUnit:
+        return cls((province, city, hall_id))
+
+    @property
+    def level(self) -> Level:
+        return _LEVELS[len(self.path)]
+
+    def contains(self, other: OrgUnit) -> bool:
+        """True if `other` is this unit or below it."""
+        return other.path[: len(self.path)] == self.path
+
+    def __str__(self) -> str:
+        return "/".join(("group", *self.path))
+
+
+class Role(StrEnum):
+    front_line = "front_line"
+    handler = "handler"
+    hall_manager = "hall_manager"
+    inspector = "inspector"
+    quality_manager = "quality_manager"
+    auditor = "auditor"
+    admin = "admin"
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str  # API key name or staff id, so it can go into logs and events: never personal data
+    unit: OrgUnit
+    roles: frozenset[Role]
+
+    def can_see(self, unit: OrgUnit) -> bool:
+        return self.unit.contains(unit)
+
+    def has_any(self, *roles: Role) -> bool:
+        """Admin counts as every role."""
+        return Role.admin in self.roles or not self.roles.isdisjoint(roles)
+
+
+class Unauthenticated(ServiceError):
+    status_code = 401
+    error_type = "unauthenticated"
+    # RFC 9110 requires a challenge on every 401; the error handler has to pass these on.
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
+
+    def __init__(self, header: str, message: str) -> None:
+        super().__init__(message)
+        self.field = ("header", header)
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+    error_type = "forbidden"
+
+
+def require_roles(principal: Principal, *roles: Role) -> None:
+    """Refuses unless the principal has at least one of `roles`."""
+    if not principal.has_any(*roles):
+        raise Forbidden(f"requires one of the roles: {', '.join(roles)}")
+
+
+class AuthSettings(BaseSettings):
+    """`ENVIRONMENT`, `JWT_SECRET`, `JWT_ISSUER`, `API_KEYS_FILE` as environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    jwt_secret: SecretStr = SecretStr(DEVELOPMENT_SECRET)
+    jwt_issuer: str = "service-quality"
+    api_keys_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _production_has_a_real_secret(self) -> Self:
+        secret = self.jwt_secret.get_secret_value()
+        if self.environment == "production" and (secret == DEVELOPMENT_SECRET or len(secret.encode()) < 32):
+            raise ValueError("in production JWT_SECRET must be set to a secret of at least 32 bytes")
+        return self
+
+
+def _unit_from_text(value: object) -> OrgUnit:
+    if not isinstance(value, str):
+        raise ValueError("must be a string such as 'group/广东/深圳'")
+    return OrgUnit.parse(value)
+
+
+class _Grant(BaseModel):
+    unit: Annotated[OrgUnit, PlainValidator(_unit_from_text)]
+    roles: frozenset[Role] = Field(min_length=1)
+
+
+class _StaffClaims(_Grant):
+    sub: str = Field(min_length=1)
+
+
+class _ApiKeyEntry(_Grant):
+    name: str = Field(min_length=1)
+
+
+_Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+_API_KEYS_FILE = TypeAdapter(dict[_Sha256Hex, _ApiKeyEntry])
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def load_api_keys(path: Path) -> dict[str, Principal]:
+    """Reads `{"<hash_api_key(key)>": {"name": ..., "unit": "group/...", "roles": [...]}}`, keyed by digest.
+
+    Raises `ValueError` naming each bad entry by its digest, so a broken file stops the service at start-up.
+    """
+    try:
+        entries = _API_KEYS_FILE.validate_json(path.read_bytes())
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in error.errors())
+        raise ValueError(f"API keys file {path}: {problems}") from None
+    return {digest: Principal(entry.name, entry.unit, entry.roles) for digest, entry in entries.items()}
+
+
+def issue_staff_token(
+    settings: AuthSettings, subject: str, unit: OrgUnit, roles: Iterable[Role], lifetime: timedelta
+) -> str:
+    claims = {
+        "sub": subject,
+        "unit": str(unit),
+        "roles": sorted(roles),
+        "iss": settings.jwt_issuer,
+        "exp": datetime.now(UTC) + lifetime,
+    }
+    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=_ALGORITHM)
+
+
+_TOKEN_PROBLEMS: tuple[tuple[type[jwt.InvalidTokenError], str], ...] = (
+    (jwt.ExpiredSignatureError, "token has expired"),
+    (jwt.InvalidIssuerError, "token has the wrong issuer"),
+    (jwt.InvalidSignatureError, "token signature is invalid"),
+    (jwt.MissingRequiredClaimError, "token lacks a required claim"),
+)
+
+
+class Authenticator:
+    """FastAPI dependency resolving the caller to a `Principal`, or refusing with 401.
+
+    Build one per service at start-up and alias it:
+    `CurrentPrincipal = Annotated[Principal, Depends(Authenticator(AuthSettings()))]`.
+    """
+
+    def __init__(self, settings: AuthSettings) -> None:
+        self._settings = settings
+        self._api_keys = load_api_keys(settings.api_keys_file) if settings.api_keys_file else {}
+
+    async def __call__(self, request: Request) -> Principal:
+        authorization = request.headers.get("Authorization")
+        api_key = request.headers.get("X-API-Key")
+        if authorization is not None and api_key is not None:
+            # Two identities in one request: picking either would be a guess.
+            raise Unauthenticated("X-API-Key", "send either Authorization or X-API-Key, not both")
+        if authorization is not None:
+            return self._staff(authorization)
+        if api_key is not None:
+            return self._front_line(api_key)
+        raise Unauthenticated("Authorization", "missing credentials: send 'Authorization: Bearer <token>'")
+
+    def _staff(self, authorization: str) -> Principal:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("Authorization", "expected 'Bearer <token>'")
+        try:
+            claims = jwt.decode(
+                token.strip(),
+                self._settings.jwt_secret.get_secret_value(),
+                algorithms=[_ALGORITHM],
+                issuer=self._settings.jwt_issuer,
+                options={"require": ["exp", "iss", "sub"]},
+            )
+        except jwt.InvalidTokenError as error:
+            # Our own fixed wording, so nothing taken from the token is ever echoed back.
+            message = next((text for kind, text in _TOKEN_PROBLEMS if isinstance(error, kind)), "token is malformed")
+            raise Unauthenticated("Authorization", message) from None
+        try:
+            staff = _StaffClaims.model_validate(claims)
+        except ValidationError as error:
+            claim = error.errors()[0]["loc"][0]
+            raise Unauthenticated("Authorization", f"token has an invalid '{claim}' claim") from None
+        return Principal(staff.sub, staff.unit, staff.roles)
+
+    def _front_line(self, api_key: str) -> Principal:
+        # A dict lookup by digest leaks nothing through timing: a caller cannot steer the digest it probes.
+        principal = self._api_keys.get(hash_api_key(api_key))
+        if principal is None:
+            raise Unauthenticated("X-API-Key", "unknown API key")
+        return principal
+
+
+async def current_principal(request: Request) -> Principal:
+    """The dependency behind `Caller`: uses the `Authenticator` the app keeps in `app.state.authenticator`."""
+    authenticator: Authenticator = request.app.state.authenticator
+    return await authenticator(request)
+
+
+Caller = Annotated[Principal, Depends(current_principal)]

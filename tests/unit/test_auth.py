@@ -1,0 +1,268 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import jwt
+import pytest
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from shared.auth import (
+    Authenticator,
+    AuthSettings,
+    Forbidden,
+    OrgUnit,
+    Principal,
+    Role,
+    hash_api_key,
+    issue_staff_token,
+    load_api_keys,
+    require_roles,
+)
+from shared.errors import install_error_handlers
+
+SECRET = "a-test-secret-that-is-long-enough-for-hs256"  # noqa: S105
+SHENZHEN = OrgUnit(("广东", "深圳"))
+HALL = OrgUnit.of_hall("广东", "深圳", "GD-SZ-001")
+
+
+def settings(**overrides: object) -> AuthSettings:
+    values: dict[str, object] = {"environment": "development", "jwt_secret": SECRET, "jwt_issuer": "service-quality"}
+    return AuthSettings.model_validate(values | overrides)
+
+
+def signed_in() -> Principal:
+    raise NotImplementedError("each test app overrides this with an Authenticator")
+
+
+# An alias naming a local Authenticator would not resolve under `from __future__ import annotations`.
+CurrentPrincipal = Annotated[Principal, Depends(signed_in)]
+router = APIRouter()
+
+
+@router.get("/whoami")
+async def whoami(principal: CurrentPrincipal) -> dict[str, object]:
+    return {"subject": principal.subject, "unit": str(principal.unit), "roles": sorted(principal.roles)}
+
+
+@router.get("/audit")
+async def audit(principal: CurrentPrincipal) -> None:
+    require_roles(principal, Role.auditor)
+
+
+def client(auth_settings: AuthSettings) -> TestClient:
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(router)
+    app.dependency_overrides[signed_in] = Authenticator(auth_settings)
+    return TestClient(app)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def staff_token(lifetime: timedelta = timedelta(minutes=5), **overrides: object) -> str:
+    return issue_staff_token(settings(**overrides), "staff-1001", SHENZHEN, [Role.handler], lifetime)
+
+
+def assert_unauthenticated(response: httpx.Response, header: str, message: str) -> None:
+    assert response.status_code == 401
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["header", header]
+    assert error["type"] == "unauthenticated"
+    assert message in error["msg"]
+
+
+def key_file(tmp_path: Path, entries: dict[str, object]) -> Path:
+    path = tmp_path / "api-keys.json"
+    path.write_text(json.dumps(entries, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_unit_text_round_trips_at_every_level() -> None:
+    for text, level in [
+        ("group", "group"),
+        ("group/广东", "province"),
+        ("group/广东/深圳", "city"),
+        ("group/广东/深圳/GD-SZ-001", "hall"),
+    ]:
+        unit = OrgUnit.parse(text)
+        assert str(unit) == text
+        assert unit.level == level
+    assert OrgUnit.parse("group/广东/深圳/GD-SZ-001") == HALL
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("广东/深圳", "must start with 'group'"),
+        ("", "must start with 'group'"),
+        ("group/广东//GD-SZ-001", "empty segment"),
+        ("group/", "empty segment"),
+        ("group/广东/深圳/GD-SZ-001/柜台3", "deeper than group/province/city/hall"),
+    ],
+)
+def test_unit_text_that_is_not_a_path_below_group_is_refused(text: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        OrgUnit.parse(text)
+
+
+def test_a_city_contains_itself_and_its_halls_but_not_another_city() -> None:
+    assert SHENZHEN.contains(SHENZHEN)
+    assert SHENZHEN.contains(HALL)
+    assert not SHENZHEN.contains(OrgUnit.of_hall("广东", "广州", "GD-GZ-001"))
+    assert not SHENZHEN.contains(OrgUnit(("广东",)))
+    assert OrgUnit().contains(HALL)
+
+
+def test_a_principal_sees_only_its_own_subtree() -> None:
+    manager = Principal("staff-1001", SHENZHEN, frozenset({Role.hall_manager}))
+
+    assert manager.can_see(HALL)
+    assert not manager.can_see(OrgUnit(("广东", "广州")))
+
+
+def test_admin_has_every_role() -> None:
+    admin = Principal("staff-1", OrgUnit(), frozenset({Role.admin}))
+
+    assert all(admin.has_any(role) for role in Role)
+
+
+def test_a_valid_staff_token_yields_its_principal() -> None:
+    response = client(settings()).get("/whoami", headers=bearer(staff_token()))
+
+    assert response.status_code == 200
+    assert response.json() == {"subject": "staff-1001", "unit": "group/广东/深圳", "roles": ["handler"]}
+
+
+def test_a_request_without_credentials_is_refused() -> None:
+    assert_unauthenticated(client(settings()).get("/whoami"), "Authorization", "missing credentials")
+
+
+@pytest.mark.parametrize(
+    ("token", "problem"),
+    [
+        (staff_token(lifetime=timedelta(minutes=-1)), "token has expired"),
+        (staff_token(jwt_secret="another-secret-that-is-long-enough-too"), "signature is invalid"),  # noqa: S106
+        (staff_token(jwt_issuer="someone-else"), "wrong issuer"),
+        ("not.a.jwt", "malformed"),
+    ],
+    ids=["expired", "wrong-secret", "wrong-issuer", "malformed"],
+)
+def test_a_bad_staff_token_is_refused_without_echoing_it(token: str, problem: str) -> None:
+    response = client(settings()).get("/whoami", headers=bearer(token))
+
+    assert_unauthenticated(response, "Authorization", problem)
+    assert token not in response.text
+
+
+def test_an_authorization_header_that_is_not_bearer_is_refused() -> None:
+    response = client(settings()).get("/whoami", headers={"Authorization": "Basic c3RhZmY6cHc="})
+
+    assert_unauthenticated(response, "Authorization", "expected 'Bearer <token>'")
+
+
+@pytest.mark.parametrize(
+    ("claim", "value"), [("unit", "province/广东"), ("roles", ["superuser"]), ("roles", [])], ids=str
+)
+def test_a_signed_token_with_a_bad_unit_or_role_claim_is_refused(claim: str, value: object) -> None:
+    claims: dict[str, object] = {
+        "sub": "staff-1001",
+        "unit": "group/广东",
+        "roles": ["handler"],
+        "iss": "service-quality",
+    }
+    claims |= {claim: value, "exp": datetime.now(UTC) + timedelta(minutes=5)}
+    token = jwt.encode(claims, SECRET, algorithm="HS256")
+
+    response = client(settings()).get("/whoami", headers=bearer(token))
+
+    assert_unauthenticated(response, "Authorization", f"invalid '{claim}' claim")
+
+
+def test_a_refusal_carries_a_bearer_challenge() -> None:
+    response = client(settings()).get("/whoami")
+
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_configured_api_key_yields_its_principal(tmp_path: Path) -> None:
+    path = key_file(
+        tmp_path,
+        {hash_api_key("pos-secret"): {"name": "pos-gd-sz-001", "unit": str(HALL), "roles": ["front_line"]}},
+    )
+
+    response = client(settings(api_keys_file=path)).get("/whoami", headers={"X-API-Key": "pos-secret"})
+
+    assert response.status_code == 200
+    assert response.json() == {"subject": "pos-gd-sz-001", "unit": str(HALL), "roles": ["front_line"]}
+
+
+def test_an_unknown_api_key_is_refused(tmp_path: Path) -> None:
+    path = key_file(tmp_path, {hash_api_key("pos-secret"): {"name": "pos", "unit": "group", "roles": ["front_line"]}})
+
+    response = client(settings(api_keys_file=path)).get("/whoami", headers={"X-API-Key": "guessed"})
+
+    assert_unauthenticated(response, "X-API-Key", "unknown API key")
+
+
+def test_a_request_with_both_credentials_is_refused() -> None:
+    response = client(settings()).get("/whoami", headers=bearer(staff_token()) | {"X-API-Key": "pos-secret"})
+
+    assert_unauthenticated(response, "X-API-Key", "not both")
+
+
+def test_a_bad_key_file_entry_is_named_at_start_up(tmp_path: Path) -> None:
+    good, bad = hash_api_key("good"), hash_api_key("bad")
+    path = key_file(
+        tmp_path,
+        {
+            good: {"name": "pos-1", "unit": "group/广东", "roles": ["front_line"]},
+            bad: {"name": "pos-2", "unit": "广东/深圳", "roles": ["front_line"]},
+        },
+    )
+
+    with pytest.raises(ValueError, match=rf"{bad}\.unit: .*must start with 'group'"):
+        Authenticator(settings(api_keys_file=path))
+
+
+def test_a_key_file_holding_raw_keys_instead_of_digests_is_refused(tmp_path: Path) -> None:
+    path = key_file(tmp_path, {"pos-secret": {"name": "pos", "unit": "group", "roles": ["front_line"]}})
+
+    with pytest.raises(ValueError, match="pos-secret"):
+        load_api_keys(path)
+
+
+def test_production_refuses_the_default_or_a_short_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.delenv("JWT_SECRET", raising=False)
+    with pytest.raises(ValidationError, match="JWT_SECRET"):
+        AuthSettings()
+
+    monkeypatch.setenv("JWT_SECRET", "too-short")
+    with pytest.raises(ValidationError, match="JWT_SECRET"):
+        AuthSettings()
+
+    monkeypatch.setenv("JWT_SECRET", SECRET)
+    assert AuthSettings().environment == "production"
+
+
+def test_require_roles_refuses_a_principal_without_them() -> None:
+    handler = Principal("staff-1001", SHENZHEN, frozenset({Role.handler}))
+
+    with pytest.raises(Forbidden, match="auditor"):
+        require_roles(handler, Role.auditor, Role.quality_manager)
+    require_roles(handler, Role.auditor, Role.handler)
+
+
+def test_a_principal_without_the_role_gets_403() -> None:
+    response = client(settings()).get("/audit", headers=bearer(staff_token()))
+
+    assert response.status_code == 403
+    assert response.json()["detail"] == [{"loc": [], "msg": "requires one of the roles: auditor", "type": "forbidden"}]
