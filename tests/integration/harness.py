@@ -104,9 +104,37 @@ class StackClient:
         assert response.status_code == 201, response.text
         return hall_id
 
-    async def post_complaint(self, body: dict[str, Any], idempotency_key: str | None = None) -> httpx.Response:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    async def post_complaint(
+        self, body: dict[str, Any], idempotency_key: str | None = None, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        headers = {**(headers or {}), **({"Idempotency-Key": idempotency_key} if idempotency_key else {})}
         return await self.http.post(f"{self.complaints_url}/api/v1/complaints", json=body, headers=headers)
+
+    async def step(
+        self,
+        complaint_id: str,
+        action: str,
+        body: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        headers = {**(headers or {}), **({"Idempotency-Key": idempotency_key} if idempotency_key else {})}
+        return await self.http.post(
+            f"{self.complaints_url}/api/v1/complaints/{complaint_id}/{action}",
+            json={"reason": f"{action} for the test", **(body or {})},
+            headers=headers,
+        )
+
+    async def wait_for_timeline(self, complaint_id: str, length: int, timeout: float = 30) -> list[dict[str, Any]]:
+        """The complaint's timeline once it has `length` events (or whatever it has at the timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = await self.http.get(f"{self.projections_url}/api/v1/complaints/{complaint_id}/timeline")
+            events: list[dict[str, Any]] = response.json().get("events", []) if response.status_code == 200 else []
+            if len(events) >= length or time.monotonic() > deadline:
+                return events
+            await asyncio.sleep(0.2)
 
     async def projected_counts(self, complaint_ids: set[str]) -> dict[str, int]:
         """How many timeline rows the projection holds for each complaint's registration."""

@@ -1,0 +1,227 @@
+"""The closed loop over REST: every path, its refusals, safe retries and racing writers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from shared.auth import OrgUnit, Role
+from tests.integration.harness import StackClient, bearer, complaint_body, staff_token
+
+RECTIFY = {
+    "action": "refund the double charge",
+    "owner": "billing-team",
+    "deadline": "2030-01-01T18:00:00+08:00",
+    "evidence": ["ticket://BILL-881"],
+}
+CHECK = {"substantiated": True, "root_cause": "duplicate billing run", "responsible_unit": "billing-team"}
+
+
+async def new_complaint(client: StackClient) -> str:
+    hall_id = await client.register_hall()
+    response = await client.post_complaint(complaint_body(hall_id))
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def walk(client: StackClient, complaint_id: str, steps: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    for action, body in steps:
+        response = await client.step(complaint_id, action, body)
+        assert response.status_code == 200, f"{action}: {response.text}"
+        state = response.json()
+    return state
+
+
+async def timeline_types(client: StackClient, complaint_id: str, length: int) -> list[str]:
+    return [entry["type"] for entry in await client.wait_for_timeline(complaint_id, length)]
+
+
+async def test_full_loop_with_hand_off_ends_closed_and_the_timeline_shows_every_step(client: StackClient) -> None:
+    complaint_id = await new_complaint(client)
+
+    final = await walk(
+        client,
+        complaint_id,
+        [
+            ("dispatch", {"to_unit": "SZ-CSC"}),
+            ("accept", {}),
+            ("acknowledge", {}),
+            ("check", CHECK),
+            ("contact", {"outcome": "reached"}),
+            ("rectify", RECTIFY),
+            ("feedback", {"satisfaction": "satisfied"}),
+            ("close", {}),
+        ],
+    )
+
+    assert final["status"] == "closed" and final["owner"] == "SZ-CSC"
+    events = await client.wait_for_timeline(complaint_id, 9)
+    assert [e["type"] for e in events] == [
+        "ComplaintRegistered",
+        "ComplaintDispatched",
+        "ComplaintHandOffAccepted",
+        "ComplaintAcknowledged",
+        "ComplaintChecked",
+        "CustomerContacted",
+        "ComplaintRectified",
+        "FeedbackReceived",
+        "ComplaintClosed",
+    ]
+    assert [e["version"] for e in events] == list(range(1, 10))
+    for entry in events[1:]:
+        assert entry["details"]["actor"] == "test-admin"
+        assert entry["details"]["reason"].endswith("for the test")
+    assert events[7]["details"]["score"] == 5
+
+
+async def test_resolved_on_the_spot_still_needs_feedback_before_closing(client: StackClient) -> None:
+    complaint_id = await new_complaint(client)
+    await walk(client, complaint_id, [("resolve-on-spot", {})])
+
+    refused = await client.step(complaint_id, "close")
+    await walk(client, complaint_id, [("feedback", {"satisfaction": "basically_satisfied"}), ("close", {})])
+
+    assert refused.status_code == 409
+    assert refused.json()["detail"][0]["msg"] == "feedback from the customer is missing"
+    assert await timeline_types(client, complaint_id, 4) == [
+        "ComplaintRegistered",
+        "ComplaintResolvedOnSpot",
+        "FeedbackReceived",
+        "ComplaintClosed",
+    ]
+
+
+async def test_unsatisfied_customer_needs_reopen_and_callback_before_closing_again(client: StackClient) -> None:
+    complaint_id = await new_complaint(client)
+    await walk(
+        client,
+        complaint_id,
+        [
+            ("check", CHECK),
+            ("contact", {"outcome": "reached"}),
+            ("rectify", RECTIFY),
+            ("feedback", {"satisfaction": "unsatisfied"}),
+        ],
+    )
+
+    close_refused = await client.step(complaint_id, "close")
+    await walk(client, complaint_id, [("reopen", {})])
+    rectify_refused = await client.step(complaint_id, "rectify", RECTIFY)
+    final = await walk(
+        client,
+        complaint_id,
+        [
+            ("callback", {"outcome": "supervisor apologised"}),
+            ("rectify", RECTIFY),
+            ("feedback", {"satisfaction": "satisfied"}),
+            ("close", {}),
+        ],
+    )
+
+    assert close_refused.status_code == rectify_refused.status_code == 409
+    assert "reopen" in close_refused.json()["detail"][0]["msg"]
+    assert "callback" in rectify_refused.json()["detail"][0]["msg"]
+    assert final["status"] == "closed" and final["reopen_count"] == 1
+    assert (await timeline_types(client, complaint_id, 11))[4:] == [
+        "FeedbackReceived",
+        "ComplaintReopened",
+        "CallbackMade",
+        "ComplaintRectified",
+        "FeedbackReceived",
+        "ComplaintClosed",
+    ]
+
+
+async def test_pause_and_resume_are_recorded_with_their_reason(client: StackClient) -> None:
+    complaint_id = await new_complaint(client)
+
+    paused = await client.step(complaint_id, "pause", {"reason": "customer travelling until Friday"})
+    pause_again = await client.step(complaint_id, "pause")
+    resumed = await client.step(complaint_id, "resume")
+
+    assert paused.json()["paused"] is True and resumed.json()["paused"] is False
+    assert pause_again.status_code == 409
+    events = await client.wait_for_timeline(complaint_id, 3)
+    assert [e["type"] for e in events] == ["ComplaintRegistered", "ComplaintPaused", "ComplaintResumed"]
+    assert events[1]["details"]["reason"] == "customer travelling until Friday"
+
+
+async def test_manual_escalation_climbs_one_level_each_time(client: StackClient) -> None:
+    complaint_id = await new_complaint(client)
+    first = await client.step(complaint_id, "escalate", {"target_unit": "SZ-CITY"})
+    second = await client.step(complaint_id, "escalate", {"target_unit": "GD-PROVINCE"})
+
+    assert (first.json()["escalation_level"], second.json()["escalation_level"]) == (1, 2)
+    events = await client.wait_for_timeline(complaint_id, 3)
+    assert [e["details"].get("level") for e in events[1:]] == [1, 2]
+
+
+async def test_illegal_steps_are_refused_with_409_saying_what_is_missing(client: StackClient) -> None:
+    complaint_id = await new_complaint(client)
+    expectations: list[tuple[str, dict[str, Any], str]] = [
+        ("feedback", {"satisfaction": "satisfied"}, "rectify (or resolve on the spot) before asking for feedback"),
+        ("rectify", RECTIFY, "check the facts before rectifying"),
+        ("contact", {"outcome": "reached"}, "check the facts before communicating with the customer"),
+        ("accept", {}, "no hand-off is waiting to be accepted; dispatch first"),
+        ("callback", {"outcome": "x"}, "a supervisor callback is needed only after unsatisfied feedback and a reopen"),
+        ("resume", {}, "the complaint is not paused"),
+        ("close", {}, "feedback from the customer is missing"),
+        ("reopen", {}, "only a closed complaint or one with unsatisfied feedback can be reopened"),
+    ]
+    for action, body, message in expectations:
+        response = await client.step(complaint_id, action, body)
+        assert response.status_code == 409, action
+        assert response.json()["detail"] == [{"loc": [], "msg": message, "type": "step_not_allowed"}]
+
+    await walk(
+        client, complaint_id, [("resolve-on-spot", {}), ("feedback", {"satisfaction": "satisfied"}), ("close", {})]
+    )
+    on_closed = await client.step(complaint_id, "acknowledge")
+    assert on_closed.status_code == 409
+    assert on_closed.json()["detail"][0]["msg"] == "the complaint is closed; reopen it first"
+    assert (await client.step(str(uuid.uuid4()), "acknowledge")).status_code == 404
+
+
+async def test_repeated_step_with_one_key_gives_identical_responses_and_one_event(client: StackClient) -> None:
+    complaint_id = await new_complaint(client)
+    key = str(uuid.uuid4())
+
+    first = await client.step(complaint_id, "acknowledge", idempotency_key=key)
+    await client.step(complaint_id, "pause")
+    again = await client.step(complaint_id, "acknowledge", idempotency_key=key)
+    reused = await client.step(complaint_id, "resume", idempotency_key=key)
+
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert reused.status_code == 422
+    assert await timeline_types(client, complaint_id, 3) == [
+        "ComplaintRegistered",
+        "ComplaintAcknowledged",
+        "ComplaintPaused",
+    ]
+
+
+async def test_twenty_racing_writers_get_one_success_and_409s(client: StackClient) -> None:
+    complaint_id = await new_complaint(client)
+
+    responses = await asyncio.gather(*(client.step(complaint_id, "acknowledge") for _ in range(20)))
+
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200] + [409] * 19
+    current = await client.http.get(f"{client.complaints_url}/api/v1/complaints/{complaint_id}")
+    assert current.json()["version"] == 2
+    assert await timeline_types(client, complaint_id, 2) == ["ComplaintRegistered", "ComplaintAcknowledged"]
+
+
+async def test_auditors_read_but_cannot_act(client: StackClient) -> None:
+    complaint_id = await new_complaint(client)
+    auditor = bearer(staff_token("audit-1", OrgUnit(), Role.auditor))
+
+    read = await client.http.get(f"{client.complaints_url}/api/v1/complaints/{complaint_id}", headers=auditor)
+    act = await client.step(complaint_id, "acknowledge", headers=auditor)
+
+    assert read.status_code == 200
+    assert act.status_code == 403
