@@ -80,6 +80,12 @@ class StackClient:
             finally:
                 await database.close()
 
+    @contextlib.asynccontextmanager
+    async def acting_as(self, headers: dict[str, str]) -> AsyncIterator[StackClient]:
+        """The same stack, called with these credentials instead of the test admin's."""
+        async with httpx.AsyncClient(timeout=10, headers=headers) as http:
+            yield StackClient(self.stack, http, self.database)
+
     @property
     def complaints_url(self) -> str:
         return self.stack.services["complaints"].url
@@ -88,15 +94,22 @@ class StackClient:
     def projections_url(self) -> str:
         return self.stack.services["projections"].url
 
-    async def register_hall(self, level: int = 1, ownership: str = "self_operated") -> str:
-        hall_id = f"HALL-{uuid.uuid4().hex[:10]}"
+    async def register_hall(
+        self,
+        level: int = 1,
+        ownership: str = "self_operated",
+        province: str = "广东",
+        city: str = "深圳",
+        hall_id: str | None = None,
+    ) -> str:
+        hall_id = hall_id or f"HALL-{uuid.uuid4().hex[:10]}"
         response = await self.http.post(
             f"{self.complaints_url}/api/v1/halls",
             json={
                 "hall_id": hall_id,
                 "name": "福田营业厅",
-                "province": "广东",
-                "city": "深圳",
+                "province": province,
+                "city": city,
                 "level": level,
                 "ownership": ownership,
             },
