@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from services.complaints.application import (
     ComplaintsApplication,
@@ -27,6 +27,8 @@ from services.complaints.schemas import (
     FeedbackBody,
     HallCreate,
     HallPublic,
+    PublicProgress,
+    PublicStep,
     RectifyBody,
     StepBody,
 )
@@ -114,6 +116,27 @@ def register_complaint(
 def get_complaint(complaint_id: uuid.UUID, request: Request, caller: Caller) -> ComplaintPublic:
     complaint = application(request).get_complaint(complaint_id, caller)
     return ComplaintPublic.of(complaint, unmasked=caller.has_any(*SEES_CONTACT))
+
+
+@router.get("/public/complaints/{number}", response_model=PublicProgress, tags=["public"])
+def public_progress(
+    number: str,
+    request: Request,
+    phone_last_four: Annotated[
+        str, Query(pattern=r"^[0-9]{4}$", description="Last four digits of the phone number given with the complaint.")
+    ],
+) -> PublicProgress:
+    """For customers (客户随时查询投诉处理进程): status and steps, no credentials, no personal data.
+
+    Wrong digits count against the number; after five within 15 minutes it answers 429.
+    """
+    complaint, steps = application(request).public_progress(number, phone_last_four)
+    return PublicProgress(
+        number=complaint.number,
+        status="paused" if complaint.paused_since else complaint.status,
+        received_at=complaint.received_at,
+        steps=[PublicStep(step=step, at=at) for step, at in steps],
+    )
 
 
 def take_step(

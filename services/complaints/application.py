@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import AggregateEvent
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresDatastore
+from psycopg import sql
 
 from services.complaints.domain import Complaint, Hall, Step, StepRefused, hall_aggregate_id
 from services.complaints.group_commit import GroupCommitter
@@ -22,6 +26,8 @@ from shared.errors import ServiceError
 Clock = Callable[[], datetime]
 CHINA_TIME = ZoneInfo("Asia/Shanghai")
 MAX_LATE_SUBMISSION = timedelta(days=30)
+MAX_VERIFICATION_FAILURES = 5
+VERIFICATION_WINDOW = timedelta(minutes=15)
 COMPLAINT_NUMBER_SEQUENCE = "complaint_number_seq"
 IDEMPOTENCY_NAMESPACE = uuid.UUID("9a3e1c55-0e43-4d5b-8c1b-4b1f6f0f2d70")
 
@@ -71,6 +77,19 @@ class StepNotAllowed(ComplaintsError):
 
 class ConcurrentChange(ComplaintsError):
     error_type = "concurrent_change"
+
+
+class PublicComplaintNotFound(ComplaintsError):
+    status_code = 404
+    error_type = "not_found"
+    field = ("path", "number")
+
+
+class TooManyAttempts(ComplaintsError):
+    status_code = 429
+    error_type = "too_many_attempts"
+    field = ("query", "phone_last_four")
+    headers: ClassVar[dict[str, str]] = {"Retry-After": str(int(VERIFICATION_WINDOW.total_seconds()))}
 
 
 class IdempotencyKeyReused(ComplaintsError):
@@ -195,7 +214,7 @@ class ComplaintsApplication(Application[uuid.UUID]):
 
         complaint = Complaint(
             id=complaint_id,
-            number=self._next_complaint_number(now),
+            number=self._reserve_number(complaint_id, now),
             hall_code=command.hall_code,
             channel=command.channel,
             category=command.category,
@@ -282,9 +301,57 @@ class ComplaintsApplication(Application[uuid.UUID]):
             raise IdempotencyKeyReused("this Idempotency-Key was used for a different request")
         return complaint
 
-    def _next_complaint_number(self, now: datetime) -> str:
-        sequence = f"{self._datastore.schema}.{COMPLAINT_NUMBER_SEQUENCE}"
+    def _reserve_number(self, complaint_id: uuid.UUID, now: datetime) -> str:
+        """Allocates the human-readable number before the complaint is saved.
+
+        A number whose complaint was never saved points at nothing, which a lookup
+        treats as unknown; a retry of the same complaint gets the same number.
+        """
+        statement = sql.SQL(
+            "INSERT INTO {numbers} (number, complaint_id)"
+            " VALUES (%s || lpad(nextval({sequence})::text, 6, '0'), %s)"
+            " ON CONFLICT (complaint_id) DO UPDATE SET complaint_id = EXCLUDED.complaint_id"
+            " RETURNING number"
+        ).format(
+            numbers=sql.Identifier(self._datastore.schema, "complaint_numbers"),
+            sequence=sql.Literal(f"{self._datastore.schema}.{COMPLAINT_NUMBER_SEQUENCE}"),
+        )
+        prefix = f"C{now.astimezone(CHINA_TIME):%Y%m%d}-"
         with self._datastore.get_connection() as connection:
-            row = connection.execute("SELECT nextval(%s::regclass) AS n", (sequence,)).fetchone()
+            row = connection.execute(statement, (prefix, complaint_id)).fetchone()
         assert row is not None
-        return f"C{now.astimezone(CHINA_TIME):%Y%m%d}-{row['n']:06d}"
+        number: str = row["number"]
+        return number
+
+    def public_progress(self, number: str, phone_last_four: str) -> tuple[Complaint, list[tuple[str, datetime]]]:
+        """For the customer: the complaint and its steps, if the number and phone digits match.
+
+        An unknown number and wrong digits get the same answer, so numbers cannot be
+        probed; after `MAX_VERIFICATION_FAILURES` misses the number is locked for a while.
+        """
+        numbers = sql.Identifier(self._datastore.schema, "complaint_numbers")
+        failures = sql.Identifier(self._datastore.schema, "verification_failures")
+        now = self.clock()
+        with self._datastore.get_connection() as connection:
+            recent = connection.execute(
+                sql.SQL("SELECT count(*) AS n FROM {} WHERE number = %s AND failed_at > %s").format(failures),
+                (number, now - VERIFICATION_WINDOW),
+            ).fetchone()
+            if recent is not None and recent["n"] >= MAX_VERIFICATION_FAILURES:
+                minutes = VERIFICATION_WINDOW.total_seconds() / 60
+                raise TooManyAttempts(f"too many wrong verification attempts; try again in {minutes:.0f} minutes")
+            row = connection.execute(
+                sql.SQL("SELECT complaint_id FROM {} WHERE number = %s").format(numbers), (number,)
+            ).fetchone()
+            complaint = self._find_complaint(row["complaint_id"]) if row else None
+            if complaint is None or not hmac.compare_digest(complaint.customer_phone[-4:], phone_last_four):
+                connection.execute(
+                    sql.SQL("INSERT INTO {} (number, failed_at) VALUES (%s, %s)").format(failures), (number, now)
+                )
+                raise PublicComplaintNotFound("no complaint with this number and verification digits")
+        steps = [
+            (type(event).__name__, event.timestamp)
+            for event in self.repository.event_store.get(complaint.id)
+            if isinstance(event, AggregateEvent)
+        ]
+        return complaint, steps

@@ -32,6 +32,19 @@ class ComplaintsSettings(ServiceSettings):
 async def migrate(pool: asyncpg.Pool) -> None:
     await RelayPositions(pool).create_table()
     await pool.execute(f"CREATE SEQUENCE IF NOT EXISTS {COMPLAINT_NUMBER_SEQUENCE}")
+    await pool.execute(
+        """
+        CREATE TABLE IF NOT EXISTS complaint_numbers (
+            number text PRIMARY KEY,
+            complaint_id uuid NOT NULL UNIQUE
+        );
+        CREATE TABLE IF NOT EXISTS verification_failures (
+            number text NOT NULL,
+            failed_at timestamptz NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS verification_failures_by_number ON verification_failures (number, failed_at);
+        """
+    )
 
 
 def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:

@@ -186,3 +186,17 @@ class CallbackBody(StepBody):
 
 class EscalateBody(StepBody):
     target_unit: Code
+
+
+class PublicStep(BaseModel):
+    step: str
+    at: datetime
+
+
+class PublicProgress(BaseModel):
+    """What a customer may see of their complaint: no names, phones, descriptions or staff notes."""
+
+    number: str
+    status: str
+    received_at: datetime
+    steps: list[PublicStep]

@@ -225,3 +225,26 @@ async def test_auditors_read_but_cannot_act(client: StackClient) -> None:
 
     assert read.status_code == 200
     assert act.status_code == 403
+
+
+async def test_customer_sees_progress_without_personal_data_and_guessing_is_limited(client: StackClient) -> None:
+    hall_id = await client.register_hall()
+    complaint = (await client.post_complaint(complaint_body(hall_id))).json()
+    await client.step(complaint["id"], "acknowledge", {"reason": "called 张三 on 13812345678"})
+    url = f"{client.complaints_url}/api/v1/public/complaints/{complaint['number']}"
+
+    async with client.acting_as({}) as customer:
+        progress = await customer.http.get(url, params={"phone_last_four": "5678"})
+        wrong = [await customer.http.get(url, params={"phone_last_four": "0000"}) for _ in range(5)]
+        locked = await customer.http.get(url, params={"phone_last_four": "5678"})
+        unknown = await customer.http.get(
+            f"{client.complaints_url}/api/v1/public/complaints/C20000101-000000", params={"phone_last_four": "5678"}
+        )
+
+    assert progress.status_code == 200
+    assert [step["step"] for step in progress.json()["steps"]] == ["Registered", "Acknowledged"]
+    for personal in ("张三", "13812345678", "charged twice"):
+        assert personal not in progress.text
+    assert {response.status_code for response in wrong} == {404}
+    assert locked.status_code == 429 and locked.headers["Retry-After"] == "900"
+    assert unknown.status_code == 404
