@@ -65,7 +65,7 @@ async def intake(stack: Stack) -> tuple[float, float]:
         await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
         posted = time.perf_counter() - started
         database = await asyncpg.connect(stack.database_url)
-        query = "SELECT count(*) FROM projections.complaint_timeline WHERE details->>'hall_id' = $1"
+        query = "SELECT count(*) FROM projections.timelines WHERE details->>'hall_id' = $1"
         while await database.fetchval(query, hall_id) < COMPLAINTS:
             await asyncio.sleep(0.05)
         projected = time.perf_counter() - started
@@ -95,7 +95,7 @@ async def sequential_with_delays(stack: Stack) -> tuple[float, list[float]]:
     database = await asyncpg.connect(stack.database_url)
     query = """
         SELECT extract(epoch FROM i.processed_at - t.occurred_at) AS delay
-        FROM projections.complaint_timeline t
+        FROM projections.timelines t
         JOIN projections.consumer_inbox i ON i.event_id = t.event_id
         WHERE t.details->>'hall_id' = $1
     """

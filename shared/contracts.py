@@ -55,37 +55,37 @@ class ComplaintRegisteredV1(Contract):
     received_at: AwareDatetime
 
 
-class ComplaintStep(Contract):
-    """A step of a complaint's closed loop: who did it, when and why."""
+class LoopStep(Contract):
+    """A step of a closed loop (complaint or rectification order): who did it, when and why."""
 
     actor: str
     reason: str
     at: AwareDatetime
 
 
-class ComplaintResolvedOnSpotV1(ComplaintStep):
+class ComplaintResolvedOnSpotV1(LoopStep):
     event_type = "ComplaintResolvedOnSpot"
     schema_version = 1
 
 
-class ComplaintDispatchedV1(ComplaintStep):
+class ComplaintDispatchedV1(LoopStep):
     event_type = "ComplaintDispatched"
     schema_version = 1
     to_unit: str
 
 
-class ComplaintHandOffAcceptedV1(ComplaintStep):
+class ComplaintHandOffAcceptedV1(LoopStep):
     event_type = "ComplaintHandOffAccepted"
     schema_version = 1
     unit: str
 
 
-class ComplaintAcknowledgedV1(ComplaintStep):
+class ComplaintAcknowledgedV1(LoopStep):
     event_type = "ComplaintAcknowledged"
     schema_version = 1
 
 
-class ComplaintCheckedV1(ComplaintStep):
+class ComplaintCheckedV1(LoopStep):
     event_type = "ComplaintChecked"
     schema_version = 1
     substantiated: bool
@@ -93,13 +93,13 @@ class ComplaintCheckedV1(ComplaintStep):
     responsible_unit: str
 
 
-class CustomerContactedV1(ComplaintStep):
+class CustomerContactedV1(LoopStep):
     event_type = "CustomerContacted"
     schema_version = 1
     outcome: str
 
 
-class ComplaintRectifiedV1(ComplaintStep):
+class ComplaintRectifiedV1(LoopStep):
     event_type = "ComplaintRectified"
     schema_version = 1
     action: str
@@ -108,47 +108,47 @@ class ComplaintRectifiedV1(ComplaintStep):
     evidence: list[str]
 
 
-class FeedbackReceivedV1(ComplaintStep):
+class FeedbackReceivedV1(LoopStep):
     event_type = "FeedbackReceived"
     schema_version = 1
     satisfaction: Literal["satisfied", "basically_satisfied", "unsatisfied"]
     score: int = Field(ge=1, le=5)
 
 
-class ComplaintClosedV1(ComplaintStep):
+class ComplaintClosedV1(LoopStep):
     event_type = "ComplaintClosed"
     schema_version = 1
 
 
-class ComplaintReopenedV1(ComplaintStep):
+class ComplaintReopenedV1(LoopStep):
     event_type = "ComplaintReopened"
     schema_version = 1
 
 
-class CallbackMadeV1(ComplaintStep):
+class CallbackMadeV1(LoopStep):
     event_type = "CallbackMade"
     schema_version = 1
     outcome: str
 
 
-class ComplaintPausedV1(ComplaintStep):
+class ComplaintPausedV1(LoopStep):
     event_type = "ComplaintPaused"
     schema_version = 1
 
 
-class ComplaintResumedV1(ComplaintStep):
+class ComplaintResumedV1(LoopStep):
     event_type = "ComplaintResumed"
     schema_version = 1
 
 
-class ComplaintEscalatedV1(ComplaintStep):
+class ComplaintEscalatedV1(LoopStep):
     event_type = "ComplaintEscalated"
     schema_version = 1
     level: int = Field(ge=1)
     target_unit: str
 
 
-COMPLAINT_STEPS: tuple[type[ComplaintStep], ...] = (
+COMPLAINT_STEPS: tuple[type[LoopStep], ...] = (
     ComplaintResolvedOnSpotV1,
     ComplaintDispatchedV1,
     ComplaintHandOffAcceptedV1,
@@ -165,7 +165,91 @@ COMPLAINT_STEPS: tuple[type[ComplaintStep], ...] = (
     ComplaintEscalatedV1,
 )
 
-PUBLISHED: tuple[type[Contract], ...] = (HallRegisteredV1, ComplaintRegisteredV1, *COMPLAINT_STEPS)
+
+class ChecklistResult(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    item_id: str
+    passed: bool
+
+
+class FindingRef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    order_id: uuid.UUID
+    item_id: str
+    points: int
+
+
+class InspectionRecordedV1(Contract):
+    event_type = "InspectionRecorded"
+    schema_version = 1
+
+    hall_id: str
+    inspection_type: Literal["mystery_shopper", "third_party", "cross_inspection", "self_check"]
+    inspector: str
+    checklist_version: str
+    score: int
+    max_score: int
+    results: list[ChecklistResult]
+    findings: list[FindingRef]
+    at: AwareDatetime
+
+
+class RectificationOrderOpenedV1(Contract):
+    event_type = "RectificationOrderOpened"
+    schema_version = 1
+
+    inspection_id: uuid.UUID
+    hall_id: str
+    item_id: str
+    points: int
+    description: str
+    deadline: AwareDatetime
+    at: AwareDatetime
+
+
+class OrderCommunicatedV1(LoopStep):
+    event_type = "RectificationOrderCommunicated"
+    schema_version = 1
+
+
+class OrderAcknowledgedV1(LoopStep):
+    event_type = "RectificationOrderAcknowledged"
+    schema_version = 1
+
+
+class OrderRectifiedV1(LoopStep):
+    event_type = "RectificationOrderRectified"
+    schema_version = 1
+    report: str
+    evidence: list[str]
+
+
+class OrderVerifiedV1(LoopStep):
+    event_type = "RectificationOrderVerified"
+    schema_version = 1
+
+
+class OrderRejectedV1(LoopStep):
+    event_type = "RectificationOrderRejected"
+    schema_version = 1
+
+
+ORDER_STEPS: tuple[type[LoopStep], ...] = (
+    OrderCommunicatedV1,
+    OrderAcknowledgedV1,
+    OrderRectifiedV1,
+    OrderVerifiedV1,
+    OrderRejectedV1,
+)
+
+PUBLISHED: tuple[type[Contract], ...] = (
+    HallRegisteredV1,
+    ComplaintRegisteredV1,
+    *COMPLAINT_STEPS,
+    InspectionRecordedV1,
+    RectificationOrderOpenedV1,
+    *ORDER_STEPS,
+)
 CONTRACTS: dict[tuple[str, int], type[Contract]] = {(c.event_type, c.schema_version): c for c in PUBLISHED}
 
 

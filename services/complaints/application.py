@@ -9,23 +9,26 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import AggregateEvent
+from eventsourcing.domain import Aggregate, AggregateEvent
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
-from services.complaints.domain import Complaint, Hall, Step, StepRefused, hall_aggregate_id
+from services.complaints.checklist import UnknownChecklist, load_checklist
+from services.complaints.domain import Complaint, Hall, RemembersRequests, Step, StepRefused, hall_aggregate_id
 from services.complaints.group_commit import GroupCommitter
+from services.complaints.inspections import Inspection, RectificationOrder, order_id_for
 from shared.auth import OrgUnit, Principal
 from shared.errors import ServiceError
 
 Clock = Callable[[], datetime]
 CHINA_TIME = ZoneInfo("Asia/Shanghai")
 MAX_LATE_SUBMISSION = timedelta(days=30)
+DEFAULT_RECTIFICATION_TIME = timedelta(days=3)
 MAX_VERIFICATION_FAILURES = 5
 VERIFICATION_WINDOW = timedelta(minutes=15)
 COMPLAINT_NUMBER_SEQUENCE = "complaint_number_seq"
@@ -79,6 +82,27 @@ class ConcurrentChange(ComplaintsError):
     error_type = "concurrent_change"
 
 
+class InspectionNotFound(ComplaintsError):
+    status_code = 404
+    error_type = "not_found"
+    field = ("path", "inspection_id")
+
+
+class OrderNotFound(ComplaintsError):
+    status_code = 404
+    error_type = "not_found"
+    field = ("path", "order_id")
+
+
+class BadChecklistEntry(ComplaintsError):
+    status_code = 422
+    error_type = "bad_checklist_entry"
+
+    def __init__(self, field: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.field = tuple(str(part) for part in field)
+
+
 class PublicComplaintNotFound(ComplaintsError):
     status_code = 404
     error_type = "not_found"
@@ -124,6 +148,10 @@ class RegisterComplaint:
         return fingerprint_of(asdict(self))
 
 
+Target = TypeVar("Target", bound=RemembersRequests)
+Found = TypeVar("Found", bound=Aggregate)
+
+
 def unit_of(hall: Hall) -> OrgUnit:
     return OrgUnit.of_hall(hall.province, hall.city, hall.hall_code)
 
@@ -132,6 +160,22 @@ def fingerprint_of(*parts: object) -> str:
     """Identifies a request's content, to tell a retry from a reused idempotency key."""
     canonical = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class FindingInput:
+    item_id: str
+    description: str
+    deadline: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RecordInspection:
+    hall_code: str
+    inspection_type: str
+    failed_items: frozenset[str]
+    findings: tuple[FindingInput, ...]
+    checklist_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -241,14 +285,27 @@ class ComplaintsApplication(Application[uuid.UUID]):
         perform: Callable[[Complaint, Step], None],
         viewer: Principal,
     ) -> tuple[Complaint, bool]:
-        """Performs one step of the closed loop; returns the complaint and whether this call changed it.
+        """One step of a complaint's closed loop; returns the complaint and whether this call changed it."""
+        return self._take_step(lambda: self.get_complaint(complaint_id, viewer), request, perform)
 
-        A step already performed under the same idempotency key returns the
-        complaint as that step left it. Two writers racing on one complaint: one
-        wins, the other gets `ConcurrentChange` rather than a lost update.
-        """
-        complaint = self.get_complaint(complaint_id, viewer)
-        if replayed := self._earlier_response(complaint, request):
+    def act_on_order(
+        self,
+        order_id: uuid.UUID,
+        request: StepRequest,
+        perform: Callable[[RectificationOrder, Step], None],
+        viewer: Principal,
+    ) -> tuple[RectificationOrder, bool]:
+        """One step of a rectification order's loop; returns the order and whether this call changed it."""
+        return self._take_step(lambda: self.get_order(order_id, viewer), request, perform)
+
+    def _take_step(
+        self, load: Callable[[], Target], request: StepRequest, perform: Callable[[Target, Step], None]
+    ) -> tuple[Target, bool]:
+        """A step already taken under the same idempotency key returns the target as that step
+        left it. Of two writers racing on one target, one wins and the other gets
+        `ConcurrentChange` rather than a lost update."""
+        target = load()
+        if replayed := self._earlier_response(target, request):
             return replayed, False
         step = Step(
             actor=request.actor,
@@ -258,28 +315,112 @@ class ComplaintsApplication(Application[uuid.UUID]):
             request_fingerprint=request.fingerprint,
         )
         try:
-            perform(complaint, step)
+            perform(target, step)
         except StepRefused as refused:
             raise StepNotAllowed(str(refused)) from None
         try:
-            self.save(complaint)
+            self.save(target)
         except IntegrityError:
-            if replayed := self._earlier_response(self.get_complaint(complaint_id, viewer), request):
+            if replayed := self._earlier_response(load(), request):
                 return replayed, False
-            raise ConcurrentChange("the complaint was changed at the same moment; reload it and retry") from None
-        return complaint, True
+            raise ConcurrentChange("it was changed at the same moment; reload it and retry") from None
+        return target, True
 
-    def _earlier_response(self, complaint: Complaint, request: StepRequest) -> Complaint | None:
+    def _earlier_response(self, target: Target, request: StepRequest) -> Target | None:
         if request.idempotency_key is None:
             return None
-        earlier = complaint.response_to(request.idempotency_key)
+        earlier = target.response_to(request.idempotency_key)
         if earlier is None:
             return None
         fingerprint, version = earlier
         if fingerprint != request.fingerprint:
             raise IdempotencyKeyReused("this Idempotency-Key was used for a different request")
-        as_it_was: Complaint = self.repository.get(complaint.id, version=version)
+        as_it_was: Target = self.repository.get(target.id, version=version)
         return as_it_was
+
+    def record_inspection(
+        self, command: RecordInspection, viewer: Principal, idempotency_key: str | None = None
+    ) -> tuple[Inspection, bool]:
+        """Scores the hall against the checklist and opens one rectification order per finding."""
+        try:
+            checklist = load_checklist(command.checklist_version)
+        except UnknownChecklist as unknown:
+            raise BadChecklistEntry(("body", "checklist_version"), str(unknown)) from None
+        items = checklist.items()
+        for index, finding in enumerate(command.findings):
+            if finding.item_id not in items:
+                raise BadChecklistEntry(("body", "findings", index, "item_id"), f"no item {finding.item_id!r}")
+        for item_id in sorted(command.failed_items - items.keys()):
+            raise BadChecklistEntry(("body", "failed_items"), f"no item {item_id!r} in checklist {checklist.version}")
+        try:
+            hall = self.get_hall(command.hall_code, viewer)
+        except HallNotFound:
+            raise UnknownHall(f"no hall {command.hall_code!r} is registered") from None
+        fingerprint = fingerprint_of(asdict(command))
+        inspection_id = (
+            uuid.uuid4()
+            if idempotency_key is None
+            else uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{viewer.subject}:inspection:{idempotency_key}")
+        )
+        if (earlier := self._find(Inspection, inspection_id)) is not None:
+            if earlier.request_fingerprint != fingerprint:
+                raise IdempotencyKeyReused("this Idempotency-Key was used for a different request")
+            return earlier, False
+        now = self.clock()
+        orders = [
+            RectificationOrder(
+                id=order_id_for(inspection_id, index),
+                inspection_id=inspection_id,
+                hall_code=hall.hall_code,
+                item_id=finding.item_id,
+                points=items[finding.item_id].points,
+                description=finding.description,
+                deadline=finding.deadline or now + DEFAULT_RECTIFICATION_TIME,
+                at=now,
+            )
+            for index, finding in enumerate(command.findings)
+        ]
+        inspection = Inspection(
+            id=inspection_id,
+            hall_code=hall.hall_code,
+            inspection_type=command.inspection_type,
+            inspector=viewer.subject,
+            checklist_version=checklist.version,
+            score=sum(item.points for item_id, item in items.items() if item_id not in command.failed_items),
+            max_score=sum(item.points for item in items.values()),
+            results=[{"item_id": item_id, "passed": item_id not in command.failed_items} for item_id in items],
+            findings=[{"order_id": order.id, "item_id": order.item_id, "points": order.points} for order in orders],
+            at=now,
+            request_fingerprint=fingerprint,
+        )
+        try:
+            self.save(inspection, *orders)
+        except IntegrityError:
+            return self.get_inspection(inspection_id, viewer), False
+        return inspection, True
+
+    def get_inspection(self, inspection_id: uuid.UUID, viewer: Principal) -> Inspection:
+        inspection = self._find(Inspection, inspection_id)
+        if inspection is None or not self._visible(inspection.hall_code, viewer):
+            raise InspectionNotFound(f"no inspection {inspection_id}")
+        return inspection
+
+    def get_order(self, order_id: uuid.UUID, viewer: Principal) -> RectificationOrder:
+        order = self._find(RectificationOrder, order_id)
+        if order is None or not self._visible(order.hall_code, viewer):
+            raise OrderNotFound(f"no rectification order {order_id}")
+        return order
+
+    def _find(self, kind: type[Found], aggregate_id: uuid.UUID) -> Found | None:
+        try:
+            aggregate: Aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return aggregate if isinstance(aggregate, kind) else None
+
+    def _visible(self, hall_code: str, viewer: Principal) -> bool:
+        hall = self._find_hall(hall_code)
+        return hall is not None and viewer.can_see(unit_of(hall))
 
     def get_complaint(self, complaint_id: uuid.UUID, viewer: Principal) -> Complaint:
         complaint = self._find_complaint(complaint_id)

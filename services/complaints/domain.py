@@ -61,7 +61,21 @@ class Step:
         return asdict(self)
 
 
-class Complaint(Aggregate):
+class RemembersRequests(Aggregate):
+    """Remembers which idempotency key led to which version, so a retried step is answered, not repeated."""
+
+    requests: dict[str, tuple[str, int]]
+
+    def response_to(self, request_key: str) -> tuple[str, int] | None:
+        """The fingerprint and resulting version of an earlier request with this key."""
+        return self.requests.get(request_key)
+
+    def _remember(self, request_key: str | None, request_fingerprint: str | None) -> None:
+        if request_key is not None and request_fingerprint is not None:
+            self.requests[request_key] = (request_fingerprint, self.version + 1)
+
+
+class Complaint(RemembersRequests):
     """A customer complaint and its closed loop: check → communicate → rectify → feedback.
 
     Its first-ask owner is whoever received it (首问负责) until another unit accepts a
@@ -230,19 +244,11 @@ class Complaint(Aggregate):
         self._require_open()
         self._escalated(level=self.escalation_level + 1, target_unit=target_unit, **step.fields())
 
-    def response_to(self, request_key: str) -> tuple[str, int] | None:
-        """The fingerprint and resulting version of an earlier request with this key."""
-        return self.requests.get(request_key)
-
     def _require_open(self) -> None:
         if self.status == "closed":
             raise StepRefused("the complaint is closed; reopen it first")
 
     # Events: change state only; replayed when the complaint is loaded.
-
-    def _remember(self, request_key: str | None, request_fingerprint: str | None) -> None:
-        if request_key is not None and request_fingerprint is not None:
-            self.requests[request_key] = (request_fingerprint, self.version + 1)
 
     @event("ResolvedOnSpot")
     def _resolved_on_spot(

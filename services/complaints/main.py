@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 from fastapi import FastAPI
 
-from services.complaints import api
+from services.complaints import api, inspections_api
 from services.complaints.application import COMPLAINT_NUMBER_SEQUENCE, ComplaintsApplication
 from services.complaints.outbox import ComplaintsOutbox
 from shared.auth import Authenticator, AuthSettings
@@ -84,6 +84,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
     app.state.pool = None
     app.state.authenticator = Authenticator(AuthSettings())
     app.include_router(api.router)
+    app.include_router(inspections_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
     install_error_handlers(app)
     return app

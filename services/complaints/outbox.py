@@ -11,6 +11,7 @@ from eventsourcing.persistence import Notification
 
 from services.complaints.application import ComplaintsApplication
 from services.complaints.domain import Complaint, Hall
+from services.complaints.inspections import Inspection, RectificationOrder
 from shared.contracts import (
     CallbackMadeV1,
     ComplaintAcknowledgedV1,
@@ -25,11 +26,18 @@ from shared.contracts import (
     ComplaintReopenedV1,
     ComplaintResolvedOnSpotV1,
     ComplaintResumedV1,
-    ComplaintStep,
     Contract,
     CustomerContactedV1,
     FeedbackReceivedV1,
     HallRegisteredV1,
+    InspectionRecordedV1,
+    LoopStep,
+    OrderAcknowledgedV1,
+    OrderCommunicatedV1,
+    OrderRectifiedV1,
+    OrderRejectedV1,
+    OrderVerifiedV1,
+    RectificationOrderOpenedV1,
     build_event,
     encode_event,
 )
@@ -38,7 +46,7 @@ from shared.relay import OutgoingMessage
 SOURCE = "complaints"
 
 # Internal step events whose fields the contracts copy by name.
-STEP_CONTRACTS: dict[str, type[ComplaintStep]] = {
+STEP_CONTRACTS: dict[str, type[LoopStep]] = {
     "Complaint.ResolvedOnSpot": ComplaintResolvedOnSpotV1,
     "Complaint.Dispatched": ComplaintDispatchedV1,
     "Complaint.HandOffAccepted": ComplaintHandOffAcceptedV1,
@@ -53,6 +61,11 @@ STEP_CONTRACTS: dict[str, type[ComplaintStep]] = {
     "Complaint.Paused": ComplaintPausedV1,
     "Complaint.Resumed": ComplaintResumedV1,
     "Complaint.Escalated": ComplaintEscalatedV1,
+    "RectificationOrder.Communicated": OrderCommunicatedV1,
+    "RectificationOrder.Acknowledged": OrderAcknowledgedV1,
+    "RectificationOrder.Rectified": OrderRectifiedV1,
+    "RectificationOrder.Verified": OrderVerifiedV1,
+    "RectificationOrder.Rejected": OrderRejectedV1,
 }
 
 
@@ -76,6 +89,28 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None
             priority=domain_event.priority,
             owner=domain_event.received_by,
             received_at=domain_event.received_at,
+        )
+    if isinstance(domain_event, Inspection.Recorded):
+        return InspectionRecordedV1(
+            hall_id=domain_event.hall_code,
+            inspection_type=domain_event.inspection_type,
+            inspector=domain_event.inspector,
+            checklist_version=domain_event.checklist_version,
+            score=domain_event.score,
+            max_score=domain_event.max_score,
+            results=domain_event.results,
+            findings=domain_event.findings,
+            at=domain_event.at,
+        )
+    if isinstance(domain_event, RectificationOrder.Opened):
+        return RectificationOrderOpenedV1(
+            inspection_id=domain_event.inspection_id,
+            hall_id=domain_event.hall_code,
+            item_id=domain_event.item_id,
+            points=domain_event.points,
+            description=domain_event.description,
+            deadline=domain_event.deadline,
+            at=domain_event.at,
         )
     step_contract = STEP_CONTRACTS.get(type(domain_event).__qualname__)
     if step_contract is not None:

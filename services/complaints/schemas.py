@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from services.complaints.catalog import Category, Channel, Ownership, Priority
 from services.complaints.domain import Complaint, Hall
+from services.complaints.inspections import Inspection, RectificationOrder
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
@@ -200,3 +201,78 @@ class PublicProgress(BaseModel):
     status: str
     received_at: datetime
     steps: list[PublicStep]
+
+
+class FindingCreate(StrictBody):
+    item_id: Code = Field(description="The checklist item the finding is about.")
+    description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    deadline: AwareDatetime | None = Field(default=None, description="Rectify by; default 3 days from now.")
+
+
+class InspectionCreate(StrictBody):
+    hall_id: Code
+    type: Literal["mystery_shopper", "third_party", "cross_inspection", "self_check"]
+    checklist_version: str | None = Field(default=None, description="Default: the newest checklist.")
+    failed_items: list[Code] = Field(default_factory=list, description="Checklist items the hall failed.")
+    findings: list[FindingCreate] = Field(default_factory=list, max_length=100)
+
+
+class InspectionPublic(BaseModel):
+    id: uuid.UUID
+    hall_id: str
+    type: str
+    inspector: str
+    checklist_version: str
+    score: int
+    max_score: int
+    failed_items: list[str]
+    rectification_orders: list[uuid.UUID]
+    at: datetime
+
+    @classmethod
+    def of(cls, inspection: Inspection) -> InspectionPublic:
+        return cls(
+            id=inspection.id,
+            hall_id=inspection.hall_code,
+            type=inspection.inspection_type,
+            inspector=inspection.inspector,
+            checklist_version=inspection.checklist_version,
+            score=inspection.score,
+            max_score=inspection.max_score,
+            failed_items=[result["item_id"] for result in inspection.results if not result["passed"]],
+            rectification_orders=[finding["order_id"] for finding in inspection.findings],
+            at=inspection.at,
+        )
+
+
+class OrderPublic(BaseModel):
+    id: uuid.UUID
+    inspection_id: uuid.UUID
+    hall_id: str
+    item_id: str
+    points: int
+    description: str
+    deadline: datetime
+    status: str
+    rejections: int
+    version: int
+
+    @classmethod
+    def of(cls, order: RectificationOrder) -> OrderPublic:
+        return cls(
+            id=order.id,
+            inspection_id=order.inspection_id,
+            hall_id=order.hall_code,
+            item_id=order.item_id,
+            points=order.points,
+            description=order.description,
+            deadline=order.deadline,
+            status=order.status,
+            rejections=order.rejections,
+            version=order.version,
+        )
+
+
+class OrderRectifyBody(StepBody):
+    report: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+    evidence: list[Text] = Field(default_factory=list, max_length=20)

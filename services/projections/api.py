@@ -9,18 +9,21 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime
 
-from services.projections.complaints import ComplaintPage, hall_unit_of_complaint, list_complaints
-from services.projections.timeline import Timeline, load_timeline
-from shared.auth import Caller
+from services.projections.complaints import ComplaintPage, list_complaints
+from services.projections.timeline import Timeline, hall_unit_of, load_timeline
+from shared.auth import Caller, Principal
 from shared.errors import ServiceError
 
 router = APIRouter(prefix="/api/v1")
 
 
-class ComplaintNotProjected(ServiceError):
+class NotProjected(ServiceError):
     status_code = 404
     error_type = "not_found"
-    field = ("path", "complaint_id")
+
+    def __init__(self, field: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class BadCursor(ServiceError):
@@ -29,14 +32,25 @@ class BadCursor(ServiceError):
     field = ("query", "cursor")
 
 
+async def visible_timeline(request: Request, caller: Principal, aggregate_id: uuid.UUID) -> Timeline | None:
+    pool = request.app.state.pool
+    unit = await hall_unit_of(pool, aggregate_id)
+    return await load_timeline(pool, aggregate_id) if unit and caller.can_see(unit) else None
+
+
 @router.get("/complaints/{complaint_id}/timeline", response_model=Timeline)
 async def complaint_timeline(complaint_id: uuid.UUID, request: Request, caller: Caller) -> Timeline:
     """Every event of the complaint, oldest first, with actor and reason, as far as this projection has seen."""
-    pool = request.app.state.pool
-    unit = await hall_unit_of_complaint(pool, complaint_id)
-    timeline = await load_timeline(pool, complaint_id) if unit and caller.can_see(unit) else None
-    if timeline is None:
-        raise ComplaintNotProjected(f"no events seen for complaint {complaint_id}")
+    if (timeline := await visible_timeline(request, caller, complaint_id)) is None:
+        raise NotProjected(("path", "complaint_id"), f"no events seen for complaint {complaint_id}")
+    return timeline
+
+
+@router.get("/rectification-orders/{order_id}/timeline", response_model=Timeline)
+async def order_timeline(order_id: uuid.UUID, request: Request, caller: Caller) -> Timeline:
+    """Every event of the rectification order, oldest first, with actor and reason."""
+    if (timeline := await visible_timeline(request, caller, order_id)) is None:
+        raise NotProjected(("path", "order_id"), f"no events seen for rectification order {order_id}")
     return timeline
 
 

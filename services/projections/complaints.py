@@ -9,7 +9,6 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel
 
-from shared.auth import OrgUnit
 from shared.consumer import Connection
 from shared.contracts import ComplaintRegisteredV1, HallRegisteredV1, IntegrationEvent
 
@@ -184,12 +183,3 @@ async def list_complaints(
         last = items[-1]
         next_cursor = f"{last.received_at.isoformat()}|{last.id}"
     return ComplaintPage(items=items, next_cursor=next_cursor)
-
-
-async def hall_unit_of_complaint(pool: asyncpg.Pool, complaint_id: uuid.UUID) -> OrgUnit | None:
-    row = await pool.fetchrow(
-        "SELECT h.province, h.city, h.hall_id FROM complaint_summaries s JOIN halls h ON h.hall_id = s.hall_id"
-        " WHERE s.complaint_id = $1",
-        complaint_id,
-    )
-    return OrgUnit.of_hall(row["province"], row["city"], row["hall_id"]) if row else None

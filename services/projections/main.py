@@ -12,7 +12,15 @@ from faust.contrib.asgi import faust_app_running
 from services.projections import api, complaints, timeline
 from shared.auth import Authenticator, AuthSettings
 from shared.consumer import Connection, Handler, IdempotentConsumer
-from shared.contracts import COMPLAINT_STEPS, ComplaintRegisteredV1, HallRegisteredV1, IntegrationEvent
+from shared.contracts import (
+    COMPLAINT_STEPS,
+    ORDER_STEPS,
+    ComplaintRegisteredV1,
+    HallRegisteredV1,
+    InspectionRecordedV1,
+    IntegrationEvent,
+    RectificationOrderOpenedV1,
+)
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
@@ -27,18 +35,21 @@ CONSUMER_NAME = "projections"
 def handlers() -> dict[str, Handler]:
     """Each complaint event goes into the timeline and, where it matters, the summary; in one transaction."""
 
-    def both(summary: Handler) -> Handler:
+    def all_of(*handlers: Handler) -> Handler:
         async def handle(connection: Connection, event: IntegrationEvent) -> None:
-            await timeline.record_complaint_event(connection, event)
-            await summary(connection, event)
+            for handler in handlers:
+                await handler(connection, event)
 
         return handle
 
-    steps = {contract.event_type: both(complaints.record_step) for contract in COMPLAINT_STEPS}
+    opened = all_of(timeline.record_hall_of, timeline.record_event)
     return {
-        **steps,
-        ComplaintRegisteredV1.event_type: both(complaints.record_registration),
         HallRegisteredV1.event_type: complaints.record_hall,
+        ComplaintRegisteredV1.event_type: all_of(opened, complaints.record_registration),
+        **{step.event_type: all_of(timeline.record_event, complaints.record_step) for step in COMPLAINT_STEPS},
+        InspectionRecordedV1.event_type: opened,
+        RectificationOrderOpenedV1.event_type: opened,
+        **{step.event_type: timeline.record_event for step in ORDER_STEPS},
     }
 
 

@@ -1,4 +1,4 @@
-"""The complaint timeline read model: every event of a complaint, in order."""
+"""Timelines: every event of a complaint or rectification order, in order, with actor and reason."""
 
 from __future__ import annotations
 
@@ -9,19 +9,24 @@ from datetime import datetime
 import asyncpg
 from pydantic import BaseModel
 
+from shared.auth import OrgUnit
 from shared.consumer import Connection
 from shared.contracts import IntegrationEvent
 
 TIMELINE_DDL = """
-CREATE TABLE IF NOT EXISTS complaint_timeline (
-    complaint_id uuid NOT NULL,
+CREATE TABLE IF NOT EXISTS timelines (
+    aggregate_id uuid NOT NULL,
     aggregate_version integer NOT NULL,
     event_id uuid NOT NULL UNIQUE,
     event_type text NOT NULL,
     occurred_at timestamptz NOT NULL,
     details jsonb NOT NULL,
-    PRIMARY KEY (complaint_id, aggregate_version)
-)
+    PRIMARY KEY (aggregate_id, aggregate_version)
+);
+CREATE TABLE IF NOT EXISTS timeline_halls (
+    aggregate_id uuid PRIMARY KEY,
+    hall_id text NOT NULL
+);
 """
 
 
@@ -34,7 +39,7 @@ class TimelineEntry(BaseModel):
 
 
 class Timeline(BaseModel):
-    complaint_id: uuid.UUID
+    aggregate_id: uuid.UUID
     events: list[TimelineEntry]
 
 
@@ -42,12 +47,12 @@ async def create_tables(pool: asyncpg.Pool) -> None:
     await pool.execute(TIMELINE_DDL)
 
 
-async def record_complaint_event(connection: Connection, event: IntegrationEvent) -> None:
+async def record_event(connection: Connection, event: IntegrationEvent) -> None:
     envelope = event.envelope
     await connection.execute(
         """
-        INSERT INTO complaint_timeline
-            (complaint_id, aggregate_version, event_id, event_type, occurred_at, details)
+        INSERT INTO timelines
+            (aggregate_id, aggregate_version, event_id, event_type, occurred_at, details)
         VALUES ($1, $2, $3, $4, $5, $6::jsonb)
         """,
         envelope.aggregate_id,
@@ -59,18 +64,36 @@ async def record_complaint_event(connection: Connection, event: IntegrationEvent
     )
 
 
-async def load_timeline(pool: asyncpg.Pool, complaint_id: uuid.UUID) -> Timeline | None:
+async def record_hall_of(connection: Connection, event: IntegrationEvent) -> None:
+    """Which hall a timeline belongs to: it decides who may read it."""
+    await connection.execute(
+        "INSERT INTO timeline_halls VALUES ($1, $2) ON CONFLICT (aggregate_id) DO NOTHING",
+        event.envelope.aggregate_id,
+        event.envelope.data["hall_id"],
+    )
+
+
+async def hall_unit_of(pool: asyncpg.Pool, aggregate_id: uuid.UUID) -> OrgUnit | None:
+    row = await pool.fetchrow(
+        "SELECT h.province, h.city, h.hall_id FROM timeline_halls t JOIN halls h ON h.hall_id = t.hall_id"
+        " WHERE t.aggregate_id = $1",
+        aggregate_id,
+    )
+    return OrgUnit.of_hall(row["province"], row["city"], row["hall_id"]) if row else None
+
+
+async def load_timeline(pool: asyncpg.Pool, aggregate_id: uuid.UUID) -> Timeline | None:
     rows = await pool.fetch(
         """
         SELECT aggregate_version, event_id, event_type, occurred_at, details
-        FROM complaint_timeline WHERE complaint_id = $1 ORDER BY aggregate_version
+        FROM timelines WHERE aggregate_id = $1 ORDER BY aggregate_version
         """,
-        complaint_id,
+        aggregate_id,
     )
     if not rows:
         return None
     return Timeline(
-        complaint_id=complaint_id,
+        aggregate_id=aggregate_id,
         events=[
             TimelineEntry(
                 version=row["aggregate_version"],

@@ -139,11 +139,13 @@ class StackClient:
             headers=headers,
         )
 
-    async def wait_for_timeline(self, complaint_id: str, length: int, timeout: float = 30) -> list[dict[str, Any]]:
-        """The complaint's timeline once it has `length` events (or whatever it has at the timeout)."""
+    async def wait_for_timeline(
+        self, aggregate_id: str, length: int, timeout: float = 30, kind: str = "complaints"
+    ) -> list[dict[str, Any]]:
+        """A complaint's (or order's) timeline once it has `length` events, or what it has at the timeout."""
         deadline = time.monotonic() + timeout
         while True:
-            response = await self.http.get(f"{self.projections_url}/api/v1/complaints/{complaint_id}/timeline")
+            response = await self.http.get(f"{self.projections_url}/api/v1/{kind}/{aggregate_id}/timeline")
             events: list[dict[str, Any]] = response.json().get("events", []) if response.status_code == 200 else []
             if len(events) >= length or time.monotonic() > deadline:
                 return events
@@ -153,9 +155,9 @@ class StackClient:
         """How many timeline rows the projection holds for each complaint's registration."""
         rows = await self.database.fetch(
             """
-            SELECT complaint_id::text AS id, count(*) AS n FROM projections.complaint_timeline
-            WHERE complaint_id = ANY($1::uuid[]) AND event_type = 'ComplaintRegistered'
-            GROUP BY complaint_id
+            SELECT aggregate_id::text AS id, count(*) AS n FROM projections.timelines
+            WHERE aggregate_id = ANY($1::uuid[]) AND event_type = 'ComplaintRegistered'
+            GROUP BY aggregate_id
             """,
             list(complaint_ids),
         )

@@ -46,8 +46,8 @@ async def post_all(
 
 async def hall_timeline_counts(client: StackClient, hall_id: str) -> dict[str, int]:
     rows = await client.database.fetch(
-        "SELECT complaint_id::text AS id, count(*) AS n FROM projections.complaint_timeline"
-        " WHERE details->>'hall_id' = $1 GROUP BY complaint_id",
+        "SELECT aggregate_id::text AS id, count(*) AS n FROM projections.timelines"
+        " WHERE details->>'hall_id' = $1 GROUP BY aggregate_id",
         hall_id,
     )
     return {row["id"]: row["n"] for row in rows}
