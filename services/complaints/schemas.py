@@ -22,6 +22,21 @@ class StrictBody(BaseModel):
 
 
 class HallCreate(StrictBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "hall_id": "GD-SZ-001",
+                    "name": "福田营业厅",
+                    "province": "广东",
+                    "city": "深圳",
+                    "level": 1,
+                    "ownership": "self_operated",
+                }
+            ]
+        }
+    )
+
     hall_id: Code = Field(description="The operator's own code for the hall.")
     name: Text
     province: Text
@@ -56,6 +71,22 @@ class CustomerContact(StrictBody):
 
 
 class ComplaintCreate(StrictBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "hall_id": "GD-SZ-001",
+                    "channel": "hotline_10000",
+                    "category": "billing",
+                    "priority": "urgent",
+                    "customer": {"name": "张三", "phone": "13812345678"},
+                    "description": "Charged twice for one plan",
+                    "received_at": "2026-09-30T10:00:00+08:00",
+                }
+            ]
+        }
+    )
+
     hall_id: Code
     channel: Channel
     category: Category
@@ -210,6 +241,22 @@ class FindingCreate(StrictBody):
 
 
 class InspectionCreate(StrictBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "hall_id": "GD-SZ-001",
+                    "type": "mystery_shopper",
+                    "failed_items": ["A1", "E1"],
+                    "findings": [
+                        {"item_id": "A1", "description": "No greeting at the door"},
+                        {"item_id": "E1", "description": "Spill left for 20 minutes"},
+                    ],
+                }
+            ]
+        }
+    )
+
     hall_id: Code
     type: Literal["mystery_shopper", "third_party", "cross_inspection", "self_check"]
     checklist_version: str | None = Field(default=None, description="Default: the newest checklist.")

@@ -248,3 +248,16 @@ async def test_customer_sees_progress_without_personal_data_and_guessing_is_limi
     assert {response.status_code for response in wrong} == {404}
     assert locked.status_code == 429 and locked.headers["Retry-After"] == "900"
     assert unknown.status_code == 404
+
+
+async def test_no_service_log_holds_a_customer_name_or_phone(client: StackClient) -> None:
+    """Runs last in this module, after every scenario above has filed complaints for 张三, 13812345678."""
+    complaint_id = await new_complaint(client)
+    await client.http.get(f"{client.complaints_url}/api/v1/complaints/{complaint_id}")
+    await client.wait_for_timeline(complaint_id, 1)
+
+    logs = list((client.stack.config.data_dir / "logs").glob("*.log"))
+    assert {path.stem for path in logs} >= {"complaints", "projections"}
+    for path in logs:
+        text = path.read_text(errors="replace")
+        assert "13812345678" not in text and "张三" not in text, path.name
