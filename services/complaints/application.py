@@ -222,10 +222,10 @@ class ComplaintsApplication(Application[uuid.UUID]):
     def _find_hall(self, hall_code: str) -> Hall | None:
         """Halls do not change once registered, so each is loaded once."""
         if hall_code not in self._halls:
-            try:
-                self._halls[hall_code] = self.repository.get(hall_aggregate_id(hall_code))
-            except AggregateNotFoundError:
+            hall = self._find(Hall, hall_aggregate_id(hall_code))
+            if hall is None:
                 return None
+            self._halls[hall_code] = hall
         return self._halls[hall_code]
 
     def register_complaint(
@@ -241,7 +241,7 @@ class ComplaintsApplication(Application[uuid.UUID]):
             complaint_id = uuid.uuid4()
         else:
             complaint_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{viewer.subject}:{idempotency_key}")
-            existing = self._find_complaint(complaint_id)
+            existing = self._find(Complaint, complaint_id)
             if existing is not None:
                 return self._replayed(existing, fingerprint), False
 
@@ -423,18 +423,11 @@ class ComplaintsApplication(Application[uuid.UUID]):
         return hall is not None and viewer.can_see(unit_of(hall))
 
     def get_complaint(self, complaint_id: uuid.UUID, viewer: Principal) -> Complaint:
-        complaint = self._find_complaint(complaint_id)
+        complaint = self._find(Complaint, complaint_id)
         hall = self._find_hall(complaint.hall_code) if complaint else None
         if complaint is None or hall is None or not viewer.can_see(unit_of(hall)):
             raise ComplaintNotFound(f"no complaint {complaint_id}")
         return complaint
-
-    def _find_complaint(self, complaint_id: uuid.UUID) -> Complaint | None:
-        try:
-            complaint: Complaint = self.repository.get(complaint_id)
-        except AggregateNotFoundError:
-            return None
-        return complaint if isinstance(complaint, Complaint) else None
 
     @staticmethod
     def _replayed(complaint: Complaint, fingerprint: str) -> Complaint:
@@ -484,7 +477,7 @@ class ComplaintsApplication(Application[uuid.UUID]):
             row = connection.execute(
                 sql.SQL("SELECT complaint_id FROM {} WHERE number = %s").format(numbers), (number,)
             ).fetchone()
-            complaint = self._find_complaint(row["complaint_id"]) if row else None
+            complaint = self._find(Complaint, row["complaint_id"]) if row else None
             if complaint is None or not hmac.compare_digest(complaint.customer_phone[-4:], phone_last_four):
                 connection.execute(
                     sql.SQL("INSERT INTO {} (number, failed_at) VALUES (%s, %s)").format(failures), (number, now)

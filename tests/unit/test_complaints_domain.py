@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
+
 from services.complaints.application import RegisterComplaint
-from services.complaints.domain import Complaint, Hall, hall_aggregate_id
+from services.complaints.domain import Complaint, Hall, Step, StepRefused, hall_aggregate_id
 from services.complaints.schemas import mask_name, mask_phone
 
 
@@ -57,3 +60,72 @@ def test_phone_keeps_only_prefix_and_last_four_digits() -> None:
 
 def test_name_keeps_only_the_family_name() -> None:
     assert mask_name("张三丰") == "张**"
+
+
+def step(actor: str = "handler-1") -> Step:
+    return Step(actor=actor, reason="test", at=datetime(2026, 10, 8, 2, tzinfo=UTC))
+
+
+def refusal(action: Callable[[], None]) -> str:
+    with pytest.raises(StepRefused) as refused:
+        action()
+    return str(refused.value)
+
+
+def test_closing_needs_feedback_and_feedback_needs_rectification() -> None:
+    complaint = register()
+
+    assert refusal(lambda: complaint.close(step())) == "feedback from the customer is missing"
+    assert "rectify" in refusal(lambda: complaint.feedback("satisfied", step()))
+
+
+def test_a_hand_off_keeps_the_first_owner_until_accepted() -> None:
+    complaint = register(received_by="clerk-17")
+    complaint.dispatch("SZ-CSC", step())
+
+    assert complaint.owner == "clerk-17" and complaint.pending_hand_off_to == "SZ-CSC"
+    complaint.accept(step("csc-agent"))
+    assert complaint.owner == "SZ-CSC" and complaint.pending_hand_off_to is None
+
+
+def test_unsatisfied_feedback_requires_reopen_and_callback() -> None:
+    complaint = register()
+    complaint.check(True, "billing error", "billing", step())
+    complaint.contact("reached", step())
+    complaint.rectify("refund", "billing", datetime(2026, 10, 9, tzinfo=UTC), [], step())
+    complaint.feedback("unsatisfied", step())
+
+    assert "reopen" in refusal(lambda: complaint.close(step()))
+    complaint.reopen(step())
+    assert "callback" in refusal(lambda: complaint.rectify("again", "billing", datetime.now(UTC), [], step()))
+    complaint.callback("apologised", step("supervisor"))
+    complaint.rectify("refund plus credit", "billing", datetime(2026, 10, 9, tzinfo=UTC), [], step())
+    complaint.feedback("satisfied", step())
+    complaint.close(step())
+    assert complaint.status == "closed" and complaint.reopen_count == 1
+
+
+def test_nothing_but_reopen_acts_on_a_closed_complaint() -> None:
+    complaint = register()
+    complaint.resolve_on_spot(step())
+    complaint.feedback("satisfied", step())
+    complaint.close(step())
+
+    assert refusal(lambda: complaint.pause(step())) == "the complaint is closed; reopen it first"
+    complaint.reopen(step())
+    assert complaint.status == "open"
+
+
+def test_replaying_the_events_rebuilds_the_same_complaint() -> None:
+    complaint = register()
+    complaint.dispatch("SZ-CSC", Step("a", "r", datetime(2026, 10, 8, tzinfo=UTC), "key-1", "fp"))
+    complaint.accept(step())
+    complaint.pause(step())
+
+    rebuilt = None
+    for domain_event in complaint.collect_events():
+        rebuilt = domain_event.mutate(rebuilt)
+
+    assert rebuilt is not None
+    assert vars(rebuilt) == vars(complaint)
+    assert rebuilt.response_to("key-1") == ("fp", 2)
