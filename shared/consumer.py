@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
+from opentelemetry import trace
 
 from shared.contracts import IntegrationEvent, InvalidEvent, decode_event
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 INBOX_DDL = """
 CREATE TABLE IF NOT EXISTS consumer_inbox (
@@ -113,6 +115,13 @@ class IdempotentConsumer:
         handler = self.handlers.get(event.event_type)
         if handler is None:
             return Outcome.IGNORED
+        with tracer.start_as_current_span(f"consume {event.event_type}", kind=trace.SpanKind.CONSUMER) as span:
+            span.set_attribute("messaging.consumer.group.name", self.name)
+            outcome = await self._apply(handler, event, message)
+            span.set_attribute("outcome", outcome.value)
+            return outcome
+
+    async def _apply(self, handler: Handler, event: IntegrationEvent, message: ReceivedMessage) -> Outcome:
         while True:
             try:
                 return await self._apply_once(handler, event)

@@ -19,8 +19,10 @@ from typing import Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from opentelemetry import trace
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 POSITIONS_DDL = """
 CREATE TABLE IF NOT EXISTS relay_positions (
@@ -132,15 +134,21 @@ class Relay:
         if not batch:
             return 0
         producer = await self._connected_producer()
+        with tracer.start_as_current_span("relay publish", kind=trace.SpanKind.PRODUCER) as span:
+            span.set_attribute("messaging.destination.name", self.topic)
+            span.set_attribute("messaging.batch.message_count", len(batch))
+            await self._publish(producer, batch)
+        if not await self.positions.advance(self.name, position, batch[-1].position):
+            logger.info("relay %s: position moved by a rewind; continuing from there", self.name)
+        return len(batch)
+
+    async def _publish(self, producer: AIOKafkaProducer, batch: Sequence[OutgoingMessage]) -> None:
         deliveries = [
             await producer.send(self.topic, message.value, key=message.key, headers=message.headers)
             for message in batch
             if message.value is not None
         ]
         await asyncio.gather(*deliveries)
-        if not await self.positions.advance(self.name, position, batch[-1].position):
-            logger.info("relay %s: position moved by a rewind; continuing from there", self.name)
-        return len(batch)
 
     async def _connected_producer(self) -> AIOKafkaProducer:
         if self.producer is None:

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, PostgresDsn
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.tracing import TracesExporter
+
 
 class ServiceSettings(BaseSettings):
     """`DATABASE_URL`, `KAFKA_BOOTSTRAP_SERVERS`, ... as environment variables."""
@@ -21,6 +23,7 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     data_dir: Path = Path(".var")
     log_level: str = "INFO"
+    traces_exporter: TracesExporter = "none"
 
     def eventsourcing_env(self, schema: str) -> dict[str, str]:
         """The `POSTGRES_*` settings the `eventsourcing` library reads."""

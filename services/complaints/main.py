@@ -20,6 +20,7 @@ from shared.health import health_router
 from shared.relay import Relay, RelayPositions
 from shared.settings import ServiceSettings
 from shared.topics import COMPLAINTS_EVENTS
+from shared.tracing import setup_tracing, trace_requests
 
 SCHEMA = "complaints"
 RELAY_NAME = "complaints-events"
@@ -50,6 +51,7 @@ async def migrate(pool: asyncpg.Pool) -> None:
 def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
     settings = settings or ComplaintsSettings()
     logging.basicConfig(level=settings.log_level)
+    setup_tracing(SCHEMA, settings.traces_exporter)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,4 +89,5 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
     app.include_router(inspections_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
     install_error_handlers(app)
+    trace_requests(app)
     return app

@@ -27,6 +27,7 @@ from shared.health import health_router
 from shared.settings import ServiceSettings
 from shared.streaming import FaustDeadLetterSink, create_faust_app, subscribe
 from shared.topics import COMPLAINTS_EVENTS
+from shared.tracing import setup_tracing, trace_requests
 
 SCHEMA = "projections"
 CONSUMER_NAME = "projections"
@@ -56,6 +57,7 @@ def handlers() -> dict[str, Handler]:
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or ServiceSettings()
     logging.basicConfig(level=settings.log_level)
+    setup_tracing(SCHEMA, settings.traces_exporter)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,4 +86,5 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
     install_error_handlers(app)
+    trace_requests(app)
     return app

@@ -12,6 +12,7 @@ from tests.integration.harness import StackClient, write_api_keys
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A whole stack of its own per test module, on free ports: `make run` may be up beside it."""
     config = StackConfig.for_tests(tmp_path_factory.mktemp("stack"))
+    config.extra_env["TRACES_EXPORTER"] = "console"  # spans into the log files, where tests can read them
     config.extra_env["API_KEYS_FILE"] = str(write_api_keys(config.data_dir / "api-keys.json"))
     stack = Stack(config)
     try:
