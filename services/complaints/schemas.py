@@ -184,24 +184,63 @@ Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, m
 
 
 class StepBody(StrictBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "Called the customer back within the hour"}]})
+
     reason: Reason = Field(description="Why this step was taken; recorded in the complaint's history.")
 
 
 class DispatchBody(StepBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"reason": "Network fault: the city network team handles it", "to_unit": "SZ-NETWORK"}]
+        }
+    )
+
     to_unit: Code = Field(description="The unit that should take the complaint over.")
 
 
 class CheckBody(StepBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "reason": "Billing records checked",
+                    "substantiated": True,
+                    "root_cause": "Duplicate billing run",
+                    "responsible_unit": "SZ-BILLING",
+                }
+            ]
+        }
+    )
+
     substantiated: bool
     root_cause: Text
     responsible_unit: Code
 
 
 class ContactBody(StepBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "Explained the refund", "outcome": "reached"}]}
+    )
+
     outcome: Literal["reached", "unreachable", "refused", "call_back_later"]
 
 
 class RectifyBody(StepBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "reason": "Refund approved",
+                    "action": "Refund the duplicate charge",
+                    "owner": "SZ-BILLING",
+                    "deadline": "2026-10-13T10:00:00+08:00",
+                    "evidence": ["ticket://BILL-881"],
+                }
+            ]
+        }
+    )
+
     action: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     owner: Code = Field(description="Who carries the rectification out.")
     deadline: AwareDatetime
@@ -209,6 +248,10 @@ class RectifyBody(StepBody):
 
 
 class FeedbackBody(StepBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "Return call after the refund", "satisfaction": "satisfied"}]}
+    )
+
     satisfaction: Literal["satisfied", "basically_satisfied", "unsatisfied"]
 
 
