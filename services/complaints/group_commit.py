@@ -15,10 +15,12 @@ from concurrent.futures import Future
 from typing import Any
 
 from eventsourcing.application import Application
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
-Pending = tuple[Aggregate, "Future[None]"]
+# A request's events, not its aggregate: saving collects an aggregate's pending events,
+# so after a refused batch only the events themselves can be saved again.
+Pending = tuple[list[DomainEventProtocol[Any]], "Future[None]"]
 
 
 class GroupCommitter:
@@ -32,7 +34,7 @@ class GroupCommitter:
     def save(self, aggregate: Aggregate) -> None:
         """Blocks until the aggregate's events are committed; raises what saving it raised."""
         done: Future[None] = Future()
-        self._pending.put((aggregate, done))
+        self._pending.put((list(aggregate.collect_events()), done))
         done.result()
 
     def close(self) -> None:
@@ -55,7 +57,7 @@ class GroupCommitter:
 
     def _commit(self, batch: list[Pending]) -> None:
         try:
-            self.application.save(*(aggregate for aggregate, _ in batch))
+            self.application.save(*(event for events, _ in batch for event in events))
         except IntegrityError:
             if len(batch) > 1:
                 for pending in batch:

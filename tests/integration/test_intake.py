@@ -186,13 +186,23 @@ async def test_malformed_message_is_dead_lettered_and_consumption_continues(clie
     assert reasons[unknown_type.decode()] == "unknown event type 'ComplaintTeleported' version 1"
 
 
-async def test_simultaneous_retries_with_one_key_create_one_complaint(client: StackClient) -> None:
+async def test_simultaneous_retries_with_one_key_create_one_complaint_and_lose_no_other(
+    client: StackClient,
+) -> None:
     hall_id = await client.register_hall()
     key = str(uuid.uuid4())
 
-    responses = await asyncio.gather(*(client.post_complaint(complaint_body(hall_id), key) for _ in range(10)))
+    retries, others = await asyncio.gather(
+        asyncio.gather(*(client.post_complaint(complaint_body(hall_id), key) for _ in range(10))),
+        asyncio.gather(*(client.post_complaint(complaint_body(hall_id, f"other {i}")) for i in range(10))),
+    )
 
-    assert {response.status_code for response in responses} == {201}
-    [complaint_id] = {response.json()["id"] for response in responses}
-    assert await client.wait_until_projected({complaint_id}) == {complaint_id: 1}
-    assert [r.headers.get("Idempotent-Replayed") for r in responses].count(None) == 1
+    assert {response.status_code for response in [*retries, *others]} == {201}
+    [complaint_id] = {response.json()["id"] for response in retries}
+    assert [r.headers.get("Idempotent-Replayed") for r in retries].count(None) == 1
+    other_ids = {response.json()["id"] for response in others}
+    for other_id in other_ids:
+        fetched = await client.http.get(f"{client.complaints_url}/api/v1/complaints/{other_id}")
+        assert fetched.status_code == 200, "a complaint answered 201 must be stored"
+    expected = {complaint_id: 1} | dict.fromkeys(other_ids, 1)
+    assert await client.wait_until_projected({complaint_id, *other_ids}) == expected

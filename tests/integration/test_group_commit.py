@@ -1,0 +1,74 @@
+"""Group commit on the real event store: a refused batch costs only the conflicting request."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError
+
+from devstack.postgres import EmbeddedPostgres
+from devstack.process import free_port
+from services.complaints.domain import Hall, hall_aggregate_id
+from services.complaints.group_commit import GroupCommitter
+from shared.settings import ServiceSettings
+
+
+class Halls(Application[uuid.UUID]):
+    name = "groupcommit"
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    data = tmp_path_factory.mktemp("group-commit")
+    server = EmbeddedPostgres(data / "pg", free_port(), Path(data / "pg.log"), durable=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+def hall(code: str) -> Hall:
+    return Hall(hall_code=code, name=code, province="广东", city="深圳", level=2, ownership="partner")
+
+
+def test_a_conflict_in_a_batch_fails_only_its_own_request(postgres: EmbeddedPostgres) -> None:
+    application = Halls(ServiceSettings(database_url=postgres.url).eventsourcing_env("public"))
+    committer = GroupCommitter(application)
+    outcomes: dict[str, str] = {}
+
+    def save(label: str, code: str) -> None:
+        try:
+            committer.save(hall(code))
+            outcomes[label] = "saved"
+        except IntegrityError:
+            outcomes[label] = "conflict"
+
+    # Hold the writers' table lock so that the requests below queue up into one batch.
+    with psycopg.connect(postgres.url, autocommit=False) as blocker:
+        blocker.execute("LOCK TABLE groupcommit_events IN EXCLUSIVE MODE")
+        first = threading.Thread(target=save, args=("first", "H-A"))
+        first.start()
+        time.sleep(0.3)
+        queued = [
+            threading.Thread(target=save, args=(label, code))
+            for label, code in (("b", "H-B"), ("b-again", "H-B"), ("c", "H-C"))
+        ]
+        for thread in queued:
+            thread.start()
+        time.sleep(0.3)
+        blocker.commit()
+    for thread in (first, *queued):
+        thread.join(10)
+    committer.close()
+
+    assert outcomes["first"] == outcomes["c"] == "saved"
+    assert sorted((outcomes["b"], outcomes["b-again"])) == ["conflict", "saved"]
+    for code in ("H-A", "H-B", "H-C"):
+        assert application.repository.get(hall_aggregate_id(code)).hall_code == code
+    application.close()
