@@ -161,28 +161,6 @@ def take_step(
     return present(complaint, caller, response, created)
 
 
-@router.post("/complaints/{complaint_id}/resolve-on-spot", response_model=ComplaintPublic)
-def resolve_on_spot(
-    complaint_id: uuid.UUID,
-    body: StepBody,
-    request: Request,
-    response: Response,
-    caller: Caller,
-    idempotency_key: IdempotencyKey = None,
-) -> ComplaintPublic:
-    """Resolved at the counter (现场解决); feedback is still needed before closing."""
-    return take_step(
-        "resolve-on-spot",
-        complaint_id,
-        body,
-        request,
-        response,
-        caller,
-        idempotency_key,
-        lambda complaint, step: complaint.resolve_on_spot(step),
-    )
-
-
 @router.post("/complaints/{complaint_id}/dispatch", response_model=ComplaintPublic)
 def dispatch(
     complaint_id: uuid.UUID,
@@ -202,50 +180,6 @@ def dispatch(
         caller,
         idempotency_key,
         lambda complaint, step: complaint.dispatch(body.to_unit, step),
-    )
-
-
-@router.post("/complaints/{complaint_id}/accept", response_model=ComplaintPublic)
-def accept(
-    complaint_id: uuid.UUID,
-    body: StepBody,
-    request: Request,
-    response: Response,
-    caller: Caller,
-    idempotency_key: IdempotencyKey = None,
-) -> ComplaintPublic:
-    """The receiving unit accepts a hand-off and becomes the owner."""
-    return take_step(
-        "accept",
-        complaint_id,
-        body,
-        request,
-        response,
-        caller,
-        idempotency_key,
-        lambda complaint, step: complaint.accept(step),
-    )
-
-
-@router.post("/complaints/{complaint_id}/acknowledge", response_model=ComplaintPublic)
-def acknowledge(
-    complaint_id: uuid.UUID,
-    body: StepBody,
-    request: Request,
-    response: Response,
-    caller: Caller,
-    idempotency_key: IdempotencyKey = None,
-) -> ComplaintPublic:
-    """First response to the customer; stops the response clock."""
-    return take_step(
-        "acknowledge",
-        complaint_id,
-        body,
-        request,
-        response,
-        caller,
-        idempotency_key,
-        lambda complaint, step: complaint.acknowledge(step),
     )
 
 
@@ -337,50 +271,6 @@ def feedback(
     )
 
 
-@router.post("/complaints/{complaint_id}/close", response_model=ComplaintPublic)
-def close(
-    complaint_id: uuid.UUID,
-    body: StepBody,
-    request: Request,
-    response: Response,
-    caller: Caller,
-    idempotency_key: IdempotencyKey = None,
-) -> ComplaintPublic:
-    """Closes (结案); refused until the customer has given feedback that is not unsatisfied."""
-    return take_step(
-        "close",
-        complaint_id,
-        body,
-        request,
-        response,
-        caller,
-        idempotency_key,
-        lambda complaint, step: complaint.close(step),
-    )
-
-
-@router.post("/complaints/{complaint_id}/reopen", response_model=ComplaintPublic)
-def reopen(
-    complaint_id: uuid.UUID,
-    body: StepBody,
-    request: Request,
-    response: Response,
-    caller: Caller,
-    idempotency_key: IdempotencyKey = None,
-) -> ComplaintPublic:
-    """Reopens a closed complaint, or one whose customer was unsatisfied."""
-    return take_step(
-        "reopen",
-        complaint_id,
-        body,
-        request,
-        response,
-        caller,
-        idempotency_key,
-        lambda complaint, step: complaint.reopen(step),
-    )
-
-
 @router.post("/complaints/{complaint_id}/callback", response_model=ComplaintPublic)
 def callback(
     complaint_id: uuid.UUID,
@@ -404,49 +294,6 @@ def callback(
     )
 
 
-@router.post("/complaints/{complaint_id}/pause", response_model=ComplaintPublic)
-def pause(
-    complaint_id: uuid.UUID,
-    body: StepBody,
-    request: Request,
-    response: Response,
-    caller: Caller,
-    idempotency_key: IdempotencyKey = None,
-) -> ComplaintPublic:
-    """Waiting on the customer: the SLA clocks stop until resume."""
-    return take_step(
-        "pause",
-        complaint_id,
-        body,
-        request,
-        response,
-        caller,
-        idempotency_key,
-        lambda complaint, step: complaint.pause(step),
-    )
-
-
-@router.post("/complaints/{complaint_id}/resume", response_model=ComplaintPublic)
-def resume(
-    complaint_id: uuid.UUID,
-    body: StepBody,
-    request: Request,
-    response: Response,
-    caller: Caller,
-    idempotency_key: IdempotencyKey = None,
-) -> ComplaintPublic:
-    return take_step(
-        "resume",
-        complaint_id,
-        body,
-        request,
-        response,
-        caller,
-        idempotency_key,
-        lambda complaint, step: complaint.resume(step),
-    )
-
-
 @router.post("/complaints/{complaint_id}/escalate", response_model=ComplaintPublic)
 def escalate(
     complaint_id: uuid.UUID,
@@ -467,3 +314,40 @@ def escalate(
         idempotency_key,
         lambda complaint, step: complaint.escalate(body.target_unit, step),
     )
+
+
+def add_plain_step(action: str, perform: Callable[[Complaint, Step], None], description: str) -> None:
+    """A step whose body is only its reason."""
+
+    def endpoint(
+        complaint_id: uuid.UUID,
+        body: StepBody,
+        request: Request,
+        response: Response,
+        caller: Caller,
+        idempotency_key: IdempotencyKey = None,
+    ) -> ComplaintPublic:
+        return take_step(action, complaint_id, body, request, response, caller, idempotency_key, perform)
+
+    name = action.replace("-", "_")
+    router.add_api_route(
+        f"/complaints/{{complaint_id}}/{action}",
+        endpoint,
+        methods=["POST"],
+        response_model=ComplaintPublic,
+        name=name,
+        operation_id=f"complaint_{name}",
+        description=description,
+    )
+
+
+for plain_step in (
+    ("resolve-on-spot", Complaint.resolve_on_spot, "Resolved at the counter (现场解决); feedback is still needed."),
+    ("accept", Complaint.accept, "The receiving unit accepts a hand-off and becomes the owner."),
+    ("acknowledge", Complaint.acknowledge, "First response to the customer; stops the response clock."),
+    ("close", Complaint.close, "Closes (结案); refused until the customer's feedback is in and not unsatisfied."),
+    ("reopen", Complaint.reopen, "Reopens a closed complaint, or one whose customer was unsatisfied."),
+    ("pause", Complaint.pause, "Waiting on the customer: the SLA clocks stop until resume."),
+    ("resume", Complaint.resume, "The customer is back: the SLA clocks run again."),
+):
+    add_plain_step(*plain_step)

@@ -76,52 +76,6 @@ def order_step(
     return OrderPublic.of(order)
 
 
-@router.post("/rectification-orders/{order_id}/communicate", response_model=OrderPublic)
-def communicate(
-    order_id: uuid.UUID,
-    body: StepBody,
-    request: Request,
-    response: Response,
-    caller: Caller,
-    idempotency_key: IdempotencyKey = None,
-) -> OrderPublic:
-    """The inspector communicates the findings to the hall manager (沟通)."""
-    return order_step(
-        "communicate",
-        order_id,
-        body,
-        request,
-        response,
-        caller,
-        idempotency_key,
-        INSPECTING,
-        lambda order, step: order.communicate(step),
-    )
-
-
-@router.post("/rectification-orders/{order_id}/acknowledge", response_model=OrderPublic)
-def acknowledge(
-    order_id: uuid.UUID,
-    body: StepBody,
-    request: Request,
-    response: Response,
-    caller: Caller,
-    idempotency_key: IdempotencyKey = None,
-) -> OrderPublic:
-    """The hall manager acknowledges the findings."""
-    return order_step(
-        "acknowledge",
-        order_id,
-        body,
-        request,
-        response,
-        caller,
-        idempotency_key,
-        HALL_SIDE,
-        lambda order, step: order.acknowledge(step),
-    )
-
-
 @router.post("/rectification-orders/{order_id}/rectify", response_model=OrderPublic)
 def rectify(
     order_id: uuid.UUID,
@@ -145,47 +99,36 @@ def rectify(
     )
 
 
-@router.post("/rectification-orders/{order_id}/verify", response_model=OrderPublic)
-def verify(
-    order_id: uuid.UUID,
-    body: StepBody,
-    request: Request,
-    response: Response,
-    caller: Caller,
-    idempotency_key: IdempotencyKey = None,
-) -> OrderPublic:
-    """The inspector verifies the rectification and closes the order."""
-    return order_step(
-        "verify",
-        order_id,
-        body,
-        request,
-        response,
-        caller,
-        idempotency_key,
-        INSPECTING,
-        lambda order, step: order.verify(step),
+def add_plain_step(
+    action: str, roles: tuple[Role, ...], perform: Callable[[RectificationOrder, Step], None], description: str
+) -> None:
+    """A step whose body is only its reason."""
+
+    def endpoint(
+        order_id: uuid.UUID,
+        body: StepBody,
+        request: Request,
+        response: Response,
+        caller: Caller,
+        idempotency_key: IdempotencyKey = None,
+    ) -> OrderPublic:
+        return order_step(action, order_id, body, request, response, caller, idempotency_key, roles, perform)
+
+    router.add_api_route(
+        f"/rectification-orders/{{order_id}}/{action}",
+        endpoint,
+        methods=["POST"],
+        response_model=OrderPublic,
+        name=f"order_{action}",
+        operation_id=f"rectification_order_{action}",
+        description=description,
     )
 
 
-@router.post("/rectification-orders/{order_id}/reject", response_model=OrderPublic)
-def reject(
-    order_id: uuid.UUID,
-    body: StepBody,
-    request: Request,
-    response: Response,
-    caller: Caller,
-    idempotency_key: IdempotencyKey = None,
-) -> OrderPublic:
-    """The inspector rejects the rectification: the hall must rectify again."""
-    return order_step(
-        "reject",
-        order_id,
-        body,
-        request,
-        response,
-        caller,
-        idempotency_key,
-        INSPECTING,
-        lambda order, step: order.reject(step),
-    )
+for plain_step in (
+    ("communicate", INSPECTING, RectificationOrder.communicate, "The findings are communicated to the hall (沟通)."),
+    ("acknowledge", HALL_SIDE, RectificationOrder.acknowledge, "The hall manager acknowledges the findings."),
+    ("verify", INSPECTING, RectificationOrder.verify, "The inspector verifies the rectification: closed."),
+    ("reject", INSPECTING, RectificationOrder.reject, "The inspector rejects it: the hall rectifies again."),
+):
+    add_plain_step(*plain_step)
