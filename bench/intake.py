@@ -12,16 +12,39 @@ import statistics
 import tempfile
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 
 from devstack.stack import Stack, StackConfig
+from shared.auth import AuthSettings, OrgUnit, Role, issue_staff_token
 
 COMPLAINTS = 2000
 CONCURRENCY = 16
 SEQUENTIAL_COMPLAINTS = 500
+
+
+def admin_headers() -> dict[str, str]:
+    token = issue_staff_token(AuthSettings(), "bench", OrgUnit(), [Role.admin], timedelta(hours=1))
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def new_hall_and_complaint_body(http: httpx.AsyncClient, complaints_url: str) -> tuple[str, dict[str, Any]]:
+    hall_id = f"BENCH-{uuid.uuid4().hex[:8]}"
+    hall = {"hall_id": hall_id, "name": "n", "province": "p", "city": "c", "level": 1, "ownership": "partner"}
+    (await http.post(f"{complaints_url}/api/v1/halls", json=hall)).raise_for_status()
+    body = {
+        "hall_id": hall_id,
+        "channel": "app",
+        "category": "billing",
+        "priority": "normal",
+        "customer": {"name": "张三", "phone": "13812345678"},
+        "description": "benchmark",
+    }
+    return hall_id, body
 
 
 async def baseline_inserts_per_second(database_url: str) -> float:
@@ -43,18 +66,10 @@ async def baseline_inserts_per_second(database_url: str) -> float:
 
 async def intake(stack: Stack) -> tuple[float, float]:
     complaints = stack.services["complaints"].url
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=CONCURRENCY)) as http:
-        hall_id = f"BENCH-{uuid.uuid4().hex[:8]}"
-        hall = {"hall_id": hall_id, "name": "n", "province": "p", "city": "c", "level": 1, "ownership": "partner"}
-        (await http.post(f"{complaints}/api/v1/halls", json=hall)).raise_for_status()
-        body = {
-            "hall_id": hall_id,
-            "channel": "app",
-            "category": "billing",
-            "priority": "normal",
-            "customer": {"name": "张三", "phone": "13812345678"},
-            "description": "benchmark",
-        }
+    async with httpx.AsyncClient(
+        timeout=30, limits=httpx.Limits(max_connections=CONCURRENCY), headers=admin_headers()
+    ) as http:
+        hall_id, body = await new_hall_and_complaint_body(http, complaints)
         remaining = iter(range(COMPLAINTS))
 
         async def client() -> None:
@@ -76,18 +91,8 @@ async def intake(stack: Stack) -> tuple[float, float]:
 async def sequential_with_delays(stack: Stack) -> tuple[float, list[float]]:
     """One client posting one complaint at a time; and each event's delay from commit to projection."""
     complaints = stack.services["complaints"].url
-    async with httpx.AsyncClient(timeout=30) as http:
-        hall_id = f"BENCH-{uuid.uuid4().hex[:8]}"
-        hall = {"hall_id": hall_id, "name": "n", "province": "p", "city": "c", "level": 1, "ownership": "partner"}
-        (await http.post(f"{complaints}/api/v1/halls", json=hall)).raise_for_status()
-        body = {
-            "hall_id": hall_id,
-            "channel": "app",
-            "category": "billing",
-            "priority": "normal",
-            "customer": {"name": "张三", "phone": "13812345678"},
-            "description": "benchmark",
-        }
+    async with httpx.AsyncClient(timeout=30, headers=admin_headers()) as http:
+        hall_id, body = await new_hall_and_complaint_body(http, complaints)
         started = time.perf_counter()
         for _ in range(SEQUENTIAL_COMPLAINTS):
             (await http.post(f"{complaints}/api/v1/complaints", json=body)).raise_for_status()

@@ -451,7 +451,10 @@ class ComplaintsApplication(Application[uuid.UUID]):
             sequence=sql.Literal(f"{self._datastore.schema}.{COMPLAINT_NUMBER_SEQUENCE}"),
         )
         prefix = f"C{now.astimezone(CHINA_TIME):%Y%m%d}-"
-        with self._datastore.get_connection() as connection:
+        with self._datastore.get_connection() as connection, connection.transaction():
+            # No flush of its own: the complaint's commit that follows flushes the log up to
+            # and including this row, and without that commit the number means nothing.
+            connection.execute("SET LOCAL synchronous_commit TO OFF")
             row = connection.execute(statement, (prefix, complaint_id)).fetchone()
         assert row is not None
         number: str = row["number"]
