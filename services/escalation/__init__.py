@@ -1,1 +1,1 @@
-"""Escalation service. Not built yet: it serves only /healthz and /readyz (see README)."""
+"""Escalation service. So far only the working-time calendar (see README); SLA clocks are not built yet."""

@@ -1,11 +1,41 @@
-"""Composition root of the escalation service: `uvicorn --factory services.escalation.main:create_app`."""
+"""Composition root of the escalation service: `uvicorn --factory services.escalation.main:create_app`.
+
+So far: the working-time calendar. SLA clocks, deadlines and the escalation ladder are not built yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from shared.health import health_only_app
+from services.escalation import api
+from shared.auth import Authenticator, AuthSettings
+from shared.database import create_pool
+from shared.errors import install_error_handlers
+from shared.health import health_router
 from shared.settings import ServiceSettings
+
+SCHEMA = "escalation"
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or ServiceSettings()
-    return health_only_app("escalation", "escalation", str(settings.database_url), settings.kafka_bootstrap_servers)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.pool = await create_pool(str(settings.database_url), SCHEMA, max_size=2)
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    app = FastAPI(title="escalation", version="1", lifespan=lifespan)
+    app.state.pool = None
+    app.state.authenticator = Authenticator(AuthSettings())
+    app.state.calendars = api.Calendars()
+    app.include_router(api.router)
+    app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
+    install_error_handlers(app)
+    return app

@@ -1,0 +1,121 @@
+"""Working-time arithmetic over REST: how much working time lies between two instants, and when a limit falls due."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from services.escalation.calendar import BusinessHours, UnknownCalendarYear, WorkingCalendar
+from shared.auth import Caller, OrgUnit
+from shared.errors import ServiceError
+
+router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"])
+BUSINESS_HOURS_FILE = Path(__file__).parent / "business_hours.json"
+
+
+class HoursEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    opens: str
+    closes: str
+
+    def hours(self) -> BusinessHours:
+        return BusinessHours(
+            datetime.strptime(self.opens, "%H:%M").time(), datetime.strptime(self.closes, "%H:%M").time()
+        )
+
+
+class BusinessHoursFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    default: HoursEntry
+    units: dict[str, HoursEntry]
+
+
+class Calendars:
+    """One working calendar per organisation unit with its own hours; the nearest ancestor's otherwise."""
+
+    def __init__(self, path: Path = BUSINESS_HOURS_FILE) -> None:
+        config = BusinessHoursFile.model_validate(json.loads(path.read_text()))
+        self.default = WorkingCalendar(hours=config.default.hours())
+        self.by_unit = {
+            OrgUnit.parse(unit): WorkingCalendar(self.default.year_files, entry.hours())
+            for unit, entry in config.units.items()
+        }
+
+    def for_unit(self, unit: OrgUnit | None) -> WorkingCalendar:
+        if unit is None:
+            return self.default
+        owners = [owner for owner in self.by_unit if owner.contains(unit)]
+        return self.by_unit[max(owners, key=lambda owner: len(owner.path))] if owners else self.default
+
+
+class CalendarRefused(ServiceError):
+    status_code = 422
+    error_type = "calendar_unavailable"
+
+    def __init__(self, field: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class WorkingTime(BaseModel):
+    start: datetime
+    end: datetime
+    working_seconds: float
+
+
+class Deadline(BaseModel):
+    start: datetime
+    due: datetime
+
+
+def calendar_for(request: Request, unit: str | None) -> WorkingCalendar:
+    calendars: Calendars = request.app.state.calendars
+    try:
+        return calendars.for_unit(OrgUnit.parse(unit) if unit else None)
+    except ValueError as error:
+        raise CalendarRefused(("query", "unit"), str(error)) from None
+
+
+@router.get("/working-time", response_model=WorkingTime)
+def working_time(
+    request: Request,
+    caller: Caller,
+    start: Annotated[AwareDatetime, Query(alias="from")],
+    end: Annotated[AwareDatetime, Query(alias="to")],
+    unit: Annotated[str | None, Query(description="e.g. group/广东/深圳/GD-SZ-001; its business hours apply")] = None,
+) -> WorkingTime:
+    """Business hours on working days between two instants (statutory holidays and 调休 included)."""
+    try:
+        elapsed = calendar_for(request, unit).working_time_between(start, end)
+    except UnknownCalendarYear as unknown:
+        raise CalendarRefused(("query", "to"), str(unknown)) from None
+    return WorkingTime(start=start, end=end, working_seconds=elapsed.total_seconds())
+
+
+@router.get("/deadline", response_model=Deadline)
+def deadline(
+    request: Request,
+    caller: Caller,
+    start: Annotated[AwareDatetime, Query(alias="from")],
+    working_days: Annotated[int | None, Query(ge=0, le=365)] = None,
+    working_hours: Annotated[float | None, Query(gt=0, le=10_000)] = None,
+    unit: Annotated[str | None, Query(description="e.g. group/广东/深圳/GD-SZ-001; its business hours apply")] = None,
+) -> Deadline:
+    """When a limit of working days or working hours from `from` falls due; give exactly one of the two."""
+    if (working_days is None) == (working_hours is None):
+        raise CalendarRefused(("query", "working_days"), "give exactly one of working_days and working_hours")
+    calendar = calendar_for(request, unit)
+    try:
+        due = (
+            calendar.add_working_days(start, working_days)
+            if working_days is not None
+            else calendar.add_working_time(start, timedelta(hours=working_hours or 0))
+        )
+    except UnknownCalendarYear as unknown:
+        raise CalendarRefused(("query", "from"), str(unknown)) from None
+    return Deadline(start=start, due=due)
