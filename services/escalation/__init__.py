@@ -1,1 +1,1 @@
-"""Escalation service. So far only the working-time calendar (see README); SLA clocks are not built yet."""
+"""Escalation service: working-time calendar, SLA policies and the clock model; no running clocks yet (README)."""

@@ -11,10 +11,12 @@ from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from services.escalation.calendar import BusinessHours, UnknownCalendarYear, WorkingCalendar
+from services.escalation.policy import Policy
 from shared.auth import Caller, OrgUnit
 from shared.errors import ServiceError
 
 router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"])
+policies_router = APIRouter(prefix="/api/v1/sla", tags=["sla"])
 BUSINESS_HOURS_FILE = Path(__file__).parent / "business_hours.json"
 
 
@@ -119,3 +121,10 @@ def deadline(
     except UnknownCalendarYear as unknown:
         raise CalendarRefused(("query", "from"), str(unknown)) from None
     return Deadline(start=start, due=due)
+
+
+@policies_router.get("/policies", response_model=list[Policy])
+def policies(request: Request, caller: Caller) -> list[Policy]:
+    """Every SLA policy version, oldest effective date first."""
+    loaded: list[Policy] = request.app.state.policies
+    return loaded

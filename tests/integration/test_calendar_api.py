@@ -34,3 +34,11 @@ async def test_unknown_year_and_bad_questions_are_422_naming_the_parameter(clien
     assert "2099" in unknown_year.json()["detail"][0]["msg"]
     assert both.status_code == 422 and both.json()["detail"][0]["loc"] == ["query", "working_days"]
     assert naive.status_code == 422 and naive.json()["detail"][0]["loc"] == ["query", "from"]
+
+
+async def test_sla_policies_are_listed_with_their_versions(client: StackClient) -> None:
+    response = await client.http.get(f"{client.stack.services['escalation'].url}/api/v1/sla/policies")
+
+    assert response.status_code == 200
+    [policy] = response.json()
+    assert policy["version"] == "2026-01" and policy["warning_thresholds"] == [0.5, 0.8]

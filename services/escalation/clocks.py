@@ -1,0 +1,106 @@
+"""SLA clocks as a pure function of a complaint's history: when each warning, breach and escalation falls due.
+
+A clock counts working time from its start, not counting pauses (waiting on the
+customer), until it is stopped. Every limit is converted to working time (a working
+day is one day of business hours), so a pause extends each milestone by exactly the
+paused working time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from services.escalation.calendar import WorkingCalendar
+from services.escalation.policy import Limit, Policy
+from shared.auth import OrgUnit
+
+MilestoneKind = Literal["warning", "breach", "escalation"]
+# handler → hall manager → city → province → group; level n escalates to the unit this many levels up.
+LADDER_LEVELS = 4
+
+
+@dataclass(frozen=True)
+class Milestone:
+    kind: MilestoneKind
+    fraction: float
+    level: int
+    target_unit: OrgUnit | None
+    due_at: datetime | None  # None while the clock is paused or stopped before it
+
+
+@dataclass
+class Clock:
+    started_at: datetime
+    limit: Limit
+    stopped_at: datetime | None = None
+    pauses: list[tuple[datetime, datetime | None]] = field(default_factory=list)
+
+    def pause(self, at: datetime) -> None:
+        if not self.paused:
+            self.pauses.append((at, None))
+
+    def resume(self, at: datetime) -> None:
+        if self.paused:
+            self.pauses[-1] = (self.pauses[-1][0], at)
+
+    def stop(self, at: datetime) -> None:
+        self.resume(at)
+        self.stopped_at = at
+
+    def restart(self) -> None:
+        """A reopen within the window: the original clock runs on from where it was stopped."""
+        if self.stopped_at is not None:
+            self.pauses.append((self.stopped_at, None))
+            self.stopped_at = None
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.pauses) and self.pauses[-1][1] is None
+
+    def elapsed(self, calendar: WorkingCalendar, now: datetime) -> timedelta:
+        """Working time counted so far."""
+        end = min(now, self.stopped_at) if self.stopped_at else now
+        total = calendar.working_time_between(self.started_at, end)
+        for paused_from, paused_to in self.pauses:
+            total -= calendar.working_time_between(paused_from, min(paused_to or end, end))
+        return total
+
+    def due_at(self, calendar: WorkingCalendar, fraction: float, policy_day: timedelta) -> datetime | None:
+        """When `fraction` of the limit is used up, if the clock keeps running from now on."""
+        if self.stopped_at is not None or self.paused:
+            return None
+        target = self.limit.working_time(policy_day) * fraction
+        resumed_at = self.pauses[-1][1] if self.pauses else self.started_at
+        assert resumed_at is not None
+        counted = self.elapsed(calendar, resumed_at)
+        if counted >= target:
+            return resumed_at
+        return calendar.add_working_time(resumed_at, target - counted)
+
+
+def working_day(calendar: WorkingCalendar) -> timedelta:
+    hours = calendar.hours
+    return datetime.combine(datetime.min, hours.closes) - datetime.combine(datetime.min, hours.opens)
+
+
+def milestones(clock: Clock, policy: Policy, calendar: WorkingCalendar, hall: OrgUnit) -> list[Milestone]:
+    """Warnings, then the breach (escalating to level 1), then one level more at every further step."""
+    day = working_day(calendar)
+    plan: list[tuple[MilestoneKind, float, int]] = [("warning", t, 0) for t in policy.warning_thresholds]
+    plan.append(("breach", policy.breach_at, 1))
+    plan += [
+        ("escalation", policy.breach_at + policy.escalation_step * step, step + 1) for step in range(1, LADDER_LEVELS)
+    ]
+    return [
+        Milestone(kind, fraction, level, escalation_target(hall, level), clock.due_at(calendar, fraction, day))
+        for kind, fraction, level in plan
+    ]
+
+
+def escalation_target(hall: OrgUnit, level: int) -> OrgUnit | None:
+    """Level 1 is the hall (its manager), 2 the city, 3 the province, 4 the group."""
+    if level == 0:
+        return None
+    return OrgUnit(hall.path[: max(len(hall.path) - (level - 1), 0)])

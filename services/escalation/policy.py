@@ -1,0 +1,100 @@
+"""SLA policies: versioned data files in `policies/`, one per version, each effective from a date.
+
+A file that does not validate is refused at start-up with a message naming the bad entry.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+POLICY_DIR = Path(__file__).parent / "policies"
+MatchKey = Literal["category", "priority", "channel"]
+
+
+class InvalidPolicy(ValueError):
+    pass
+
+
+class Limit(BaseModel):
+    """A time limit in working days or working hours, never both."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    working_days: int | None = Field(default=None, gt=0)
+    working_hours: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Limit:
+        if (self.working_days is None) == (self.working_hours is None):
+            raise ValueError("give exactly one of working_days or working_hours")
+        return self
+
+    def working_time(self, working_day: timedelta) -> timedelta:
+        """As working time, a working day being one day of business hours."""
+        if self.working_days is not None:
+            return self.working_days * working_day
+        return timedelta(hours=self.working_hours or 0)
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    match: dict[MatchKey, str]
+    first_response: Limit | None = None
+    resolution: Limit | None = None
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: str
+    effective_from: AwareDatetime
+    source: str
+    warning_thresholds: list[float] = Field(min_length=1)
+    breach_at: float = Field(gt=0)
+    escalation_step: float = Field(gt=0)
+    rules: list[Rule] = Field(min_length=1)
+    rectification_order: Limit
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Policy:
+        thresholds = self.warning_thresholds
+        if thresholds != sorted(thresholds) or not all(0 < t < self.breach_at for t in thresholds):
+            raise ValueError("warning_thresholds must rise and stay between 0 and breach_at")
+        defaults = [rule for rule in self.rules if not rule.match]
+        if len(defaults) != 1 or defaults[0].first_response is None or defaults[0].resolution is None:
+            raise ValueError("exactly one rule must have an empty match and give both limits")
+        return self
+
+    def limit(self, kind: Literal["first_response", "resolution"], **complaint: str) -> Limit:
+        """The most specific rule that matches the complaint and sets this limit; later rules win ties."""
+        matching = [
+            rule
+            for rule in self.rules
+            if getattr(rule, kind) is not None and all(complaint.get(key) == value for key, value in rule.match.items())
+        ]
+        best = max(reversed(matching), key=lambda rule: len(rule.match))
+        limit: Limit = getattr(best, kind)
+        return limit
+
+
+def load_policy(path: Path) -> Policy:
+    try:
+        policy = Policy.model_validate_json(path.read_text())
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or '(top level)'}: {item['msg']}" for item in error.errors()
+        )
+        raise InvalidPolicy(f"{path.name}: {problems}") from None
+    if policy.version != path.stem:
+        raise InvalidPolicy(f"{path.name}: declares version {policy.version!r}")
+    return policy
+
+
+def load_policies(directory: Path = POLICY_DIR) -> list[Policy]:
+    """Every version, oldest effective date first."""
+    policies = sorted((load_policy(path) for path in directory.glob("*.json")), key=lambda p: p.effective_from)
+    if not policies:
+        raise InvalidPolicy(f"no SLA policy in {directory}")
+    return policies

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from services.escalation.calendar import CHINA_TIME, WorkingCalendar
+from services.escalation.clocks import Clock, escalation_target, milestones
+from services.escalation.policy import POLICY_DIR, InvalidPolicy, Limit, load_policies, load_policy
+from shared.auth import OrgUnit
+
+calendar = WorkingCalendar()
+policy = load_policies()[-1]
+HALL = OrgUnit(("广东", "深圳", "GD-SZ-001"))
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=CHINA_TIME)
+
+
+def test_default_limits_follow_the_domain_brief() -> None:
+    assert policy.limit("first_response", priority="normal", channel="app") == Limit(working_days=1)
+    assert policy.limit("first_response", priority="urgent", channel="app") == Limit(working_hours=2)
+    assert policy.limit("first_response", priority="normal", channel="regulator_appeal") == Limit(working_hours=4)
+    assert policy.limit("resolution", priority="urgent", channel="app") == Limit(working_days=5)
+
+
+def test_a_policy_with_a_bad_entry_is_refused_naming_it(tmp_path: Path) -> None:
+    document = json.loads((POLICY_DIR / "2026-01.json").read_text())
+    document["rules"][1]["first_response"] = {"working_days": 1, "working_hours": 2}
+    (tmp_path / "2026-01.json").write_text(json.dumps(document))
+
+    with pytest.raises(InvalidPolicy, match=r"2026-01\.json: rules\.1\.first_response: Value error, give exactly one"):
+        load_policy(tmp_path / "2026-01.json")
+
+
+def test_warnings_breach_and_escalations_fall_due_in_order_across_national_day() -> None:
+    clock = Clock(started_at=at("2026-09-30 10:00"), limit=Limit(working_days=5))
+
+    due = {(m.kind, m.level): m.due_at for m in milestones(clock, policy, calendar, HALL)}
+
+    assert due[("breach", 1)] == at("2026-10-13 10:00")
+    assert due[("warning", 0)] is not None and due[("warning", 0)] < due[("breach", 1)]
+    ordered = [m.due_at for m in milestones(clock, policy, calendar, HALL)]
+    assert ordered == sorted(ordered)  # type: ignore[type-var]
+    assert due[("escalation", 2)] == calendar.add_working_time(at("2026-09-30 10:00"), 1.5 * 5 * timedelta(hours=9))
+
+
+def test_a_pause_extends_every_milestone_by_exactly_the_paused_working_time() -> None:
+    running = Clock(started_at=at("2026-10-12 09:00"), limit=Limit(working_hours=2))
+    paused = Clock(started_at=at("2026-10-12 09:00"), limit=Limit(working_hours=2))
+    paused.pause(at("2026-10-12 09:30"))
+    paused.resume(at("2026-10-12 10:15"))
+
+    before = {m.fraction: m.due_at for m in milestones(running, policy, calendar, HALL)}
+    after = {m.fraction: m.due_at for m in milestones(paused, policy, calendar, HALL)}
+
+    assert before[1.0] == at("2026-10-12 11:00")
+    assert after[1.0] == at("2026-10-12 11:45")
+    assert after[0.5] == at("2026-10-12 10:45")  # 30 minutes before the pause, 30 after
+
+
+def test_a_paused_or_stopped_clock_has_no_pending_milestone() -> None:
+    clock = Clock(started_at=at("2026-10-12 09:00"), limit=Limit(working_hours=2))
+    clock.pause(at("2026-10-12 09:30"))
+    assert {m.due_at for m in milestones(clock, policy, calendar, HALL)} == {None}
+    clock.stop(at("2026-10-12 10:00"))
+    assert clock.elapsed(calendar, at("2026-10-13 12:00")) == timedelta(minutes=30)
+
+
+def test_a_reopened_clock_runs_on_from_where_it_stopped() -> None:
+    clock = Clock(started_at=at("2026-10-12 09:00"), limit=Limit(working_hours=2))
+    clock.stop(at("2026-10-12 10:00"))
+    clock.restart()
+    clock.resume(at("2026-10-13 09:00"))
+
+    [breach] = [m for m in milestones(clock, policy, calendar, HALL) if m.kind == "breach"]
+    assert breach.due_at == at("2026-10-13 10:00")
+
+
+def test_the_ladder_climbs_from_the_hall_to_the_group() -> None:
+    assert [str(escalation_target(HALL, level)) for level in (1, 2, 3, 4)] == [
+        "group/广东/深圳/GD-SZ-001",
+        "group/广东/深圳",
+        "group/广东",
+        "group",
+    ]
