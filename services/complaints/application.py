@@ -141,7 +141,7 @@ class RegisterComplaint:
     customer_name: str
     customer_phone: str
     description: str
-    received_by: str | None = None
+    received_by: str  # the first-ask owner (首问负责)
     received_at: datetime | None = None
 
     def fingerprint(self) -> str:
@@ -266,7 +266,7 @@ class ComplaintsApplication(Application[uuid.UUID]):
             customer_name=command.customer_name,
             customer_phone=command.customer_phone,
             description=command.description,
-            received_by=command.received_by or command.hall_code,
+            received_by=command.received_by,
             received_at=received_at,
             registered_at=now,
             request_fingerprint=fingerprint,

@@ -46,8 +46,8 @@ def test_a_hall_is_addressed_by_its_code() -> None:
 
 
 def test_same_request_content_has_same_fingerprint() -> None:
-    request = RegisterComplaint("H", "app", "billing", "normal", "张三", "13812345678", "text")
-    changed = RegisterComplaint("H", "app", "billing", "urgent", "张三", "13812345678", "text")
+    request = RegisterComplaint("H", "app", "billing", "normal", "张三", "13812345678", "text", "clerk-17")
+    changed = RegisterComplaint("H", "app", "billing", "urgent", "张三", "13812345678", "text", "clerk-17")
 
     assert request.fingerprint() == RegisterComplaint(**request.__dict__).fingerprint()
     assert request.fingerprint() != changed.fingerprint()
