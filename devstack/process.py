@@ -24,6 +24,7 @@ class ManagedProcess:
         self.name = name
         self.log_path = log_path
         self.popen: subprocess.Popen[bytes] | None = None
+        self.wanted_up = False  # a supervisor restarts the process if it dies while this is set
 
     def _spawn(
         self,
@@ -60,11 +61,13 @@ class ManagedProcess:
 
     def kill(self) -> None:
         """SIGKILL: the process gets no chance to clean up."""
+        self.wanted_up = False
         if self.popen is not None and self.running:
             os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait()
 
     def stop(self, timeout: float = 15) -> None:
+        self.wanted_up = False
         if self.popen is None or not self.running:
             return
         os.killpg(self.popen.pid, self.stop_signal)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -54,6 +55,7 @@ class ServiceProcess(ManagedProcess):
             env=self.env,
         )
         self.wait_until_healthy(timeout)
+        self.wanted_up = True
 
     def wait_until_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -103,6 +105,8 @@ class Stack:
         self.postgres: EmbeddedPostgres | None = None
         self.broker: TansuBroker | None = None
         self.services: dict[str, ServiceProcess] = {}
+        self._stopping = threading.Event()
+        self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
 
     def _log(self, name: str) -> Path | None:
         return self.config.data_dir / "logs" / f"{name}.log" if self.config.log_to_files else None
@@ -153,6 +157,18 @@ class Stack:
         for name in SERVICES:
             self.services[name] = ServiceProcess(name, self._port(name), self.service_env(), self._log(name))
             self.services[name].start()
+        self._supervisor.start()
+
+    def _supervise(self) -> None:
+        """Restarts a service that died on its own, as Kubernetes would; deliberate kills are left alone."""
+        while not self._stopping.wait(0.5):
+            for service in self.services.values():
+                if service.wanted_up and not service.running:
+                    print(f"{service.name} exited; restarting it", file=sys.stderr, flush=True)
+                    try:
+                        service.start()
+                    except StartError as error:
+                        print(error, file=sys.stderr, flush=True)
 
     def write_dev_token(self) -> Path:
         """An admin bearer token for the whole group, for local use only."""
@@ -174,6 +190,9 @@ class Stack:
         service.start()
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor.is_alive():
+            self._supervisor.join()
         for service in reversed(list(self.services.values())):
             service.stop()
         if self.broker:
@@ -182,7 +201,8 @@ class Stack:
             self.postgres.stop()
 
     def first_exited(self) -> ManagedProcess | None:
-        parts: list[ManagedProcess | None] = [self.postgres, self.broker, *self.services.values()]
+        """PostgreSQL or the broker, if either has died; services are restarted by the supervisor."""
+        parts = [self.postgres, self.broker]
         return next((part for part in parts if part is not None and not part.running), None)
 
     def urls(self) -> dict[str, str]:

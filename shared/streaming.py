@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from shared.consumer import IdempotentConsumer, ReceivedMessage, dead_letter_record
 from shared.topics import dead_letter_topic
+
+logger = logging.getLogger(__name__)
+EXIT_BROKER_RESET = 75  # EX_TEMPFAIL: start again
 
 
 def create_faust_app(app_id: str, bootstrap_servers: str, data_dir: Path) -> faust.App:
@@ -59,3 +68,48 @@ def subscribe(app: faust.App, consumer: IdempotentConsumer, topic_name: str) -> 
             )
 
     app.agent(topic, name=f"{consumer.name}-{topic_name}")(consume)
+
+
+class BrokerResetWatchdog:
+    """Ends the process when the broker has lost its data, so the supervisor starts it afresh.
+
+    A partition whose end offset goes down means the broker was replaced (the local
+    broker keeps topics in memory). faust then keeps trying to commit offsets the new
+    broker does not have, and its rebalance never finishes; a fresh process rejoins,
+    starts from the earliest offset, and the inbox drops what was already applied.
+    """
+
+    def __init__(self, bootstrap_servers: str, topic: str, interval_seconds: float = 2.0) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.interval_seconds = interval_seconds
+        self.seen: dict[int, int] = {}
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_seconds)
+            try:
+                ends = await asyncio.wait_for(self._end_offsets(), self.interval_seconds * 5)
+            except (KafkaError, OSError, TimeoutError):
+                continue  # the broker is away; judge it when it is back
+            if any(ends.get(partition, 0) < seen for partition, seen in self.seen.items()):
+                logger.error("broker lost %s's data (end offsets went down); exiting to restart", self.topic)
+                logging.shutdown()
+                os._exit(EXIT_BROKER_RESET)
+            self.seen = ends
+
+    async def _end_offsets(self) -> dict[int, int]:
+        """A new reader each time: its start-up metadata is fresh, which a long-lived one's is not."""
+        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, group_id=None, request_timeout_ms=5000)
+        await reader.start()
+        try:
+            partitions = reader.partitions_for_topic(self.topic)
+            if not partitions:
+                return {}  # no such topic (yet): a broker that had it has lost it
+            ends = await reader.end_offsets([TopicPartition(self.topic, p) for p in partitions])
+            return {tp.partition: offset for tp, offset in ends.items()}
+        finally:
+            # A group-less reader stopped right after starting raises CancelledError from its
+            # own committed-offsets task (aiokafka 0.14); that is not a cancellation of ours.
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -25,7 +26,7 @@ from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.settings import ServiceSettings
-from shared.streaming import FaustDeadLetterSink, create_faust_app, subscribe
+from shared.streaming import BrokerResetWatchdog, FaustDeadLetterSink, create_faust_app, subscribe
 from shared.topics import COMPLAINTS_EVENTS
 from shared.tracing import setup_tracing, trace_requests
 
@@ -74,10 +75,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         await complaints.create_tables(pool)
         subscribe(streams, consumer, COMPLAINTS_EVENTS)
         app.state.pool = pool
+        watchdog = asyncio.create_task(BrokerResetWatchdog(settings.kafka_bootstrap_servers, COMPLAINTS_EVENTS).run())
         try:
             async with faust_app_running(streams, stop_timeout=10):
                 yield
         finally:
+            watchdog.cancel()
             await pool.close()
 
     app = FastAPI(title="projections", version="1", lifespan=lifespan)
