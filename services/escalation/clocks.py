@@ -104,3 +104,51 @@ def escalation_target(hall: OrgUnit, level: int) -> OrgUnit | None:
     if level == 0:
         return None
     return OrgUnit(hall.path[: max(len(hall.path) - (level - 1), 0)])
+
+
+REOPEN_WINDOW = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Limits:
+    first_response: Limit
+    resolution: Limit
+
+
+def clocks_from_history(
+    history: list[tuple[str, datetime]], limits: Limits, reopen_window: timedelta = REOPEN_WINDOW
+) -> dict[str, Clock]:
+    """The response and resolution clocks a complaint's events imply, replayed from the start.
+
+    `history` is (integration event type, instant) in order, starting with the registration
+    at the instant the complaint was received. Replaying lets a new policy or calendar be
+    applied to open complaints: recompute from the same history under the new version.
+    """
+    (first_type, received_at), *steps = history
+    if first_type != "ComplaintRegistered":
+        raise ValueError(f"a complaint's history starts with its registration, not {first_type}")
+    response = Clock(started_at=received_at, limit=limits.first_response)
+    resolution = Clock(started_at=received_at, limit=limits.resolution)
+    closed_at: datetime | None = None
+    for event_type, at in steps:
+        running = [clock for clock in (response, resolution) if clock.stopped_at is None]
+        if event_type == "ComplaintAcknowledged":
+            response.stop(at)
+        elif event_type == "ComplaintPaused":
+            for clock in running:
+                clock.pause(at)
+        elif event_type == "ComplaintResumed":
+            for clock in running:
+                clock.resume(at)
+        elif event_type == "ComplaintClosed":
+            for clock in running:
+                clock.stop(at)
+            closed_at = at
+        elif event_type == "ComplaintReopened" and closed_at is not None:
+            if at - closed_at <= reopen_window:
+                resolution.restart()
+                resolution.resume(at)
+            else:
+                resolution = Clock(started_at=at, limit=limits.resolution)
+            closed_at = None
+    return {"first_response": response, "resolution": resolution}

@@ -5,7 +5,7 @@ A file that does not validate is refused at start-up with a message naming the b
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -98,3 +98,11 @@ def load_policies(directory: Path = POLICY_DIR) -> list[Policy]:
     if not policies:
         raise InvalidPolicy(f"no SLA policy in {directory}")
     return policies
+
+
+def policy_at(policies: list[Policy], instant: datetime) -> Policy:
+    """The version in force at `instant`: the latest one effective at or before it."""
+    in_force = [policy for policy in policies if policy.effective_from <= instant]
+    if not in_force:
+        raise InvalidPolicy(f"no SLA policy was in force at {instant.isoformat()}")
+    return max(in_force, key=lambda policy: policy.effective_from)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from services.escalation.calendar import CHINA_TIME, WorkingCalendar
-from services.escalation.clocks import Clock, escalation_target, milestones
-from services.escalation.policy import POLICY_DIR, InvalidPolicy, Limit, load_policies, load_policy
+from services.escalation.clocks import Clock, Limits, clocks_from_history, escalation_target, milestones
+from services.escalation.policy import POLICY_DIR, InvalidPolicy, Limit, load_policies, load_policy, policy_at
 from shared.auth import OrgUnit
 
 calendar = WorkingCalendar()
@@ -87,3 +87,49 @@ def test_the_ladder_climbs_from_the_hall_to_the_group() -> None:
         "group/广东",
         "group",
     ]
+
+
+LIMITS = Limits(first_response=Limit(working_hours=2), resolution=Limit(working_days=5))
+
+
+def test_replayed_history_stops_the_response_clock_at_acknowledgement() -> None:
+    clocks = clocks_from_history(
+        [("ComplaintRegistered", at("2026-10-12 09:00")), ("ComplaintAcknowledged", at("2026-10-12 10:30"))], LIMITS
+    )
+
+    assert clocks["first_response"].elapsed(calendar, at("2026-10-13 12:00")) == timedelta(minutes=90)
+    assert clocks["resolution"].stopped_at is None
+
+
+def test_replayed_pause_moves_both_running_clocks() -> None:
+    history = [
+        ("ComplaintRegistered", at("2026-10-12 09:00")),
+        ("ComplaintPaused", at("2026-10-12 09:30")),
+        ("ComplaintResumed", at("2026-10-12 10:00")),
+    ]
+    clocks = clocks_from_history(history, LIMITS)
+
+    assert clocks["first_response"].due_at(calendar, 1.0, timedelta(hours=9)) == at("2026-10-12 11:30")
+    assert clocks["resolution"].elapsed(calendar, at("2026-10-12 12:00")) == timedelta(hours=2, minutes=30)
+
+
+def test_a_reopen_within_the_window_resumes_the_original_resolution_clock_and_a_late_one_starts_anew() -> None:
+    closed = [
+        ("ComplaintRegistered", at("2026-10-12 09:00")),
+        ("ComplaintAcknowledged", at("2026-10-12 09:10")),
+        ("ComplaintClosed", at("2026-10-12 10:00")),
+    ]
+    soon = clocks_from_history([*closed, ("ComplaintReopened", at("2026-10-13 09:00"))], LIMITS)
+    late = clocks_from_history([*closed, ("ComplaintReopened", at("2026-12-14 09:00"))], LIMITS)
+
+    assert soon["resolution"].elapsed(calendar, at("2026-10-13 10:00")) == timedelta(hours=2)
+    assert late["resolution"].started_at == at("2026-12-14 09:00")
+
+
+def test_the_policy_in_force_is_chosen_by_effective_date() -> None:
+    newer = policy.model_copy(update={"version": "2026-07", "effective_from": at("2026-07-01 00:00")})
+
+    assert policy_at([policy, newer], at("2026-06-30 23:59")).version == "2026-01"
+    assert policy_at([policy, newer], at("2026-07-01 00:00")).version == "2026-07"
+    with pytest.raises(InvalidPolicy, match="no SLA policy was in force"):
+        policy_at([newer], at("2026-01-01 00:00"))
