@@ -96,12 +96,11 @@ class Principal:
 class Unauthenticated(ServiceError):
     status_code = 401
     error_type = "unauthenticated"
-    # RFC 9110 requires a challenge on every 401; the error handler has to pass these on.
+    # RFC 9110 requires a challenge on every 401; the error handler sends these headers.
     headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
 
     def __init__(self, header: str, message: str) -> None:
-        super().__init__(message)
-        self.field = ("header", header)
+        super().__init__(message, ("header", header))
 
 
 class Forbidden(ServiceError):

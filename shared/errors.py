@@ -18,6 +18,12 @@ class ServiceError(Exception):
     error_type = "conflict"
     field: tuple[str, ...] = ()
 
+    def __init__(self, message: str, field: tuple[str | int, ...] | None = None) -> None:
+        """`field` overrides the class's for refusals whose field is known only when raised."""
+        super().__init__(message)
+        if field is not None:
+            self.field = tuple(str(part) for part in field)
+
 
 def error_body(location: tuple[str, ...], message: str, error_type: str) -> dict[str, object]:
     """Same shape as FastAPI's validation errors, so clients parse one format."""

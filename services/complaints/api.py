@@ -55,9 +55,14 @@ def application(request: Request) -> ComplaintsApplication:
     return app
 
 
-def present(complaint: Complaint, caller: Principal, response: Response, created: bool) -> ComplaintPublic:
+def mark_replayed(response: Response, created: bool) -> None:
+    """Tells the caller its retry was answered from the first request, not carried out again."""
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
+
+
+def present(complaint: Complaint, caller: Principal, response: Response, created: bool) -> ComplaintPublic:
+    mark_replayed(response, created)
     return ComplaintPublic.of(complaint, unmasked=caller.has_any(*SEES_CONTACT))
 
 

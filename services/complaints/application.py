@@ -98,10 +98,6 @@ class BadChecklistEntry(ComplaintsError):
     status_code = 422
     error_type = "bad_checklist_entry"
 
-    def __init__(self, field: tuple[str | int, ...], message: str) -> None:
-        super().__init__(message)
-        self.field = tuple(str(part) for part in field)
-
 
 class PublicComplaintNotFound(ComplaintsError):
     status_code = 404
@@ -154,6 +150,12 @@ Found = TypeVar("Found", bound=Aggregate)
 
 def unit_of(hall: Hall) -> OrgUnit:
     return OrgUnit.of_hall(hall.province, hall.city, hall.hall_code)
+
+
+def require_same_request(first_fingerprint: str | None, this_fingerprint: str | None) -> None:
+    """A repeated idempotency key must come with the same request it first came with."""
+    if first_fingerprint != this_fingerprint:
+        raise IdempotencyKeyReused("this Idempotency-Key was used for a different request")
 
 
 def fingerprint_of(*parts: object) -> str:
@@ -333,8 +335,7 @@ class ComplaintsApplication(Application[uuid.UUID]):
         if earlier is None:
             return None
         fingerprint, version = earlier
-        if fingerprint != request.fingerprint:
-            raise IdempotencyKeyReused("this Idempotency-Key was used for a different request")
+        require_same_request(fingerprint, request.fingerprint)
         as_it_was: Target = self.repository.get(target.id, version=version)
         return as_it_was
 
@@ -345,13 +346,13 @@ class ComplaintsApplication(Application[uuid.UUID]):
         try:
             checklist = load_checklist(command.checklist_version)
         except UnknownChecklist as unknown:
-            raise BadChecklistEntry(("body", "checklist_version"), str(unknown)) from None
+            raise BadChecklistEntry(str(unknown), ("body", "checklist_version")) from None
         items = checklist.items()
         for index, finding in enumerate(command.findings):
             if finding.item_id not in items:
-                raise BadChecklistEntry(("body", "findings", index, "item_id"), f"no item {finding.item_id!r}")
+                raise BadChecklistEntry(f"no item {finding.item_id!r}", ("body", "findings", index, "item_id"))
         for item_id in sorted(command.failed_items - items.keys()):
-            raise BadChecklistEntry(("body", "failed_items"), f"no item {item_id!r} in checklist {checklist.version}")
+            raise BadChecklistEntry(f"no item {item_id!r} in checklist {checklist.version}", ("body", "failed_items"))
         try:
             hall = self.get_hall(command.hall_code, viewer)
         except HallNotFound:
@@ -363,8 +364,7 @@ class ComplaintsApplication(Application[uuid.UUID]):
             else uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{viewer.subject}:inspection:{idempotency_key}")
         )
         if (earlier := self._find(Inspection, inspection_id)) is not None:
-            if earlier.request_fingerprint != fingerprint:
-                raise IdempotencyKeyReused("this Idempotency-Key was used for a different request")
+            require_same_request(earlier.request_fingerprint, fingerprint)
             return earlier, False
         now = self.clock()
         orders = [
@@ -431,8 +431,7 @@ class ComplaintsApplication(Application[uuid.UUID]):
 
     @staticmethod
     def _replayed(complaint: Complaint, fingerprint: str) -> Complaint:
-        if complaint.request_fingerprint != fingerprint:
-            raise IdempotencyKeyReused("this Idempotency-Key was used for a different request")
+        require_same_request(complaint.request_fingerprint, fingerprint)
         return complaint
 
     def _reserve_number(self, complaint_id: uuid.UUID, now: datetime) -> str:

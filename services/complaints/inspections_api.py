@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, Request, Response, status
 
-from services.complaints.api import IdempotencyKey, application
+from services.complaints.api import IdempotencyKey, application, mark_replayed
 from services.complaints.application import FindingInput, RecordInspection, StepRequest, fingerprint_of
 from services.complaints.domain import Step
 from services.complaints.inspections import RectificationOrder
@@ -37,8 +37,7 @@ def record_inspection(
         caller,
         idempotency_key,
     )
-    if not created:
-        response.headers["Idempotent-Replayed"] = "true"
+    mark_replayed(response, created)
     return InspectionPublic.of(inspection)
 
 
@@ -71,8 +70,7 @@ def order_step(
         fingerprint=fingerprint_of(action, str(order_id), body.model_dump(mode="json")),
     )
     order, created = application(request).act_on_order(order_id, step_request, perform, caller)
-    if not created:
-        response.headers["Idempotent-Replayed"] = "true"
+    mark_replayed(response, created)
     return OrderPublic.of(order)
 
 

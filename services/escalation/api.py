@@ -59,10 +59,6 @@ class CalendarRefused(ServiceError):
     status_code = 422
     error_type = "calendar_unavailable"
 
-    def __init__(self, field: tuple[str, ...], message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
 
 class WorkingTime(BaseModel):
     start: datetime
@@ -80,7 +76,7 @@ def calendar_for(request: Request, unit: str | None) -> WorkingCalendar:
     try:
         return calendars.for_unit(OrgUnit.parse(unit) if unit else None)
     except ValueError as error:
-        raise CalendarRefused(("query", "unit"), str(error)) from None
+        raise CalendarRefused(str(error), ("query", "unit")) from None
 
 
 @router.get("/working-time", response_model=WorkingTime)
@@ -95,7 +91,7 @@ def working_time(
     try:
         elapsed = calendar_for(request, unit).working_time_between(start, end)
     except UnknownCalendarYear as unknown:
-        raise CalendarRefused(("query", "to"), str(unknown)) from None
+        raise CalendarRefused(str(unknown), ("query", "to")) from None
     return WorkingTime(start=start, end=end, working_seconds=elapsed.total_seconds())
 
 
@@ -110,7 +106,7 @@ def deadline(
 ) -> Deadline:
     """When a limit of working days or working hours from `from` falls due; give exactly one of the two."""
     if (working_days is None) == (working_hours is None):
-        raise CalendarRefused(("query", "working_days"), "give exactly one of working_days and working_hours")
+        raise CalendarRefused("give exactly one of working_days and working_hours", ("query", "working_days"))
     calendar = calendar_for(request, unit)
     try:
         due = (
@@ -119,7 +115,7 @@ def deadline(
             else calendar.add_working_time(start, timedelta(hours=working_hours or 0))
         )
     except UnknownCalendarYear as unknown:
-        raise CalendarRefused(("query", "from"), str(unknown)) from None
+        raise CalendarRefused(str(unknown), ("query", "from")) from None
     return Deadline(start=start, due=due)
 
 

@@ -21,10 +21,6 @@ class NotProjected(ServiceError):
     status_code = 404
     error_type = "not_found"
 
-    def __init__(self, field: tuple[str, ...], message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
 
 class BadCursor(ServiceError):
     status_code = 422
@@ -42,7 +38,7 @@ async def visible_timeline(request: Request, caller: Principal, aggregate_id: uu
 async def complaint_timeline(complaint_id: uuid.UUID, request: Request, caller: Caller) -> Timeline:
     """Every event of the complaint, oldest first, with actor and reason, as far as this projection has seen."""
     if (timeline := await visible_timeline(request, caller, complaint_id)) is None:
-        raise NotProjected(("path", "complaint_id"), f"no events seen for complaint {complaint_id}")
+        raise NotProjected(f"no events seen for complaint {complaint_id}", ("path", "complaint_id"))
     return timeline
 
 
@@ -50,7 +46,7 @@ async def complaint_timeline(complaint_id: uuid.UUID, request: Request, caller: 
 async def order_timeline(order_id: uuid.UUID, request: Request, caller: Caller) -> Timeline:
     """Every event of the rectification order, oldest first, with actor and reason."""
     if (timeline := await visible_timeline(request, caller, order_id)) is None:
-        raise NotProjected(("path", "order_id"), f"no events seen for rectification order {order_id}")
+        raise NotProjected(f"no events seen for rectification order {order_id}", ("path", "order_id"))
     return timeline
 
 
