@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -74,14 +76,23 @@ class BrokerResetWatchdog:
     """Ends the process when the broker has lost its data, so the supervisor starts it afresh.
 
     A partition whose end offset goes down means the broker was replaced (the local
-    broker keeps topics in memory). faust then keeps trying to commit offsets the new
-    broker does not have, and its rebalance never finishes; a fresh process rejoins,
-    starts from the earliest offset, and the inbox drops what was already applied.
+    broker keeps topics in memory). faust then keeps committing offsets of the old
+    broker, which the new one may accept although it has fewer messages: a consumer
+    resuming from them would wait forever. So `on_reset` first moves the consumer to a
+    new group (see `ConsumerEpochs`), which starts from the earliest offset; the inbox
+    drops what was already applied.
     """
 
-    def __init__(self, bootstrap_servers: str, topic: str, interval_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        on_reset: Callable[[], Awaitable[None]],
+        interval_seconds: float = 2.0,
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
+        self.on_reset = on_reset
         self.interval_seconds = interval_seconds
         self.seen: dict[int, int] = {}
 
@@ -94,6 +105,7 @@ class BrokerResetWatchdog:
                 continue  # the broker is away; judge it when it is back
             if any(ends.get(partition, 0) < seen for partition, seen in self.seen.items()):
                 logger.error("broker lost %s's data (end offsets went down); exiting to restart", self.topic)
+                await self.on_reset()
                 logging.shutdown()
                 os._exit(EXIT_BROKER_RESET)
             self.seen = ends
@@ -113,3 +125,26 @@ class BrokerResetWatchdog:
             # own committed-offsets task (aiokafka 0.14); that is not a cancellation of ours.
             with contextlib.suppress(asyncio.CancelledError):
                 await reader.stop()
+
+
+class ConsumerEpochs:
+    """Which consumer group a service uses: it moves to a new one after each broker reset,
+    because the broker keeps the old group's offsets, which belong to the lost data."""
+
+    def __init__(self, pool: asyncpg.Pool, consumer_name: str) -> None:
+        self.pool = pool
+        self.consumer_name = consumer_name
+
+    async def group_id(self) -> str:
+        await self.pool.execute(
+            "CREATE TABLE IF NOT EXISTS consumer_epochs (consumer text PRIMARY KEY, epoch integer NOT NULL)"
+        )
+        epoch = await self.pool.fetchval("SELECT epoch FROM consumer_epochs WHERE consumer = $1", self.consumer_name)
+        return f"{self.consumer_name}-epoch-{epoch}" if epoch else self.consumer_name
+
+    async def next_epoch(self) -> None:
+        await self.pool.execute(
+            "INSERT INTO consumer_epochs VALUES ($1, 1)"
+            " ON CONFLICT (consumer) DO UPDATE SET epoch = consumer_epochs.epoch + 1",
+            self.consumer_name,
+        )

@@ -26,7 +26,13 @@ from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.settings import ServiceSettings
-from shared.streaming import BrokerResetWatchdog, FaustDeadLetterSink, create_faust_app, subscribe
+from shared.streaming import (
+    BrokerResetWatchdog,
+    ConsumerEpochs,
+    FaustDeadLetterSink,
+    create_faust_app,
+    subscribe,
+)
 from shared.topics import COMPLAINTS_EVENTS
 from shared.tracing import setup_tracing, trace_requests
 
@@ -63,7 +69,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(str(settings.database_url), SCHEMA)
-        streams = create_faust_app(CONSUMER_NAME, settings.kafka_bootstrap_servers, settings.data_dir)
+        epochs = ConsumerEpochs(pool, CONSUMER_NAME)
+        streams = create_faust_app(await epochs.group_id(), settings.kafka_bootstrap_servers, settings.data_dir)
         consumer = IdempotentConsumer(
             name=CONSUMER_NAME,
             pool=pool,
@@ -75,7 +82,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         await complaints.create_tables(pool)
         subscribe(streams, consumer, COMPLAINTS_EVENTS)
         app.state.pool = pool
-        watchdog = asyncio.create_task(BrokerResetWatchdog(settings.kafka_bootstrap_servers, COMPLAINTS_EVENTS).run())
+        watchdog = asyncio.create_task(
+            BrokerResetWatchdog(settings.kafka_bootstrap_servers, COMPLAINTS_EVENTS, epochs.next_epoch).run()
+        )
         try:
             async with faust_app_running(streams, stop_timeout=10):
                 yield
