@@ -40,8 +40,14 @@ else:  # not subscriptable at run time
     Connection = asyncpg.pool.PoolConnectionProxy
 Handler = Callable[[Connection, IntegrationEvent], Awaitable[None]]
 
-# Errors that say the database is unavailable, not that the event is bad.
+
+class RetryLater(Exception):
+    """The event is fine but cannot be applied yet (e.g. it refers to something another partition brings)."""
+
+
+# Errors that say the database is unavailable, or the event's time has not come, not that the event is bad.
 TRANSIENT_ERRORS = (
+    RetryLater,
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
@@ -126,7 +132,7 @@ class IdempotentConsumer:
             try:
                 return await self._apply_once(handler, event)
             except TRANSIENT_ERRORS:
-                logger.warning("%s: database unavailable; retrying event %s", self.name, event.envelope.event_id)
+                logger.warning("%s: cannot apply event %s yet; retrying", self.name, event.envelope.event_id)
                 await asyncio.sleep(self.retry_delay_seconds)
             except Exception as refused:
                 logger.exception("%s: handler refused event %s", self.name, event.envelope.event_id)

@@ -242,6 +242,58 @@ ORDER_STEPS: tuple[type[LoopStep], ...] = (
     OrderRejectedV1,
 )
 
+
+class SlaMilestone(Contract):
+    """A clock of a complaint or rectification order reached a share of its limit in working time."""
+
+    subject_id: uuid.UUID
+    subject_kind: Literal["complaint", "rectification_order"]
+    hall_id: str
+    clock: Literal["first_response", "resolution", "rectification"]
+    fraction: float = Field(gt=0)
+    due_at: AwareDatetime
+    at: AwareDatetime
+    policy_version: str
+
+
+class SlaWarningV1(SlaMilestone):
+    event_type = "SlaWarning"
+    schema_version = 1
+
+
+class SlaBreachedV1(SlaMilestone):
+    """Level 1: the hall's manager is told."""
+
+    event_type = "SlaBreached"
+    schema_version = 1
+    level: int = Field(ge=1)
+    target_unit: str
+
+
+class SlaEscalatedV1(SlaMilestone):
+    """Each further step hands the case one level up: city, province, group."""
+
+    event_type = "SlaEscalated"
+    schema_version = 1
+    level: int = Field(ge=2)
+    target_unit: str
+
+
+class SlaRecalculatedV1(Contract):
+    """A policy or calendar change moved an open subject's deadlines."""
+
+    event_type = "SlaRecalculated"
+    schema_version = 1
+    subject_id: uuid.UUID
+    previous_rules_version: str
+    rules_version: str
+    previous_deadlines: dict[str, AwareDatetime | None]
+    deadlines: dict[str, AwareDatetime | None]
+    at: AwareDatetime
+
+
+SLA_EVENTS: tuple[type[Contract], ...] = (SlaWarningV1, SlaBreachedV1, SlaEscalatedV1, SlaRecalculatedV1)
+
 PUBLISHED: tuple[type[Contract], ...] = (
     HallRegisteredV1,
     ComplaintRegisteredV1,
@@ -249,6 +301,7 @@ PUBLISHED: tuple[type[Contract], ...] = (
     InspectionRecordedV1,
     RectificationOrderOpenedV1,
     *ORDER_STEPS,
+    *SLA_EVENTS,
 )
 CONTRACTS: dict[tuple[str, int], type[Contract]] = {(c.event_type, c.schema_version): c for c in PUBLISHED}
 

@@ -174,3 +174,21 @@ class Relay:
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self.idle_poll_seconds)
+
+
+async def run_as_leader(pool: asyncpg.Pool, relay: Relay, retry_seconds: float = 2.0) -> None:
+    """Runs the relay only while this replica holds its advisory lock, so replicas do not publish twice.
+
+    Should the lock's connection break, another replica may start relaying too; consumers drop
+    the duplicates, so that costs only work.
+    """
+    while True:
+        try:
+            async with pool.acquire() as connection:
+                if await connection.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", relay.name):
+                    await relay.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("relay %s: could not take the relay lock; retrying", relay.name, exc_info=True)
+        await asyncio.sleep(retry_seconds)

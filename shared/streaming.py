@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,9 @@ import asyncpg
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
+from faust.contrib.asgi import faust_app_running
 
-from shared.consumer import IdempotentConsumer, ReceivedMessage, dead_letter_record
+from shared.consumer import Handler, IdempotentConsumer, ReceivedMessage, dead_letter_record
 from shared.topics import dead_letter_topic
 
 logger = logging.getLogger(__name__)
@@ -148,3 +149,30 @@ class ConsumerEpochs:
             " ON CONFLICT (consumer) DO UPDATE SET epoch = consumer_epochs.epoch + 1",
             self.consumer_name,
         )
+
+
+@contextlib.asynccontextmanager
+async def consuming(
+    *,
+    name: str,
+    pool: asyncpg.Pool,
+    handlers: Mapping[str, Handler],
+    topics: Sequence[str],
+    bootstrap_servers: str,
+    data_dir: Path,
+) -> AsyncIterator[None]:
+    """Runs an idempotent consumer of `topics` for the duration of the block, restarting it on a broker reset."""
+    epochs = ConsumerEpochs(pool, name)
+    streams = create_faust_app(await epochs.group_id(), bootstrap_servers, data_dir)
+    consumer = IdempotentConsumer(
+        name=name, pool=pool, handlers=handlers, dead_letters=FaustDeadLetterSink(streams, name)
+    )
+    await consumer.create_tables()
+    for topic in topics:
+        subscribe(streams, consumer, topic)
+    watchdog = asyncio.create_task(BrokerResetWatchdog(bootstrap_servers, topics[0], epochs.next_epoch).run())
+    try:
+        async with faust_app_running(streams, stop_timeout=10):
+            yield
+    finally:
+        watchdog.cancel()

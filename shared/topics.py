@@ -1,6 +1,7 @@
 """Kafka topic names. One events topic per publishing service, keyed by aggregate id."""
 
 COMPLAINTS_EVENTS = "complaints.events.v1"
+ESCALATION_EVENTS = "escalation.events.v1"
 
 
 def dead_letter_topic(consumer_name: str) -> str:

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from services.complaints import api, inspections_api
 from services.complaints.application import COMPLAINT_NUMBER_SEQUENCE, ComplaintsApplication
-from services.complaints.outbox import ComplaintsOutbox
+from services.complaints.outbox import complaints_outbox
 from shared.auth import Authenticator, AuthSettings
 from shared.database import create_pool
 from shared.errors import install_error_handlers
@@ -60,7 +60,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
         complaints = await asyncio.to_thread(ComplaintsApplication, settings.eventsourcing_env(SCHEMA))
         relay = Relay(
             name=RELAY_NAME,
-            outbox=ComplaintsOutbox(complaints),
+            outbox=complaints_outbox(complaints),
             positions=RelayPositions(pool),
             bootstrap_servers=settings.kafka_bootstrap_servers,
             topic=COMPLAINTS_EVENTS,

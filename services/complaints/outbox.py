@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from typing import cast
 
-from eventsourcing.domain import AggregateEvent, DomainEventProtocol
-from eventsourcing.persistence import Notification
+from eventsourcing.domain import DomainEventProtocol
 
 from services.complaints.application import ComplaintsApplication
 from services.complaints.domain import Complaint, Hall
@@ -38,10 +35,8 @@ from shared.contracts import (
     OrderRejectedV1,
     OrderVerifiedV1,
     RectificationOrderOpenedV1,
-    build_event,
-    encode_event,
 )
-from shared.relay import OutgoingMessage
+from shared.outbox import EventStoreOutbox
 
 SOURCE = "complaints"
 
@@ -118,35 +113,5 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None
     return None
 
 
-class ComplaintsOutbox:
-    def __init__(self, application: ComplaintsApplication) -> None:
-        self.application = application
-
-    def read_after(self, position: int, limit: int) -> Sequence[OutgoingMessage]:
-        notifications = self.application.recorder.select_notifications(
-            start=position, limit=limit, inclusive_of_start=False
-        )
-        return [self._message(notification) for notification in notifications]
-
-    def _message(self, notification: Notification) -> OutgoingMessage:
-        domain_event = cast(AggregateEvent, self.application.mapper.to_domain_event(notification))
-        key = str(notification.originator_id).encode()
-        contract = to_contract(domain_event)
-        if contract is None:
-            return OutgoingMessage(position=notification.id, key=key, value=None)
-        event = build_event(
-            contract,
-            source=SOURCE,
-            aggregate_id=domain_event.originator_id,
-            aggregate_version=domain_event.originator_version,
-            occurred_at=domain_event.timestamp,
-        )
-        return OutgoingMessage(
-            position=notification.id,
-            key=key,
-            value=encode_event(event),
-            headers=[
-                ("event_type", contract.event_type.encode()),
-                ("schema_version", str(contract.schema_version).encode()),
-            ],
-        )
+def complaints_outbox(application: ComplaintsApplication) -> EventStoreOutbox:
+    return EventStoreOutbox(application, to_contract, SOURCE)

@@ -2,57 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel
 
-from services.escalation.calendar import BusinessHours, UnknownCalendarYear, WorkingCalendar
+from services.escalation.calendar import Calendars, UnknownCalendarYear, WorkingCalendar
 from services.escalation.policy import Policy
 from shared.auth import Caller, OrgUnit
 from shared.errors import ServiceError
 
 router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"])
 policies_router = APIRouter(prefix="/api/v1/sla", tags=["sla"])
-BUSINESS_HOURS_FILE = Path(__file__).parent / "business_hours.json"
-
-
-class HoursEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    opens: str
-    closes: str
-
-    def hours(self) -> BusinessHours:
-        return BusinessHours(
-            datetime.strptime(self.opens, "%H:%M").time(), datetime.strptime(self.closes, "%H:%M").time()
-        )
-
-
-class BusinessHoursFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    default: HoursEntry
-    units: dict[str, HoursEntry]
-
-
-class Calendars:
-    """One working calendar per organisation unit with its own hours; the nearest ancestor's otherwise."""
-
-    def __init__(self, path: Path = BUSINESS_HOURS_FILE) -> None:
-        config = BusinessHoursFile.model_validate(json.loads(path.read_text()))
-        self.default = WorkingCalendar(hours=config.default.hours())
-        self.by_unit = {
-            OrgUnit.parse(unit): WorkingCalendar(self.default.year_files, entry.hours())
-            for unit, entry in config.units.items()
-        }
-
-    def for_unit(self, unit: OrgUnit | None) -> WorkingCalendar:
-        if unit is None:
-            return self.default
-        owners = [owner for owner in self.by_unit if owner.contains(unit)]
-        return self.by_unit[max(owners, key=lambda owner: len(owner.path))] if owners else self.default
 
 
 class CalendarRefused(ServiceError):

@@ -1,11 +1,14 @@
 """Working time: China's statutory calendar with adjusted working days (调休), and business hours.
 
 Years come from the `chinese-calendar` package unless a data file in `calendars/`
-(`<year>.json`) defines them; a year known to neither is an error, never a guess.
+(`<year>.json`) defines them. A year known to neither is an error, unless the calendar
+is told to assume Monday to Friday for it; then `knows_year` flags every result that
+relied on the guess.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,8 +19,11 @@ from zoneinfo import ZoneInfo
 import chinese_calendar
 from pydantic import BaseModel, ConfigDict
 
+from shared.auth import OrgUnit
+
 CHINA_TIME = ZoneInfo("Asia/Shanghai")
 CALENDAR_DIR = Path(__file__).parent / "calendars"
+BUSINESS_HOURS_FILE = Path(__file__).parent / "business_hours.json"
 # Searching further than this for a working day means the calendar data is wrong.
 MAX_DAYS_WITHOUT_WORK = 60
 
@@ -57,9 +63,29 @@ def load_year_files(directory: Path = CALENDAR_DIR) -> dict[int, YearCalendar]:
 
 
 class WorkingCalendar:
-    def __init__(self, year_files: dict[int, YearCalendar] | None = None, hours: BusinessHours = BusinessHours()):
+    def __init__(
+        self,
+        year_files: dict[int, YearCalendar] | None = None,
+        hours: BusinessHours = BusinessHours(),
+        assume_weekdays_in_unknown_years: bool = False,
+    ):
         self.year_files = load_year_files() if year_files is None else year_files
         self.hours = hours
+        self.assume_weekdays_in_unknown_years = assume_weekdays_in_unknown_years
+
+    def knows_year(self, year: int) -> bool:
+        if year in self.year_files:
+            return True
+        try:
+            chinese_calendar.is_workday(date(year, 1, 1))
+        except NotImplementedError:
+            return False
+        return True
+
+    @property
+    def working_day(self) -> timedelta:
+        """One day of business hours: what a limit of one working day means in working time."""
+        return datetime.combine(date.min, self.hours.closes) - datetime.combine(date.min, self.hours.opens)
 
     def is_working_day(self, day: date) -> bool:
         year_file = self.year_files.get(day.year)
@@ -70,6 +96,8 @@ class WorkingCalendar:
         try:
             working: bool = chinese_calendar.is_workday(day)
         except NotImplementedError:
+            if self.assume_weekdays_in_unknown_years:
+                return day.weekday() < 5
             raise UnknownCalendarYear(
                 f"no holiday data for {day.year}: add services/escalation/calendars/{day.year}.json"
             ) from None
@@ -124,3 +152,62 @@ class WorkingCalendar:
             if self.is_working_day(candidate):
                 return candidate
         raise UnknownCalendarYear(f"no working day within {MAX_DAYS_WITHOUT_WORK} days of {day}")
+
+
+class HoursEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    opens: time
+    closes: time
+
+    def hours(self) -> BusinessHours:
+        return BusinessHours(self.opens, self.closes)
+
+
+class BusinessHoursFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    default: HoursEntry
+    units: dict[str, HoursEntry]
+
+
+class Calendars:
+    """One working calendar per organisation unit with its own hours; the nearest ancestor's otherwise."""
+
+    def __init__(
+        self,
+        path: Path = BUSINESS_HOURS_FILE,
+        year_files: dict[int, YearCalendar] | None = None,
+        assume_weekdays_in_unknown_years: bool = False,
+    ) -> None:
+        config = BusinessHoursFile.model_validate_json(path.read_text())
+        years = load_year_files() if year_files is None else year_files
+        self.default = WorkingCalendar(years, config.default.hours(), assume_weekdays_in_unknown_years)
+        self.by_unit = {
+            OrgUnit.parse(unit): WorkingCalendar(years, entry.hours(), assume_weekdays_in_unknown_years)
+            for unit, entry in config.units.items()
+        }
+        self.version = calendar_version(config, years)
+
+    def for_unit(self, unit: OrgUnit | None) -> WorkingCalendar:
+        if unit is None:
+            return self.default
+        owners = [owner for owner in self.by_unit if owner.contains(unit)]
+        return self.by_unit[max(owners, key=lambda owner: len(owner.path))] if owners else self.default
+
+
+def calendar_version(hours: BusinessHoursFile, years: dict[int, YearCalendar]) -> str:
+    """Changes whenever any input to working time changes: hours, year files or the holiday package."""
+    content = json.dumps(
+        {
+            "hours": hours.model_dump(mode="json"),
+            "years": {
+                year: {
+                    "holidays": sorted(map(str, calendar.holidays)),
+                    "working_weekend_days": sorted(map(str, calendar.working_weekend_days)),
+                }
+                for year, calendar in years.items()
+            },
+            "chinese_calendar": chinese_calendar.__version__,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(content.encode()).hexdigest()[:12]

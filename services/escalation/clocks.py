@@ -80,14 +80,9 @@ class Clock:
         return calendar.add_working_time(resumed_at, target - counted)
 
 
-def working_day(calendar: WorkingCalendar) -> timedelta:
-    hours = calendar.hours
-    return datetime.combine(datetime.min, hours.closes) - datetime.combine(datetime.min, hours.opens)
-
-
 def milestones(clock: Clock, policy: Policy, calendar: WorkingCalendar, hall: OrgUnit) -> list[Milestone]:
     """Warnings, then the breach (escalating to level 1), then one level more at every further step."""
-    day = working_day(calendar)
+    day = calendar.working_day
     plan: list[tuple[MilestoneKind, float, int]] = [("warning", t, 0) for t in policy.warning_thresholds]
     plan.append(("breach", policy.breach_at, 1))
     plan += [
@@ -132,7 +127,7 @@ def clocks_from_history(
     closed_at: datetime | None = None
     for event_type, at in steps:
         running = [clock for clock in (response, resolution) if clock.stopped_at is None]
-        if event_type == "ComplaintAcknowledged":
+        if event_type in ("ComplaintAcknowledged", "ComplaintResolvedOnSpot"):
             response.stop(at)
         elif event_type == "ComplaintPaused":
             for clock in running:
@@ -152,3 +147,19 @@ def clocks_from_history(
                 resolution = Clock(started_at=at, limit=limits.resolution)
             closed_at = None
     return {"first_response": response, "resolution": resolution}
+
+
+def order_clock_from_history(history: list[tuple[str, datetime]], limit: Limit) -> dict[str, Clock]:
+    """A rectification order's clock runs from opening until the hall reports its rectification;
+    a rejected report means the work is not done, so the same clock runs on; verification ends it."""
+    (first_type, opened_at), *steps = history
+    if first_type != "RectificationOrderOpened":
+        raise ValueError(f"an order's history starts with its opening, not {first_type}")
+    clock = Clock(started_at=opened_at, limit=limit)
+    for event_type, at in steps:
+        if event_type in ("RectificationOrderRectified", "RectificationOrderVerified") and clock.stopped_at is None:
+            clock.stop(at)
+        elif event_type == "RectificationOrderRejected":
+            clock.restart()
+            clock.resume(at)
+    return {"rectification": clock}

@@ -1,45 +1,130 @@
 """Composition root of the escalation service: `uvicorn --factory services.escalation.main:create_app`.
 
-So far: the working-time calendar and the SLA policies. The clock model exists (`clocks.py`), but
-nothing feeds it complaint events or fires its deadlines yet.
+One process consumes complaint events into SLA clocks, fires their deadlines, publishes
+the warnings, breaches and escalations through its relay, and serves the clocks, the
+calendar and the policies. Several replicas may run: the deadlines are claimed row by row
+and only the replica holding the relay lock publishes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import asyncpg
 from fastapi import FastAPI
 
-from services.escalation import api
-from services.escalation.policy import load_policies
+from services.escalation import api, clocks_api, consumer, recalculation, scheduler
+from services.escalation.application import EscalationApplication
+from services.escalation.calendar import BUSINESS_HOURS_FILE, CALENDAR_DIR, Calendars, load_year_files
+from services.escalation.outbox import escalation_outbox
+from services.escalation.policy import POLICY_DIR, load_policies
+from services.escalation.tracking import SlaRules
 from shared.auth import Authenticator, AuthSettings
+from shared.clock import Clock, MovableClock, system_clock
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
+from shared.relay import Relay, RelayPositions, run_as_leader
 from shared.settings import ServiceSettings
+from shared.streaming import consuming
+from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS
+from shared.tracing import setup_tracing, trace_requests
 
 SCHEMA = "escalation"
+CONSUMER_NAME = "escalation"
+RELAY_NAME = "escalation-events"
 
 
-def create_app(settings: ServiceSettings | None = None) -> FastAPI:
-    settings = settings or ServiceSettings()
+class EscalationSettings(ServiceSettings):
+    policy_dir: Path = POLICY_DIR
+    calendar_dir: Path = CALENDAR_DIR
+    business_hours_file: Path = BUSINESS_HOURS_FILE
+    clock_offset_file: Path | None = None  # tests move the service's time with it; refused in production
+
+
+def load_rules(settings: EscalationSettings) -> SlaRules:
+    """An invalid policy or calendar file stops the service here, naming the bad entry."""
+    calendars = Calendars(
+        settings.business_hours_file, load_year_files(settings.calendar_dir), assume_weekdays_in_unknown_years=True
+    )
+    return SlaRules(load_policies(settings.policy_dir), calendars)
+
+
+def service_clock(settings: EscalationSettings, auth: AuthSettings) -> Clock:
+    if settings.clock_offset_file is None:
+        return system_clock
+    if auth.environment == "production":
+        raise ValueError("CLOCK_OFFSET_FILE moves the service's time: it is for tests, never production")
+    return MovableClock(settings.clock_offset_file)
+
+
+async def migrate(pool: asyncpg.Pool) -> None:
+    await RelayPositions(pool).create_table()
+    await scheduler.create_tables(pool)
+    await consumer.create_tables(pool)
+    await recalculation.create_tables(pool)
+
+
+def create_app(settings: EscalationSettings | None = None) -> FastAPI:
+    settings = settings or EscalationSettings()
+    logging.basicConfig(level=settings.log_level)
+    setup_tracing(SCHEMA, settings.traces_exporter)
+    auth = AuthSettings()
+    clock = service_clock(settings, auth)
+    rules = load_rules(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.pool = await create_pool(str(settings.database_url), SCHEMA, max_size=2)
+        pool = await create_pool(str(settings.database_url), SCHEMA)
+        await migrate(pool)
+        escalation = await asyncio.to_thread(EscalationApplication, settings.eventsourcing_env(SCHEMA), rules, clock)
+        await recalculation.apply_rule_changes(escalation, pool)
+        relay = Relay(
+            name=RELAY_NAME,
+            outbox=escalation_outbox(escalation),
+            positions=RelayPositions(pool),
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            topic=ESCALATION_EVENTS,
+        )
+        listener = await asyncpg.connect(str(settings.database_url))
+        await listener.add_listener(f"{EscalationApplication.name}_events", lambda *_: relay.wake())
+        app.state.pool = pool
+        app.state.escalation = escalation
+        tasks = [
+            asyncio.create_task(run_as_leader(pool, relay), name="relay"),
+            asyncio.create_task(scheduler.Scheduler(escalation, pool, clock).run(), name="scheduler"),
+        ]
         try:
-            yield
+            async with consuming(
+                name=CONSUMER_NAME,
+                pool=pool,
+                handlers=consumer.handlers(escalation),
+                topics=[COMPLAINTS_EVENTS],
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                data_dir=settings.data_dir,
+            ):
+                yield
         finally:
-            await app.state.pool.close()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await listener.close()
+            escalation.close()
+            await pool.close()
 
     app = FastAPI(title="escalation", version="1", lifespan=lifespan)
     app.state.pool = None
-    app.state.authenticator = Authenticator(AuthSettings())
-    app.state.calendars = api.Calendars()
-    app.state.policies = load_policies()  # an invalid policy file stops the service here, naming the entry
+    app.state.authenticator = Authenticator(auth)
+    app.state.calendars = Calendars(settings.business_hours_file, rules.calendars.default.year_files)
+    app.state.policies = rules.policies
     app.include_router(api.router)
     app.include_router(api.policies_router)
+    app.include_router(clocks_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
     install_error_handlers(app)
+    trace_requests(app)
     return app

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from faust.contrib.asgi import faust_app_running
 
 from services.projections import api, complaints, timeline
 from shared.auth import Authenticator, AuthSettings
-from shared.consumer import Connection, Handler, IdempotentConsumer
+from shared.consumer import Connection, Handler
 from shared.contracts import (
     COMPLAINT_STEPS,
     ORDER_STEPS,
+    SLA_EVENTS,
     ComplaintRegisteredV1,
     HallRegisteredV1,
     InspectionRecordedV1,
@@ -26,14 +25,8 @@ from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.settings import ServiceSettings
-from shared.streaming import (
-    BrokerResetWatchdog,
-    ConsumerEpochs,
-    FaustDeadLetterSink,
-    create_faust_app,
-    subscribe,
-)
-from shared.topics import COMPLAINTS_EVENTS
+from shared.streaming import consuming
+from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS
 from shared.tracing import setup_tracing, trace_requests
 
 SCHEMA = "projections"
@@ -58,6 +51,7 @@ def handlers() -> dict[str, Handler]:
         InspectionRecordedV1.event_type: opened,
         RectificationOrderOpenedV1.event_type: opened,
         **{step.event_type: timeline.record_event for step in ORDER_STEPS},
+        **{sla.event_type: timeline.record_sla_event for sla in SLA_EVENTS},
     }
 
 
@@ -69,27 +63,20 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(str(settings.database_url), SCHEMA)
-        epochs = ConsumerEpochs(pool, CONSUMER_NAME)
-        streams = create_faust_app(await epochs.group_id(), settings.kafka_bootstrap_servers, settings.data_dir)
-        consumer = IdempotentConsumer(
-            name=CONSUMER_NAME,
-            pool=pool,
-            handlers=handlers(),
-            dead_letters=FaustDeadLetterSink(streams, CONSUMER_NAME),
-        )
-        await consumer.create_tables()
         await timeline.create_tables(pool)
         await complaints.create_tables(pool)
-        subscribe(streams, consumer, COMPLAINTS_EVENTS)
         app.state.pool = pool
-        watchdog = asyncio.create_task(
-            BrokerResetWatchdog(settings.kafka_bootstrap_servers, COMPLAINTS_EVENTS, epochs.next_epoch).run()
-        )
         try:
-            async with faust_app_running(streams, stop_timeout=10):
+            async with consuming(
+                name=CONSUMER_NAME,
+                pool=pool,
+                handlers=handlers(),
+                topics=[COMPLAINTS_EVENTS, ESCALATION_EVENTS],
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                data_dir=settings.data_dir,
+            ):
                 yield
         finally:
-            watchdog.cancel()
             await pool.close()
 
     app = FastAPI(title="projections", version="1", lifespan=lifespan)

@@ -1,4 +1,9 @@
-"""Timelines: every event of a complaint or rectification order, in order, with actor and reason."""
+"""Timelines: every event of a complaint or rectification order, in order, with actor and reason.
+
+A timeline also shows events other services published about its subject (SLA warnings,
+breaches and escalations); those have their own aggregate and versions, so entries are
+ordered by when they happened.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +20,17 @@ from shared.contracts import IntegrationEvent
 
 TIMELINE_DDL = """
 CREATE TABLE IF NOT EXISTS timelines (
+    timeline_id uuid NOT NULL,
     aggregate_id uuid NOT NULL,
     aggregate_version integer NOT NULL,
     event_id uuid NOT NULL UNIQUE,
     event_type text NOT NULL,
+    source text NOT NULL,
     occurred_at timestamptz NOT NULL,
     details jsonb NOT NULL,
     PRIMARY KEY (aggregate_id, aggregate_version)
 );
+CREATE INDEX IF NOT EXISTS timelines_in_order ON timelines (timeline_id, occurred_at, aggregate_version);
 CREATE TABLE IF NOT EXISTS timeline_halls (
     aggregate_id uuid PRIMARY KEY,
     hall_id text NOT NULL
@@ -31,6 +39,7 @@ CREATE TABLE IF NOT EXISTS timeline_halls (
 
 
 class TimelineEntry(BaseModel):
+    source: str
     version: int
     event_id: uuid.UUID
     type: str
@@ -48,17 +57,28 @@ async def create_tables(pool: asyncpg.Pool) -> None:
 
 
 async def record_event(connection: Connection, event: IntegrationEvent) -> None:
+    await _record(connection, event, event.envelope.aggregate_id)
+
+
+async def record_sla_event(connection: Connection, event: IntegrationEvent) -> None:
+    """An SLA clock's event goes into the timeline of the complaint or order it measures."""
+    await _record(connection, event, uuid.UUID(str(event.envelope.data["subject_id"])))
+
+
+async def _record(connection: Connection, event: IntegrationEvent, timeline_id: uuid.UUID) -> None:
     envelope = event.envelope
     await connection.execute(
         """
         INSERT INTO timelines
-            (aggregate_id, aggregate_version, event_id, event_type, occurred_at, details)
-        VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+            (timeline_id, aggregate_id, aggregate_version, event_id, event_type, source, occurred_at, details)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)
         """,
+        timeline_id,
         envelope.aggregate_id,
         envelope.aggregate_version,
         envelope.event_id,
         envelope.event_type,
+        envelope.source,
         envelope.occurred_at,
         json.dumps(envelope.data),
     )
@@ -85,8 +105,8 @@ async def hall_unit_of(pool: asyncpg.Pool, aggregate_id: uuid.UUID) -> OrgUnit |
 async def load_timeline(pool: asyncpg.Pool, aggregate_id: uuid.UUID) -> Timeline | None:
     rows = await pool.fetch(
         """
-        SELECT aggregate_version, event_id, event_type, occurred_at, details
-        FROM timelines WHERE aggregate_id = $1 ORDER BY aggregate_version
+        SELECT source, aggregate_version, event_id, event_type, occurred_at, details
+        FROM timelines WHERE timeline_id = $1 ORDER BY occurred_at, aggregate_version
         """,
         aggregate_id,
     )
@@ -96,6 +116,7 @@ async def load_timeline(pool: asyncpg.Pool, aggregate_id: uuid.UUID) -> Timeline
         aggregate_id=aggregate_id,
         events=[
             TimelineEntry(
+                source=row["source"],
                 version=row["aggregate_version"],
                 event_id=row["event_id"],
                 type=row["event_type"],

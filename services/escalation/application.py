@@ -1,0 +1,106 @@
+"""Use cases of the escalation service: track clocks from complaint events, fire what falls due, recalculate.
+
+Each use case returns the `Due` of every subject it touched, which the caller writes to the
+deadlines table in the same transaction that claimed or consumed the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from services.escalation.tracking import Opening, SlaRules, SlaSubject, sla_subject_id
+from shared.clock import Clock
+
+logger = logging.getLogger(__name__)
+# Another writer (the consumer or a second replica) saved the same subject first: load it again and redo.
+MAX_CONFLICT_RETRIES = 5
+ChangeFn = Callable[[SlaSubject, datetime], bool]
+
+
+@dataclass(frozen=True)
+class Due:
+    """What the deadlines table must say of one subject after a change."""
+
+    sla_id: uuid.UUID
+    version: int
+    due_at: datetime | None  # the next milestone; None while every running clock is paused
+    open: bool  # False once every clock has stopped: nothing is left to watch
+
+
+class UnknownSubject(LookupError):
+    """An event for a complaint or order whose opening event was never seen."""
+
+
+class EscalationApplication(Application[uuid.UUID]):
+    name = "escalation"
+
+    def __init__(self, env: Mapping[str, str], rules: SlaRules, clock: Clock) -> None:
+        super().__init__(env)
+        self.rules = rules
+        self.clock = clock
+
+    def open(self, opening: Opening) -> Due:
+        """Starts a subject's clocks; opening it again changes nothing."""
+        existing = self.subject(opening.subject_id)
+        if existing is not None:
+            return self.due(existing)
+        subject = SlaSubject.open(self.rules, opening)
+        subject.fire_due(self.rules, up_to=self.clock(), now=self.clock())  # e.g. registered late, already overdue
+        try:
+            self.save(subject)
+        except IntegrityError:  # opened concurrently by a redelivery
+            return self.open(opening)
+        return self.due(subject)
+
+    def observe(self, subject_id: uuid.UUID, event_id: uuid.UUID, event_type: str, at: datetime) -> Due:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            subject = self.subject(subject_id)
+            if subject is None:
+                raise UnknownSubject(f"no clocks for {subject_id}: its opening event was never received")
+            subject.observe(self.rules, event_id, event_type, at, self.clock())
+            try:
+                self.save(subject)
+            except IntegrityError:
+                continue
+            return self.due(subject)
+        raise IntegrityError(f"{subject_id}: still conflicting after {MAX_CONFLICT_RETRIES} attempts")
+
+    def fire_due(self, sla_ids: Sequence[uuid.UUID]) -> tuple[list[Due], int]:
+        """Fires what is due on each subject, all saved in one transaction; and how many subjects fired."""
+        return self._change_all(sla_ids, lambda subject, now: subject.fire_due(self.rules, up_to=now, now=now) > 0)
+
+    def recalculate(self, sla_ids: Sequence[uuid.UUID]) -> tuple[list[Due], int]:
+        """Re-derives deadlines under the current rules; and how many subjects had their rules changed."""
+        return self._change_all(sla_ids, lambda subject, now: subject.recalculate(self.rules, now))
+
+    def _change_all(self, sla_ids: Sequence[uuid.UUID], change: ChangeFn) -> tuple[list[Due], int]:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            now = self.clock()
+            subjects: list[SlaSubject] = [self.repository.get(sla_id) for sla_id in sla_ids]
+            changed = [subject for subject in subjects if change(subject, now)]
+            try:
+                self.save(*changed)
+            except IntegrityError:
+                logger.info("a subject changed while its milestones were fired; trying the batch again")
+                continue
+            return [self.due(subject) for subject in subjects], len(changed)
+        raise IntegrityError(f"batch of {len(sla_ids)} still conflicting after {MAX_CONFLICT_RETRIES} attempts")
+
+    def subject(self, subject_id: uuid.UUID) -> SlaSubject | None:
+        try:
+            subject: SlaSubject = self.repository.get(sla_subject_id(subject_id))
+        except AggregateNotFoundError:
+            return None
+        return subject
+
+    def due(self, subject: SlaSubject) -> Due:
+        plans = subject.plans(self.rules)
+        is_open = any(plan.clock.stopped_at is None for plan in plans)
+        return Due(subject.id, subject.version, subject.next_due(self.rules) if is_open else None, is_open)

@@ -1,0 +1,51 @@
+"""Escalation's store as the relay's outbox: fired milestones and recalculations become contracts."""
+
+from __future__ import annotations
+
+import uuid
+
+from eventsourcing.domain import DomainEventProtocol
+
+from services.escalation.application import EscalationApplication
+from services.escalation.tracking import SlaSubject
+from shared.contracts import Contract, SlaBreachedV1, SlaEscalatedV1, SlaRecalculatedV1, SlaWarningV1
+from shared.outbox import EventStoreOutbox
+
+SOURCE = "escalation"
+MILESTONE_CONTRACTS: dict[str, type[Contract]] = {
+    "warning": SlaWarningV1,
+    "breach": SlaBreachedV1,
+    "escalation": SlaEscalatedV1,
+}
+
+
+def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None:
+    if isinstance(domain_event, SlaSubject.MilestoneReached):
+        contract = MILESTONE_CONTRACTS[domain_event.milestone]
+        fields = {
+            "subject_id": domain_event.subject_id,
+            "subject_kind": domain_event.subject_kind,
+            "hall_id": domain_event.hall_id,
+            "clock": domain_event.clock,
+            "fraction": domain_event.fraction,
+            "due_at": domain_event.due_at,
+            "at": domain_event.timestamp,
+            "policy_version": domain_event.policy_version,
+            "level": domain_event.level,
+            "target_unit": domain_event.target_unit,
+        }
+        return contract.model_validate({name: fields[name] for name in contract.model_fields})
+    if isinstance(domain_event, SlaSubject.Recalculated):
+        return SlaRecalculatedV1(
+            subject_id=domain_event.subject_id,
+            previous_rules_version=domain_event.previous_rules_version,
+            rules_version=domain_event.rules_version,
+            previous_deadlines=domain_event.previous_deadlines,
+            deadlines=domain_event.deadlines,
+            at=domain_event.timestamp,
+        )
+    return None
+
+
+def escalation_outbox(application: EscalationApplication) -> EventStoreOutbox:
+    return EventStoreOutbox(application, to_contract, SOURCE)

@@ -1,0 +1,317 @@
+"""The SLA clocks of one complaint or rectification order, as an event-sourced aggregate.
+
+The aggregate keeps only facts: the events that drive its clocks (with their instants),
+the milestones that fired, and each recalculation. Deadlines are always derived from
+those facts under the rules in force (policy version and calendar), so a new policy or
+calendar recomputes them from the same history.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from eventsourcing.domain import Aggregate, event
+
+from services.escalation.calendar import Calendars, WorkingCalendar
+from services.escalation.clocks import (
+    Clock,
+    Limits,
+    Milestone,
+    clocks_from_history,
+    milestones,
+    order_clock_from_history,
+)
+from services.escalation.policy import Policy, policy_at
+from shared.auth import OrgUnit
+
+SubjectKind = Literal["complaint", "rectification_order"]
+SLA_NAMESPACE = uuid.UUID("0b7e2f4c-8d1a-4e6b-b3c5-2a9f7d6e1c08")
+
+# The complaint and order events that move a clock; all others leave the clocks alone.
+CLOCK_EVENTS = {
+    "complaint": frozenset(
+        {
+            "ComplaintAcknowledged",
+            "ComplaintResolvedOnSpot",
+            "ComplaintPaused",
+            "ComplaintResumed",
+            "ComplaintClosed",
+            "ComplaintReopened",
+        }
+    ),
+    "rectification_order": frozenset(
+        {"RectificationOrderRectified", "RectificationOrderRejected", "RectificationOrderVerified"}
+    ),
+}
+
+
+@dataclass(frozen=True)
+class SlaRules:
+    """Everything deadlines depend on besides a subject's own history."""
+
+    policies: list[Policy]
+    calendars: Calendars
+
+    def policy_for(self, started_at: datetime) -> Policy:
+        return policy_at(self.policies, started_at)
+
+
+@dataclass(frozen=True)
+class Opening:
+    """The event that starts a subject's clocks, and what chooses its limits."""
+
+    subject_id: uuid.UUID
+    kind: SubjectKind
+    hall: OrgUnit
+    started_by: str  # the opening event's type
+    started_at: datetime
+    source_event_id: uuid.UUID
+    category: str = ""
+    priority: str = ""
+    channel: str = ""
+
+    @property
+    def matching(self) -> dict[str, str]:
+        return {"category": self.category, "priority": self.priority, "channel": self.channel}
+
+
+@dataclass(frozen=True)
+class PlannedMilestone:
+    key: str  # stable across recalculations, so a milestone fires once however often it is recomputed
+    clock: str
+    milestone: Milestone
+
+
+@dataclass(frozen=True)
+class ClockPlan:
+    name: str
+    clock: Clock
+    policy: Policy
+    calendar: WorkingCalendar
+    milestones: list[PlannedMilestone]
+
+    @property
+    def deadline(self) -> datetime | None:
+        """The breach instant; None while paused or stopped."""
+        return next(p.milestone.due_at for p in self.milestones if p.milestone.kind == "breach")
+
+
+def sla_subject_id(subject_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(SLA_NAMESPACE, str(subject_id))
+
+
+class SlaSubject(Aggregate):
+    """One complaint's (or rectification order's) clocks, replayed from the events that drive them."""
+
+    @event("Opened")
+    def __init__(
+        self,
+        id: uuid.UUID,  # noqa: A002 - eventsourcing takes the aggregate id from this name
+        subject_id: uuid.UUID,
+        kind: SubjectKind,
+        hall_unit: str,
+        category: str,
+        priority: str,
+        channel: str,
+        started_by: str,
+        started_at: datetime,
+        source_event_id: uuid.UUID,
+        rules_version: str,
+        deadlines: dict[str, str | None],
+    ) -> None:
+        self.subject_id = subject_id
+        self.kind = kind
+        self.hall_unit = hall_unit
+        self.category = category
+        self.priority = priority
+        self.channel = channel
+        self.history: list[tuple[str, datetime]] = [(started_by, started_at)]
+        self.seen = {source_event_id}
+        self.fired: dict[str, datetime] = {}
+        self.rules_version = rules_version
+        self.deadlines = deadlines
+
+    @classmethod
+    def open(cls, rules: SlaRules, opening: Opening) -> SlaSubject:
+        history = [(opening.started_by, opening.started_at)]
+        plans = plan_clocks(opening.kind, history, opening.hall, rules, opening.matching)
+        return cls(
+            id=sla_subject_id(opening.subject_id),
+            subject_id=opening.subject_id,
+            kind=opening.kind,
+            hall_unit=str(opening.hall),
+            category=opening.category,
+            priority=opening.priority,
+            channel=opening.channel,
+            started_by=opening.started_by,
+            started_at=opening.started_at,
+            source_event_id=opening.source_event_id,
+            rules_version=rules_version(plans, rules),
+            deadlines=deadlines(plans),
+        )
+
+    @property
+    def hall(self) -> OrgUnit:
+        return OrgUnit.parse(self.hall_unit)
+
+    @property
+    def hall_id(self) -> str:
+        return self.hall.path[-1]
+
+    def plans(self, rules: SlaRules, history: list[tuple[str, datetime]] | None = None) -> list[ClockPlan]:
+        matching = {"category": self.category, "priority": self.priority, "channel": self.channel}
+        return plan_clocks(self.kind, history or self.history, self.hall, rules, matching)
+
+    def next_due(self, rules: SlaRules) -> datetime | None:
+        """The earliest milestone still to fire, if any clock is running."""
+        pending = [
+            planned.milestone.due_at
+            for plan in self.plans(rules)
+            for planned in plan.milestones
+            if planned.milestone.due_at is not None and planned.key not in self.fired
+        ]
+        return min(pending, default=None)
+
+    def observe(self, rules: SlaRules, event_id: uuid.UUID, event_type: str, at: datetime, now: datetime) -> bool:
+        """Records a clock-moving event; returns False if it was already recorded.
+
+        What fell due before the event happened fires first: a breach at 10:00 is a fact
+        even when the acknowledgement of 10:01 is processed before the breach was fired.
+        """
+        if event_id in self.seen:
+            return False
+        self.fire_due(rules, up_to=min(at, now), now=now)
+        after = deadlines(self.plans(rules, [*self.history, (event_type, at)]))
+        self._observed(event_id=event_id, event_type=event_type, at=at, deadlines=after)
+        return True
+
+    @event("Observed")
+    def _observed(self, event_id: uuid.UUID, event_type: str, at: datetime, deadlines: dict[str, str | None]) -> None:
+        self.history.append((event_type, at))
+        self.seen.add(event_id)
+        self.deadlines = deadlines
+
+    def fire_due(self, rules: SlaRules, up_to: datetime, now: datetime) -> int:
+        """Fires, in order, each milestone due at or before `up_to` that has not fired yet."""
+        plans = self.plans(rules)
+        due = sorted(
+            (
+                (planned, plan.policy)
+                for plan in plans
+                for planned in plan.milestones
+                if planned.milestone.due_at is not None
+                and planned.milestone.due_at <= up_to
+                and planned.key not in self.fired
+            ),
+            key=lambda pair: (pair[0].milestone.due_at, pair[0].milestone.fraction),
+        )
+        for planned, policy in due:
+            milestone = planned.milestone
+            assert milestone.due_at is not None
+            self.trigger_event(
+                self.MilestoneReached,
+                timestamp=now,
+                key=planned.key,
+                subject_id=self.subject_id,
+                subject_kind=self.kind,
+                hall_id=self.hall_id,
+                clock=planned.clock,
+                milestone=milestone.kind,
+                fraction=milestone.fraction,
+                level=milestone.level,
+                target_unit=str(milestone.target_unit) if milestone.target_unit else None,
+                due_at=milestone.due_at,
+                policy_version=policy.version,
+            )
+        return len(due)
+
+    class MilestoneReached(Aggregate.Event):
+        key: str
+        subject_id: uuid.UUID
+        subject_kind: str
+        hall_id: str
+        clock: str
+        milestone: str
+        fraction: float
+        level: int
+        target_unit: str | None
+        due_at: datetime
+        policy_version: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.fired[self.key] = self.timestamp
+
+    def recalculate(self, rules: SlaRules, now: datetime) -> bool:
+        """Re-derives the deadlines under `rules`; records it if the rules differ from the last ones used."""
+        plans = self.plans(rules)
+        version = rules_version(plans, rules)
+        if version == self.rules_version:
+            return False
+        self.trigger_event(
+            self.Recalculated,
+            timestamp=now,
+            subject_id=self.subject_id,
+            previous_rules_version=self.rules_version,
+            rules_version=version,
+            previous_deadlines=self.deadlines,
+            deadlines=deadlines(plans),
+        )
+        return True
+
+    class Recalculated(Aggregate.Event):
+        subject_id: uuid.UUID
+        previous_rules_version: str
+        rules_version: str
+        previous_deadlines: dict[str, str | None]
+        deadlines: dict[str, str | None]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.rules_version = self.rules_version
+            aggregate.deadlines = self.deadlines
+
+
+def plan_clocks(
+    kind: SubjectKind,
+    history: list[tuple[str, datetime]],
+    hall: OrgUnit,
+    rules: SlaRules,
+    matching: dict[str, str],
+) -> list[ClockPlan]:
+    started_at = history[0][1]
+    policy = rules.policy_for(started_at)
+    calendar = rules.calendars.for_unit(hall)
+    clocks: dict[str, Clock]
+    if kind == "complaint":
+        limits = Limits(policy.limit("first_response", **matching), policy.limit("resolution", **matching))
+        clocks = clocks_from_history(history, limits)
+    else:
+        clocks = order_clock_from_history(history, policy.rectification_order)
+    return [
+        ClockPlan(
+            name,
+            clock,
+            policy,
+            calendar,
+            [
+                PlannedMilestone(milestone_key(name, clock, m), name, m)
+                for m in milestones(clock, policy, calendar, hall)
+            ],
+        )
+        for name, clock in clocks.items()
+    ]
+
+
+def milestone_key(clock_name: str, clock: Clock, milestone: Milestone) -> str:
+    """A clock restarted after a late reopen is a new clock with its own milestones."""
+    return f"{clock_name}@{clock.started_at.isoformat()}/{milestone.kind}/{milestone.level}/{milestone.fraction}"
+
+
+def rules_version(plans: list[ClockPlan], rules: SlaRules) -> str:
+    return f"policy {plans[0].policy.version}, calendar {rules.calendars.version}"
+
+
+def deadlines(plans: list[ClockPlan]) -> dict[str, str | None]:
+    return {plan.name: plan.deadline.isoformat() if plan.deadline else None for plan in plans}

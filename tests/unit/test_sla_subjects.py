@@ -1,0 +1,167 @@
+"""The SLA clocks aggregate and its use cases, on the in-memory event store."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from services.escalation.application import EscalationApplication
+from services.escalation.calendar import CHINA_TIME, Calendars
+from services.escalation.policy import Limit, Rule, load_policies
+from services.escalation.tracking import Opening, SlaRules, SlaSubject
+from shared.auth import OrgUnit
+
+HALL = OrgUnit(("广东", "深圳", "GD-SZ-001"))
+POLICIES = load_policies()
+RULES = SlaRules(POLICIES, Calendars())
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=CHINA_TIME)
+
+
+class Time:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def urgent_complaint(received_at: datetime) -> Opening:
+    return Opening(
+        subject_id=uuid.uuid4(),
+        kind="complaint",
+        hall=HALL,
+        started_by="ComplaintRegistered",
+        started_at=received_at,
+        source_event_id=uuid.uuid4(),
+        category="billing",
+        priority="urgent",
+        channel="app",
+    )
+
+
+def fired(application: EscalationApplication, subject_id: uuid.UUID) -> list[tuple[str, str, int]]:
+    subject = application.subject(subject_id)
+    assert subject is not None
+    events = application.repository.event_store.get(subject.id)
+    return [(e.clock, e.milestone, e.level) for e in events if isinstance(e, SlaSubject.MilestoneReached)]
+
+
+def test_milestones_fire_in_order_once_each_as_time_passes() -> None:
+    time = Time(at("2026-10-12 09:00"))
+    application = EscalationApplication({}, RULES, time)
+    opening = urgent_complaint(at("2026-10-12 09:00"))
+    due = application.open(opening)
+    assert due.due_at == at("2026-10-12 10:00")  # half of 2 working hours
+
+    for hour in ("10:00", "10:36", "11:00", "12:00", "13:00", "14:00"):
+        time.now = at(f"2026-10-12 {hour}")
+        application.fire_due([due.sla_id])
+        application.fire_due([due.sla_id])  # a second scheduler pass finds nothing more
+
+    response = [entry for entry in fired(application, opening.subject_id) if entry[0] == "first_response"]
+    assert response == [
+        ("first_response", "warning", 0),
+        ("first_response", "warning", 0),
+        ("first_response", "breach", 1),
+        ("first_response", "escalation", 2),
+        ("first_response", "escalation", 3),
+        ("first_response", "escalation", 4),
+    ]
+
+
+def test_a_breach_that_fell_due_before_the_acknowledgement_fires_even_if_the_acknowledgement_is_seen_first() -> None:
+    time = Time(at("2026-10-12 09:00"))
+    application = EscalationApplication({}, RULES, time)
+    opening = urgent_complaint(at("2026-10-12 09:00"))
+    application.open(opening)
+    time.now = at("2026-10-12 11:30")  # no scheduler pass since: the acknowledgement arrives first
+
+    due = application.observe(opening.subject_id, uuid.uuid4(), "ComplaintAcknowledged", at("2026-10-12 11:20"))
+
+    assert [entry for entry in fired(application, opening.subject_id) if entry[0] == "first_response"] == [
+        ("first_response", "warning", 0),
+        ("first_response", "warning", 0),
+        ("first_response", "breach", 1),
+    ]
+    assert due.open and due.due_at is not None  # the resolution clock still runs
+
+
+def test_an_event_seen_twice_is_recorded_once_and_closing_ends_the_watch() -> None:
+    time = Time(at("2026-10-12 09:30"))
+    application = EscalationApplication({}, RULES, time)
+    opening = urgent_complaint(at("2026-10-12 09:00"))
+    application.open(opening)
+    closing = uuid.uuid4()
+
+    first = application.observe(opening.subject_id, closing, "ComplaintClosed", at("2026-10-12 09:20"))
+    again = application.observe(opening.subject_id, closing, "ComplaintClosed", at("2026-10-12 09:20"))
+
+    assert first == again and not first.open and first.due_at is None
+
+
+def test_a_pause_moves_the_next_deadline_by_the_paused_working_time() -> None:
+    time = Time(at("2026-10-12 09:30"))
+    application = EscalationApplication({}, RULES, time)
+    opening = urgent_complaint(at("2026-10-12 09:00"))
+    application.open(opening)
+
+    paused = application.observe(opening.subject_id, uuid.uuid4(), "ComplaintPaused", at("2026-10-12 09:30"))
+    resumed = application.observe(opening.subject_id, uuid.uuid4(), "ComplaintResumed", at("2026-10-12 10:15"))
+
+    assert paused.open and paused.due_at is None
+    assert resumed.due_at == at("2026-10-12 10:45")
+
+
+def test_a_new_policy_recalculates_open_clocks_once_recording_old_and_new_deadlines() -> None:
+    time = Time(at("2026-10-12 09:30"))
+    application = EscalationApplication({}, RULES, time)
+    opening = urgent_complaint(at("2026-10-12 09:00"))
+    application.open(opening)
+    stricter = POLICIES[-1].model_copy(
+        update={
+            "version": "2026-10",
+            "effective_from": at("2026-10-01 00:00"),
+            "rules": [*POLICIES[-1].rules, Rule(match={"priority": "urgent"}, first_response=Limit(working_hours=1))],
+        }
+    )
+    application.rules = SlaRules([*POLICIES, stricter], RULES.calendars)
+    subject = application.subject(opening.subject_id)
+    assert subject is not None
+
+    dues, changed = application.recalculate([subject.id])
+    _, changed_again = application.recalculate([subject.id])
+
+    assert (changed, changed_again) == (1, 0)
+    assert dues[0].due_at == at("2026-10-12 09:30")  # half of the new 1 working hour
+    recalculated = application.subject(opening.subject_id)
+    assert recalculated is not None
+    assert recalculated.deadlines["first_response"] == at("2026-10-12 10:00").isoformat()
+    assert subject.deadlines["first_response"] == at("2026-10-12 11:00").isoformat()
+
+
+def test_a_rectification_order_clock_stops_at_the_report_and_runs_on_after_a_rejection() -> None:
+    time = Time(at("2026-10-12 09:00"))
+    application = EscalationApplication({}, RULES, time)
+    order = Opening(
+        subject_id=uuid.uuid4(),
+        kind="rectification_order",
+        hall=HALL,
+        started_by="RectificationOrderOpened",
+        started_at=at("2026-10-12 09:00"),
+        source_event_id=uuid.uuid4(),
+    )
+    application.open(order)
+    reported = application.observe(
+        order.subject_id, uuid.uuid4(), "RectificationOrderRectified", at("2026-10-13 09:00")
+    )
+    rejected = application.observe(order.subject_id, uuid.uuid4(), "RectificationOrderRejected", at("2026-10-14 09:00"))
+
+    assert not reported.open
+    # 3 working days; one was used before the report, so two remain after the rejection: the close of the 15th.
+    subject = application.subject(order.subject_id)
+    assert subject is not None
+    [plan] = subject.plans(RULES)
+    assert plan.deadline == at("2026-10-15 18:00") and rejected.open
