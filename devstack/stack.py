@@ -105,6 +105,7 @@ class Stack:
         self.postgres: EmbeddedPostgres | None = None
         self.broker: TansuBroker | None = None
         self.services: dict[str, ServiceProcess] = {}
+        self.replicas: list[ServiceProcess] = []
         self._stopping = threading.Event()
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
 
@@ -184,6 +185,13 @@ class Stack:
         self.broker = TansuBroker(port, self._log("broker"))
         self.broker.start()
 
+    def start_replica(self, name: str) -> ServiceProcess:
+        """Another process of the same service on its own port, as a second Kubernetes pod would be."""
+        replica = ServiceProcess(name, free_port(), self.service_env(), self._log(f"{name}-{len(self.replicas) + 2}"))
+        replica.start()
+        self.replicas.append(replica)
+        return replica
+
     def restart_service(self, name: str) -> None:
         service = self.services[name]
         service.env = self.service_env()
@@ -193,7 +201,7 @@ class Stack:
         self._stopping.set()
         if self._supervisor.is_alive():
             self._supervisor.join()
-        for service in reversed(list(self.services.values())):
+        for service in [*self.replicas, *reversed(list(self.services.values()))]:
             service.stop()
         if self.broker:
             self.broker.stop()

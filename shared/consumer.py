@@ -41,13 +41,8 @@ else:  # not subscriptable at run time
 Handler = Callable[[Connection, IntegrationEvent], Awaitable[None]]
 
 
-class RetryLater(Exception):
-    """The event is fine but cannot be applied yet (e.g. it refers to something another partition brings)."""
-
-
-# Errors that say the database is unavailable, or the event's time has not come, not that the event is bad.
+# Errors that say the database is unavailable, not that the event is bad.
 TRANSIENT_ERRORS = (
-    RetryLater,
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
@@ -132,7 +127,7 @@ class IdempotentConsumer:
             try:
                 return await self._apply_once(handler, event)
             except TRANSIENT_ERRORS:
-                logger.warning("%s: cannot apply event %s yet; retrying", self.name, event.envelope.event_id)
+                logger.warning("%s: database unavailable; retrying event %s", self.name, event.envelope.event_id)
                 await asyncio.sleep(self.retry_delay_seconds)
             except Exception as refused:
                 logger.exception("%s: handler refused event %s", self.name, event.envelope.event_id)

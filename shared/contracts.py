@@ -55,6 +55,19 @@ class ComplaintRegisteredV1(Contract):
     received_at: AwareDatetime
 
 
+class ComplaintRegisteredV2(ComplaintRegisteredV1):
+    """Adds where the hall sits in the organisation, so a consumer needs no hall event first.
+
+    Halls arrive on other partitions than their complaints, so a consumer cannot rely
+    on having seen the hall; clocks need the unit at once (business hours, escalation targets).
+    """
+
+    schema_version = 2
+
+    province: str
+    city: str
+
+
 class LoopStep(Contract):
     """A step of a closed loop (complaint or rectification order): who did it, when and why."""
 
@@ -207,6 +220,15 @@ class RectificationOrderOpenedV1(Contract):
     at: AwareDatetime
 
 
+class RectificationOrderOpenedV2(RectificationOrderOpenedV1):
+    """Adds where the hall sits in the organisation (see ComplaintRegisteredV2)."""
+
+    schema_version = 2
+
+    province: str
+    city: str
+
+
 class OrderCommunicatedV1(LoopStep):
     event_type = "RectificationOrderCommunicated"
     schema_version = 1
@@ -297,9 +319,11 @@ SLA_EVENTS: tuple[type[Contract], ...] = (SlaWarningV1, SlaBreachedV1, SlaEscala
 PUBLISHED: tuple[type[Contract], ...] = (
     HallRegisteredV1,
     ComplaintRegisteredV1,
+    ComplaintRegisteredV2,
     *COMPLAINT_STEPS,
     InspectionRecordedV1,
     RectificationOrderOpenedV1,
+    RectificationOrderOpenedV2,
     *ORDER_STEPS,
     *SLA_EVENTS,
 )

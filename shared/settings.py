@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, PostgresDsn
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.clock import Clock, MovableClock, system_clock
 from shared.tracing import TracesExporter
 
 
@@ -24,6 +25,16 @@ class ServiceSettings(BaseSettings):
     data_dir: Path = Path(".var")
     log_level: str = "INFO"
     traces_exporter: TracesExporter = "none"
+    clock_offset_file: Path | None = Field(
+        default=None, description="Tests move the service's time with it (see shared/clock.py); never in production."
+    )
+
+    def clock(self, environment: str) -> Clock:
+        if self.clock_offset_file is None:
+            return system_clock
+        if environment == "production":
+            raise ValueError("CLOCK_OFFSET_FILE moves the service's time: it is for tests, never production")
+        return MovableClock(self.clock_offset_file)
 
     def eventsourcing_env(self, schema: str) -> dict[str, str]:
         """The `POSTGRES_*` settings the `eventsourcing` library reads."""

@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -23,9 +23,9 @@ from services.complaints.domain import Complaint, Hall, RemembersRequests, Step,
 from services.complaints.group_commit import GroupCommitter
 from services.complaints.inspections import Inspection, RectificationOrder, order_id_for
 from shared.auth import OrgUnit, Principal
+from shared.clock import Clock, system_clock
 from shared.errors import ServiceError
 
-Clock = Callable[[], datetime]
 CHINA_TIME = ZoneInfo("Asia/Shanghai")
 MAX_LATE_SUBMISSION = timedelta(days=30)
 DEFAULT_RECTIFICATION_TIME = timedelta(days=3)
@@ -193,7 +193,7 @@ class StepRequest:
 class ComplaintsApplication(Application[uuid.UUID]):
     name = "complaints"
 
-    def __init__(self, env: Mapping[str, str], clock: Clock = lambda: datetime.now(UTC)) -> None:
+    def __init__(self, env: Mapping[str, str], clock: Clock = system_clock) -> None:
         super().__init__(env)
         self.clock = clock
         self._datastore: PostgresDatastore = self.recorder.datastore  # type: ignore[attr-defined]
@@ -219,6 +219,13 @@ class ComplaintsApplication(Application[uuid.UUID]):
         hall = self._find_hall(hall_code)
         if hall is None or not viewer.can_see(unit_of(hall)):
             raise HallNotFound(f"no hall {hall_code!r}")
+        return hall
+
+    def known_hall(self, hall_code: str) -> Hall:
+        """A hall that events refer to, so it exists."""
+        hall = self._find_hall(hall_code)
+        if hall is None:
+            raise LookupError(f"hall {hall_code!r} is referred to but was never registered")
         return hall
 
     def _find_hall(self, hall_code: str) -> Hall | None:

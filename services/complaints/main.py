@@ -17,7 +17,7 @@ from shared.auth import Authenticator, AuthSettings
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
-from shared.relay import Relay, RelayPositions
+from shared.relay import Relay, RelayPositions, run_as_leader
 from shared.settings import ServiceSettings
 from shared.topics import COMPLAINTS_EVENTS
 from shared.tracing import setup_tracing, trace_requests
@@ -52,12 +52,15 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
     settings = settings or ComplaintsSettings()
     logging.basicConfig(level=settings.log_level)
     setup_tracing(SCHEMA, settings.traces_exporter)
+    auth = AuthSettings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(str(settings.database_url), SCHEMA)
         await migrate(pool)
-        complaints = await asyncio.to_thread(ComplaintsApplication, settings.eventsourcing_env(SCHEMA))
+        complaints = await asyncio.to_thread(
+            ComplaintsApplication, settings.eventsourcing_env(SCHEMA), settings.clock(auth.environment)
+        )
         relay = Relay(
             name=RELAY_NAME,
             outbox=complaints_outbox(complaints),
@@ -71,7 +74,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
         await listener.add_listener(f"{ComplaintsApplication.name}_events", lambda *_: relay.wake())
         app.state.complaints = complaints
         app.state.pool = pool
-        relay_task = asyncio.create_task(relay.run(), name="relay")
+        relay_task = asyncio.create_task(run_as_leader(pool, relay), name="relay")
         try:
             yield
         finally:
@@ -84,7 +87,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="complaints", version="1", lifespan=lifespan)
     app.state.pool = None
-    app.state.authenticator = Authenticator(AuthSettings())
+    app.state.authenticator = Authenticator(auth)
     app.include_router(api.router)
     app.include_router(inspections_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
 
 from eventsourcing.domain import DomainEventProtocol
 
@@ -19,7 +21,7 @@ from shared.contracts import (
     ComplaintHandOffAcceptedV1,
     ComplaintPausedV1,
     ComplaintRectifiedV1,
-    ComplaintRegisteredV1,
+    ComplaintRegisteredV2,
     ComplaintReopenedV1,
     ComplaintResolvedOnSpotV1,
     ComplaintResumedV1,
@@ -34,7 +36,7 @@ from shared.contracts import (
     OrderRectifiedV1,
     OrderRejectedV1,
     OrderVerifiedV1,
-    RectificationOrderOpenedV1,
+    RectificationOrderOpenedV2,
 )
 from shared.outbox import EventStoreOutbox
 
@@ -64,7 +66,10 @@ STEP_CONTRACTS: dict[str, type[LoopStep]] = {
 }
 
 
-def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None:
+HallOf = Callable[[str], Hall]
+
+
+def to_contract(domain_event: DomainEventProtocol[uuid.UUID], hall_of: HallOf) -> Contract | None:
     """The published form of an internal event, or None if it stays internal."""
     if isinstance(domain_event, Hall.Registered):
         return HallRegisteredV1(
@@ -76,7 +81,10 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None
             ownership=domain_event.ownership,
         )
     if isinstance(domain_event, Complaint.Registered):
-        return ComplaintRegisteredV1(
+        hall = hall_of(domain_event.hall_code)
+        return ComplaintRegisteredV2(
+            province=hall.province,
+            city=hall.city,
             complaint_number=domain_event.number,
             hall_id=domain_event.hall_code,
             channel=domain_event.channel,
@@ -98,7 +106,10 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None
             at=domain_event.at,
         )
     if isinstance(domain_event, RectificationOrder.Opened):
-        return RectificationOrderOpenedV1(
+        hall = hall_of(domain_event.hall_code)
+        return RectificationOrderOpenedV2(
+            province=hall.province,
+            city=hall.city,
             inspection_id=domain_event.inspection_id,
             hall_id=domain_event.hall_code,
             item_id=domain_event.item_id,
@@ -114,4 +125,4 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None
 
 
 def complaints_outbox(application: ComplaintsApplication) -> EventStoreOutbox:
-    return EventStoreOutbox(application, to_contract, SOURCE)
+    return EventStoreOutbox(application, functools.partial(to_contract, hall_of=application.known_hall), SOURCE)

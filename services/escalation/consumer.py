@@ -4,60 +4,40 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg
-
 from services.escalation.application import EscalationApplication
 from services.escalation.scheduler import record_due
 from services.escalation.tracking import CLOCK_EVENTS, Opening
 from shared.auth import OrgUnit
-from shared.consumer import Connection, Handler, RetryLater
+from shared.consumer import Connection, Handler
 from shared.contracts import (
     ComplaintRegisteredV1,
-    HallRegisteredV1,
+    ComplaintRegisteredV2,
+    Contract,
     IntegrationEvent,
+    InvalidEvent,
     LoopStep,
     RectificationOrderOpenedV1,
+    RectificationOrderOpenedV2,
 )
 
-HALLS_DDL = """
-CREATE TABLE IF NOT EXISTS halls (
-    hall_id text PRIMARY KEY,
-    province text NOT NULL,
-    city text NOT NULL
-)
-"""
 
-
-async def create_tables(pool: asyncpg.Pool) -> None:
-    await pool.execute(HALLS_DDL)
-
-
-async def hall_unit(connection: Connection, hall_id: str) -> OrgUnit:
-    """Halls come on the same topic but maybe another partition, so a hall may not be known yet."""
-    row = await connection.fetchrow("SELECT province, city FROM halls WHERE hall_id = $1", hall_id)
-    if row is None:
-        raise RetryLater(f"hall {hall_id!r} is not known yet")
-    return OrgUnit.of_hall(row["province"], row["city"], hall_id)
+def hall_unit(opening: Contract) -> OrgUnit:
+    """Version 1 did not say where the hall sits; without that, deadlines and targets cannot be set."""
+    if not isinstance(opening, ComplaintRegisteredV2 | RectificationOrderOpenedV2):
+        raise InvalidEvent(
+            f"{opening.event_type} v{opening.schema_version} lacks the hall's province and city; v2 has them"
+        )
+    return OrgUnit.of_hall(opening.province, opening.city, opening.hall_id)
 
 
 def handlers(application: EscalationApplication) -> dict[str, Handler]:
-    async def hall_registered(connection: Connection, event: IntegrationEvent) -> None:
-        hall = event.payload
-        assert isinstance(hall, HallRegisteredV1)
-        await connection.execute(
-            "INSERT INTO halls VALUES ($1, $2, $3) ON CONFLICT (hall_id) DO NOTHING",
-            hall.hall_id,
-            hall.province,
-            hall.city,
-        )
-
     async def complaint_registered(connection: Connection, event: IntegrationEvent) -> None:
         complaint = event.payload
         assert isinstance(complaint, ComplaintRegisteredV1)
         opening = Opening(
             subject_id=event.envelope.aggregate_id,
             kind="complaint",
-            hall=await hall_unit(connection, complaint.hall_id),
+            hall=hall_unit(complaint),
             started_by=complaint.event_type,
             started_at=complaint.received_at,
             source_event_id=event.envelope.event_id,
@@ -73,7 +53,7 @@ def handlers(application: EscalationApplication) -> dict[str, Handler]:
         opening = Opening(
             subject_id=event.envelope.aggregate_id,
             kind="rectification_order",
-            hall=await hall_unit(connection, order.hall_id),
+            hall=hall_unit(order),
             started_by=order.event_type,
             started_at=order.at,
             source_event_id=event.envelope.event_id,
@@ -91,7 +71,6 @@ def handlers(application: EscalationApplication) -> dict[str, Handler]:
 
     steps = {event_type: clock_step for kind in CLOCK_EVENTS.values() for event_type in kind}
     return {
-        HallRegisteredV1.event_type: hall_registered,
         ComplaintRegisteredV1.event_type: complaint_registered,
         RectificationOrderOpenedV1.event_type: order_opened,
         **steps,

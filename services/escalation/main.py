@@ -24,7 +24,6 @@ from services.escalation.outbox import escalation_outbox
 from services.escalation.policy import POLICY_DIR, load_policies
 from services.escalation.tracking import SlaRules
 from shared.auth import Authenticator, AuthSettings
-from shared.clock import Clock, MovableClock, system_clock
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
@@ -43,7 +42,6 @@ class EscalationSettings(ServiceSettings):
     policy_dir: Path = POLICY_DIR
     calendar_dir: Path = CALENDAR_DIR
     business_hours_file: Path = BUSINESS_HOURS_FILE
-    clock_offset_file: Path | None = None  # tests move the service's time with it; refused in production
 
 
 def load_rules(settings: EscalationSettings) -> SlaRules:
@@ -54,18 +52,9 @@ def load_rules(settings: EscalationSettings) -> SlaRules:
     return SlaRules(load_policies(settings.policy_dir), calendars)
 
 
-def service_clock(settings: EscalationSettings, auth: AuthSettings) -> Clock:
-    if settings.clock_offset_file is None:
-        return system_clock
-    if auth.environment == "production":
-        raise ValueError("CLOCK_OFFSET_FILE moves the service's time: it is for tests, never production")
-    return MovableClock(settings.clock_offset_file)
-
-
 async def migrate(pool: asyncpg.Pool) -> None:
     await RelayPositions(pool).create_table()
     await scheduler.create_tables(pool)
-    await consumer.create_tables(pool)
     await recalculation.create_tables(pool)
 
 
@@ -74,7 +63,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
     logging.basicConfig(level=settings.log_level)
     setup_tracing(SCHEMA, settings.traces_exporter)
     auth = AuthSettings()
-    clock = service_clock(settings, auth)
+    clock = settings.clock(auth.environment)
     rules = load_rules(settings)
 
     @contextlib.asynccontextmanager

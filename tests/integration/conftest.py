@@ -14,6 +14,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     config = StackConfig.for_tests(tmp_path_factory.mktemp("stack"))
     config.extra_env["TRACES_EXPORTER"] = "console"  # spans into the log files, where tests can read them
     config.extra_env["API_KEYS_FILE"] = str(write_api_keys(config.data_dir / "api-keys.json"))
+    config.extra_env["CLOCK_OFFSET_FILE"] = str(config.data_dir / "clock-offset")  # absent: the system time
     stack = Stack(config)
     try:
         stack.start()

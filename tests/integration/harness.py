@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer
 
 from devstack.stack import Stack
 from shared.auth import AuthSettings, OrgUnit, Role, hash_api_key, issue_staff_token
+from shared.clock import MovableClock
 from shared.topics import dead_letter_topic
 
 FRONT_LINE_KEY = "test-front-line-key-for-SZ-KEY-HALL"
@@ -93,6 +94,25 @@ class StackClient:
     @property
     def projections_url(self) -> str:
         return self.stack.services["projections"].url
+
+    @property
+    def escalation_url(self) -> str:
+        return self.stack.services["escalation"].url
+
+    def move_clock_to(self, instant: datetime) -> None:
+        """Every service of the stack reads the time from this file (CLOCK_OFFSET_FILE)."""
+        MovableClock.move_to(Path(self.stack.config.extra_env["CLOCK_OFFSET_FILE"]), instant)
+
+    async def clocks(self, complaint_id: str, kind: str = "complaints", timeout: float = 30) -> dict[str, Any]:
+        """A subject's SLA clocks, once the escalation service has them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = await self.http.get(f"{self.escalation_url}/api/v1/{kind}/{complaint_id}/clocks")
+            if response.status_code == 200 or time.monotonic() > deadline:
+                assert response.status_code == 200, response.text
+                body: dict[str, Any] = response.json()
+                return body
+            await asyncio.sleep(0.2)
 
     async def register_hall(
         self,
