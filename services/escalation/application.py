@@ -103,4 +103,4 @@ class EscalationApplication(Application[uuid.UUID]):
     def due(self, subject: SlaSubject) -> Due:
         plans = subject.plans(self.rules)
         is_open = any(plan.clock.stopped_at is None for plan in plans)
-        return Due(subject.id, subject.version, subject.next_due(self.rules) if is_open else None, is_open)
+        return Due(subject.id, subject.version, subject.next_due(plans) if is_open else None, is_open)

@@ -165,11 +165,11 @@ class SlaSubject(Aggregate):
         matching = {"category": self.category, "priority": self.priority, "channel": self.channel}
         return plan_clocks(self.kind, history or self.history, self.hall, rules, matching)
 
-    def next_due(self, rules: SlaRules) -> datetime | None:
+    def next_due(self, plans: list[ClockPlan]) -> datetime | None:
         """The earliest milestone still to fire, if any clock is running."""
         pending = [
             planned.milestone.due_at
-            for plan in self.plans(rules)
+            for plan in plans
             for planned in plan.milestones
             if planned.milestone.due_at is not None and planned.key not in self.fired
         ]
