@@ -36,6 +36,7 @@ integration: $(INSTALLED)
 ## bench: throughput figures, each against a baseline measured in the same run
 bench: $(INSTALLED)
 	$(PY) -m bench.intake
+	$(PY) -m bench.escalation
 
 ## republish: make the relay publish every stored event again (FROM=position, default 0)
 republish: $(INSTALLED)

@@ -39,10 +39,11 @@ from shared.settings import ServiceSettings
 OPEN_CLOCKS = int(os.environ.get("BENCH_OPEN_CLOCKS", 100_000))
 STREAM = int(os.environ.get("BENCH_STREAM", 6_000))  # fall due one after another during the window
 STREAM_SECONDS = 60
-BURST = int(os.environ.get("BENCH_BURST", 300))  # fall due at the same instant, mid-window
+BURST = int(os.environ.get("BENCH_BURST", 500))  # fall due at the same instant, mid-window
 START = datetime(2026, 12, 1, 10, 0, tzinfo=CHINA_TIME)  # a Tuesday, inside business hours
 WARNING_AFTER = timedelta(hours=1)  # half of an urgent complaint's 2 working hours
 BASELINE_ROWS = 20_000
+BURST_DUE = START + timedelta(seconds=STREAM_SECONDS / 2, microseconds=500)  # between two of the stream's
 
 
 class BenchClock:
@@ -76,7 +77,7 @@ def received_instants() -> list[datetime]:
     """Warnings spread over the window, a burst at its middle, and the rest due days later."""
     window = timedelta(seconds=STREAM_SECONDS)
     stream = [START + window * (i + 1) / STREAM - WARNING_AFTER for i in range(STREAM)]
-    burst = [START + window / 2 - WARNING_AFTER] * BURST
+    burst = [BURST_DUE - WARNING_AFTER] * BURST
     later = [START + timedelta(days=2) + timedelta(seconds=i % 3600) for i in range(OPEN_CLOCKS - STREAM - BURST)]
     return stream + burst + later
 
@@ -96,7 +97,6 @@ async def open_clocks(application: EscalationApplication, pool: asyncpg.Pool) ->
 
 def fired_delays(application: EscalationApplication) -> tuple[list[float], list[float]]:
     """Seconds from due instant to stored event: of the spread stream, and of the burst."""
-    burst_due = START + timedelta(seconds=STREAM_SECONDS) / 2
     stream: list[float] = []
     burst: list[float] = []
     position = 0
@@ -105,7 +105,7 @@ def fired_delays(application: EscalationApplication) -> tuple[list[float], list[
             event = application.mapper.to_domain_event(notification)
             if isinstance(event, SlaSubject.MilestoneReached):
                 delay = (event.timestamp - event.due_at).total_seconds()
-                (burst if event.due_at == burst_due else stream).append(delay)
+                (burst if event.due_at == BURST_DUE else stream).append(delay)
         position = batch[-1].id
     return stream, burst
 

@@ -72,6 +72,8 @@ class WorkingCalendar:
         self.year_files = load_year_files() if year_files is None else year_files
         self.hours = hours
         self.assume_weekdays_in_unknown_years = assume_weekdays_in_unknown_years
+        # chinese-calendar validates every date it is asked about, which dominated deadline arithmetic.
+        self._working_days: dict[date, bool] = {}
 
     def knows_year(self, year: int) -> bool:
         if year in self.year_files:
@@ -88,6 +90,12 @@ class WorkingCalendar:
         return datetime.combine(date.min, self.hours.closes) - datetime.combine(date.min, self.hours.opens)
 
     def is_working_day(self, day: date) -> bool:
+        known = self._working_days.get(day)
+        if known is None:
+            known = self._working_days[day] = self._is_working_day(day)
+        return known
+
+    def _is_working_day(self, day: date) -> bool:
         year_file = self.year_files.get(day.year)
         if year_file is not None:
             if day in year_file.holidays:
