@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
+import eventsourcing.persistence
 from opentelemetry import trace
 
 from shared.contracts import IntegrationEvent, InvalidEvent, decode_event
@@ -41,8 +42,15 @@ else:  # not subscriptable at run time
 Handler = Callable[[Connection, IntegrationEvent], Awaitable[None]]
 
 
-# Errors that say the database is unavailable, not that the event is bad.
+class TransientError(Exception):
+    """The event is fine and trying again later may succeed (e.g. concurrent writers kept conflicting)."""
+
+
+# Errors that say the database is unavailable or busy, not that the event is bad.
 TRANSIENT_ERRORS = (
+    TransientError,
+    eventsourcing.persistence.OperationalError,
+    eventsourcing.persistence.InterfaceError,
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,

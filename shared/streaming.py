@@ -160,10 +160,14 @@ async def consuming(
     topics: Sequence[str],
     bootstrap_servers: str,
     data_dir: Path,
-) -> AsyncIterator[None]:
-    """Runs an idempotent consumer of `topics` for the duration of the block, restarting it on a broker reset."""
+) -> AsyncIterator[str]:
+    """Runs an idempotent consumer of `topics` for the duration of the block; gives its consumer group.
+
+    Its watchdog watches the first topic: a broker that lost its data lost every topic's.
+    """
     epochs = ConsumerEpochs(pool, name)
-    streams = create_faust_app(await epochs.group_id(), bootstrap_servers, data_dir)
+    group_id = await epochs.group_id()
+    streams = create_faust_app(group_id, bootstrap_servers, data_dir)
     consumer = IdempotentConsumer(
         name=name, pool=pool, handlers=handlers, dead_letters=FaustDeadLetterSink(streams, name)
     )
@@ -173,6 +177,31 @@ async def consuming(
     watchdog = asyncio.create_task(BrokerResetWatchdog(bootstrap_servers, topics[0], epochs.next_epoch).run())
     try:
         async with faust_app_running(streams, stop_timeout=10):
-            yield
+            yield group_id
     finally:
         watchdog.cancel()
+
+
+async def wait_until_caught_up(
+    bootstrap_servers: str, group_id: str, topic: str, timeout_seconds: float = 60, poll_seconds: float = 0.5
+) -> bool:
+    """Waits until the group has committed every message that was on `topic` when called; False at the timeout.
+
+    Work that must not act on stale state (e.g. firing deadlines after a restart, while the
+    events that stopped those clocks are still queued) waits for this first.
+    """
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group_id, enable_auto_commit=False)
+    await reader.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
+        ends = await reader.end_offsets(partitions)
+        deadline = asyncio.get_running_loop().time() + timeout_seconds
+        while asyncio.get_running_loop().time() < deadline:
+            committed = [await reader.committed(partition) or 0 for partition in partitions]
+            if all(done >= ends[partition] for done, partition in zip(committed, partitions, strict=True)):
+                return True
+            await asyncio.sleep(poll_seconds)
+        return False
+    finally:
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader.stop()

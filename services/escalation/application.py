@@ -1,7 +1,9 @@
 """Use cases of the escalation service: track clocks from complaint events, fire what falls due, recalculate.
 
 Each use case returns the `Due` of every subject it touched, which the caller writes to the
-deadlines table in the same transaction that claimed or consumed the work.
+deadlines table. The event store commits first, on its own; should the deadlines write be
+lost, the subject's version guards the table and its record of fired milestones keeps a
+retried claim or a redelivered event from firing anything twice.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from eventsourcing.persistence import IntegrityError
 
 from services.escalation.tracking import Opening, SlaRules, SlaSubject, sla_subject_id
 from shared.clock import Clock
+from shared.consumer import TransientError
 
 logger = logging.getLogger(__name__)
 # Another writer (the consumer or a second replica) saved the same subject first: load it again and redo.
@@ -30,7 +33,7 @@ class Due:
 
     sla_id: uuid.UUID
     version: int
-    due_at: datetime | None  # the next milestone; None while every running clock is paused
+    due_at: datetime | None  # the next milestone; None while every running clock is paused or all have fired
     open: bool  # False once every clock has stopped: nothing is left to watch
 
 
@@ -52,7 +55,8 @@ class EscalationApplication(Application[uuid.UUID]):
         if existing is not None:
             return self.due(existing)
         subject = SlaSubject.open(self.rules, opening)
-        subject.fire_due(self.rules, up_to=self.clock(), now=self.clock())  # e.g. registered late, already overdue
+        now = self.clock()
+        subject.fire_due(self.rules, up_to=now, now=now)  # e.g. registered late, already overdue
         try:
             self.save(subject)
         except IntegrityError:  # opened concurrently by a redelivery
@@ -64,17 +68,20 @@ class EscalationApplication(Application[uuid.UUID]):
             subject = self.subject(subject_id)
             if subject is None:
                 raise UnknownSubject(f"no clocks for {subject_id}: its opening event was never received")
-            subject.observe(self.rules, event_id, event_type, at, self.clock())
+            now = self.clock()
+            subject.recalculate(self.rules, now)  # closed while the rules changed, and now reopened
+            subject.observe(self.rules, event_id, event_type, at, now)
             try:
                 self.save(subject)
             except IntegrityError:
                 continue
             return self.due(subject)
-        raise IntegrityError(f"{subject_id}: still conflicting after {MAX_CONFLICT_RETRIES} attempts")
+        raise TransientError(f"{subject_id}: still conflicting after {MAX_CONFLICT_RETRIES} attempts")
 
-    def fire_due(self, sla_ids: Sequence[uuid.UUID]) -> tuple[list[Due], int]:
-        """Fires what is due on each subject, all saved in one transaction; and how many subjects fired."""
-        return self._change_all(sla_ids, lambda subject, now: subject.fire_due(self.rules, up_to=now, now=now) > 0)
+    def fire_due(self, sla_ids: Sequence[uuid.UUID]) -> list[Due]:
+        """Fires what is due on each subject, all saved in one transaction."""
+        dues, _ = self._change_all(sla_ids, lambda subject, now: subject.fire_due(self.rules, up_to=now, now=now) > 0)
+        return dues
 
     def recalculate(self, sla_ids: Sequence[uuid.UUID]) -> tuple[list[Due], int]:
         """Re-derives deadlines under the current rules; and how many subjects had their rules changed."""
@@ -91,7 +98,7 @@ class EscalationApplication(Application[uuid.UUID]):
                 logger.info("a subject changed while its milestones were fired; trying the batch again")
                 continue
             return [self.due(subject) for subject in subjects], len(changed)
-        raise IntegrityError(f"batch of {len(sla_ids)} still conflicting after {MAX_CONFLICT_RETRIES} attempts")
+        raise TransientError(f"batch of {len(sla_ids)} still conflicting after {MAX_CONFLICT_RETRIES} attempts")
 
     def subject(self, subject_id: uuid.UUID) -> SlaSubject | None:
         try:

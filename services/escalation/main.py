@@ -29,13 +29,14 @@ from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.relay import Relay, RelayPositions, run_as_leader
 from shared.settings import ServiceSettings
-from shared.streaming import consuming
+from shared.streaming import consuming, wait_until_caught_up
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS
 from shared.tracing import setup_tracing, trace_requests
 
 SCHEMA = "escalation"
 CONSUMER_NAME = "escalation"
 RELAY_NAME = "escalation-events"
+logger = logging.getLogger(__name__)
 
 
 class EscalationSettings(ServiceSettings):
@@ -83,10 +84,14 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
         await listener.add_listener(f"{EscalationApplication.name}_events", lambda *_: relay.wake())
         app.state.pool = pool
         app.state.escalation = escalation
-        tasks = [
-            asyncio.create_task(run_as_leader(pool, relay), name="relay"),
-            asyncio.create_task(scheduler.Scheduler(escalation, pool, clock).run(), name="scheduler"),
-        ]
+        tasks = [asyncio.create_task(run_as_leader(pool, relay), name="relay")]
+
+        async def fire_deadlines_once_caught_up(group_id: str) -> None:
+            """After a restart, acknowledgements and closures may still be queued: fire nothing before them."""
+            if not await wait_until_caught_up(settings.kafka_bootstrap_servers, group_id, COMPLAINTS_EVENTS):
+                logger.warning("consumer still behind after a minute; firing deadlines anyway")
+            await scheduler.Scheduler(escalation, pool, clock).run()
+
         try:
             async with consuming(
                 name=CONSUMER_NAME,
@@ -95,7 +100,8 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
                 topics=[COMPLAINTS_EVENTS],
                 bootstrap_servers=settings.kafka_bootstrap_servers,
                 data_dir=settings.data_dir,
-            ):
+            ) as group_id:
+                tasks.append(asyncio.create_task(fire_deadlines_once_caught_up(group_id), name="scheduler"))
                 yield
         finally:
             for task in tasks:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Iterable
+from datetime import timedelta
 
 import asyncpg
 
 from services.escalation.application import Due, EscalationApplication
 from shared.clock import Clock
-from shared.consumer import Connection
+from shared.consumer import Connection, TransientError
 
 logger = logging.getLogger(__name__)
 
@@ -58,25 +60,27 @@ class Scheduler:
         clock: Clock,
         batch_size: int = 200,
         max_idle_seconds: float = 0.2,
+        min_idle_seconds: float = 0.05,
+        retry_failed_after: timedelta = timedelta(minutes=1),
     ) -> None:
         self.application = application
         self.pool = pool
         self.clock = clock
         self.batch_size = batch_size
         self.max_idle_seconds = max_idle_seconds
+        self.min_idle_seconds = min_idle_seconds  # rows another replica holds are due but not ours to take
+        self.retry_failed_after = retry_failed_after
 
     async def run(self) -> None:
         while True:
             try:
-                fired = await self.fire_next_batch()
+                if await self.fire_next_batch() == 0:
+                    await self._idle()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("scheduler: firing failed; retrying")
                 await asyncio.sleep(1)
-                continue
-            if fired == 0:
-                await self._idle()
 
     async def fire_next_batch(self) -> int:
         """Claims up to a batch of subjects whose deadline has come, fires them; returns how many it claimed."""
@@ -89,16 +93,32 @@ class Scheduler:
                 self.clock(),
                 self.batch_size,
             )
-            if not rows:
-                return 0
-            dues, _ = await asyncio.to_thread(self.application.fire_due, [row["sla_id"] for row in rows])
+            sla_ids = [row["sla_id"] for row in rows]
+            try:
+                dues = await asyncio.to_thread(self.application.fire_due, sla_ids)
+            except TransientError:
+                raise
+            except Exception:
+                dues = await self._fire_one_by_one(connection, sla_ids)
             await record_due(connection, dues)
         return len(rows)
+
+    async def _fire_one_by_one(self, connection: Connection, sla_ids: list[uuid.UUID]) -> list[Due]:
+        """One subject that cannot be fired (e.g. its policy file was removed) must not hold back the rest."""
+        dues = []
+        for sla_id in sla_ids:
+            try:
+                dues += await asyncio.to_thread(self.application.fire_due, [sla_id])
+            except Exception:
+                logger.exception("scheduler: cannot fire %s; trying again in %s", sla_id, self.retry_failed_after)
+                retry_at = self.clock() + self.retry_failed_after
+                await connection.execute("UPDATE sla_deadlines SET due_at = $2 WHERE sla_id = $1", sla_id, retry_at)
+        return dues
 
     async def _idle(self) -> None:
         """Sleeps until the next deadline, but never so long that a moved clock or a new deadline waits."""
         next_due = await self.pool.fetchval("SELECT min(due_at) FROM sla_deadlines WHERE due_at IS NOT NULL")
         pause = self.max_idle_seconds
         if next_due is not None:
-            pause = min(pause, max((next_due - self.clock()).total_seconds(), 0))
-        await asyncio.sleep(pause)
+            pause = min(pause, (next_due - self.clock()).total_seconds())
+        await asyncio.sleep(max(pause, self.min_idle_seconds))

@@ -8,7 +8,9 @@ calendar recomputes them from the same history.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -150,7 +152,7 @@ class SlaSubject(Aggregate):
             started_at=opening.started_at,
             source_event_id=opening.source_event_id,
             rules_version=rules_version(plans, rules),
-            deadlines=deadlines(plans),
+            deadlines=breach_deadlines(plans),
         )
 
     @property
@@ -184,7 +186,7 @@ class SlaSubject(Aggregate):
         if event_id in self.seen:
             return False
         self.fire_due(rules, up_to=min(at, now), now=now)
-        after = deadlines(self.plans(rules, [*self.history, (event_type, at)]))
+        after = breach_deadlines(self.plans(rules, [*self.history, (event_type, at)]))
         self._observed(event_id=event_id, event_type=event_type, at=at, deadlines=after)
         return True
 
@@ -257,7 +259,7 @@ class SlaSubject(Aggregate):
             previous_rules_version=self.rules_version,
             rules_version=version,
             previous_deadlines=self.deadlines,
-            deadlines=deadlines(plans),
+            deadlines=breach_deadlines(plans),
         )
         return True
 
@@ -295,23 +297,31 @@ def plan_clocks(
             clock,
             policy,
             calendar,
-            [
-                PlannedMilestone(milestone_key(name, clock, m), name, m)
-                for m in milestones(clock, policy, calendar, hall)
-            ],
+            planned_milestones(name, clock, milestones(clock, policy, calendar, hall)),
         )
         for name, clock in clocks.items()
     ]
 
 
-def milestone_key(clock_name: str, clock: Clock, milestone: Milestone) -> str:
-    """A clock restarted after a late reopen is a new clock with its own milestones."""
-    return f"{clock_name}@{clock.started_at.isoformat()}/{milestone.kind}/{milestone.level}/{milestone.fraction}"
+def planned_milestones(clock_name: str, clock: Clock, plan: list[Milestone]) -> list[PlannedMilestone]:
+    """Keyed by clock, start and rank within their kind (second warning, first escalation, ...), not by share
+    of the limit: a policy moving the breach from 100% to 90% must not fire the breach again.
+    A clock started anew after a late reopen has new keys, so its milestones fire again."""
+    ranks: Counter[str] = Counter()
+    keyed = []
+    for milestone in plan:
+        ranks[milestone.kind] += 1
+        key = f"{clock_name}@{clock.started_at.isoformat()}/{milestone.kind}/{ranks[milestone.kind]}"
+        keyed.append(PlannedMilestone(key, clock_name, milestone))
+    return keyed
 
 
 def rules_version(plans: list[ClockPlan], rules: SlaRules) -> str:
-    return f"policy {plans[0].policy.version}, calendar {rules.calendars.version}"
+    """Names the policy by version and content, so even a file edited in place counts as a change."""
+    policy = plans[0].policy
+    content = hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:8]
+    return f"policy {policy.version} ({content}), calendar {rules.calendars.version}"
 
 
-def deadlines(plans: list[ClockPlan]) -> dict[str, str | None]:
+def breach_deadlines(plans: list[ClockPlan]) -> dict[str, str | None]:
     return {plan.name: plan.deadline.isoformat() if plan.deadline else None for plan in plans}

@@ -143,16 +143,22 @@ async def test_deadlines_passed_while_the_service_was_killed_fire_once_on_restar
     client.move_clock_to(start)
     hall_id = await client.register_hall()
     complaint_ids = [await register_urgent(client, hall_id, start) for _ in range(3)]
-    for complaint_id in complaint_ids:
+    answered_meanwhile = await register_urgent(client, hall_id, start)
+    for complaint_id in [*complaint_ids, answered_meanwhile]:
         await client.clocks(complaint_id)
 
     client.stack.services["escalation"].kill()
+    client.move_clock_to(start + timedelta(minutes=30))
+    assert (await client.step(answered_meanwhile, "acknowledge")).status_code == 200
     client.move_clock_to(start + URGENT_RESPONSE + timedelta(seconds=1))
     client.stack.restart_service("escalation")
 
     for complaint_id in complaint_ids:
         entries = await sla_timeline(client, complaint_id, 3)
         assert [e["type"] for e in entries] == ["SlaWarning", "SlaWarning", "SlaBreached"]
+    # Its acknowledgement was still queued at the restart: no deadline fires before it is consumed.
+    assert await sla_timeline(client, answered_meanwhile, 0) == []
+    assert clock_named(await client.clocks(answered_meanwhile), "first_response")["state"] == "stopped"
 
 
 async def test_two_replicas_fire_each_milestone_once(client: StackClient) -> None:

@@ -165,3 +165,18 @@ def test_a_rectification_order_clock_stops_at_the_report_and_runs_on_after_a_rej
     assert subject is not None
     [plan] = subject.plans(RULES)
     assert plan.deadline == at("2026-10-15 18:00") and rejected.open
+
+
+def test_a_policy_that_moves_the_breach_does_not_fire_it_again() -> None:
+    time = Time(at("2026-10-12 11:30"))
+    application = EscalationApplication({}, RULES, time)
+    opening = urgent_complaint(at("2026-10-12 09:00"))
+    due = application.open(opening)  # the breach at 11:00 fires on opening
+    earlier_breach = POLICIES[-1].model_copy(update={"breach_at": 0.9, "warning_thresholds": [0.4, 0.7]})
+    application.rules = SlaRules([earlier_breach], RULES.calendars)
+
+    application.recalculate([due.sla_id])
+    application.fire_due([due.sla_id])
+
+    response = [entry for entry in fired(application, opening.subject_id) if entry[0] == "first_response"]
+    assert [milestone for _, milestone, _ in response] == ["warning", "warning", "breach"]
