@@ -270,6 +270,7 @@ class SlaMilestone(Contract):
 
     subject_id: uuid.UUID
     subject_kind: Literal["complaint", "rectification_order"]
+    subject_started_at: AwareDatetime  # when the complaint was received or the order opened: its scoring period
     hall_id: str
     clock: Literal["first_response", "resolution", "rectification"]
     fraction: float = Field(gt=0)
@@ -316,6 +317,34 @@ class SlaRecalculatedV1(Contract):
 
 SLA_EVENTS: tuple[type[Contract], ...] = (SlaWarningV1, SlaBreachedV1, SlaEscalatedV1, SlaRecalculatedV1)
 
+
+class ScoreChange(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    component: str
+    before: float
+    after: float
+
+
+class ScoreRecalculatedV1(Contract):
+    """One fact applied to a hall's scorecard for a period, and what it did to the score."""
+
+    event_type = "ScoreRecalculated"
+    schema_version = 1
+    hall_id: str
+    period: str
+    subject_id: uuid.UUID  # the complaint or rectification order the fact is about
+    fact: str
+    source_event_id: uuid.UUID
+    source_event_type: str
+    policy_version: str
+    score_before: float
+    score: float
+    components: dict[str, float]
+    deductions: float
+    changes: list[ScoreChange]
+    at: AwareDatetime  # when the source event happened: as-of queries use it
+
+
 PUBLISHED: tuple[type[Contract], ...] = (
     HallRegisteredV1,
     ComplaintRegisteredV1,
@@ -326,6 +355,7 @@ PUBLISHED: tuple[type[Contract], ...] = (
     RectificationOrderOpenedV2,
     *ORDER_STEPS,
     *SLA_EVENTS,
+    ScoreRecalculatedV1,
 )
 CONTRACTS: dict[tuple[str, int], type[Contract]] = {(c.event_type, c.schema_version): c for c in PUBLISHED}
 

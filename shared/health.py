@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import asyncpg
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-
-from shared.database import create_pool
 
 CHECK_TIMEOUT_SECONDS = 2.0
 
@@ -59,20 +56,3 @@ def health_router(get_pool: Callable[[], asyncpg.Pool | None], bootstrap_servers
         )
 
     return router
-
-
-def health_only_app(title: str, schema: str, database_url: str, bootstrap_servers: str) -> FastAPI:
-    """A service that so far only reports its health; its features are not built yet."""
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.pool = await create_pool(database_url, schema, max_size=2)
-        try:
-            yield
-        finally:
-            await app.state.pool.close()
-
-    app = FastAPI(title=title, version="1", lifespan=lifespan)
-    app.state.pool = None
-    app.include_router(health_router(lambda: app.state.pool, bootstrap_servers))
-    return app

@@ -2,6 +2,7 @@
 
 COMPLAINTS_EVENTS = "complaints.events.v1"
 ESCALATION_EVENTS = "escalation.events.v1"
+SCORING_EVENTS = "scoring.events.v1"
 
 
 def dead_letter_topic(consumer_name: str) -> str:

@@ -25,6 +25,7 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None
         fields = {
             "subject_id": domain_event.subject_id,
             "subject_kind": domain_event.subject_kind,
+            "subject_started_at": domain_event.subject_started_at,
             "hall_id": domain_event.hall_id,
             "clock": domain_event.clock,
             "fraction": domain_event.fraction,

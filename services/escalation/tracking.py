@@ -219,6 +219,7 @@ class SlaSubject(Aggregate):
                 key=planned.key,
                 subject_id=self.subject_id,
                 subject_kind=self.kind,
+                subject_started_at=self.history[0][1],
                 hall_id=self.hall_id,
                 clock=planned.clock,
                 milestone=milestone.kind,
@@ -234,6 +235,7 @@ class SlaSubject(Aggregate):
         key: str
         subject_id: uuid.UUID
         subject_kind: str
+        subject_started_at: datetime
         hall_id: str
         clock: str
         milestone: str

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from services.projections import api, complaints, timeline
+from services.projections import api, complaints, scores, scores_api, timeline
 from shared.auth import Authenticator, AuthSettings
 from shared.consumer import Connection, Handler
 from shared.contracts import (
@@ -20,13 +20,15 @@ from shared.contracts import (
     InspectionRecordedV1,
     IntegrationEvent,
     RectificationOrderOpenedV1,
+    ScoreRecalculatedV1,
 )
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
+from shared.scoring_policy import load_scoring_policies
 from shared.settings import ServiceSettings
 from shared.streaming import consuming
-from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS
+from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS
 from shared.tracing import setup_tracing, trace_requests
 
 SCHEMA = "projections"
@@ -52,6 +54,7 @@ def handlers() -> dict[str, Handler]:
         RectificationOrderOpenedV1.event_type: opened,
         **{step.event_type: timeline.record_event for step in ORDER_STEPS},
         **{sla.event_type: timeline.record_sla_event for sla in SLA_EVENTS},
+        ScoreRecalculatedV1.event_type: scores.record_score_change,
     }
 
 
@@ -65,13 +68,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         pool = await create_pool(str(settings.database_url), SCHEMA)
         await timeline.create_tables(pool)
         await complaints.create_tables(pool)
+        await scores.create_tables(pool)
         app.state.pool = pool
         try:
             async with consuming(
                 name=CONSUMER_NAME,
                 pool=pool,
                 handlers=handlers(),
-                topics=[COMPLAINTS_EVENTS, ESCALATION_EVENTS],
+                topics=[COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS],
                 bootstrap_servers=settings.kafka_bootstrap_servers,
                 data_dir=settings.data_dir,
             ):
@@ -82,7 +86,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app = FastAPI(title="projections", version="1", lifespan=lifespan)
     app.state.pool = None
     app.state.authenticator = Authenticator(AuthSettings())
+    app.state.scoring_policies = load_scoring_policies()
     app.include_router(api.router)
+    app.include_router(scores_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
     install_error_handlers(app)
     trace_requests(app)

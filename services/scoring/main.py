@@ -1,11 +1,80 @@
-"""Composition root of the scoring service: `uvicorn --factory services.scoring.main:create_app`."""
+"""Composition root of the scoring service: `uvicorn --factory services.scoring.main:create_app`.
 
+Consumes complaint and SLA events into per-hall, per-period scorecards and publishes each
+recalculation to `scoring.events.v1`, where the projections build grades and audit trails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import asyncpg
 from fastapi import FastAPI
 
-from shared.health import health_only_app
+from services.scoring import consumer
+from services.scoring.application import ScoringApplication
+from services.scoring.outbox import scoring_outbox
+from shared.database import create_pool
+from shared.errors import install_error_handlers
+from shared.health import health_router
+from shared.relay import Relay, RelayPositions, run_as_leader
+from shared.scoring_policy import load_scoring_policies
 from shared.settings import ServiceSettings
+from shared.streaming import consuming
+from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS
+from shared.tracing import setup_tracing, trace_requests
+
+SCHEMA = "scoring"
+CONSUMER_NAME = "scoring"
+RELAY_NAME = "scoring-events"
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or ServiceSettings()
-    return health_only_app("scoring", "scoring", str(settings.database_url), settings.kafka_bootstrap_servers)
+    logging.basicConfig(level=settings.log_level)
+    setup_tracing(SCHEMA, settings.traces_exporter)
+    policies = load_scoring_policies()  # an invalid policy file stops the service here, naming the entry
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(str(settings.database_url), SCHEMA)
+        await RelayPositions(pool).create_table()
+        await consumer.create_tables(pool)
+        scoring = await asyncio.to_thread(ScoringApplication, settings.eventsourcing_env(SCHEMA), policies)
+        relay = Relay(
+            name=RELAY_NAME,
+            outbox=scoring_outbox(scoring),
+            positions=RelayPositions(pool),
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            topic=SCORING_EVENTS,
+        )
+        listener = await asyncpg.connect(str(settings.database_url))
+        await listener.add_listener(f"{ScoringApplication.name}_events", lambda *_: relay.wake())
+        app.state.pool = pool
+        relay_task = asyncio.create_task(run_as_leader(pool, relay), name="relay")
+        try:
+            async with consuming(
+                name=CONSUMER_NAME,
+                pool=pool,
+                handlers=consumer.handlers(scoring),
+                topics=[COMPLAINTS_EVENTS, ESCALATION_EVENTS],
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                data_dir=settings.data_dir,
+            ):
+                yield
+        finally:
+            relay_task.cancel()
+            await asyncio.gather(relay_task, return_exceptions=True)
+            await listener.close()
+            scoring.close()
+            await pool.close()
+
+    app = FastAPI(title="scoring", version="1", lifespan=lifespan)
+    app.state.pool = None
+    app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
+    install_error_handlers(app)
+    trace_requests(app)
+    return app

@@ -1,0 +1,111 @@
+"""Complaint, inspection and SLA events become facts on the scorecard of the hall and period they belong to.
+
+A complaint belongs to the period in which it was received, an order to the one in which it
+was opened; so do their later events, however late they come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+
+from services.scoring.application import ScoringApplication
+from services.scoring.domain import SourceEvent
+from shared.consumer import Connection, Handler
+from shared.contracts import (
+    ComplaintCheckedV1,
+    ComplaintRegisteredV1,
+    FeedbackReceivedV1,
+    IntegrationEvent,
+    RectificationOrderOpenedV1,
+    SlaBreachedV1,
+)
+from shared.scoring_policy import period_of
+
+COMPLAINT_PERIODS_DDL = """
+CREATE TABLE IF NOT EXISTS complaint_periods (
+    complaint_id uuid PRIMARY KEY,
+    hall_id text NOT NULL,
+    period text NOT NULL
+)
+"""
+BREACH_FACTS = {"first_response": "response_breached", "resolution": "resolution_breached"}
+STEP_FACTS = {
+    "ComplaintAcknowledged": "acknowledged",
+    "ComplaintResolvedOnSpot": "acknowledged",
+    "ComplaintClosed": "closed",
+    "ComplaintReopened": "reopened",
+}
+
+
+async def create_tables(pool: asyncpg.Pool) -> None:
+    await pool.execute(COMPLAINT_PERIODS_DDL)
+
+
+class UnknownComplaint(LookupError):
+    pass
+
+
+def handlers(application: ScoringApplication) -> dict[str, Handler]:
+    async def apply(event: IntegrationEvent, hall_id: str, period: str, fact: dict[str, Any]) -> None:
+        envelope = event.envelope
+        source = SourceEvent(envelope.event_id, envelope.event_type, envelope.occurred_at)
+        await asyncio.to_thread(application.apply, hall_id, period, source, fact)
+
+    async def registered(connection: Connection, event: IntegrationEvent) -> None:
+        complaint = event.payload
+        assert isinstance(complaint, ComplaintRegisteredV1)
+        complaint_id = event.envelope.aggregate_id
+        period = period_of(complaint.received_at)
+        await connection.execute(
+            "INSERT INTO complaint_periods VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            complaint_id,
+            complaint.hall_id,
+            period,
+        )
+        fact = {
+            "kind": "complaint_registered",
+            "subject": str(complaint_id),
+            "priority": complaint.priority,
+            "channel": complaint.channel,
+        }
+        await apply(event, complaint.hall_id, period, fact)
+
+    async def step(connection: Connection, event: IntegrationEvent) -> None:
+        complaint_id = event.envelope.aggregate_id
+        row = await connection.fetchrow(
+            "SELECT hall_id, period FROM complaint_periods WHERE complaint_id = $1", complaint_id
+        )
+        if row is None:
+            raise UnknownComplaint(f"complaint {complaint_id} was never registered here")
+        fact: dict[str, Any] = {"subject": str(complaint_id)}
+        payload = event.payload
+        if isinstance(payload, FeedbackReceivedV1):
+            fact |= {"kind": "feedback", "satisfaction": payload.satisfaction}
+        elif isinstance(payload, ComplaintCheckedV1):
+            fact |= {"kind": "checked", "substantiated": payload.substantiated}
+        else:
+            fact["kind"] = STEP_FACTS[event.event_type]
+        await apply(event, row["hall_id"], row["period"], fact)
+
+    async def order_opened(connection: Connection, event: IntegrationEvent) -> None:
+        order = event.payload
+        assert isinstance(order, RectificationOrderOpenedV1)
+        fact = {"kind": "finding_opened", "subject": str(event.envelope.aggregate_id), "points": order.points}
+        await apply(event, order.hall_id, period_of(order.at), fact)
+
+    async def breached(connection: Connection, event: IntegrationEvent) -> None:
+        breach = event.payload
+        assert isinstance(breach, SlaBreachedV1)
+        kind = "order_overdue" if breach.subject_kind == "rectification_order" else BREACH_FACTS[breach.clock]
+        fact = {"kind": kind, "subject": str(breach.subject_id)}
+        await apply(event, breach.hall_id, period_of(breach.subject_started_at), fact)
+
+    return {
+        ComplaintRegisteredV1.event_type: registered,
+        **dict.fromkeys([*STEP_FACTS, FeedbackReceivedV1.event_type, ComplaintCheckedV1.event_type], step),
+        RectificationOrderOpenedV1.event_type: order_opened,
+        SlaBreachedV1.event_type: breached,
+    }

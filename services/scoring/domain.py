@@ -1,0 +1,99 @@
+"""A hall's scorecard for one period: every fact that touched it, with its effect on the score."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+
+from services.scoring.scorecard import PeriodFacts, Score, score
+from shared.scoring_policy import ScoringPolicy
+
+SCORECARD_NAMESPACE = uuid.UUID("5d0c6a4e-7f3b-4b8e-a1d2-9c4e8f7a6b10")
+
+
+def scorecard_id(hall_id: str, period: str) -> uuid.UUID:
+    return uuid.uuid5(SCORECARD_NAMESPACE, f"{hall_id}/{period}")
+
+
+@dataclass(frozen=True)
+class SourceEvent:
+    """The integration event a fact came from, so every point can be traced back to it."""
+
+    event_id: uuid.UUID
+    event_type: str
+    occurred_at: datetime
+
+
+class Scorecard(Aggregate):
+    @event("Opened")
+    def __init__(self, id: uuid.UUID, hall_id: str, period: str) -> None:  # noqa: A002 - eventsourcing's name
+        self.hall_id = hall_id
+        self.period = period
+        self.facts = PeriodFacts()
+        self.seen: set[uuid.UUID] = set()
+        self.score: float | None = None
+
+    @classmethod
+    def open(cls, hall_id: str, period: str) -> Scorecard:
+        return cls(id=scorecard_id(hall_id, period), hall_id=hall_id, period=period)
+
+    def apply_fact(self, policy: ScoringPolicy, source: SourceEvent, fact: dict[str, Any]) -> bool:
+        """Records the fact and what it did to the score; False if this source event was applied before."""
+        if source.event_id in self.seen:
+            return False
+        before = score(self.facts, policy)
+        after_facts = copy.deepcopy(self.facts)
+        after_facts.apply(fact)
+        after = score(after_facts, policy)
+        self.trigger_event(
+            self.FactApplied,
+            hall_id=self.hall_id,
+            period=self.period,
+            source_event_id=source.event_id,
+            source_event_type=source.event_type,
+            occurred_at=source.occurred_at,
+            fact=fact,
+            policy_version=policy.version,
+            score_before=before.total,
+            score_after=after.total,
+            components={str(name): points for name, points in after.components.items()},
+            deductions=after.deductions,
+            changes=changes(before, after),
+        )
+        return True
+
+    class FactApplied(Aggregate.Event):
+        hall_id: str
+        period: str
+        source_event_id: uuid.UUID
+        source_event_type: str
+        occurred_at: datetime
+        fact: dict[str, Any]
+        policy_version: str
+        score_before: float
+        score_after: float
+        components: dict[str, float]
+        deductions: float
+        changes: list[dict[str, Any]]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.facts.apply(self.fact)
+            aggregate.seen.add(self.source_event_id)
+            aggregate.score = self.score_after
+
+
+def changes(before: Score, after: Score) -> list[dict[str, Any]]:
+    """Each component and the deductions that moved, with their points before and after."""
+    moved: list[dict[str, Any]] = [
+        {"component": name, "before": before.components[name], "after": after.components[name]}
+        for name in after.components
+        if before.components[name] != after.components[name]
+    ]
+    if before.deductions != after.deductions:
+        moved.append({"component": "deductions", "before": before.deductions, "after": after.deductions})
+    return moved

@@ -1,0 +1,124 @@
+"""A hall's score for one period, as a pure function of the facts the period's events established.
+
+Components (weights from the policy):
+- response timeliness: of the complaints whose first response is decided (acknowledged, or its
+  response clock breached), the share answered without a breach;
+- resolution rate: the share of the period's complaints that are closed (a reopen undoes it);
+- satisfaction: the mean value of each complaint's latest feedback (satisfied 1, basically 0.8, ...);
+- handling efficiency: the share of the period's complaints whose resolution clock never breached;
+- innovation / highlights: no service records highlights yet, so it always scores as without data.
+A component without data scores full marks or zero, as the policy says. Deductions: each
+inspection finding costs its checklist points (times the policy's per-point rate), multiplied
+when its rectification order went overdue; a substantiated major complaint and an upheld
+regulator appeal cost the policy's negative-impact points. The total is capped by the policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.scoring_policy import COMPONENTS, Component, ScoringPolicy
+
+
+@dataclass
+class ComplaintFacts:
+    """Created by whichever of its facts comes first: breaches arrive on another topic than the registration."""
+
+    registered: bool = False
+    priority: str = ""
+    channel: str = ""
+    acknowledged: bool = False
+    response_breached: bool = False
+    resolution_breached: bool = False
+    closed: bool = False
+    satisfaction: str | None = None
+    substantiated: bool = False
+
+
+@dataclass
+class FindingFacts:
+    points: int = 0
+    overdue: bool = False
+
+
+@dataclass
+class PeriodFacts:
+    complaints: dict[str, ComplaintFacts] = field(default_factory=dict)
+    findings: dict[str, FindingFacts] = field(default_factory=dict)  # by rectification order
+
+    def apply(self, fact: dict[str, Any]) -> None:
+        """`fact` is one of the shapes `services/scoring/facts.py` builds from integration events."""
+        kind, subject = fact["kind"], fact["subject"]
+        if kind == "finding_opened":
+            self.findings.setdefault(subject, FindingFacts()).points = fact["points"]
+        elif kind == "order_overdue":
+            self.findings.setdefault(subject, FindingFacts()).overdue = True
+        else:
+            self._apply_to_complaint(self.complaints.setdefault(subject, ComplaintFacts()), kind, fact)
+
+    @staticmethod
+    def _apply_to_complaint(complaint: ComplaintFacts, kind: str, fact: dict[str, Any]) -> None:
+        if kind == "complaint_registered":
+            complaint.registered, complaint.priority, complaint.channel = True, fact["priority"], fact["channel"]
+        elif kind == "acknowledged":
+            complaint.acknowledged = True
+        elif kind == "response_breached":
+            complaint.response_breached = True
+        elif kind == "resolution_breached":
+            complaint.resolution_breached = True
+        elif kind == "closed":
+            complaint.closed = True
+        elif kind == "reopened":
+            complaint.closed = False
+        elif kind == "feedback":
+            complaint.satisfaction = fact["satisfaction"]
+        elif kind == "checked":
+            complaint.substantiated = fact["substantiated"]
+
+
+@dataclass(frozen=True)
+class Score:
+    components: dict[Component, float]
+    deductions: float
+    total: float
+
+
+def score(facts: PeriodFacts, policy: ScoringPolicy) -> Score:
+    complaints = [c for c in facts.complaints.values() if c.registered]
+    decided = [c for c in complaints if c.acknowledged or c.response_breached]
+    rated = [policy.satisfaction_values[c.satisfaction] for c in complaints if c.satisfaction]
+    shares: dict[Component, float | None] = {
+        "response_timeliness": _share(sum(not c.response_breached for c in decided), len(decided)),
+        "resolution_rate": _share(sum(c.closed for c in complaints), len(complaints)),
+        "satisfaction": sum(rated) / len(rated) if rated else None,
+        "handling_efficiency": _share(sum(not c.resolution_breached for c in complaints), len(complaints)),
+        "innovation": None,
+    }
+    without_data = 1.0 if policy.without_data == "full_marks" else 0.0
+    components: dict[Component, float] = {}
+    for name in COMPONENTS:
+        share = shares[name]
+        components[name] = round(policy.weights[name] * (without_data if share is None else share), 2)
+    deductions = sum(
+        finding.points * policy.finding_deduction_per_point * (policy.overdue_multiplier if finding.overdue else 1)
+        for finding in facts.findings.values()
+    )
+    deductions += sum(_negative_impact(c, policy) for c in complaints)
+    total = min(max(sum(components.values()) - deductions, 0.0), policy.final_cap)
+    return Score(components, round(deductions, 2), round(total, 2))
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _negative_impact(complaint: ComplaintFacts, policy: ScoringPolicy) -> float:
+    if not complaint.substantiated:
+        return 0.0
+    impact = 0.0
+    if complaint.priority == "major":
+        impact += policy.negative_impact["substantiated_major_complaint"]
+    if complaint.channel == "regulator_appeal":
+        impact += policy.negative_impact["regulator_appeal_upheld"]
+    return impact

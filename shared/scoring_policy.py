@@ -1,0 +1,129 @@
+"""Scoring policies: versioned data files in `scoring_policies/`, each effective from a date.
+
+Shared because two services read them: scoring computes scores with them, and the grades
+projection applies their thresholds and quotas. A new version is a new file, never an edit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SCORING_POLICY_DIR = Path(__file__).parent / "scoring_policies"
+CHINA_TIME = ZoneInfo("Asia/Shanghai")
+Component = Literal["response_timeliness", "resolution_rate", "satisfaction", "handling_efficiency", "innovation"]
+COMPONENTS: tuple[Component, ...] = (
+    "response_timeliness",
+    "resolution_rate",
+    "satisfaction",
+    "handling_efficiency",
+    "innovation",
+)
+Grade = Literal["excellent", "good", "meets", "below"]
+SATISFACTION_LEVELS = ("satisfied", "basically_satisfied", "unsatisfied")
+
+
+class InvalidScoringPolicy(ValueError):
+    pass
+
+
+class GradeThresholds(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    excellent: float
+    good: float
+    meets: float
+
+    @model_validator(mode="after")
+    def _descending(self) -> GradeThresholds:
+        if not self.excellent > self.good > self.meets:
+            raise ValueError("thresholds must fall from excellent to good to meets")
+        return self
+
+    def grade_of(self, score: float) -> Grade:
+        if score >= self.excellent:
+            return "excellent"
+        if score >= self.good:
+            return "good"
+        if score >= self.meets:
+            return "meets"
+        return "below"
+
+
+class Quotas(BaseModel):
+    """The most halls, as a share of the graded halls in a scope, that may hold each grade."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    excellent: float = Field(ge=0, le=1)
+    good: float = Field(ge=0, le=1)
+
+
+class ScoringPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: str
+    effective_from: AwareDatetime
+    source: str
+    period: Literal["month"]
+    weights: dict[Component, float]
+    without_data: Literal["full_marks", "zero"]
+    satisfaction_values: dict[str, float]
+    finding_deduction_per_point: float = Field(ge=0)
+    overdue_multiplier: float = Field(ge=1)
+    negative_impact: dict[Literal["substantiated_major_complaint", "regulator_appeal_upheld"], float]
+    bonus_cap: float = Field(ge=0)
+    final_cap: float = Field(gt=0)
+    grade_thresholds: GradeThresholds
+    quotas: Quotas
+
+    @model_validator(mode="after")
+    def _complete(self) -> ScoringPolicy:
+        if set(self.weights) != set(COMPONENTS):
+            raise ValueError(f"weights must give exactly these components: {', '.join(COMPONENTS)}")
+        if set(self.satisfaction_values) != set(SATISFACTION_LEVELS):
+            raise ValueError(f"satisfaction_values must give exactly: {', '.join(SATISFACTION_LEVELS)}")
+        return self
+
+
+def load_scoring_policy(path: Path) -> ScoringPolicy:
+    try:
+        policy = ScoringPolicy.model_validate_json(path.read_text())
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or '(top level)'}: {item['msg']}" for item in error.errors()
+        )
+        raise InvalidScoringPolicy(f"{path.name}: {problems}") from None
+    if policy.version != path.stem:
+        raise InvalidScoringPolicy(f"{path.name}: declares version {policy.version!r}")
+    return policy
+
+
+def load_scoring_policies(directory: Path = SCORING_POLICY_DIR) -> dict[str, ScoringPolicy]:
+    policies = {path.stem: load_scoring_policy(path) for path in sorted(directory.glob("*.json"))}
+    if not policies:
+        raise InvalidScoringPolicy(f"no scoring policy in {directory}")
+    return policies
+
+
+def scoring_policy_at(policies: dict[str, ScoringPolicy], instant: datetime) -> ScoringPolicy:
+    in_force = [policy for policy in policies.values() if policy.effective_from <= instant]
+    if not in_force:
+        raise InvalidScoringPolicy(f"no scoring policy was in force at {instant.isoformat()}")
+    return max(in_force, key=lambda policy: policy.effective_from)
+
+
+def empty_score(policy: ScoringPolicy) -> float:
+    """The score of a hall with no events in the period: every component without data, nothing deducted."""
+    without_data = sum(policy.weights.values()) if policy.without_data == "full_marks" else 0.0
+    return min(without_data, policy.final_cap)
+
+
+def period_of(instant: datetime) -> str:
+    """The scoring period (calendar month, China time) an instant falls in, e.g. "2026-11"."""
+    return instant.astimezone(CHINA_TIME).strftime("%Y-%m")
+
+
+def period_start(period: str) -> datetime:
+    return datetime.strptime(period, "%Y-%m").replace(tzinfo=CHINA_TIME)

@@ -1,0 +1,105 @@
+"""Scores from facts, and grades with quotas: pure rules, worked out by hand here."""
+
+from __future__ import annotations
+
+from services.projections.grades import Standing, grade_halls
+from services.scoring.scorecard import PeriodFacts, score
+from shared.scoring_policy import empty_score, load_scoring_policies
+
+POLICY = load_scoring_policies()["2026-01"]
+
+
+def facts(*applied: dict[str, object]) -> PeriodFacts:
+    period = PeriodFacts()
+    for fact in applied:
+        period.apply(dict(fact))
+    return period
+
+
+def registered(subject: str, priority: str = "normal", channel: str = "app") -> dict[str, object]:
+    return {"kind": "complaint_registered", "subject": subject, "priority": priority, "channel": channel}
+
+
+def test_a_hall_without_events_scores_full_marks_by_default() -> None:
+    assert score(PeriodFacts(), POLICY).total == 100 == empty_score(POLICY)
+
+
+def test_each_component_follows_its_share() -> None:
+    result = score(
+        facts(
+            registered("a"),
+            registered("b"),
+            {"kind": "acknowledged", "subject": "a"},
+            {"kind": "response_breached", "subject": "b"},
+            {"kind": "acknowledged", "subject": "b"},
+            {"kind": "closed", "subject": "a"},
+            {"kind": "feedback", "subject": "a", "satisfaction": "basically_satisfied"},
+            {"kind": "resolution_breached", "subject": "b"},
+        ),
+        POLICY,
+    )
+    # response 1 of 2 on time: 10; resolved 1 of 2: 15; satisfaction 0.8: 16; efficiency 1 of 2: 7.5; innovation 15
+    assert result.components == {
+        "response_timeliness": 10.0,
+        "resolution_rate": 15.0,
+        "satisfaction": 16.0,
+        "handling_efficiency": 7.5,
+        "innovation": 15.0,
+    }
+    assert result.total == 63.5
+
+
+def test_a_breach_seen_before_its_registration_still_counts() -> None:
+    early = facts(
+        {"kind": "response_breached", "subject": "a"}, registered("a"), {"kind": "acknowledged", "subject": "a"}
+    )
+    assert early.complaints["a"].response_breached and score(early, POLICY).components["response_timeliness"] == 0
+
+
+def test_findings_deduct_their_points_doubled_when_overdue_and_negative_impact_costs_more() -> None:
+    result = score(
+        facts(
+            {"kind": "finding_opened", "subject": "o1", "points": 2},
+            {"kind": "finding_opened", "subject": "o2", "points": 3},
+            {"kind": "order_overdue", "subject": "o2"},
+            registered("m", priority="major", channel="regulator_appeal"),
+            {"kind": "checked", "subject": "m", "substantiated": True},
+        ),
+        POLICY,
+    )
+    assert result.deductions == 2 + 3 * 2 + 5 + 10
+
+
+def standing(hall_id: str, score: float, level: int = 1, ownership: str = "self_operated") -> Standing:
+    return Standing(hall_id, level, ownership, score)
+
+
+def test_quotas_drop_the_overflow_by_rank_and_a_tie_at_the_boundary_drops_together() -> None:
+    # 20 graded halls: 1 excellent place (5%), 4 good places (20%).
+    scores = [99, 97, 96, 94, 93, 93, 91, 90, 85, 84, 83, 82, 81, 80, 79, 70, 60, 50, 40, 30]
+    halls = [standing(f"H{i:02}", value) for i, value in enumerate(scores)]
+    halls += [standing("P1", 100, ownership="partner"), standing("L4", 100, level=4)]
+
+    graded = {hall.hall_id: hall for hall in grade_halls(halls, POLICY)}
+
+    assert [graded[f"H{i:02}"].grade for i in range(8)] == [
+        "excellent",  # 99: the only excellent place
+        "good",  # 97 and 96 drop from excellent and take good places 1 and 2
+        "good",
+        "good",  # 94: good place 3
+        "meets",  # 93 and 93 tie for good place 4: both drop, and place 4 stays empty
+        "meets",
+        "meets",  # 91 and 90: over the quota
+        "meets",
+    ]
+    assert graded["H01"].dropped_by_quota and not graded["H03"].dropped_by_quota
+    assert (graded["H04"].rank, graded["H05"].rank, graded["H06"].rank) == (5, 5, 7)
+    assert graded["H14"].grade == "below"
+    assert graded["P1"].grade is None and graded["P1"].ungraded_reason == "partner hall: not graded"
+    assert graded["L4"].rank is None and "level-4" in (graded["L4"].ungraded_reason or "")
+
+
+def test_a_tie_for_the_only_place_leaves_it_empty() -> None:
+    halls = [standing(f"H{i:02}", 99 if i < 2 else 50) for i in range(20)]
+    graded = grade_halls(halls, POLICY)
+    assert [hall.grade for hall in graded[:2]] == ["good", "good"]
