@@ -1,0 +1,162 @@
+"""Scores and grades end to end: 40 halls over one month, expected results worked out by hand below.
+
+Default policy: response 20, resolution 30, satisfaction 20, efficiency 15, innovation 15 (no
+service records highlights, so always full), full marks without data, a finding costs its
+checklist points (A1 2, B1 4, E1 3). 36 halls are graded: 1 excellent place (5%), 7 good (20%).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.auth import OrgUnit, Role
+from tests.integration.harness import StackClient, bearer, complaint_body, staff_token
+from tests.integration.test_inspections import inspect
+
+PROVINCE = "浙江"
+SCOPE = f"group/{PROVINCE}"
+PERIOD = datetime.now(UTC).strftime("%Y-%m")  # complaints are received now; China time is the same month
+INSPECTOR = bearer(staff_token("inspector-3", OrgUnit(), Role.inspector))
+
+# Each profile: what happens in the hall this month, and the score it earns by the policy.
+PROFILES: dict[str, tuple[list[str], list[str], float]] = {
+    # name: (complaint outcomes, failed checklist items, expected score)
+    "perfect": (["closed:satisfied"], [], 20 + 30 + 20 + 15 + 15),  # 100
+    "find_A1": ([], ["A1"], 100 - 2),
+    "find_E1": ([], ["E1"], 100 - 3),
+    "basically": (["closed:basically_satisfied"], [], 20 + 30 + 20 * 0.8 + 15 + 15),  # 96
+    "find_A1_E1": ([], ["A1", "E1"], 100 - 2 - 3),
+    "find_B1_E1": ([], ["B1", "E1"], 100 - 4 - 3),  # 93
+    "find_all": ([], ["A1", "B1", "E1"], 100 - 2 - 4 - 3),  # 91
+    "two_of_three": (["closed:satisfied", "closed:satisfied", "on_spot"], [], 20 + 30 * 2 / 3 + 20 + 15 + 15),  # 90
+    "half_closed": (["closed:satisfied", "on_spot"], [], 20 + 15 + 20 + 15 + 15),  # 85
+    "open": (["registered"], [], 20 + 0 + 20 + 15 + 15),  # 70: response undecided, nothing resolved
+    "unsatisfied": (["feedback:unsatisfied"], [], 20 + 0 + 0 + 15 + 15),  # 50
+}
+# (hall, profile, level, ownership, expected grade, dropped by the quota)
+HALLS: list[tuple[str, str, int, str, str | None, bool]] = [
+    ("ZJ-01", "perfect", 1, "self_operated", "excellent", False),
+    ("ZJ-02", "find_A1", 1, "self_operated", "good", True),  # 98: over the single excellent place
+    ("ZJ-03", "find_E1", 2, "self_operated", "good", True),
+    ("ZJ-04", "basically", 2, "self_operated", "good", True),
+    ("ZJ-05", "basically", 3, "self_operated", "good", True),
+    ("ZJ-06", "find_A1_E1", 3, "self_operated", "good", True),  # good place 5 of 7
+    # Three at 93 would take good places 6, 7 and 8: the tie straddles the quota, so all three drop.
+    ("ZJ-07", "find_B1_E1", 1, "self_operated", "meets", True),
+    ("ZJ-08", "find_B1_E1", 2, "self_operated", "meets", True),
+    ("ZJ-09", "find_B1_E1", 3, "self_operated", "meets", True),
+    ("ZJ-10", "find_all", 1, "self_operated", "meets", True),
+    *[(f"ZJ-{n}", "two_of_three", 2, "self_operated", "meets", True) for n in (11, 12, 13)],
+    *[(f"ZJ-{n}", "half_closed", 1 + n % 3, "self_operated", "meets", False) for n in range(14, 24)],
+    *[(f"ZJ-{n}", "open", 1 + n % 3, "self_operated", "below", False) for n in range(24, 30)],
+    *[(f"ZJ-{n}", "unsatisfied", 1 + n % 3, "self_operated", "below", False) for n in range(30, 37)],
+    ("ZJ-L4-1", "perfect", 4, "self_operated", None, False),
+    ("ZJ-L4-2", "open", 4, "self_operated", None, False),
+    ("ZJ-P-1", "perfect", 1, "partner", None, False),
+    ("ZJ-P-2", "find_all", 2, "partner", None, False),
+]
+
+
+async def play(client: StackClient, hall_id: str, profile: str) -> None:
+    outcomes, failed_items, _ = PROFILES[profile]
+    for outcome in outcomes:
+        response = await client.post_complaint(complaint_body(hall_id))
+        assert response.status_code == 201, response.text
+        complaint_id = response.json()["id"]
+        kind, _, satisfaction = outcome.partition(":")
+        walks: dict[str, list[tuple[str, dict[str, Any]]]] = {
+            "registered": [],
+            "on_spot": [("resolve-on-spot", {})],
+            "closed": [("resolve-on-spot", {}), ("feedback", {"satisfaction": satisfaction}), ("close", {})],
+            "feedback": [("resolve-on-spot", {}), ("feedback", {"satisfaction": satisfaction})],
+        }
+        for action, body in walks[kind]:
+            assert (await client.step(complaint_id, action, body)).status_code == 200, action
+    if failed_items:
+        findings = [{"item_id": item, "description": f"{item} failed"} for item in failed_items]
+        response = await inspect(client, hall_id, failed_items=failed_items, findings=findings)
+        assert response.status_code == 201, response.text
+
+
+async def grades_when(client: StackClient, settled: Any, timeout: float = 90, **params: str) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await client.http.get(
+            f"{client.projections_url}/api/v1/grades", params={"period": PERIOD, "scope": SCOPE, **params}
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        if settled(body) or time.monotonic() > deadline:
+            return body
+        await asyncio.sleep(0.5)
+
+
+def by_hall(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {hall["hall_id"]: hall for hall in body["halls"]}
+
+
+def expected_scores() -> dict[str, float]:
+    return {hall: round(PROFILES[profile][2], 2) for hall, profile, *_ in HALLS}
+
+
+async def test_forty_halls_get_the_scores_and_grades_worked_out_by_hand(client: StackClient) -> None:
+    for hall_id, profile, level, ownership, *_ in HALLS:
+        await client.register_hall(level=level, ownership=ownership, province=PROVINCE, city="杭州", hall_id=hall_id)
+        await play(client, hall_id, profile)
+
+    scores = expected_scores()
+    body = await grades_when(client, lambda b: {h: x["score"] for h, x in by_hall(b).items()} == scores)
+
+    halls = by_hall(body)
+    assert {hall: halls[hall]["score"] for hall in halls} == scores
+    assert (body["graded_halls"], body["excellent_places"], body["good_places"]) == (36, 1, 7)
+    assert {hall: (halls[hall]["grade"], halls[hall]["dropped_by_quota"]) for hall, *_ in HALLS} == {
+        hall: (grade, dropped) for hall, _, _, _, grade, dropped in HALLS
+    }
+    assert halls["ZJ-L4-1"]["ungraded_reason"].startswith("level-4") and halls["ZJ-L4-1"]["rank"] is None
+    assert halls["ZJ-P-1"]["ungraded_reason"].startswith("partner")
+    assert [halls[h]["rank"] for h in ("ZJ-01", "ZJ-04", "ZJ-05", "ZJ-06", "ZJ-07", "ZJ-09")] == [1, 4, 4, 6, 7, 7]
+
+
+async def test_the_same_events_again_change_no_score(client: StackClient) -> None:
+    before = await grades_when(client, lambda b: True)
+    client.republish()  # every complaint event is published again
+    client.stack.services["scoring"].kill()
+    client.stack.restart_service("scoring")
+    await asyncio.sleep(8)  # time for the republished events to go through scoring and the projection
+
+    after = await grades_when(client, lambda b: True)
+    assert after == before
+
+
+async def test_one_halls_new_complaint_changes_another_halls_grade_and_the_past_stays_queryable(
+    client: StackClient,
+) -> None:
+    before = datetime.now(UTC)
+    response = await client.post_complaint(complaint_body("ZJ-01"))  # unresolved: resolution 1 of 2
+    assert response.status_code == 201
+
+    now = await grades_when(client, lambda b: by_hall(b)["ZJ-01"]["score"] != 100)
+
+    halls = by_hall(now)
+    assert (halls["ZJ-01"]["score"], halls["ZJ-01"]["grade"]) == (85, "meets")
+    assert (halls["ZJ-02"]["grade"], halls["ZJ-02"]["dropped_by_quota"]) == ("excellent", False)  # 98 now leads
+    audit = await client.http.get(
+        f"{client.projections_url}/api/v1/halls/ZJ-01/audit", params={"as_of": before.isoformat(), "scope": SCOPE}
+    )
+    assert audit.status_code == 200, audit.text
+    standing = audit.json()["standing"]
+    assert (standing["score"], standing["grade"], standing["rank"]) == (100, "excellent", 1)
+    assert [c["source_event_type"] for c in audit.json()["changes"]] == [
+        "ComplaintRegistered",
+        "ComplaintResolvedOnSpot",
+        "FeedbackReceived",
+        "ComplaintClosed",
+    ]
+    effects = await client.http.get(f"{client.projections_url}/api/v1/complaints/{response.json()['id']}/score-effects")
+    [effect] = effects.json()
+    assert (effect["score_before"], effect["score"]) == (100, 85)
+    assert {c["component"]: (c["before"], c["after"]) for c in effect["changes"]} == {"resolution_rate": (30, 15)}
