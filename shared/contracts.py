@@ -333,7 +333,7 @@ class ScoreRecalculatedV1(Contract):
     hall_id: str
     period: str
     subject_id: uuid.UUID  # the complaint or rectification order the fact is about
-    fact: str
+    fact: dict[str, str | int | bool]  # as shared/scorecard.py applies it, so a what-if can replay it
     source_event_id: uuid.UUID
     source_event_type: str
     policy_version: str

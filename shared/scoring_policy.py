@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SCORING_POLICY_DIR = Path(__file__).parent / "scoring_policies"
 CHINA_TIME = ZoneInfo("Asia/Shanghai")
@@ -78,13 +78,19 @@ class ScoringPolicy(BaseModel):
     grade_thresholds: GradeThresholds
     quotas: Quotas
 
-    @model_validator(mode="after")
-    def _complete(self) -> ScoringPolicy:
-        if set(self.weights) != set(COMPONENTS):
-            raise ValueError(f"weights must give exactly these components: {', '.join(COMPONENTS)}")
-        if set(self.satisfaction_values) != set(SATISFACTION_LEVELS):
-            raise ValueError(f"satisfaction_values must give exactly: {', '.join(SATISFACTION_LEVELS)}")
-        return self
+    @field_validator("weights")
+    @classmethod
+    def _every_component(cls, weights: dict[Component, float]) -> dict[Component, float]:
+        if set(weights) != set(COMPONENTS):
+            raise ValueError(f"give exactly these components: {', '.join(COMPONENTS)}")
+        return weights
+
+    @field_validator("satisfaction_values")
+    @classmethod
+    def _every_level(cls, values: dict[str, float]) -> dict[str, float]:
+        if set(values) != set(SATISFACTION_LEVELS):
+            raise ValueError(f"give exactly these levels: {', '.join(SATISFACTION_LEVELS)}")
+        return values
 
 
 def load_scoring_policy(path: Path) -> ScoringPolicy:

@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS score_changes (
     hall_id text NOT NULL,
     period text NOT NULL,
     subject_id uuid NOT NULL,
-    fact text NOT NULL,
+    fact jsonb NOT NULL,
     source_event_id uuid NOT NULL,
     source_event_type text NOT NULL,
     policy_version text NOT NULL,
@@ -86,15 +86,15 @@ async def record_score_change(connection: Connection, event: IntegrationEvent) -
     assert isinstance(change, ScoreRecalculatedV1)
     await connection.execute(
         """
-        INSERT INTO score_changes VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14::jsonb,
-                                          $15, $16)
+        INSERT INTO score_changes
+        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12::jsonb, $13, $14::jsonb, $15, $16)
         """,
         event.envelope.event_id,
         event.envelope.aggregate_version,
         change.hall_id,
         change.period,
         change.subject_id,
-        change.fact,
+        json.dumps(change.fact),
         change.source_event_id,
         change.source_event_type,
         change.policy_version,
@@ -191,7 +191,7 @@ def _entry(row: asyncpg.Record) -> ScoreChangeEntry:
         source_event_type=row["source_event_type"],
         source_event_id=row["source_event_id"],
         subject_id=row["subject_id"],
-        fact=row["fact"],
+        fact=json.loads(row["fact"])["kind"],
         policy_version=row["policy_version"],
         score_before=row["score_before"],
         score=row["score"],

@@ -9,11 +9,12 @@ from typing import Annotated
 
 import asyncpg
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
 
 from services.projections import scores
 from services.projections.api import NotProjected
 from services.projections.scores import Grades, HallGrade, ScoreChangeEntry
+from services.projections.what_if import WhatIf, what_if
 from shared.auth import Caller, OrgUnit, Principal
 from shared.errors import ServiceError
 from shared.scoring_policy import ScoringPolicy, period_of
@@ -135,3 +136,45 @@ async def score_effects(request: Request, caller: Caller, complaint_id: uuid.UUI
         raise NotProjected(f"no complaint {complaint_id}", ("path", "complaint_id"))
     await visible_hall(pool, caller, row["hall_id"])
     return await scores.changes_of_subject(pool, complaint_id)
+
+
+class WhatIfRequest(BaseModel):
+    """Either a stored policy version or a whole policy document (e.g. a draft of new weights)."""
+
+    model_config = ConfigDict(extra="forbid")
+    policy_version: str | None = None
+    policy: ScoringPolicy | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> WhatIfRequest:
+        if (self.policy_version is None) == (self.policy is None):
+            raise ValueError("give exactly one of policy_version and policy")
+        return self
+
+
+class UnknownPolicyVersion(ServiceError):
+    status_code = 422
+    error_type = "unknown_policy_version"
+    field = ("body", "policy_version")
+
+
+@router.post("/grades/what-if", response_model=WhatIf)
+async def grades_what_if(
+    request: Request,
+    caller: Caller,
+    body: WhatIfRequest,
+    period: Annotated[str, PERIOD],
+    scope: Annotated[str, SCOPE] = "group",
+) -> WhatIf:
+    """The period's scores and grades replayed under another policy, and every hall that would change.
+
+    Nothing live changes: the replay runs over the recorded facts in memory.
+    """
+    unit = visible_scope(caller, scope)
+    policies: dict[str, ScoringPolicy] = request.app.state.scoring_policies
+    policy = body.policy
+    if policy is None:
+        if body.policy_version not in policies:
+            raise UnknownPolicyVersion(f"no scoring policy {body.policy_version!r}; known: {', '.join(policies)}")
+        policy = policies[body.policy_version]
+    return await what_if(request.app.state.pool, policies, period, unit, policy)

@@ -10,7 +10,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from services.scoring.scorecard import PeriodFacts, Score, score
+from shared.scorecard import PeriodFacts, Score, score
 from shared.scoring_policy import ScoringPolicy
 
 SCORECARD_NAMESPACE = uuid.UUID("5d0c6a4e-7f3b-4b8e-a1d2-9c4e8f7a6b10")

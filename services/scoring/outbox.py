@@ -21,7 +21,7 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None
         hall_id=domain_event.hall_id,
         period=domain_event.period,
         subject_id=uuid.UUID(domain_event.fact["subject"]),
-        fact=domain_event.fact["kind"],
+        fact=domain_event.fact,
         source_event_id=domain_event.source_event_id,
         source_event_type=domain_event.source_event_type,
         policy_version=domain_event.policy_version,

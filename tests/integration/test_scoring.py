@@ -8,11 +8,13 @@ checklist points (A1 2, B1 4, E1 3). 36 halls are graded: 1 excellent place (5%)
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.auth import OrgUnit, Role
+from shared.scoring_policy import SCORING_POLICY_DIR
 from tests.integration.harness import StackClient, bearer, complaint_body, staff_token
 from tests.integration.test_inspections import inspect
 
@@ -160,3 +162,46 @@ async def test_one_halls_new_complaint_changes_another_halls_grade_and_the_past_
     [effect] = effects.json()
     assert (effect["score_before"], effect["score"]) == (100, 85)
     assert {c["component"]: (c["before"], c["after"]) for c in effect["changes"]} == {"resolution_rate": (30, 15)}
+
+
+async def test_a_what_if_with_other_weights_reports_the_changed_grades_and_leaves_live_ones(
+    client: StackClient,
+) -> None:
+    live_before = await grades_when(client, lambda b: True)
+    draft = json.loads((SCORING_POLICY_DIR / "2026-01.json").read_text())
+    draft["version"] = "draft-satisfaction-first"
+    draft["weights"] |= {"resolution_rate": 20, "satisfaction": 30}
+
+    response = await client.http.post(
+        f"{client.projections_url}/api/v1/grades/what-if",
+        params={"period": PERIOD, "scope": SCOPE},
+        json={"policy": draft},
+    )
+
+    assert response.status_code == 200, response.text
+    report = response.json()
+    changed = {d["hall_id"]: (d["live_grade"], d["what_if_grade"]) for d in report["differences"]}
+    changed = {hall: grades for hall, grades in changed.items() if grades[0] != grades[1]}
+    # By hand: 93.33 (two of three closed, all satisfied) now beats 93 for the last good places, and an
+    # open complaint's hall (20 + 0 + 30 + 15 + 15 = 80) now meets the standard.
+    assert changed == {
+        **{f"ZJ-0{n}": ("good", "meets") for n in (7, 8, 9)},
+        **{f"ZJ-{n}": ("meets", "good") for n in (11, 12, 13)},
+        **{f"ZJ-{n}": ("below", "meets") for n in range(24, 30)},
+    }
+    assert report["changed_grades"] == 12
+    scores = {d["hall_id"]: d["what_if_score"] for d in report["differences"]}
+    assert (scores["ZJ-01"], scores["ZJ-04"], scores["ZJ-14"], scores["ZJ-11"]) == (90, 94, 90, 93.33)
+    assert await grades_when(client, lambda b: True) == live_before
+
+
+async def test_a_what_if_policy_with_a_bad_entry_is_refused_naming_it(client: StackClient) -> None:
+    draft = json.loads((SCORING_POLICY_DIR / "2026-01.json").read_text())
+    del draft["weights"]["innovation"]
+
+    response = await client.http.post(
+        f"{client.projections_url}/api/v1/grades/what-if", params={"period": PERIOD}, json={"policy": draft}
+    )
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][:3] == ["body", "policy", "weights"]

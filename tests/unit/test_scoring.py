@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.projections.grades import Standing, grade_halls
-from services.scoring.scorecard import PeriodFacts, score
+from shared.scorecard import PeriodFacts, score
 from shared.scoring_policy import empty_score, load_scoring_policies
 
 POLICY = load_scoring_policies()["2026-01"]
