@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint unit integration bench republish clean
+.PHONY: install run test lint unit integration bench republish rebuild clean
 
 $(INSTALLED): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench: $(INSTALLED)
 ## republish: make the relay publish every stored event again (FROM=position, default 0)
 republish: $(INSTALLED)
 	$(PY) -m services.complaints republish --from-position $(or $(FROM),0)
+
+## rebuild: rebuild the read models from zero beside the live ones (of `make run`) and compare
+rebuild: $(INSTALLED)
+	$(PY) -m services.projections rebuild
 
 clean:
 	rm -rf .var

@@ -182,6 +182,30 @@ async def consuming(
         watchdog.cancel()
 
 
+async def end_offsets(
+    bootstrap_servers: str, partitions: list[TopicPartition], timeout_seconds: float = 10
+) -> dict[TopicPartition, int]:
+    """The offset after each partition's last message.
+
+    The local broker (Tansu) answers ListOffsets with the start of the last batch rather than
+    its end, so this also fetches from there: a fetch's high watermark is right on both brokers.
+    """
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
+    await reader.start()
+    try:
+        reported = await reader.end_offsets(partitions)
+        reader.assign(partitions)
+        for partition, offset in reported.items():
+            reader.seek(partition, offset)
+        deadline = asyncio.get_running_loop().time() + timeout_seconds
+        while any(reader.highwater(p) is None for p in partitions) and asyncio.get_running_loop().time() < deadline:
+            await reader.getmany(timeout_ms=200)
+        return {p: max(reported[p], reader.highwater(p) or 0) for p in partitions}
+    finally:
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader.stop()
+
+
 async def wait_until_caught_up(
     bootstrap_servers: str, group_id: str, topic: str, timeout_seconds: float = 60, poll_seconds: float = 0.5
 ) -> bool:
@@ -194,7 +218,7 @@ async def wait_until_caught_up(
     await reader.start()
     try:
         partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
-        ends = await reader.end_offsets(partitions)
+        ends = await end_offsets(bootstrap_servers, partitions)
         deadline = asyncio.get_running_loop().time() + timeout_seconds
         while asyncio.get_running_loop().time() < deadline:
             committed = [await reader.committed(partition) or 0 for partition in partitions]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -205,3 +207,32 @@ async def test_a_what_if_policy_with_a_bad_entry_is_refused_naming_it(client: St
 
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"][:3] == ["body", "policy", "weights"]
+
+
+def rebuild(client: StackClient) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.projections", "rebuild"],
+        env=client.stack.service_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+async def test_rebuilding_every_read_model_from_zero_gives_what_the_live_ones_hold(client: StackClient) -> None:
+    identical = rebuild(client)
+    assert identical.returncode == 0, identical.stdout + identical.stderr
+    assert "IDENTICAL" in identical.stdout and "score_changes: identical" in identical.stdout
+
+    tampered = await client.database.fetchval(
+        "UPDATE projections.score_changes SET score = score + 1"
+        " WHERE event_id = (SELECT min(event_id::text)::uuid FROM projections.score_changes) RETURNING event_id::text"
+    )
+    try:
+        different = rebuild(client)
+    finally:
+        await client.database.execute(
+            "UPDATE projections.score_changes SET score = score - 1 WHERE event_id = $1::uuid", tampered
+        )
+    assert different.returncode == 1
+    assert "score_changes: DIFFERENT" in different.stdout and f"only live: {tampered}" in different.stdout
