@@ -143,18 +143,14 @@ class IdempotentConsumer:
 
     async def _apply_once(self, handler: Handler, event: IntegrationEvent) -> Outcome:
         async with self.pool.acquire() as connection, connection.transaction():
-            return await self.apply_within(connection, handler, event)
-
-    async def apply_within(self, connection: Connection, handler: Handler, event: IntegrationEvent) -> Outcome:
-        """Records the event as processed and applies it, inside the caller's transaction."""
-        first_time = await connection.fetchval(
-            "INSERT INTO consumer_inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
-            self.name,
-            event.envelope.event_id,
-        )
-        if not first_time:
-            return Outcome.DUPLICATE
-        await handler(connection, event)
+            first_time = await connection.fetchval(
+                "INSERT INTO consumer_inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+                self.name,
+                event.envelope.event_id,
+            )
+            if not first_time:
+                return Outcome.DUPLICATE
+            await handler(connection, event)
         return Outcome.APPLIED
 
     async def _dead_letter(self, message: ReceivedMessage, reason: str) -> Outcome:

@@ -9,6 +9,8 @@ after the rebuild took its end offsets show up as differences.
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -16,8 +18,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from services.projections import complaints, scores, timeline
-from services.projections.main import CONSUMER_NAME, SCHEMA, handlers
-from shared.consumer import Connection, IdempotentConsumer, ReceivedMessage
+from services.projections.main import SCHEMA, handlers
+from shared.consumer import Connection, Handler
 from shared.contracts import InvalidEvent, decode_event
 from shared.database import create_pool
 from shared.streaming import end_offsets
@@ -85,10 +87,8 @@ async def rebuild(
         await timeline.create_tables(shadow)
         await complaints.create_tables(shadow)
         await scores.create_tables(shadow)
-        consumer = IdempotentConsumer(name=CONSUMER_NAME, pool=shadow, handlers=handlers(), dead_letters=_Refusals())
-        await consumer.create_tables()
         started = time.perf_counter()
-        events, refused = await _replay(consumer, shadow, bootstrap_servers, batch_size)
+        events, refused = await replay(shadow, bootstrap_servers, batch_size)
         seconds = time.perf_counter() - started
         tables = [await _compare(shadow, table, key) for table, key in READ_MODELS.items()]
         return RebuildReport(events, seconds, refused, tables)
@@ -98,51 +98,67 @@ async def rebuild(
         await shadow.close()
 
 
-async def _replay(
-    consumer: IdempotentConsumer, shadow: asyncpg.Pool, bootstrap_servers: str, batch_size: int
-) -> tuple[int, list[str]]:
+class _Applier:
+    """Applies records with the live handlers, a batch per transaction, dropping repeated events in memory."""
+
+    def __init__(self, handlers: Mapping[str, Handler]) -> None:
+        self.handlers = handlers
+        self.seen: set[uuid.UUID] = set()
+        self.refused: list[str] = []
+
+    async def apply(self, connection: Connection, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        work = []
+        for record in records:
+            try:
+                event = decode_event(record.value)
+            except InvalidEvent as invalid:
+                self._refuse(record, str(invalid))
+                continue
+            handler = self.handlers.get(event.event_type)
+            if handler is not None and event.envelope.event_id not in self.seen:
+                self.seen.add(event.envelope.event_id)
+                work.append((record, event, handler))
+        try:
+            async with connection.transaction():
+                for _, event, handler in work:
+                    await handler(connection, event)
+        except Exception:  # find which ones the live consumer would have dead-lettered
+            for record, event, handler in work:
+                try:
+                    async with connection.transaction():
+                        await handler(connection, event)
+                except Exception as error:
+                    self._refuse(record, f"handler error: {type(error).__name__}: {error}")
+
+    def _refuse(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        self.refused.append(f"{record.topic}[{record.partition}]@{record.offset}: {reason}")
+
+
+async def replay(shadow: asyncpg.Pool, bootstrap_servers: str, batch_size: int = 2000) -> tuple[int, list[str]]:
+    """Applies every message of the topics, up to their ends now, to the schema of `shadow`."""
+    applier = _Applier(handlers())
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
     await reader.start()
     events = 0
-    refused: list[str] = []
     try:
         partitions = [TopicPartition(t, p) for t in TOPICS for p in reader.partitions_for_topic(t) or ()]
         ends = {tp: end for tp, end in (await end_offsets(bootstrap_servers, partitions)).items() if end > 0}
         reader.assign(list(ends))
         await reader.seek_to_beginning(*ends)
-        while ends:
-            batches = await reader.getmany(timeout_ms=1000, max_records=batch_size)
-            records = [r for tp, batch in batches.items() for r in batch if r.offset < ends.get(tp, 0)]
-            async with shadow.acquire() as connection, connection.transaction():
-                for record in records:
-                    reason = await _apply(consumer, connection, record)
-                    if reason:
-                        refused.append(f"{record.topic}[{record.partition}]@{record.offset}: {reason}")
-            events += len(records)
-            for tp in list(ends):
-                if await reader.position(tp) >= ends[tp]:
-                    del ends[tp]
-                    reader.pause(tp)
+        async with shadow.acquire() as connection:
+            while ends:
+                batches = await reader.getmany(timeout_ms=1000, max_records=batch_size)
+                records = [r for tp, batch in batches.items() for r in batch if r.offset < ends.get(tp, 0)]
+                async with connection.transaction():
+                    await applier.apply(connection, records)
+                events += len(records)
+                for tp in list(ends):
+                    if await reader.position(tp) >= ends[tp]:
+                        del ends[tp]
+                        reader.pause(tp)
     finally:
         await reader.stop()
-    return events, refused
-
-
-async def _apply(consumer: IdempotentConsumer, connection: Connection, record: ConsumerRecord[bytes, bytes]) -> str:
-    """Applies one record in a savepoint; returns why it was refused, or an empty string."""
-    try:
-        event = decode_event(record.value)
-    except InvalidEvent as invalid:
-        return str(invalid)
-    handler = consumer.handlers.get(event.event_type)
-    if handler is None:
-        return ""
-    try:
-        async with connection.transaction():
-            await consumer.apply_within(connection, handler, event)
-    except Exception as error:  # the live consumer dead-letters these too
-        return f"handler error: {type(error).__name__}: {error}"
-    return ""
+    return events, applier.refused
 
 
 async def _compare(shadow: asyncpg.Pool, table: str, key: str) -> TableComparison:
@@ -163,10 +179,3 @@ async def _compare(shadow: asyncpg.Pool, table: str, key: str) -> TableCompariso
         await differing(SCHEMA, REBUILD_SCHEMA),
         await differing(REBUILD_SCHEMA, SCHEMA),
     )
-
-
-class _Refusals:
-    """Never called: the rebuild applies events itself and reports refusals instead of dead-lettering them."""
-
-    async def publish(self, message: ReceivedMessage, reason: str) -> None:
-        raise AssertionError(f"unexpected dead letter during a rebuild: {reason}")
