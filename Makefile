@@ -37,6 +37,7 @@ integration: $(INSTALLED)
 bench: $(INSTALLED)
 	$(PY) -m bench.intake
 	$(PY) -m bench.escalation
+	$(PY) -m bench.projections
 
 ## republish: make the relay publish every stored event again (FROM=position, default 0)
 republish: $(INSTALLED)

@@ -1,0 +1,229 @@
+"""Read-model rebuild rate from 1,000,000 stored events, and grades for 20,000 halls under a new policy.
+
+The events (halls, complaints running to closure, and the scoring service's recalculations)
+are generated as real contracts and stored on the local broker; the rebuild is the one
+`make rebuild` runs, into a durable embedded PostgreSQL. Baseline, measured in the same run:
+reading and decoding the same messages without applying them. The what-if replays every
+recorded fact of the period for 20,000 halls under a policy with other weights, and grades them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from devstack.broker import TansuBroker
+from devstack.postgres import EmbeddedPostgres
+from devstack.process import free_port
+from services.escalation.calendar import CHINA_TIME
+from services.projections import complaints, scores, timeline
+from services.projections.rebuild import TOPICS, replay
+from services.projections.what_if import what_if
+from shared.auth import OrgUnit
+from shared.contracts import (
+    ComplaintClosedV1,
+    ComplaintRegisteredV2,
+    ComplaintResolvedOnSpotV1,
+    Contract,
+    FeedbackReceivedV1,
+    HallRegisteredV1,
+    ScoreRecalculatedV1,
+    build_event,
+    decode_event,
+    encode_event,
+)
+from shared.database import create_pool
+from shared.scoring_policy import load_scoring_policies
+from shared.streaming import end_offsets
+from shared.topics import COMPLAINTS_EVENTS, SCORING_EVENTS
+
+EVENTS = int(os.environ.get("BENCH_EVENTS", 1_000_000))
+HALLS = int(os.environ.get("BENCH_HALLS", 20_000))
+PERIOD = "2026-11"
+MONTH_START = datetime(2026, 11, 1, tzinfo=CHINA_TIME)
+
+
+def hall_events() -> list[tuple[str, bytes, bytes]]:
+    messages = []
+    for number in range(HALLS):
+        hall_id = f"H{number:05}"
+        contract = HallRegisteredV1(
+            hall_id=hall_id,
+            name="hall",
+            province=f"P{number % 31:02}",
+            city=f"C{number % 300:03}",
+            level=1 + number % 4,
+            ownership="partner" if number % 10 == 0 else "self_operated",
+        )
+        messages.append(message(COMPLAINTS_EVENTS, contract, uuid.uuid5(uuid.NAMESPACE_OID, hall_id), 1, MONTH_START))
+    return messages
+
+
+def complaint_events(index: int, versions: dict[str, int]) -> list[tuple[str, bytes, bytes]]:
+    """One complaint resolved on the spot, rated and closed, with the recalculation each step caused."""
+    hall_id = f"H{random.randrange(HALLS):05}"
+    complaint_id = uuid.uuid4()
+    at = MONTH_START + timedelta(minutes=index % 40_000)
+    satisfaction = random.choice(["satisfied", "basically_satisfied", "unsatisfied"])
+    steps: list[tuple[Contract, dict[str, object]]] = [
+        (
+            ComplaintRegisteredV2(
+                complaint_number=f"C{index}",
+                hall_id=hall_id,
+                channel="app",
+                category="billing",
+                priority="normal",
+                owner="bench",
+                received_at=at,
+                province="P",
+                city="C",
+            ),
+            {"kind": "complaint_registered", "priority": "normal", "channel": "app"},
+        ),
+        (ComplaintResolvedOnSpotV1(actor="bench", reason="bench", at=at), {"kind": "acknowledged"}),
+        (
+            FeedbackReceivedV1(actor="bench", reason="bench", at=at, satisfaction=satisfaction, score=3),
+            {"kind": "feedback", "satisfaction": satisfaction},
+        ),
+        (ComplaintClosedV1(actor="bench", reason="bench", at=at), {"kind": "closed"}),
+    ]
+    messages = []
+    for version, (contract, fact) in enumerate(steps, start=1):
+        source = message(COMPLAINTS_EVENTS, contract, complaint_id, version, at)
+        versions[hall_id] = versions.get(hall_id, 1) + 1
+        recalculated = ScoreRecalculatedV1(
+            hall_id=hall_id,
+            period=PERIOD,
+            subject_id=complaint_id,
+            fact={**fact, "subject": str(complaint_id)},
+            source_event_id=uuid.uuid5(complaint_id, str(version)),
+            source_event_type=contract.event_type,
+            policy_version="2026-01",
+            score_before=100,
+            score=90,
+            components={},
+            deductions=0,
+            changes=[],
+            at=at,
+        )
+        scorecard = uuid.uuid5(uuid.NAMESPACE_OID, f"{hall_id}/{PERIOD}")
+        messages += [source, message(SCORING_EVENTS, recalculated, scorecard, versions[hall_id], at)]
+    return messages
+
+
+def message(
+    topic: str, contract: Contract, aggregate_id: uuid.UUID, version: int, at: datetime
+) -> tuple[str, bytes, bytes]:
+    event = build_event(contract, source="bench", aggregate_id=aggregate_id, aggregate_version=version, occurred_at=at)
+    return topic, str(aggregate_id).encode(), encode_event(event)
+
+
+async def store_events(bootstrap_servers: str) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=20, max_batch_size=1_000_000)
+    await producer.start()
+    stored = 0
+    versions: dict[str, int] = {}
+    try:
+        pending = hall_events()
+        index = 0
+        while stored + len(pending) < EVENTS:
+            pending += complaint_events(index, versions)
+            index += 1
+            if len(pending) >= 20_000:
+                stored += await send(producer, pending)
+                pending = []
+        stored += await send(producer, pending)
+    finally:
+        await producer.stop()
+    return stored
+
+
+async def send(producer: AIOKafkaProducer, messages: list[tuple[str, bytes, bytes]]) -> int:
+    deliveries = [await producer.send(topic, value, key=key) for topic, key, value in messages]
+    await asyncio.gather(*deliveries)
+    return len(messages)
+
+
+async def read_and_decode_per_second(bootstrap_servers: str) -> float:
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
+    await reader.start()
+    try:
+        partitions = [TopicPartition(t, p) for t in TOPICS for p in reader.partitions_for_topic(t) or ()]
+        ends = {tp: end for tp, end in (await end_offsets(bootstrap_servers, partitions)).items() if end > 0}
+        reader.assign(list(ends))
+        await reader.seek_to_beginning(*ends)
+        total = sum(ends.values())
+        started = time.perf_counter()
+        read = 0
+        while read < total:
+            for batch in (await reader.getmany(timeout_ms=1000, max_records=2000)).values():
+                for record in batch:
+                    decode_event(record.value)
+                read += len(batch)
+        return read / (time.perf_counter() - started)
+    finally:
+        await reader.stop()
+
+
+async def run(data_dir: Path) -> None:
+    postgres = EmbeddedPostgres(data_dir / "postgres", free_port(), data_dir / "postgres.log", durable=True)
+    broker = TansuBroker(free_port(), data_dir / "broker.log")
+    postgres.start()
+    broker.start()
+    try:
+        print(f"storing {EVENTS:,} events for {HALLS:,} halls ...", flush=True)
+        started = time.perf_counter()
+        stored = await store_events(broker.bootstrap_servers)
+        print(f"  stored {stored:,} in {time.perf_counter() - started:.0f} s", flush=True)
+        baseline = await read_and_decode_per_second(broker.bootstrap_servers)
+
+        pool = await create_pool(postgres.url, "projections", max_size=2)
+        for module in (timeline, complaints, scores):
+            await module.create_tables(pool)
+        started = time.perf_counter()
+        applied, refused = await replay(pool, broker.bootstrap_servers)
+        rebuild_seconds = time.perf_counter() - started
+
+        policies = load_scoring_policies()
+        draft = policies["2026-01"].model_copy(
+            update={
+                "version": "draft",
+                "weights": {**policies["2026-01"].weights, "resolution_rate": 20, "satisfaction": 30},
+            }
+        )
+        started = time.perf_counter()
+        report = await what_if(pool, policies, PERIOD, OrgUnit(), draft)
+        what_if_seconds = time.perf_counter() - started
+        await pool.close()
+    finally:
+        broker.stop()
+        postgres.stop()
+
+    rate = applied / rebuild_seconds
+    print(f"\nrebuild: {applied:,} events applied in {rebuild_seconds:.0f} s: {rate:,.0f} events/s (target 20,000)")
+    print(f"baseline: reading and decoding the same events without applying them: {baseline:,.0f} events/s")
+    print(f"ratio to baseline: {rate / baseline:.2f}; refused: {len(refused)}")
+    print(
+        f"what-if for {report.halls_compared:,} halls (all {PERIOD} facts replayed, then graded):"
+        f" {what_if_seconds:.1f} s (target under 60 s); {report.changed_grades:,} grades would change"
+    )
+    print(json.dumps({"events_per_second": round(rate), "what_if_seconds": round(what_if_seconds, 1)}))
+
+
+def main() -> None:
+    random.seed(7)
+    with tempfile.TemporaryDirectory(prefix="bench-projections-") as data_dir:
+        asyncio.run(run(Path(data_dir)))
+
+
+if __name__ == "__main__":
+    main()
