@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -192,3 +192,18 @@ async def run_as_leader(pool: asyncpg.Pool, relay: Relay, retry_seconds: float =
         except Exception:
             logger.warning("relay %s: could not take the relay lock; retrying", relay.name, exc_info=True)
         await asyncio.sleep(retry_seconds)
+
+
+@contextlib.asynccontextmanager
+async def relaying(relay: Relay, pool: asyncpg.Pool, database_url: str, store_name: str) -> AsyncIterator[None]:
+    """Runs the relay for the block (on the replica holding its lock), woken by the store's NOTIFY on each commit."""
+    listener = await asyncpg.connect(database_url)
+    await listener.add_listener(f"{store_name}_events", lambda *_: relay.wake())
+    task = asyncio.create_task(run_as_leader(pool, relay), name=f"relay {relay.name}")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await listener.close()

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.contracts import describe_validation_error
+
 SCORING_POLICY_DIR = Path(__file__).parent / "scoring_policies"
 CHINA_TIME = ZoneInfo("Asia/Shanghai")
 Component = Literal["response_timeliness", "resolution_rate", "satisfaction", "handling_efficiency", "innovation"]
@@ -97,10 +99,7 @@ def load_scoring_policy(path: Path) -> ScoringPolicy:
     try:
         policy = ScoringPolicy.model_validate_json(path.read_text())
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']) or '(top level)'}: {item['msg']}" for item in error.errors()
-        )
-        raise InvalidScoringPolicy(f"{path.name}: {problems}") from None
+        raise InvalidScoringPolicy(f"{path.name}: {describe_validation_error(error)}") from None
     if policy.version != path.stem:
         raise InvalidScoringPolicy(f"{path.name}: declares version {policy.version!r}")
     return policy

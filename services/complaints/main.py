@@ -17,7 +17,7 @@ from shared.auth import Authenticator, AuthSettings
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
-from shared.relay import Relay, RelayPositions, run_as_leader
+from shared.relay import Relay, RelayPositions, relaying
 from shared.settings import ServiceSettings
 from shared.topics import COMPLAINTS_EVENTS
 from shared.tracing import setup_tracing, trace_requests
@@ -69,19 +69,12 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
             topic=COMPLAINTS_EVENTS,
             batch_size=settings.relay_batch_size,
         )
-        # The event store NOTIFYs on every commit; wake the relay instead of waiting for its poll.
-        listener = await asyncpg.connect(str(settings.database_url))
-        await listener.add_listener(f"{ComplaintsApplication.name}_events", lambda *_: relay.wake())
         app.state.complaints = complaints
         app.state.pool = pool
-        relay_task = asyncio.create_task(run_as_leader(pool, relay), name="relay")
         try:
-            yield
+            async with relaying(relay, pool, str(settings.database_url), ComplaintsApplication.name):
+                yield
         finally:
-            relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
-            await listener.close()
             complaints.close()
             await pool.close()
 

@@ -27,7 +27,7 @@ from shared.auth import Authenticator, AuthSettings
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
-from shared.relay import Relay, RelayPositions, run_as_leader
+from shared.relay import Relay, RelayPositions, relaying
 from shared.settings import ServiceSettings
 from shared.streaming import consuming, wait_until_caught_up
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS
@@ -80,11 +80,8 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
             bootstrap_servers=settings.kafka_bootstrap_servers,
             topic=ESCALATION_EVENTS,
         )
-        listener = await asyncpg.connect(str(settings.database_url))
-        await listener.add_listener(f"{EscalationApplication.name}_events", lambda *_: relay.wake())
         app.state.pool = pool
         app.state.escalation = escalation
-        tasks = [asyncio.create_task(run_as_leader(pool, relay), name="relay")]
 
         async def fire_deadlines_once_caught_up(group_id: str) -> None:
             """After a restart, acknowledgements and closures may still be queued: fire nothing before them."""
@@ -93,21 +90,24 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
             await scheduler.Scheduler(escalation, pool, clock).run()
 
         try:
-            async with consuming(
-                name=CONSUMER_NAME,
-                pool=pool,
-                handlers=consumer.handlers(escalation),
-                topics=[COMPLAINTS_EVENTS],
-                bootstrap_servers=settings.kafka_bootstrap_servers,
-                data_dir=settings.data_dir,
-            ) as group_id:
-                tasks.append(asyncio.create_task(fire_deadlines_once_caught_up(group_id), name="scheduler"))
-                yield
+            async with (
+                relaying(relay, pool, str(settings.database_url), EscalationApplication.name),
+                consuming(
+                    name=CONSUMER_NAME,
+                    pool=pool,
+                    handlers=consumer.handlers(escalation),
+                    topics=[COMPLAINTS_EVENTS],
+                    bootstrap_servers=settings.kafka_bootstrap_servers,
+                    data_dir=settings.data_dir,
+                ) as group_id,
+            ):
+                firing = asyncio.create_task(fire_deadlines_once_caught_up(group_id), name="scheduler")
+                try:
+                    yield
+                finally:
+                    firing.cancel()
+                    await asyncio.gather(firing, return_exceptions=True)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await listener.close()
             escalation.close()
             await pool.close()
 

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from shared.contracts import describe_validation_error
+
 POLICY_DIR = Path(__file__).parent / "policies"
 MatchKey = Literal["category", "priority", "channel"]
 
@@ -83,10 +85,7 @@ def load_policy(path: Path) -> Policy:
     try:
         policy = Policy.model_validate_json(path.read_text())
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']) or '(top level)'}: {item['msg']}" for item in error.errors()
-        )
-        raise InvalidPolicy(f"{path.name}: {problems}") from None
+        raise InvalidPolicy(f"{path.name}: {describe_validation_error(error)}") from None
     if policy.version != path.stem:
         raise InvalidPolicy(f"{path.name}: declares version {policy.version!r}")
     return policy

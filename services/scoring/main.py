@@ -11,7 +11,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import asyncpg
 from fastapi import FastAPI
 
 from services.scoring import consumer
@@ -20,7 +19,7 @@ from services.scoring.outbox import scoring_outbox
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
-from shared.relay import Relay, RelayPositions, run_as_leader
+from shared.relay import Relay, RelayPositions, relaying
 from shared.scoring_policy import load_scoring_policies
 from shared.settings import ServiceSettings
 from shared.streaming import consuming
@@ -51,24 +50,21 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             bootstrap_servers=settings.kafka_bootstrap_servers,
             topic=SCORING_EVENTS,
         )
-        listener = await asyncpg.connect(str(settings.database_url))
-        await listener.add_listener(f"{ScoringApplication.name}_events", lambda *_: relay.wake())
         app.state.pool = pool
-        relay_task = asyncio.create_task(run_as_leader(pool, relay), name="relay")
         try:
-            async with consuming(
-                name=CONSUMER_NAME,
-                pool=pool,
-                handlers=consumer.handlers(scoring),
-                topics=[COMPLAINTS_EVENTS, ESCALATION_EVENTS],
-                bootstrap_servers=settings.kafka_bootstrap_servers,
-                data_dir=settings.data_dir,
+            async with (
+                relaying(relay, pool, str(settings.database_url), ScoringApplication.name),
+                consuming(
+                    name=CONSUMER_NAME,
+                    pool=pool,
+                    handlers=consumer.handlers(scoring),
+                    topics=[COMPLAINTS_EVENTS, ESCALATION_EVENTS],
+                    bootstrap_servers=settings.kafka_bootstrap_servers,
+                    data_dir=settings.data_dir,
+                ),
             ):
                 yield
         finally:
-            relay_task.cancel()
-            await asyncio.gather(relay_task, return_exceptions=True)
-            await listener.close()
             scoring.close()
             await pool.close()
 
