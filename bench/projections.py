@@ -190,7 +190,7 @@ async def run(data_dir: Path) -> None:
         for module in (timeline, complaints, scores):
             await module.create_tables(pool)
         started = time.perf_counter()
-        applied, refused = await replay(pool, broker.bootstrap_servers)
+        applied, refused = await replay(postgres.url, "projections", broker.bootstrap_servers)
         rebuild_seconds = time.perf_counter() - started
 
         policies = load_scoring_policies()

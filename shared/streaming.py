@@ -182,6 +182,17 @@ async def consuming(
         watchdog.cancel()
 
 
+async def topic_partitions(bootstrap_servers: str, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of the topics that exist."""
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
+    await reader.start()
+    try:
+        return [TopicPartition(t, p) for t in topics for p in reader.partitions_for_topic(t) or ()]
+    finally:
+        with contextlib.suppress(asyncio.CancelledError):  # aiokafka 0.14, see BrokerResetWatchdog
+            await reader.stop()
+
+
 async def end_offsets(
     bootstrap_servers: str, partitions: list[TopicPartition], timeout_seconds: float = 10
 ) -> dict[TopicPartition, int]:

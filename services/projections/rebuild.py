@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import multiprocessing
+import os
 import re
 import time
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -26,10 +29,11 @@ from services.projections.main import SCHEMA, handlers
 from shared.consumer import Connection, Handler
 from shared.contracts import IntegrationEvent, InvalidEvent, decode_event
 from shared.database import create_pool
-from shared.streaming import end_offsets
+from shared.streaming import end_offsets, topic_partitions
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS
 
 REBUILD_SCHEMA = "projections_rebuild"
+WORKERS = os.cpu_count() or 1
 TOPICS = (COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS)
 # Every read model, with the columns that identify a row in the comparison's report.
 READ_MODELS = {
@@ -79,7 +83,7 @@ class RebuildReport:
 
 
 async def rebuild(
-    database_url: str, bootstrap_servers: str, keep: bool = False, batch_size: int = 2000
+    database_url: str, bootstrap_servers: str, keep: bool = False, batch_size: int = 5000
 ) -> RebuildReport:
     connection = await asyncpg.connect(database_url)
     try:
@@ -92,7 +96,7 @@ async def rebuild(
         await complaints.create_tables(shadow)
         await scores.create_tables(shadow)
         started = time.perf_counter()
-        events, refused = await replay(shadow, bootstrap_servers, batch_size)
+        events, refused = await replay(database_url, REBUILD_SCHEMA, bootstrap_servers, batch_size)
         seconds = time.perf_counter() - started
         tables = [await _compare(shadow, table, key) for table, key in READ_MODELS.items()]
         return RebuildReport(events, seconds, refused, tables)
@@ -132,7 +136,7 @@ class _Statements:
             raise NotImplementedError(f"a batched rebuild cannot run {statement.split()[0]}")
         return ""
 
-    async def run(self, connection: Connection) -> None:
+    async def run(self, connection: asyncpg.Connection) -> None:
         for statement, rows in self.inserts.items():
             if plain := PLAIN_INSERT.match(statement):
                 columns = [c.strip() for c in plain["columns"].split(",")] if plain["columns"] else None
@@ -171,7 +175,7 @@ class _Applier:
                 await handler(cast(Connection, statements), event)
         return work, statements
 
-    async def apply(self, connection: Connection, work: Work, statements: _Statements) -> None:
+    async def apply(self, connection: asyncpg.Connection, work: Work, statements: _Statements) -> None:
         try:
             async with connection.transaction():
                 await statements.run(connection)
@@ -179,7 +183,7 @@ class _Applier:
             for record, event, handler in work:
                 try:
                     async with connection.transaction():
-                        await handler(connection, event)
+                        await handler(cast(Connection, connection), event)
                 except Exception as error:
                     self._refuse(record, f"handler error: {type(error).__name__}: {error}")
 
@@ -187,40 +191,112 @@ class _Applier:
         self.refused.append(f"{record.topic}[{record.partition}]@{record.offset}: {reason}")
 
 
-async def replay(shadow: asyncpg.Pool, bootstrap_servers: str, batch_size: int = 2000) -> tuple[int, list[str]]:
-    """Applies every message of the topics, up to their ends now, to the schema of `shadow`.
+async def replay(
+    database_url: str, schema: str, bootstrap_servers: str, batch_size: int = 5000, workers: int = WORKERS
+) -> tuple[int, list[str]]:
+    """Applies every message of the topics, up to their ends now, to the read models in `schema`.
 
-    While the database applies one batch, the next is fetched and decoded.
+    Partitions are shared out among worker processes: a complaint's (or order's, or
+    scorecard's) events all sit in one partition, and a read model depends only on the order
+    of one aggregate's events, so partitions can be applied side by side.
     """
+    partitions = await topic_partitions(bootstrap_servers, TOPICS)
+    ends = {tp: end for tp, end in (await end_offsets(bootstrap_servers, partitions)).items() if end > 0}
+    shares = _share_out(ends, workers)
+    deferred_indexes = await _prepare_for_loading(database_url, schema)
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(len(shares) or 1, mp_context=multiprocessing.get_context("spawn")) as processes:
+        results = await asyncio.gather(
+            *(
+                loop.run_in_executor(
+                    processes, _replay_share, database_url, schema, bootstrap_servers, share, batch_size
+                )
+                for share in shares
+            )
+        )
+    connection = await asyncpg.connect(database_url)
+    try:
+        for definition in deferred_indexes:
+            await connection.execute(definition)
+    finally:
+        await connection.close()
+    return sum(events for events, _ in results), [reason for _, refused in results for reason in refused]
+
+
+async def _prepare_for_loading(database_url: str, schema: str) -> list[str]:
+    """Makes the schema's tables fast to fill: unlogged, since a rebuild that crashes is simply run again,
+    and without the indexes no constraint needs, which are built once at the end (their definitions returned).
+    """
+    connection = await asyncpg.connect(database_url)
+    try:
+        for table in await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", schema):
+            await connection.execute(f'ALTER TABLE "{schema}"."{table["tablename"]}" SET UNLOGGED')
+        rows = await connection.fetch(
+            """
+            SELECT i.indexname, i.indexdef FROM pg_indexes i
+            JOIN pg_class c ON c.relname = i.indexname
+            JOIN pg_index x ON x.indexrelid = c.oid
+            JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = i.schemaname
+            WHERE i.schemaname = $1 AND NOT x.indisunique
+            """,
+            schema,
+        )
+        for row in rows:
+            await connection.execute(f'DROP INDEX "{schema}"."{row["indexname"]}"')
+    finally:
+        await connection.close()
+    return [row["indexdef"] for row in rows]
+
+
+def _share_out(ends: dict[TopicPartition, int], workers: int) -> list[dict[TopicPartition, int]]:
+    """The largest partitions first, each to the least loaded worker."""
+    shares: list[dict[TopicPartition, int]] = [{} for _ in range(min(workers, len(ends)))]
+    for partition, end in sorted(ends.items(), key=lambda item: -item[1]):
+        min(shares, key=lambda share: sum(share.values()))[partition] = end
+    return shares
+
+
+def _replay_share(
+    database_url: str, schema: str, bootstrap_servers: str, ends: dict[TopicPartition, int], batch_size: int
+) -> tuple[int, list[str]]:
+    return asyncio.run(_replay_partitions(database_url, schema, bootstrap_servers, ends, batch_size))
+
+
+async def _replay_partitions(
+    database_url: str, schema: str, bootstrap_servers: str, ends: dict[TopicPartition, int], batch_size: int
+) -> tuple[int, list[str]]:
+    """While the database applies one batch, the next is fetched and decoded."""
     applier = _Applier(handlers())
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
+    # Should the rebuild crash, it is simply run again: its commits need not wait for the disk.
+    connection = await asyncpg.connect(
+        database_url, server_settings={"search_path": schema, "synchronous_commit": "off"}
+    )
     await reader.start()
     events = 0
     applying: asyncio.Task[None] | None = None
     try:
-        partitions = [TopicPartition(t, p) for t in TOPICS for p in reader.partitions_for_topic(t) or ()]
-        ends = {tp: end for tp, end in (await end_offsets(bootstrap_servers, partitions)).items() if end > 0}
         reader.assign(list(ends))
         await reader.seek_to_beginning(*ends)
-        async with shadow.acquire() as connection:
-            while ends:
-                batches = await reader.getmany(timeout_ms=1000, max_records=batch_size)
-                records = [r for tp, batch in batches.items() for r in batch if r.offset < ends.get(tp, 0)]
-                work, statements = await applier.prepare(records)
-                if applying is not None:
-                    await applying
-                applying = asyncio.create_task(applier.apply(connection, work, statements))
-                events += len(records)
-                for tp in list(ends):
-                    if await reader.position(tp) >= ends[tp]:
-                        del ends[tp]
-                        reader.pause(tp)
+        while ends:
+            batches = await reader.getmany(timeout_ms=1000, max_records=batch_size)
+            records = [r for tp, batch in batches.items() for r in batch if r.offset < ends.get(tp, 0)]
+            work, statements = await applier.prepare(records)
             if applying is not None:
                 await applying
+            applying = asyncio.create_task(applier.apply(connection, work, statements))
+            events += len(records)
+            for tp in list(ends):
+                if await reader.position(tp) >= ends[tp]:
+                    del ends[tp]
+                    reader.pause(tp)
+        if applying is not None:
+            await applying
     finally:
         if applying is not None and not applying.done():
             applying.cancel()
         await reader.stop()
+        await connection.close()
     return events, applier.refused
 
 

@@ -18,7 +18,8 @@ from services.projections.grades import GradedHall, Standing, grade_halls
 from shared.auth import OrgUnit
 from shared.consumer import Connection
 from shared.contracts import IntegrationEvent, ScoreRecalculatedV1
-from shared.scoring_policy import ScoringPolicy, empty_score, period_start, scoring_policy_at
+from shared.errors import ServiceError
+from shared.scoring_policy import InvalidScoringPolicy, ScoringPolicy, empty_score, period_start, scoring_policy_at
 
 SCORES_DDL = """
 CREATE TABLE IF NOT EXISTS score_changes (
@@ -135,10 +136,23 @@ async def standings(
     ]
 
 
+class NoScoringPolicy(ServiceError):
+    status_code = 422
+    error_type = "no_scoring_policy"
+    field = ("query", "period")
+
+
+def policy_for(policies: dict[str, ScoringPolicy], period: str) -> ScoringPolicy:
+    try:
+        return scoring_policy_at(policies, period_start(period))
+    except InvalidScoringPolicy as missing:
+        raise NoScoringPolicy(f"period {period}: {missing}") from None
+
+
 async def grades(
     pool: asyncpg.Pool, policies: dict[str, ScoringPolicy], period: str, scope: OrgUnit, as_of: datetime | None
 ) -> Grades:
-    policy = scoring_policy_at(policies, period_start(period))
+    policy = policy_for(policies, period)
     graded: list[GradedHall] = grade_halls(await standings(pool, period, scope, policy, as_of), policy)
     graded_count = sum(hall.grade is not None for hall in graded)
     return Grades(

@@ -20,7 +20,7 @@ from shared.errors import ServiceError
 from shared.scoring_policy import ScoringPolicy, period_of
 
 router = APIRouter(prefix="/api/v1", tags=["scores"])
-PERIOD = Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="A calendar month, e.g. 2026-11.")
+PERIOD = Query(pattern=r"^2\d{3}-(0[1-9]|1[0-2])$", description="A calendar month, e.g. 2026-11.")
 SCOPE = Query(description="The evaluation scope: group, group/<province> or group/<province>/<city>.")
 
 
@@ -119,7 +119,10 @@ async def audit(
     await visible_hall(pool, caller, hall_id)
     unit = visible_scope(caller, scope)
     period = period_of(as_of)
-    standing = await scores.grades(pool, request.app.state.scoring_policies, period, unit, as_of)
+    try:
+        standing = await scores.grades(pool, request.app.state.scoring_policies, period, unit, as_of)
+    except scores.NoScoringPolicy as missing:
+        raise scores.NoScoringPolicy(str(missing), ("query", "as_of")) from None
     hall = next((h for h in standing.halls if h.hall_id == hall_id), None)
     if hall is None:
         raise NotProjected(f"hall {hall_id} is not in scope {scope}", ("query", "scope"))
