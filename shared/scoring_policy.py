@@ -127,7 +127,8 @@ def empty_score(policy: ScoringPolicy) -> float:
 
 def period_of(instant: datetime) -> str:
     """The scoring period (calendar month, China time) an instant falls in, e.g. "2026-11"."""
-    return instant.astimezone(CHINA_TIME).strftime("%Y-%m")
+    local = instant.astimezone(CHINA_TIME)
+    return f"{local.year:04}-{local.month:02}"  # not strftime: it does not pad years before 1000
 
 
 def period_start(period: str) -> datetime:

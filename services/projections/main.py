@@ -36,7 +36,11 @@ CONSUMER_NAME = "projections"
 
 
 def handlers() -> dict[str, Handler]:
-    """Each complaint event goes into the timeline and, where it matters, the summary; in one transaction."""
+    """Each complaint event goes into the timeline and, where it matters, the summary; in one transaction.
+
+    Handlers only insert rows, or update a row in stream order: the rebuild relies on it to batch
+    their statements (`rebuild._Statements`).
+    """
 
     def all_of(*handlers: Handler) -> Handler:
         async def handle(connection: Connection, event: IntegrationEvent) -> None:

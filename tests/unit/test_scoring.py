@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from services.projections.grades import Standing, grade_halls
 from shared.scorecard import PeriodFacts, score
-from shared.scoring_policy import empty_score, load_scoring_policies
+from shared.scoring_policy import CHINA_TIME, empty_score, load_scoring_policies, period_of, period_start
 
 POLICY = load_scoring_policies()["2026-01"]
 
@@ -103,3 +105,8 @@ def test_a_tie_for_the_only_place_leaves_it_empty() -> None:
     halls = [standing(f"H{i:02}", 99 if i < 2 else 50) for i in range(20)]
     graded = grade_halls(halls, POLICY)
     assert [hall.grade for hall in graded[:2]] == ["good", "good"]
+
+
+def test_periods_are_china_time_months_even_for_far_past_instants() -> None:
+    assert period_of(datetime(2026, 11, 30, 16, 30, tzinfo=UTC)) == "2026-12"  # 00:30 on 1 December in China
+    assert period_start(period_of(datetime(18, 8, 18, tzinfo=UTC))) == datetime(18, 8, 1, tzinfo=CHINA_TIME)
