@@ -22,6 +22,7 @@ import eventsourcing.persistence
 from opentelemetry import trace
 
 from shared.contracts import IntegrationEvent, InvalidEvent, decode_event
+from shared.metrics import CONSUMED
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -117,6 +118,11 @@ class IdempotentConsumer:
         await self.pool.execute(INBOX_DDL)
 
     async def handle(self, message: ReceivedMessage) -> Outcome:
+        outcome = await self._handle(message)
+        CONSUMED.labels(self.name, outcome.value).inc()
+        return outcome
+
+    async def _handle(self, message: ReceivedMessage) -> Outcome:
         try:
             event = decode_event(message.value)
         except InvalidEvent as invalid:

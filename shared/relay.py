@@ -21,6 +21,8 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 
+from shared.metrics import PUBLISHED
+
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
@@ -153,6 +155,7 @@ class Relay:
             if message.value is not None
         ]
         await asyncio.gather(*deliveries)
+        PUBLISHED.labels(self.name).inc(len(deliveries))
 
     async def _connected_producer(self) -> AIOKafkaProducer:
         if self.producer is None:

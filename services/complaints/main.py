@@ -17,6 +17,7 @@ from shared.auth import Authenticator, AuthSettings
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
+from shared.metrics import instrument
 from shared.relay import Relay, RelayPositions, relaying
 from shared.settings import ServiceSettings
 from shared.topics import COMPLAINTS_EVENTS
@@ -86,4 +87,5 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
     install_error_handlers(app)
     trace_requests(app)
+    instrument(app)
     return app

@@ -27,6 +27,7 @@ from shared.auth import Authenticator, AuthSettings
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
+from shared.metrics import instrument
 from shared.relay import Relay, RelayPositions, relaying
 from shared.settings import ServiceSettings
 from shared.streaming import consuming, wait_until_caught_up
@@ -122,4 +123,5 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
     install_error_handlers(app)
     trace_requests(app)
+    instrument(app)
     return app

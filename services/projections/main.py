@@ -25,6 +25,7 @@ from shared.contracts import (
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
+from shared.metrics import instrument
 from shared.scoring_policy import load_scoring_policies
 from shared.settings import ServiceSettings
 from shared.streaming import consuming
@@ -96,4 +97,5 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
     install_error_handlers(app)
     trace_requests(app)
+    instrument(app)
     return app

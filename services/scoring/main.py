@@ -19,6 +19,7 @@ from services.scoring.outbox import scoring_outbox
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
+from shared.metrics import instrument
 from shared.relay import Relay, RelayPositions, relaying
 from shared.scoring_policy import load_scoring_policies
 from shared.settings import ServiceSettings
@@ -73,4 +74,5 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
     install_error_handlers(app)
     trace_requests(app)
+    instrument(app)
     return app

@@ -267,3 +267,22 @@ async def test_no_log_or_trace_holds_a_customer_name_or_phone(client: StackClien
     assert '"name": "consume ComplaintRegistered"' in logs["projections"]
     for name, text in logs.items():
         assert "13812345678" not in text and "张三" not in text, name
+
+
+async def test_every_service_serves_metrics_by_route_with_no_ids_or_personal_data(client: StackClient) -> None:
+    complaint_id = await new_complaint(client)
+    await client.wait_for_timeline(complaint_id, 1)
+    await client.http.get(f"{client.projections_url}/api/v1/complaints/{complaint_id}/timeline")
+
+    metrics = {
+        name: (await client.http.get(f"{service.url}/metrics")).text for name, service in client.stack.services.items()
+    }
+
+    assert 'http_server_requests_total{method="POST",route="/api/v1/complaints",status="201"}' in metrics["complaints"]
+    route = 'route="/api/v1/complaints/{complaint_id}/timeline"'
+    assert f'http_server_request_duration_seconds_count{{method="GET",{route}}}' in metrics["projections"]
+    assert 'relay_published_events_total{relay="complaints-events"}' in metrics["complaints"]
+    assert 'consumer_events_total{consumer="projections",outcome="applied"}' in metrics["projections"]
+    assert 'consumer_events_total{consumer="escalation",outcome="applied"}' in metrics["escalation"]
+    for name, text in metrics.items():
+        assert complaint_id not in text and "13812345678" not in text and "张三" not in text, name
