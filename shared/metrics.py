@@ -23,6 +23,14 @@ HTTP_DURATION = Histogram(
 )
 CONSUMED = Counter("consumer_events", "Events a consumer received, by outcome.", ["consumer", "outcome"])
 PUBLISHED = Counter("relay_published_events", "Stored events a relay published to the broker.", ["relay"])
+COMPLAINTS_REGISTERED = Counter(
+    "complaints_registered", "Complaints registered (repeats not counted).", ["channel", "category", "priority"]
+)
+SLA_MILESTONES = Counter(
+    "sla_milestones",
+    "SLA warnings, breaches and escalations fired, by clock and level.",
+    ["clock", "milestone", "level"],
+)
 
 
 def instrument(app: FastAPI) -> None:

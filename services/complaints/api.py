@@ -33,6 +33,7 @@ from services.complaints.schemas import (
     StepBody,
 )
 from shared.auth import Caller, Principal, Role, require_roles
+from shared.metrics import COMPLAINTS_REGISTERED
 
 router = APIRouter(prefix="/api/v1")
 
@@ -114,6 +115,8 @@ def register_complaint(
         caller,
         idempotency_key=idempotency_key,
     )
+    if created:
+        COMPLAINTS_REGISTERED.labels(body.channel, body.category, body.priority).inc()
     return present(complaint, caller, response, created)
 
 

@@ -20,6 +20,7 @@ from eventsourcing.persistence import IntegrityError
 from services.escalation.tracking import Opening, SlaRules, SlaSubject, sla_subject_id
 from shared.clock import Clock
 from shared.consumer import TransientError
+from shared.metrics import SLA_MILESTONES
 
 logger = logging.getLogger(__name__)
 # Another writer (the consumer or a second replica) saved the same subject first: load it again and redo.
@@ -58,7 +59,7 @@ class EscalationApplication(Application[uuid.UUID]):
         now = self.clock()
         subject.fire_due(self.rules, up_to=now, now=now)  # e.g. registered late, already overdue
         try:
-            self.save(subject)
+            self._save(subject)
         except IntegrityError:  # opened concurrently by a redelivery
             return self.open(opening)
         return self.due(subject)
@@ -72,7 +73,7 @@ class EscalationApplication(Application[uuid.UUID]):
             subject.recalculate(self.rules, now)  # closed while the rules changed, and now reopened
             subject.observe(self.rules, event_id, event_type, at, now)
             try:
-                self.save(subject)
+                self._save(subject)
             except IntegrityError:
                 continue
             return self.due(subject)
@@ -93,12 +94,19 @@ class EscalationApplication(Application[uuid.UUID]):
             subjects: list[SlaSubject] = [self.repository.get(sla_id) for sla_id in sla_ids]
             changed = [subject for subject in subjects if change(subject, now)]
             try:
-                self.save(*changed)
+                self._save(*changed)
             except IntegrityError:
                 logger.info("a subject changed while its milestones were fired; trying the batch again")
                 continue
             return [self.due(subject) for subject in subjects], len(changed)
         raise TransientError(f"batch of {len(sla_ids)} still conflicting after {MAX_CONFLICT_RETRIES} attempts")
+
+    def _save(self, *subjects: SlaSubject) -> None:
+        """Saves, then counts the milestones that fired: only once they are stored."""
+        for recording in self.save(*subjects):
+            fired = recording.domain_event
+            if isinstance(fired, SlaSubject.MilestoneReached):
+                SLA_MILESTONES.labels(fired.clock, fired.milestone, str(fired.level)).inc()
 
     def subject(self, subject_id: uuid.UUID) -> SlaSubject | None:
         try:

@@ -284,5 +284,7 @@ async def test_every_service_serves_metrics_by_route_with_no_ids_or_personal_dat
     assert 'relay_published_events_total{relay="complaints-events"}' in metrics["complaints"]
     assert 'consumer_events_total{consumer="projections",outcome="applied"}' in metrics["projections"]
     assert 'consumer_events_total{consumer="escalation",outcome="applied"}' in metrics["escalation"]
+    registered = 'complaints_registered_total{category="billing",channel="hotline_10000",priority="normal"}'
+    assert registered in metrics["complaints"]
     for name, text in metrics.items():
         assert complaint_id not in text and "13812345678" not in text and "张三" not in text, name
