@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.contracts import describe_validation_error
+from shared.versioned import in_force_at, load_version
 
 SCORING_POLICY_DIR = Path(__file__).parent / "scoring_policies"
 CHINA_TIME = ZoneInfo("Asia/Shanghai")
@@ -96,13 +96,7 @@ class ScoringPolicy(BaseModel):
 
 
 def load_scoring_policy(path: Path) -> ScoringPolicy:
-    try:
-        policy = ScoringPolicy.model_validate_json(path.read_text())
-    except ValidationError as error:
-        raise InvalidScoringPolicy(f"{path.name}: {describe_validation_error(error)}") from None
-    if policy.version != path.stem:
-        raise InvalidScoringPolicy(f"{path.name}: declares version {policy.version!r}")
-    return policy
+    return load_version(path, ScoringPolicy, InvalidScoringPolicy)
 
 
 def load_scoring_policies(directory: Path = SCORING_POLICY_DIR) -> dict[str, ScoringPolicy]:
@@ -113,10 +107,7 @@ def load_scoring_policies(directory: Path = SCORING_POLICY_DIR) -> dict[str, Sco
 
 
 def scoring_policy_at(policies: dict[str, ScoringPolicy], instant: datetime) -> ScoringPolicy:
-    in_force = [policy for policy in policies.values() if policy.effective_from <= instant]
-    if not in_force:
-        raise InvalidScoringPolicy(f"no scoring policy was in force at {instant.isoformat()}")
-    return max(in_force, key=lambda policy: policy.effective_from)
+    return in_force_at(policies.values(), instant, InvalidScoringPolicy, "scoring policy")
 
 
 def empty_score(policy: ScoringPolicy) -> float:

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from shared.contracts import describe_validation_error
+from shared.versioned import in_force_at, load_version
 
 POLICY_DIR = Path(__file__).parent / "policies"
 MatchKey = Literal["category", "priority", "channel"]
@@ -82,13 +82,7 @@ class Policy(BaseModel):
 
 
 def load_policy(path: Path) -> Policy:
-    try:
-        policy = Policy.model_validate_json(path.read_text())
-    except ValidationError as error:
-        raise InvalidPolicy(f"{path.name}: {describe_validation_error(error)}") from None
-    if policy.version != path.stem:
-        raise InvalidPolicy(f"{path.name}: declares version {policy.version!r}")
-    return policy
+    return load_version(path, Policy, InvalidPolicy)
 
 
 def load_policies(directory: Path = POLICY_DIR) -> list[Policy]:
@@ -100,8 +94,4 @@ def load_policies(directory: Path = POLICY_DIR) -> list[Policy]:
 
 
 def policy_at(policies: list[Policy], instant: datetime) -> Policy:
-    """The version in force at `instant`: the latest one effective at or before it."""
-    in_force = [policy for policy in policies if policy.effective_from <= instant]
-    if not in_force:
-        raise InvalidPolicy(f"no SLA policy was in force at {instant.isoformat()}")
-    return max(in_force, key=lambda policy: policy.effective_from)
+    return in_force_at(policies, instant, InvalidPolicy, "SLA policy")
