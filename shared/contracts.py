@@ -206,6 +206,22 @@ class InspectionRecordedV1(Contract):
     at: AwareDatetime
 
 
+class Highlight(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    description: str
+    points: float
+
+
+class InspectionRecordedV2(InspectionRecordedV1):
+    """Adds the inspector's rating of the hall's service innovation (0-1, None if not assessed)
+    and the highlights (亮点) awarded bonus points."""
+
+    schema_version = 2
+
+    innovation_rating: float | None
+    highlights: list[Highlight]
+
+
 class RectificationOrderOpenedV1(Contract):
     event_type = "RectificationOrderOpened"
     schema_version = 1
@@ -332,7 +348,9 @@ class ScoreRecalculatedV1(Contract):
     hall_id: str
     period: str
     subject_id: uuid.UUID  # the complaint or rectification order the fact is about
-    fact: dict[str, str | int | bool]  # as shared/scorecard.py applies it, so a what-if can replay it
+    # As shared/scorecard.py applies it, so a what-if can replay it. Floats came with V2's facts;
+    # widening the type here lets one decoder read both versions.
+    fact: dict[str, str | bool | int | float]
     source_event_id: uuid.UUID
     source_event_type: str
     policy_version: str
@@ -344,17 +362,26 @@ class ScoreRecalculatedV1(Contract):
     at: AwareDatetime  # when the source event happened: as-of queries use it
 
 
+class ScoreRecalculatedV2(ScoreRecalculatedV1):
+    """Adds the bonus points (加分, after the policy's cap)."""
+
+    schema_version = 2
+    bonus: float
+
+
 PUBLISHED: tuple[type[Contract], ...] = (
     HallRegisteredV1,
     ComplaintRegisteredV1,
     ComplaintRegisteredV2,
     *COMPLAINT_STEPS,
     InspectionRecordedV1,
+    InspectionRecordedV2,
     RectificationOrderOpenedV1,
     RectificationOrderOpenedV2,
     *ORDER_STEPS,
     *SLA_EVENTS,
     ScoreRecalculatedV1,
+    ScoreRecalculatedV2,
 )
 CONTRACTS: dict[tuple[str, int], type[Contract]] = {(c.event_type, c.schema_version): c for c in PUBLISHED}
 

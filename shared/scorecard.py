@@ -6,11 +6,13 @@ Components (weights from the policy):
 - resolution rate: the share of the period's complaints that are closed (a reopen undoes it);
 - satisfaction: the mean value of each complaint's latest feedback (satisfied 1, basically 0.8, ...);
 - handling efficiency: the share of the period's complaints whose resolution clock never breached;
-- innovation / highlights: no service records highlights yet, so it always scores as without data.
+- innovation / highlights: the mean of the innovation ratings (0-1) the period's inspections gave.
 A component without data scores full marks or zero, as the policy says. Deductions: each
 inspection finding costs its checklist points (times the policy's per-point rate), multiplied
-when its rectification order went overdue; a substantiated major complaint and an upheld
-regulator appeal cost the policy's negative-impact points. The total is capped by the policy.
+when its rectification order went overdue; a substantiated major complaint, an upheld regulator
+appeal and a substantiated complaint that reached the media (channel `internet_media`) cost the
+policy's negative-impact points. Bonus: the points inspections awarded for highlights (亮点),
+capped by the policy's bonus cap. Total: components - deductions + bonus, between 0 and the final cap.
 """
 
 from __future__ import annotations
@@ -42,15 +44,24 @@ class FindingFacts:
     overdue: bool = False
 
 
+@dataclass(frozen=True)
+class InspectionFacts:
+    innovation_rating: float | None
+    bonus: float
+
+
 @dataclass
 class PeriodFacts:
     complaints: dict[str, ComplaintFacts] = field(default_factory=dict)
     findings: dict[str, FindingFacts] = field(default_factory=dict)  # by rectification order
+    inspections: dict[str, InspectionFacts] = field(default_factory=dict)
 
     def apply(self, fact: dict[str, Any]) -> None:
-        """`fact` is one of the shapes `services/scoring/facts.py` builds from integration events."""
+        """`fact` is one of the shapes `services/scoring/consumer.py` builds from integration events."""
         kind, subject = fact["kind"], fact["subject"]
-        if kind == "finding_opened":
+        if kind == "inspected":
+            self.inspections[subject] = InspectionFacts(fact.get("innovation_rating"), fact["bonus"])
+        elif kind == "finding_opened":
             self.findings.setdefault(subject, FindingFacts()).points = fact["points"]
         elif kind == "order_overdue":
             self.findings.setdefault(subject, FindingFacts()).overdue = True
@@ -81,6 +92,7 @@ class PeriodFacts:
 class Score:
     components: dict[Component, float]
     deductions: float
+    bonus: float
     total: float
 
 
@@ -88,12 +100,13 @@ def score(facts: PeriodFacts, policy: ScoringPolicy) -> Score:
     complaints = [c for c in facts.complaints.values() if c.registered]
     decided = [c for c in complaints if c.acknowledged or c.response_breached]
     rated = [policy.satisfaction_values[c.satisfaction] for c in complaints if c.satisfaction]
+    innovation = [i.innovation_rating for i in facts.inspections.values() if i.innovation_rating is not None]
     shares: dict[Component, float | None] = {
         "response_timeliness": _share(sum(not c.response_breached for c in decided), len(decided)),
         "resolution_rate": _share(sum(c.closed for c in complaints), len(complaints)),
         "satisfaction": sum(rated) / len(rated) if rated else None,
         "handling_efficiency": _share(sum(not c.resolution_breached for c in complaints), len(complaints)),
-        "innovation": None,
+        "innovation": sum(innovation) / len(innovation) if innovation else None,
     }
     without_data = 1.0 if policy.without_data == "full_marks" else 0.0
     components: dict[Component, float] = {}
@@ -105,8 +118,9 @@ def score(facts: PeriodFacts, policy: ScoringPolicy) -> Score:
         for finding in facts.findings.values()
     )
     deductions += sum(_negative_impact(c, policy) for c in complaints)
-    total = min(max(sum(components.values()) - deductions, 0.0), policy.final_cap)
-    return Score(components, round(deductions, 2), round(total, 2))
+    bonus = min(sum(i.bonus for i in facts.inspections.values()), policy.bonus_cap)
+    total = min(max(sum(components.values()) - deductions + bonus, 0.0), policy.final_cap)
+    return Score(components, round(deductions, 2), round(bonus, 2), round(total, 2))
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -118,7 +132,9 @@ def _negative_impact(complaint: ComplaintFacts, policy: ScoringPolicy) -> float:
         return 0.0
     impact = 0.0
     if complaint.priority == "major":
-        impact += policy.negative_impact["substantiated_major_complaint"]
+        impact += policy.negative_impact.get("substantiated_major_complaint", 0.0)
     if complaint.channel == "regulator_appeal":
-        impact += policy.negative_impact["regulator_appeal_upheld"]
+        impact += policy.negative_impact.get("regulator_appeal_upheld", 0.0)
+    if complaint.channel == "internet_media":
+        impact += policy.negative_impact.get("media_exposure", 0.0)
     return impact

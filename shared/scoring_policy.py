@@ -74,7 +74,8 @@ class ScoringPolicy(BaseModel):
     satisfaction_values: dict[str, float]
     finding_deduction_per_point: float = Field(ge=0)
     overdue_multiplier: float = Field(ge=1)
-    negative_impact: dict[Literal["substantiated_major_complaint", "regulator_appeal_upheld"], float]
+    # A kind left out costs nothing (2026-01 forgot media exposure; 2026-12 adds it).
+    negative_impact: dict[Literal["substantiated_major_complaint", "regulator_appeal_upheld", "media_exposure"], float]
     bonus_cap: float = Field(ge=0)
     final_cap: float = Field(gt=0)
     grade_thresholds: GradeThresholds

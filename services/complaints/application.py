@@ -172,12 +172,20 @@ class FindingInput:
 
 
 @dataclass(frozen=True)
+class HighlightInput:
+    description: str
+    points: float
+
+
+@dataclass(frozen=True)
 class RecordInspection:
     hall_code: str
     inspection_type: str
     failed_items: frozenset[str]
     findings: tuple[FindingInput, ...]
     checklist_version: str | None = None
+    innovation_rating: float | None = None
+    highlights: tuple[HighlightInput, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -397,6 +405,8 @@ class ComplaintsApplication(Application[uuid.UUID]):
             max_score=sum(item.points for item in items.values()),
             results=[{"item_id": item_id, "passed": item_id not in command.failed_items} for item_id in items],
             findings=[{"order_id": order.id, "item_id": order.item_id, "points": order.points} for order in orders],
+            innovation_rating=command.innovation_rating,
+            highlights=[asdict(highlight) for highlight in command.highlights],
             at=now,
             request_fingerprint=fingerprint,
         )

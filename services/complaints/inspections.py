@@ -18,6 +18,8 @@ def order_id_for(inspection_id: uuid.UUID, finding_index: int) -> uuid.UUID:
 
 class Inspection(Aggregate):
     class Recorded(Aggregate.Created):
+        class_version = 2
+
         hall_code: str
         inspection_type: str
         inspector: str
@@ -26,8 +28,16 @@ class Inspection(Aggregate):
         max_score: int
         results: list[dict[str, Any]]
         findings: list[dict[str, Any]]
+        innovation_rating: float | None
+        highlights: list[dict[str, Any]]
         at: datetime
         request_fingerprint: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Inspections recorded before ratings and highlights existed had neither."""
+            state["innovation_rating"] = None
+            state["highlights"] = []
 
     @event(Recorded)
     def __init__(
@@ -41,6 +51,8 @@ class Inspection(Aggregate):
         max_score: int,
         results: list[dict[str, Any]],
         findings: list[dict[str, Any]],
+        innovation_rating: float | None,
+        highlights: list[dict[str, Any]],
         at: datetime,
         request_fingerprint: str,
     ) -> None:
@@ -52,6 +64,8 @@ class Inspection(Aggregate):
         self.max_score = max_score
         self.results = results
         self.findings = findings
+        self.innovation_rating = innovation_rating
+        self.highlights = highlights
         self.at = at
         self.request_fingerprint = request_fingerprint
 

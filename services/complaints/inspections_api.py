@@ -8,7 +8,13 @@ from collections.abc import Callable
 from fastapi import APIRouter, Request, Response, status
 
 from services.complaints.api import IdempotencyKey, application, mark_replayed
-from services.complaints.application import FindingInput, RecordInspection, StepRequest, fingerprint_of
+from services.complaints.application import (
+    FindingInput,
+    HighlightInput,
+    RecordInspection,
+    StepRequest,
+    fingerprint_of,
+)
 from services.complaints.domain import Step
 from services.complaints.inspections import RectificationOrder
 from services.complaints.schemas import InspectionCreate, InspectionPublic, OrderPublic, OrderRectifyBody, StepBody
@@ -33,6 +39,8 @@ def record_inspection(
             failed_items=frozenset(body.failed_items),
             findings=tuple(FindingInput(f.item_id, f.description, f.deadline) for f in body.findings),
             checklist_version=body.checklist_version,
+            innovation_rating=body.innovation_rating,
+            highlights=tuple(HighlightInput(h.description, h.points) for h in body.highlights),
         ),
         caller,
         idempotency_key,

@@ -29,7 +29,7 @@ from shared.contracts import (
     CustomerContactedV1,
     FeedbackReceivedV1,
     HallRegisteredV1,
-    InspectionRecordedV1,
+    InspectionRecordedV2,
     LoopStep,
     OrderAcknowledgedV1,
     OrderCommunicatedV1,
@@ -94,7 +94,7 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID], hall_of: HallOf) -
             received_at=domain_event.received_at,
         )
     if isinstance(domain_event, Inspection.Recorded):
-        return InspectionRecordedV1(
+        return InspectionRecordedV2(
             hall_id=domain_event.hall_code,
             inspection_type=domain_event.inspection_type,
             inspector=domain_event.inspector,
@@ -103,6 +103,8 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID], hall_of: HallOf) -
             max_score=domain_event.max_score,
             results=domain_event.results,
             findings=domain_event.findings,
+            innovation_rating=domain_event.innovation_rating,
+            highlights=domain_event.highlights,
             at=domain_event.at,
         )
     if isinstance(domain_event, RectificationOrder.Opened):

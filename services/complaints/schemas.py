@@ -283,6 +283,11 @@ class FindingCreate(StrictBody):
     deadline: AwareDatetime | None = Field(default=None, description="Rectify by; default 3 days from now.")
 
 
+class HighlightCreate(StrictBody):
+    description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    points: float = Field(gt=0, le=5, description="Bonus points (加分) awarded; a period's total is capped.")
+
+
 class InspectionCreate(StrictBody):
     model_config = ConfigDict(
         json_schema_extra={
@@ -295,6 +300,8 @@ class InspectionCreate(StrictBody):
                         {"item_id": "A1", "description": "No greeting at the door"},
                         {"item_id": "E1", "description": "Spill left for 20 minutes"},
                     ],
+                    "innovation_rating": 0.8,
+                    "highlights": [{"description": "Sign-language service at counter 3", "points": 2}],
                 }
             ]
         }
@@ -305,6 +312,15 @@ class InspectionCreate(StrictBody):
     checklist_version: str | None = Field(default=None, description="Default: the newest checklist.")
     failed_items: list[Code] = Field(default_factory=list, description="Checklist items the hall failed.")
     findings: list[FindingCreate] = Field(default_factory=list, max_length=100)
+    innovation_rating: float | None = Field(
+        default=None, ge=0, le=1, description="Service innovation, 0 (none) to 1 (outstanding); omit if not assessed."
+    )
+    highlights: list[HighlightCreate] = Field(default_factory=list, max_length=20)
+
+
+class HighlightPublic(BaseModel):
+    description: str
+    points: float
 
 
 class InspectionPublic(BaseModel):
@@ -317,6 +333,8 @@ class InspectionPublic(BaseModel):
     max_score: int
     failed_items: list[str]
     rectification_orders: list[uuid.UUID]
+    innovation_rating: float | None
+    highlights: list[HighlightPublic]
     at: datetime
 
     @classmethod
@@ -331,6 +349,8 @@ class InspectionPublic(BaseModel):
             max_score=inspection.max_score,
             failed_items=[result["item_id"] for result in inspection.results if not result["passed"]],
             rectification_orders=[finding["order_id"] for finding in inspection.findings],
+            innovation_rating=inspection.innovation_rating,
+            highlights=[HighlightPublic(**highlight) for highlight in inspection.highlights],
             at=inspection.at,
         )
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from services.projections.grades import GradedHall, Standing, grade_halls
 from shared.auth import OrgUnit
 from shared.consumer import Connection
-from shared.contracts import IntegrationEvent, ScoreRecalculatedV1
+from shared.contracts import IntegrationEvent, ScoreRecalculatedV1, ScoreRecalculatedV2
 from shared.errors import ServiceError
 from shared.scoring_policy import InvalidScoringPolicy, ScoringPolicy, empty_score, period_start, scoring_policy_at
 
@@ -38,8 +38,11 @@ CREATE TABLE IF NOT EXISTS score_changes (
     deductions double precision NOT NULL,
     changes jsonb NOT NULL,
     happened_at timestamptz NOT NULL,
-    recorded_at timestamptz NOT NULL
+    recorded_at timestamptz NOT NULL,
+    bonus double precision NOT NULL DEFAULT 0
 );
+-- Read models made before bonus points existed.
+ALTER TABLE score_changes ADD COLUMN IF NOT EXISTS bonus double precision NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS score_changes_by_hall ON score_changes (period, hall_id, scorecard_version);
 CREATE INDEX IF NOT EXISTS score_changes_by_subject ON score_changes (subject_id);
 """
@@ -87,8 +90,11 @@ async def record_score_change(connection: Connection, event: IntegrationEvent) -
     assert isinstance(change, ScoreRecalculatedV1)
     await connection.execute(
         """
-        INSERT INTO score_changes
-        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12::jsonb, $13, $14::jsonb, $15, $16)
+        INSERT INTO score_changes (
+            event_id, scorecard_version, hall_id, period, subject_id, fact, source_event_id, source_event_type,
+            policy_version, score_before, score, components, deductions, changes, happened_at, recorded_at, bonus
+        )
+        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12::jsonb, $13, $14::jsonb, $15, $16, $17)
         """,
         event.envelope.event_id,
         event.envelope.aggregate_version,
@@ -106,6 +112,7 @@ async def record_score_change(connection: Connection, event: IntegrationEvent) -
         json.dumps([c.model_dump() for c in change.changes]),
         change.at,
         event.envelope.occurred_at,
+        change.bonus if isinstance(change, ScoreRecalculatedV2) else 0.0,
     )
 
 

@@ -36,6 +36,7 @@ class Scorecard(BaseModel):
     score: float | None  # None: no event touched this hall in the period
     components: dict[str, float]
     deductions: float
+    bonus: float
     changes: list[ScoreChangeEntry]
 
 
@@ -91,7 +92,7 @@ async def scorecard(request: Request, caller: Caller, hall_id: str, period: Anno
     await visible_hall(pool, caller, hall_id)
     changes = await scores.changes_of_hall(pool, hall_id, period)
     latest = await pool.fetchrow(
-        "SELECT score, components, deductions FROM score_changes WHERE hall_id = $1 AND period = $2"
+        "SELECT score, components, deductions, bonus FROM score_changes WHERE hall_id = $1 AND period = $2"
         " ORDER BY scorecard_version DESC LIMIT 1",
         hall_id,
         period,
@@ -102,6 +103,7 @@ async def scorecard(request: Request, caller: Caller, hall_id: str, period: Anno
         score=latest["score"] if latest else None,
         components=json.loads(latest["components"]) if latest else {},
         deductions=latest["deductions"] if latest else 0.0,
+        bonus=latest["bonus"] if latest else 0.0,
         changes=changes,
     )
 

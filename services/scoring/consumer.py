@@ -18,6 +18,8 @@ from shared.contracts import (
     ComplaintCheckedV1,
     ComplaintRegisteredV1,
     FeedbackReceivedV1,
+    InspectionRecordedV1,
+    InspectionRecordedV2,
     IntegrationEvent,
     RectificationOrderOpenedV1,
     SlaBreachedV1,
@@ -90,6 +92,19 @@ def handlers(application: ScoringApplication) -> dict[str, Handler]:
             fact["kind"] = STEP_FACTS[event.event_type]
         await apply(event, row["hall_id"], row["period"], fact)
 
+    async def inspected(connection: Connection, event: IntegrationEvent) -> None:
+        inspection = event.payload
+        if not isinstance(inspection, InspectionRecordedV2):
+            return  # V1 inspections had neither an innovation rating nor highlights; findings come as orders
+        fact: dict[str, Any] = {
+            "kind": "inspected",
+            "subject": str(event.envelope.aggregate_id),
+            "bonus": sum(highlight.points for highlight in inspection.highlights),
+        }
+        if inspection.innovation_rating is not None:
+            fact["innovation_rating"] = inspection.innovation_rating
+        await apply(event, inspection.hall_id, period_of(inspection.at), fact)
+
     async def order_opened(connection: Connection, event: IntegrationEvent) -> None:
         order = event.payload
         assert isinstance(order, RectificationOrderOpenedV1)
@@ -106,6 +121,7 @@ def handlers(application: ScoringApplication) -> dict[str, Handler]:
     return {
         ComplaintRegisteredV1.event_type: registered,
         **dict.fromkeys([*STEP_FACTS, FeedbackReceivedV1.event_type, ComplaintCheckedV1.event_type], step),
+        InspectionRecordedV1.event_type: inspected,
         RectificationOrderOpenedV1.event_type: order_opened,
         SlaBreachedV1.event_type: breached,
     }

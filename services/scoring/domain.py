@@ -63,11 +63,14 @@ class Scorecard(Aggregate):
             score_after=after.total,
             components={str(name): points for name, points in after.components.items()},
             deductions=after.deductions,
+            bonus=after.bonus,
             changes=changes(before, after),
         )
         return True
 
     class FactApplied(Aggregate.Event):
+        class_version = 2
+
         hall_id: str
         period: str
         source_event_id: uuid.UUID
@@ -79,7 +82,13 @@ class Scorecard(Aggregate):
         score_after: float
         components: dict[str, float]
         deductions: float
+        bonus: float
         changes: list[dict[str, Any]]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Before highlights were scored no fact earned a bonus."""
+            state["bonus"] = 0.0
 
         def apply(self, aggregate: Any) -> None:
             aggregate.facts.apply(self.fact)
@@ -88,7 +97,7 @@ class Scorecard(Aggregate):
 
 
 def changes(before: Score, after: Score) -> list[dict[str, Any]]:
-    """Each component and the deductions that moved, with their points before and after."""
+    """Each component, the deductions and the bonus that moved, with their points before and after."""
     moved: list[dict[str, Any]] = [
         {"component": name, "before": before.components[name], "after": after.components[name]}
         for name in after.components
@@ -96,4 +105,6 @@ def changes(before: Score, after: Score) -> list[dict[str, Any]]:
     ]
     if before.deductions != after.deductions:
         moved.append({"component": "deductions", "before": before.deductions, "after": after.deductions})
+    if before.bonus != after.bonus:
+        moved.append({"component": "bonus", "before": before.bonus, "after": after.bonus})
     return moved

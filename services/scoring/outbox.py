@@ -8,7 +8,7 @@ from eventsourcing.domain import DomainEventProtocol
 
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import Scorecard
-from shared.contracts import Contract, ScoreRecalculatedV1
+from shared.contracts import Contract, ScoreRecalculatedV2
 from shared.outbox import EventStoreOutbox
 
 SOURCE = "scoring"
@@ -17,7 +17,7 @@ SOURCE = "scoring"
 def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None:
     if not isinstance(domain_event, Scorecard.FactApplied):
         return None
-    return ScoreRecalculatedV1(
+    return ScoreRecalculatedV2(
         hall_id=domain_event.hall_id,
         period=domain_event.period,
         subject_id=uuid.UUID(domain_event.fact["subject"]),
@@ -29,6 +29,7 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None
         score=domain_event.score_after,
         components=domain_event.components,
         deductions=domain_event.deductions,
+        bonus=domain_event.bonus,
         changes=domain_event.changes,
         at=domain_event.occurred_at,
     )

@@ -1,7 +1,7 @@
 """Scores and grades end to end: 40 halls over one month, expected results worked out by hand below.
 
-Default policy: response 20, resolution 30, satisfaction 20, efficiency 15, innovation 15 (no
-service records highlights, so always full), full marks without data, a finding costs its
+Default policy: response 20, resolution 30, satisfaction 20, efficiency 15, innovation 15 (the 40
+halls' inspections rate no innovation, so it is full), full marks without data, a finding costs its
 checklist points (A1 2, B1 4, E1 3). 36 halls are graded: 1 excellent place (5%), 7 good (20%).
 """
 
@@ -195,6 +195,52 @@ async def test_a_what_if_with_other_weights_reports_the_changed_grades_and_leave
     scores = {d["hall_id"]: d["what_if_score"] for d in report["differences"]}
     assert (scores["ZJ-01"], scores["ZJ-04"], scores["ZJ-14"], scores["ZJ-11"]) == (90, 94, 90, 93.33)
     assert await grades_when(client, lambda b: True) == live_before
+
+
+async def test_highlights_earn_a_capped_bonus_innovation_its_rating_and_media_exposure_costs_from_2026_12(
+    client: StackClient,
+) -> None:
+    await client.register_hall(province="江苏", city="南京", hall_id="JS-01")
+    inspection = await inspect(
+        client,
+        "JS-01",
+        failed_items=["A1"],
+        findings=[{"item_id": "A1", "description": "A1 failed"}],
+        innovation_rating=0.6,
+        highlights=[{"description": "sign-language counter", "points": 3}, {"description": "elder desk", "points": 4}],
+    )
+    assert inspection.status_code == 201, inspection.text
+    complaint = await client.post_complaint(complaint_body("JS-01") | {"channel": "internet_media"})
+    complaint_id = complaint.json()["id"]
+    for action, body in [
+        ("acknowledge", {}),
+        ("check", {"substantiated": True, "root_cause": "rude answer", "responsible_unit": "JS-01"}),
+    ]:
+        assert (await client.step(complaint_id, action, body)).status_code == 200, action
+    # By hand, policy 2026-01: response 20 + resolution 0 of 1 + satisfaction without data 20 + efficiency 15
+    # + innovation 15 x 0.6 = 9 -> 64; A1 costs 2; highlights 3 + 4 capped at 5 -> 67.
+    grades = await grades_when(client, lambda b: by_hall(b).get("JS-01", {}).get("score") == 67, scope="group/江苏")
+    assert by_hall(grades)["JS-01"]["grade"] == "below"
+
+    card = await client.http.get(f"{client.projections_url}/api/v1/halls/JS-01/scorecard", params={"period": PERIOD})
+    assert card.status_code == 200, card.text
+    assert (card.json()["components"]["innovation"], card.json()["bonus"], card.json()["deductions"]) == (9, 5, 2)
+    [inspected] = [c for c in card.json()["changes"] if c["source_event_type"] == "InspectionRecorded"]
+    assert {c["component"]: (c["before"], c["after"]) for c in inspected["changes"]} == {
+        "innovation": (15, 9),
+        "bonus": (0, 5),
+    }
+
+    # 2026-12 adds the media-exposure deduction (10) that 2026-01 left out: a substantiated complaint
+    # that came through the internet media costs it.
+    what_if = await client.http.post(
+        f"{client.projections_url}/api/v1/grades/what-if",
+        params={"period": PERIOD, "scope": "group/江苏"},
+        json={"policy_version": "2026-12"},
+    )
+    assert what_if.status_code == 200, what_if.text
+    [difference] = what_if.json()["differences"]
+    assert (difference["hall_id"], difference["live_score"], difference["what_if_score"]) == ("JS-01", 67, 57)
 
 
 async def test_a_what_if_policy_with_a_bad_entry_is_refused_naming_it(client: StackClient) -> None:

@@ -9,6 +9,7 @@ from shared.scorecard import PeriodFacts, score
 from shared.scoring_policy import CHINA_TIME, empty_score, load_scoring_policies, period_of, period_start
 
 POLICY = load_scoring_policies()["2026-01"]
+WITH_MEDIA_EXPOSURE = load_scoring_policies()["2026-12"]
 
 
 def facts(*applied: dict[str, object]) -> PeriodFacts:
@@ -70,6 +71,36 @@ def test_findings_deduct_their_points_doubled_when_overdue_and_negative_impact_c
         POLICY,
     )
     assert result.deductions == 2 + 3 * 2 + 5 + 10
+
+
+def test_innovation_is_the_mean_rating_and_highlight_bonus_is_capped_then_the_total() -> None:
+    inspections = facts(
+        {"kind": "inspected", "subject": "i1", "innovation_rating": 0.6, "bonus": 3.0},
+        {"kind": "inspected", "subject": "i2", "innovation_rating": 0.2, "bonus": 4.0},
+        {"kind": "inspected", "subject": "i3", "bonus": 0.0},  # not rated: leaves the mean alone
+        {"kind": "finding_opened", "subject": "o1", "points": 3},
+    )
+    result = score(inspections, POLICY)
+    # innovation: 15 x mean(0.6, 0.2) = 6; bonus 3 + 4 capped at 5; other components without data: 85
+    assert result.components["innovation"] == 6.0
+    assert (result.bonus, result.deductions) == (5.0, 3.0)
+    assert result.total == 85 + 6 - 3 + 5
+
+
+def test_the_bonus_cannot_lift_a_score_over_the_final_cap() -> None:
+    assert score(facts({"kind": "inspected", "subject": "i", "bonus": 5.0}), POLICY).total == 100
+
+
+def test_a_substantiated_complaint_that_reached_the_media_costs_from_2026_12() -> None:
+    exposed = facts(
+        registered("m", channel="internet_media"), {"kind": "checked", "subject": "m", "substantiated": True}
+    )
+    assert score(exposed, POLICY).deductions == 0  # 2026-01 left media exposure out
+    assert score(exposed, WITH_MEDIA_EXPOSURE).deductions == 10
+    unfounded = facts(
+        registered("m", channel="internet_media"), {"kind": "checked", "subject": "m", "substantiated": False}
+    )
+    assert score(unfounded, WITH_MEDIA_EXPOSURE).deductions == 0
 
 
 def standing(hall_id: str, score: float, level: int = 1, ownership: str = "self_operated") -> Standing:
