@@ -21,8 +21,10 @@ import asyncpg
 import eventsourcing.persistence
 from opentelemetry import trace
 
+from shared.clock import Clock, system_clock
 from shared.contracts import IntegrationEvent, InvalidEvent, decode_event
-from shared.metrics import CONSUMED
+from shared.metrics import CONSUMED, CONSUMER_DELAY
+from shared.tracing import Headers, context_from_headers
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -76,6 +78,7 @@ class ReceivedMessage:
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: Headers = ()
 
 
 class DeadLetterSink(Protocol):
@@ -107,12 +110,14 @@ class IdempotentConsumer:
         handlers: Mapping[str, Handler],
         dead_letters: DeadLetterSink,
         retry_delay_seconds: float = 1.0,
+        clock: Clock = system_clock,
     ) -> None:
         self.name = name
         self.pool = pool
         self.handlers = handlers
         self.dead_letters = dead_letters
         self.retry_delay_seconds = retry_delay_seconds
+        self.clock = clock
 
     async def create_tables(self) -> None:
         await self.pool.execute(INBOX_DDL)
@@ -130,11 +135,16 @@ class IdempotentConsumer:
         handler = self.handlers.get(event.event_type)
         if handler is None:
             return Outcome.IGNORED
-        with tracer.start_as_current_span(f"consume {event.event_type}", kind=trace.SpanKind.CONSUMER) as span:
+        with tracer.start_as_current_span(
+            f"consume {event.event_type}", context=context_from_headers(message.headers), kind=trace.SpanKind.CONSUMER
+        ) as span:
             span.set_attribute("messaging.consumer.group.name", self.name)
             outcome = await self._apply(handler, event, message)
             span.set_attribute("outcome", outcome.value)
-            return outcome
+        if outcome is Outcome.APPLIED:
+            delay = self.clock() - event.envelope.occurred_at
+            CONSUMER_DELAY.labels(self.name).observe(max(delay.total_seconds(), 0.0))
+        return outcome
 
     async def _apply(self, handler: Handler, event: IntegrationEvent, message: ReceivedMessage) -> Outcome:
         while True:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 HTTP_REQUESTS = Counter(
     "http_server_requests", "HTTP requests answered, by route template and status.", ["method", "route", "status"]
@@ -22,7 +22,17 @@ HTTP_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 CONSUMED = Counter("consumer_events", "Events a consumer received, by outcome.", ["consumer", "outcome"])
+CONSUMER_DELAY = Histogram(
+    "consumer_event_delay_seconds",
+    "From an event's occurrence to its being applied by the consumer (for projections: how stale the read side is).",
+    ["consumer"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
 PUBLISHED = Counter("relay_published_events", "Stored events a relay published to the broker.", ["relay"])
+RELAY_LAG = Gauge("relay_lag_events", "Stored events the relay has not published yet.", ["relay"])
+CONSUMER_LAG = Gauge(
+    "consumer_lag_messages", "Messages on the topic the consumer group has not committed yet.", ["consumer", "topic"]
+)
 COMPLAINTS_REGISTERED = Counter(
     "complaints_registered", "Complaints registered (repeats not counted).", ["channel", "category", "priority"]
 )

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import cast
 
-from eventsourcing.application import Application
 from eventsourcing.domain import AggregateEvent, DomainEventProtocol
-from eventsourcing.persistence import Notification
 
 from shared.contracts import Contract, build_event, encode_event
 from shared.relay import OutgoingMessage
+from shared.tracing import StoresTraceContext
 
 ToContract = Callable[[DomainEventProtocol[uuid.UUID]], Contract | None]
 
 
 class EventStoreOutbox:
-    def __init__(self, application: Application[Any], to_contract: ToContract, source: str) -> None:
+    def __init__(self, application: StoresTraceContext, to_contract: ToContract, source: str) -> None:
         self.application = application
         self.to_contract = to_contract
         self.source = source
@@ -26,14 +25,24 @@ class EventStoreOutbox:
         notifications = self.application.recorder.select_notifications(
             start=position, limit=limit, inclusive_of_start=False
         )
-        return [self._message(notification) for notification in notifications]
+        events = [
+            (notification.id, cast(AggregateEvent, self.application.mapper.to_domain_event(notification)))
+            for notification in notifications
+        ]
+        trace_contexts = self.application.stored_trace_contexts([event for _, event in events])
+        return [
+            self._message(position, event, trace_contexts.get((event.originator_id, event.originator_version)))
+            for position, event in events
+        ]
 
-    def _message(self, notification: Notification) -> OutgoingMessage:
-        domain_event = cast(AggregateEvent, self.application.mapper.to_domain_event(notification))
-        key = str(notification.originator_id).encode()
+    def newest_position(self) -> int:
+        return self.application.recorder.max_notification_id() or 0
+
+    def _message(self, position: int, domain_event: AggregateEvent, traceparent: str | None) -> OutgoingMessage:
+        key = str(domain_event.originator_id).encode()
         contract = self.to_contract(domain_event)
         if contract is None:
-            return OutgoingMessage(position=notification.id, key=key, value=None)
+            return OutgoingMessage(position=position, key=key, value=None)
         event = build_event(
             contract,
             source=self.source,
@@ -42,11 +51,12 @@ class EventStoreOutbox:
             occurred_at=domain_event.timestamp,
         )
         return OutgoingMessage(
-            position=notification.id,
+            position=position,
             key=key,
             value=encode_event(event),
             headers=[
                 ("event_type", contract.event_type.encode()),
                 ("schema_version", str(contract.schema_version).encode()),
             ],
+            traceparent=traceparent,
         )

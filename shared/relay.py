@@ -15,13 +15,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 
-from shared.metrics import PUBLISHED
+from shared.metrics import PUBLISHED, RELAY_LAG
+from shared.tracing import TRACE_CONTEXTS_DDL, context_of, traceparent_header
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -42,6 +43,7 @@ class OutgoingMessage:
     key: bytes
     value: bytes | None
     headers: list[tuple[str, bytes]] = field(default_factory=list)
+    traceparent: str | None = None  # of the request or message that stored the event, if traced
 
 
 class Outbox(Protocol):
@@ -49,13 +51,19 @@ class Outbox(Protocol):
         """Stored events after `position`, in order. Blocking: run in a thread."""
         ...
 
+    def newest_position(self) -> int:
+        """The position of the newest stored event (0 if none). Blocking: run in a thread."""
+        ...
+
 
 class RelayPositions:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def create_table(self) -> None:
+    async def create_tables(self) -> None:
+        """The relay's position, and the trace contexts it passes on (see shared/tracing.py)."""
         await self.pool.execute(POSITIONS_DDL)
+        await self.pool.execute(TRACE_CONTEXTS_DDL)
 
     async def get(self, relay_name: str) -> int:
         position = await self.pool.fetchval("SELECT position FROM relay_positions WHERE relay_name = $1", relay_name)
@@ -136,26 +144,33 @@ class Relay:
     async def publish_next_batch(self) -> int:
         """Publishes one batch; returns how many stored events it covered."""
         position = await self.positions.get(self.name)
+        newest = await asyncio.to_thread(self.outbox.newest_position)
+        RELAY_LAG.labels(self.name).set(max(newest - position, 0))
         batch = await asyncio.to_thread(self.outbox.read_after, position, self.batch_size)
         if not batch:
             return 0
         producer = await self._connected_producer()
-        with tracer.start_as_current_span("relay publish", kind=trace.SpanKind.PRODUCER) as span:
-            span.set_attribute("messaging.destination.name", self.topic)
-            span.set_attribute("messaging.batch.message_count", len(batch))
-            await self._publish(producer, batch)
+        await self._publish(producer, batch)
         if not await self.positions.advance(self.name, position, batch[-1].position):
             logger.info("relay %s: position moved by a rewind; continuing from there", self.name)
         return len(batch)
 
     async def _publish(self, producer: AIOKafkaProducer, batch: Sequence[OutgoingMessage]) -> None:
-        deliveries = [
-            await producer.send(self.topic, message.value, key=message.key, headers=message.headers)
-            for message in batch
-            if message.value is not None
-        ]
+        deliveries = [await self._send(producer, message) for message in batch if message.value is not None]
         await asyncio.gather(*deliveries)
         PUBLISHED.labels(self.name).inc(len(deliveries))
+
+    async def _send(self, producer: AIOKafkaProducer, message: OutgoingMessage) -> asyncio.Future[Any]:
+        """Queues one message; its span continues the trace the event was stored in."""
+        with tracer.start_as_current_span(
+            "relay publish", context=context_of(message.traceparent), kind=trace.SpanKind.PRODUCER
+        ) as span:
+            span.set_attribute("messaging.destination.name", self.topic)
+            headers = [*message.headers, *traceparent_header()]
+            delivery: asyncio.Future[Any] = await producer.send(
+                self.topic, message.value, key=message.key, headers=headers
+            )
+            return delivery
 
     async def _connected_producer(self) -> AIOKafkaProducer:
         if self.producer is None:

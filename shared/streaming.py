@@ -13,10 +13,13 @@ from typing import Any
 import asyncpg
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from faust.contrib.asgi import faust_app_running
 
+from shared.clock import Clock, system_clock
 from shared.consumer import Handler, IdempotentConsumer, ReceivedMessage, dead_letter_record
+from shared.metrics import CONSUMER_LAG
 from shared.topics import dead_letter_topic
 
 logger = logging.getLogger(__name__)
@@ -67,10 +70,57 @@ def subscribe(app: faust.App, consumer: IdempotentConsumer, topic_name: str) -> 
                     offset=message.offset,
                     key=message.key,
                     value=message.value,
+                    headers=header_pairs(message.headers),
                 )
             )
 
     app.agent(topic, name=f"{consumer.name}-{topic_name}")(consume)
+
+
+def header_pairs(headers: Mapping[str, bytes] | Sequence[tuple[str, bytes]] | None) -> list[tuple[str, bytes]]:
+    """faust hands headers over as a mapping or as pairs, depending on where the message came from."""
+    if headers is None:
+        return []
+    return list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+
+
+class ConsumerLagMonitor:
+    """Sets `consumer_lag_messages`: for each topic, the messages the group has not committed yet.
+
+    Reads end offsets with ListOffsets, which the local broker under-reports by up to one batch
+    (see `end_offsets`); a lag metric can live with that, and on Kafka it is exact.
+    """
+
+    def __init__(self, bootstrap_servers: str, consumer_name: str, group_id: str, topics: Sequence[str]) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.consumer_name = consumer_name
+        self.group_id = group_id
+        self.topics = topics
+
+    async def run(self, interval_seconds: float = 5) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
+        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, group_id=None)
+        await admin.start()
+        await reader.start()
+        try:
+            while True:
+                try:
+                    await self.measure(admin, reader)
+                except KafkaError as error:
+                    logger.warning("%s: consumer lag not measured: %s", self.consumer_name, error)
+                await asyncio.sleep(interval_seconds)
+        finally:
+            await admin.close()
+            with contextlib.suppress(asyncio.CancelledError):  # aiokafka 0.14, see BrokerResetWatchdog
+                await reader.stop()
+
+    async def measure(self, admin: AIOKafkaAdminClient, reader: AIOKafkaConsumer) -> None:
+        committed = await admin.list_consumer_group_offsets(self.group_id)
+        for topic in self.topics:
+            partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
+            ends = await reader.end_offsets(partitions)
+            done = {p: max(committed[p].offset, 0) if p in committed else 0 for p in partitions}
+            CONSUMER_LAG.labels(self.consumer_name, topic).set(sum(max(ends[p] - done[p], 0) for p in partitions))
 
 
 class BrokerResetWatchdog:
@@ -160,6 +210,7 @@ async def consuming(
     topics: Sequence[str],
     bootstrap_servers: str,
     data_dir: Path,
+    clock: Clock = system_clock,
 ) -> AsyncIterator[str]:
     """Runs an idempotent consumer of `topics` for the duration of the block; gives its consumer group.
 
@@ -169,17 +220,19 @@ async def consuming(
     group_id = await epochs.group_id()
     streams = create_faust_app(group_id, bootstrap_servers, data_dir)
     consumer = IdempotentConsumer(
-        name=name, pool=pool, handlers=handlers, dead_letters=FaustDeadLetterSink(streams, name)
+        name=name, pool=pool, handlers=handlers, dead_letters=FaustDeadLetterSink(streams, name), clock=clock
     )
     await consumer.create_tables()
     for topic in topics:
         subscribe(streams, consumer, topic)
     watchdog = asyncio.create_task(BrokerResetWatchdog(bootstrap_servers, topics[0], epochs.next_epoch).run())
+    lag = asyncio.create_task(ConsumerLagMonitor(bootstrap_servers, name, group_id, topics).run())
     try:
         async with faust_app_running(streams, stop_timeout=10):
             yield group_id
     finally:
         watchdog.cancel()
+        lag.cancel()
 
 
 async def topic_partitions(bootstrap_servers: str, topics: Sequence[str]) -> list[TopicPartition]:

@@ -1,30 +1,60 @@
-"""OpenTelemetry tracing: off by default; `TRACES_EXPORTER=console` writes spans as JSON to stdout.
+"""OpenTelemetry tracing, off by default: `TRACES_EXPORTER=otlp` sends spans over OTLP/HTTP to
+`OTEL_EXPORTER_OTLP_ENDPOINT` (the SDK's own setting); `console` writes them as JSON to stdout.
 
-Spans carry route templates, methods, status codes and event types: never query
-strings, bodies or headers, which may hold a customer's name or phone.
-OTLP export and trace propagation through Kafka headers come with the operations work.
+A complaint's trace runs from its HTTP request through the relay into every consumer. The relay
+publishes later, maybe from another replica, so the trace context of the request that stored an
+event is stored beside it (`event_trace_contexts`) and travels on in the Kafka message's
+`traceparent` header; a consumer's span continues it, and so do the events the consumer stores.
+
+Spans carry route templates, methods, status codes and event types: never query strings,
+bodies or headers, which may hold a customer's name or phone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Literal
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Literal
 
+from eventsourcing.application import Application
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Recording
 from fastapi import FastAPI, Request, Response
-from opentelemetry import trace
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from psycopg import sql
 
-TracesExporter = Literal["none", "console"]
+TracesExporter = Literal["none", "console", "otlp"]
+TRACE_CONTEXTS_DDL = """
+CREATE TABLE IF NOT EXISTS event_trace_contexts (
+    originator_id uuid NOT NULL,
+    originator_version integer NOT NULL,
+    traceparent text NOT NULL,
+    PRIMARY KEY (originator_id, originator_version)
+)
+"""
+Headers = Sequence[tuple[str, bytes]]
+EventKey = tuple[uuid.UUID, int]  # originator id and version
+_enabled = False
 
 
 def setup_tracing(service_name: str, exporter: TracesExporter) -> None:
+    global _enabled
     if exporter == "none":
         return
+    span_exporter: SpanExporter = OTLPSpanExporter() if exporter == "otlp" else ConsoleSpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-    provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(), schedule_delay_millis=200))
+    provider.add_span_processor(BatchSpanProcessor(span_exporter, schedule_delay_millis=200))
     trace.set_tracer_provider(provider)
+    _enabled = True
+
+
+def tracing_enabled() -> bool:
+    return _enabled
 
 
 def trace_requests(app: FastAPI) -> None:
@@ -41,3 +71,56 @@ def trace_requests(app: FastAPI) -> None:
             span.set_attribute("http.route", template)
             span.set_attribute("http.response.status_code", response.status_code)
             return response
+
+
+def current_traceparent() -> str | None:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def context_of(traceparent: str | None) -> Context | None:
+    return propagate.extract({"traceparent": traceparent}) if traceparent else None
+
+
+def traceparent_header() -> list[tuple[str, bytes]]:
+    traceparent = current_traceparent()
+    return [("traceparent", traceparent.encode())] if traceparent else []
+
+
+def context_from_headers(headers: Headers) -> Context:
+    carrier = {name: value.decode(errors="replace") for name, value in headers if name == "traceparent"}
+    return propagate.extract(carrier)
+
+
+class StoresTraceContext(Application[uuid.UUID]):
+    """An application that stores, beside each event it saves, the trace context it was saved in."""
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[uuid.UUID]]:
+        recordings = super().save(*objs, **kwargs)
+        self.store_trace_context(recording.domain_event for recording in recordings)
+        return recordings
+
+    def store_trace_context(self, events: Iterable[DomainEventProtocol[uuid.UUID]]) -> None:
+        """Does nothing outside a span, e.g. on the group-commit thread: the request's thread calls it itself."""
+        traceparent = current_traceparent() if _enabled else None
+        if traceparent is None:
+            return
+        rows = [(event.originator_id, event.originator_version, traceparent) for event in events]
+        datastore = self.recorder.datastore  # type: ignore[attr-defined]
+        insert = sql.SQL("INSERT INTO {}.event_trace_contexts VALUES (%s, %s, %s) ON CONFLICT DO NOTHING")
+        with datastore.transaction(commit=True) as cursor:
+            cursor.executemany(insert.format(sql.Identifier(datastore.schema)), rows)
+
+    def stored_trace_contexts(self, events: Sequence[DomainEventProtocol[uuid.UUID]]) -> dict[EventKey, str]:
+        """The trace context each event was stored in, where one was."""
+        if not _enabled or not events:
+            return {}
+        datastore = self.recorder.datastore  # type: ignore[attr-defined]
+        select = sql.SQL(
+            "SELECT originator_id, originator_version, traceparent FROM {}.event_trace_contexts"
+            " WHERE originator_id = ANY(%s)"
+        )
+        with datastore.transaction(commit=False) as cursor:
+            cursor.execute(select.format(sql.Identifier(datastore.schema)), (list({e.originator_id for e in events}),))
+            return {(row["originator_id"], row["originator_version"]): row["traceparent"] for row in cursor.fetchall()}

@@ -15,7 +15,7 @@ async def republish(from_position: int) -> None:
     pool = await create_pool(str(ComplaintsSettings().database_url), SCHEMA, max_size=1)
     try:
         positions = RelayPositions(pool)
-        await positions.create_table()
+        await positions.create_tables()
         await positions.rewind(RELAY_NAME, from_position)
     finally:
         await pool.close()

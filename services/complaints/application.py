@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate, AggregateEvent
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresDatastore
@@ -25,6 +25,7 @@ from services.complaints.inspections import Inspection, RectificationOrder, orde
 from shared.auth import OrgUnit, Principal
 from shared.clock import Clock, system_clock
 from shared.errors import ServiceError
+from shared.tracing import StoresTraceContext
 
 CHINA_TIME = ZoneInfo("Asia/Shanghai")
 MAX_LATE_SUBMISSION = timedelta(days=30)
@@ -198,7 +199,7 @@ class StepRequest:
     fingerprint: str | None = None
 
 
-class ComplaintsApplication(Application[uuid.UUID]):
+class ComplaintsApplication(StoresTraceContext):
     name = "complaints"
 
     def __init__(self, env: Mapping[str, str], clock: Clock = system_clock) -> None:
@@ -289,7 +290,7 @@ class ComplaintsApplication(Application[uuid.UUID]):
             request_fingerprint=fingerprint,
         )
         try:
-            self._group_commit.save(complaint)
+            self.store_trace_context(self._group_commit.save(complaint))  # saved on another thread
         except IntegrityError:
             # A concurrent request with the same idempotency key won the race.
             return self._replayed(self.get_complaint(complaint_id, viewer), fingerprint), False

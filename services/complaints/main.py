@@ -32,7 +32,7 @@ class ComplaintsSettings(ServiceSettings):
 
 
 async def migrate(pool: asyncpg.Pool) -> None:
-    await RelayPositions(pool).create_table()
+    await RelayPositions(pool).create_tables()
     await pool.execute(f"CREATE SEQUENCE IF NOT EXISTS {COMPLAINT_NUMBER_SEQUENCE}")
     await pool.execute(
         """

@@ -14,13 +14,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from services.escalation.metrics import count_stops
 from services.escalation.tracking import Opening, SlaRules, SlaSubject, sla_subject_id
 from shared.clock import Clock
 from shared.consumer import TransientError
 from shared.metrics import SLA_MILESTONES
+from shared.tracing import StoresTraceContext
 
 logger = logging.getLogger(__name__)
 # Another writer (the consumer or a second replica) saved the same subject first: load it again and redo.
@@ -42,7 +44,7 @@ class UnknownSubject(LookupError):
     """An event for a complaint or order whose opening event was never seen."""
 
 
-class EscalationApplication(Application[uuid.UUID]):
+class EscalationApplication(StoresTraceContext):
     name = "escalation"
 
     def __init__(self, env: Mapping[str, str], rules: SlaRules, clock: Clock) -> None:
@@ -71,11 +73,14 @@ class EscalationApplication(Application[uuid.UUID]):
                 raise UnknownSubject(f"no clocks for {subject_id}: its opening event was never received")
             now = self.clock()
             subject.recalculate(self.rules, now)  # closed while the rules changed, and now reopened
+            running = subject.running_clocks(self.rules)
             subject.observe(self.rules, event_id, event_type, at, now)
             try:
                 self._save(subject)
             except IntegrityError:
                 continue
+            if subject.kind == "complaint":
+                count_stops(subject, subject.stopped_since(self.rules, running))
             return self.due(subject)
         raise TransientError(f"{subject_id}: still conflicting after {MAX_CONFLICT_RETRIES} attempts")
 

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from services.escalation import api, clocks_api, consumer, recalculation, scheduler
 from services.escalation.application import EscalationApplication
 from services.escalation.calendar import BUSINESS_HOURS_FILE, CALENDAR_DIR, Calendars, load_year_files
+from services.escalation.metrics import publish_limits
 from services.escalation.outbox import escalation_outbox
 from services.escalation.policy import POLICY_DIR, load_policies
 from services.escalation.tracking import SlaRules
@@ -55,7 +56,7 @@ def load_rules(settings: EscalationSettings) -> SlaRules:
 
 
 async def migrate(pool: asyncpg.Pool) -> None:
-    await RelayPositions(pool).create_table()
+    await RelayPositions(pool).create_tables()
     await scheduler.create_tables(pool)
     await recalculation.create_tables(pool)
 
@@ -67,6 +68,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
     auth = AuthSettings()
     clock = settings.clock(auth.environment)
     rules = load_rules(settings)
+    publish_limits(rules, clock())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -100,6 +102,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
                     topics=[COMPLAINTS_EVENTS],
                     bootstrap_servers=settings.kafka_bootstrap_servers,
                     data_dir=settings.data_dir,
+                    clock=clock,
                 ) as group_id,
             ):
                 firing = asyncio.create_task(fire_deadlines_once_caught_up(group_id), name="scheduler")

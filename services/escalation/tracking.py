@@ -101,6 +101,13 @@ class ClockPlan:
         return next(p.milestone.due_at for p in self.milestones if p.milestone.kind == "breach")
 
 
+@dataclass(frozen=True)
+class ClockStop:
+    clock: str
+    working_seconds: float
+    breached: bool
+
+
 def sla_subject_id(subject_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(SLA_NAMESPACE, str(subject_id))
 
@@ -176,6 +183,21 @@ class SlaSubject(Aggregate):
             if planned.milestone.due_at is not None and planned.key not in self.fired
         ]
         return min(pending, default=None)
+
+    def running_clocks(self, rules: SlaRules) -> set[str]:
+        return {plan.name for plan in self.plans(rules) if plan.clock.stopped_at is None}
+
+    def stopped_since(self, rules: SlaRules, were_running: set[str]) -> list[ClockStop]:
+        """The clocks among `were_running` that have stopped, with their working time and whether they breached."""
+        return [
+            ClockStop(
+                plan.name,
+                plan.clock.elapsed(plan.calendar, plan.clock.stopped_at).total_seconds(),
+                any(p.milestone.kind == "breach" and p.key in self.fired for p in plan.milestones),
+            )
+            for plan in self.plans(rules)
+            if plan.name in were_running and plan.clock.stopped_at is not None
+        ]
 
     def observe(self, rules: SlaRules, event_id: uuid.UUID, event_type: str, at: datetime, now: datetime) -> bool:
         """Records a clock-moving event; returns False if it was already recorded.

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import asyncpg
 from fastapi import FastAPI
 
-from services.projections import api, complaints, scores, scores_api, timeline
+from services.projections import api, complaints, scores, scores_api, sla_gauges, timeline
 from shared.auth import Authenticator, AuthSettings
 from shared.consumer import Connection, Handler
 from shared.contracts import (
@@ -63,18 +65,26 @@ def handlers() -> dict[str, Handler]:
     }
 
 
+async def migrate(pool: asyncpg.Pool) -> None:
+    await timeline.create_tables(pool)
+    await complaints.create_tables(pool)
+    await scores.create_tables(pool)
+    await sla_gauges.create_tables(pool)
+
+
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or ServiceSettings()
     logging.basicConfig(level=settings.log_level)
     setup_tracing(SCHEMA, settings.traces_exporter)
+    auth = AuthSettings()
+    clock = settings.clock(auth.environment)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(str(settings.database_url), SCHEMA)
-        await timeline.create_tables(pool)
-        await complaints.create_tables(pool)
-        await scores.create_tables(pool)
+        await migrate(pool)
         app.state.pool = pool
+        gauges = asyncio.create_task(sla_gauges.keep_measuring(pool, clock), name="sla-gauges")
         try:
             async with consuming(
                 name=CONSUMER_NAME,
@@ -83,14 +93,16 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 topics=[COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS],
                 bootstrap_servers=settings.kafka_bootstrap_servers,
                 data_dir=settings.data_dir,
+                clock=clock,
             ):
                 yield
         finally:
+            gauges.cancel()
             await pool.close()
 
     app = FastAPI(title="projections", version="1", lifespan=lifespan)
     app.state.pool = None
-    app.state.authenticator = Authenticator(AuthSettings())
+    app.state.authenticator = Authenticator(auth)
     app.state.scoring_policies = load_scoring_policies()
     app.include_router(api.router)
     app.include_router(scores_api.router)

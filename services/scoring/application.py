@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from services.scoring.domain import Scorecard, SourceEvent, scorecard_id
 from shared.consumer import TransientError
 from shared.scoring_policy import ScoringPolicy, period_start, scoring_policy_at
+from shared.tracing import StoresTraceContext
 
 MAX_CONFLICT_RETRIES = 5
 
 
-class ScoringApplication(Application[uuid.UUID]):
+class ScoringApplication(StoresTraceContext):
     name = "scoring"
 
     def __init__(self, env: Mapping[str, str], policies: dict[str, ScoringPolicy]) -> None:

@@ -11,11 +11,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import asyncpg
 from fastapi import FastAPI
 
 from services.scoring import consumer
 from services.scoring.application import ScoringApplication
 from services.scoring.outbox import scoring_outbox
+from shared.auth import AuthSettings
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
@@ -32,6 +34,11 @@ CONSUMER_NAME = "scoring"
 RELAY_NAME = "scoring-events"
 
 
+async def migrate(pool: asyncpg.Pool) -> None:
+    await RelayPositions(pool).create_tables()
+    await consumer.create_tables(pool)
+
+
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or ServiceSettings()
     logging.basicConfig(level=settings.log_level)
@@ -41,8 +48,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(str(settings.database_url), SCHEMA)
-        await RelayPositions(pool).create_table()
-        await consumer.create_tables(pool)
+        await migrate(pool)
         scoring = await asyncio.to_thread(ScoringApplication, settings.eventsourcing_env(SCHEMA), policies)
         relay = Relay(
             name=RELAY_NAME,
@@ -62,6 +68,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                     topics=[COMPLAINTS_EVENTS, ESCALATION_EVENTS],
                     bootstrap_servers=settings.kafka_bootstrap_servers,
                     data_dir=settings.data_dir,
+                    clock=settings.clock(AuthSettings().environment),
                 ),
             ):
                 yield

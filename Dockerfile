@@ -1,0 +1,44 @@
+# syntax=docker/dockerfile:1
+# One image for the four services and the migration Job: they share the code and the lock,
+# so one build, one scan and one tag serve them all; each Deployment (deploy/k8s) sets the
+# command. Build (needs a Docker engine; not exercised on the development machines):
+#   docker build --platform linux/amd64 -t registry.example.com/service-quality:0.1.0 .
+# linux/amd64 only: faust-streaming 0.15.3 publishes no arm64 wheel, and the image has no compiler.
+
+# python:3.11.14-slim-bookworm, pinned by the digest of its multi-architecture index.
+FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d AS app
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PYTHONPATH=/app \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore \
+    DATA_DIR=/data
+
+# The user the services run as (Kubernetes' runAsUser matches), and its only writable folder.
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin app \
+    && mkdir /data \
+    && chown 10001:10001 /data
+
+WORKDIR /app
+
+# Dependencies first, so a code change reuses this layer. Only the runtime dependencies of
+# pyproject.toml, at the versions requirements.lock pins (it also pins the development tools,
+# which stay out of the image); wheels only.
+COPY pyproject.toml requirements.lock ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/runtime-requirements.txt \
+    && pip install --no-cache-dir --only-binary=:all: \
+        --constraint requirements.lock --requirement /tmp/runtime-requirements.txt \
+    && rm /tmp/runtime-requirements.txt
+
+# The code, owned by root: the services cannot change it. Compiled now because the root
+# filesystem is read-only at run time.
+COPY shared/ shared/
+COPY services/ services/
+RUN python -m compileall -q shared services
+
+USER 10001:10001
+EXPOSE 8000

@@ -1,0 +1,490 @@
+"""Writes the Grafana dashboards in `dashboards/` from the panel lists below: this file is the source.
+
+    python deploy/grafana/generate.py           # rewrite the JSON after editing this file
+    python deploy/grafana/generate.py --check   # fail if the JSON is stale (tests/unit/test_dashboards.py)
+
+Queries use only the metric catalogue and the recording rules of deploy/prometheus/prometheus-rules.yaml.
+Ratios whose numerator may have no series yet (no breach, no 5xx, no dead letter) fall back to zero
+rather than to "no data".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+JSON = dict[str, Any]
+
+OUT = Path(__file__).resolve().parent / "dashboards"
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+WIDTH = 24
+
+
+def target(expr: str, legend: str = "", *, instant: bool = False) -> JSON:
+    return {
+        "datasource": DATASOURCE,
+        "expr": expr,
+        "legendFormat": legend,
+        "instant": instant,
+        "range": not instant,
+    }
+
+
+def panel(
+    kind: str,
+    title: str,
+    targets: list[JSON],
+    *,
+    unit: str = "short",
+    width: int = 12,
+    height: int = 8,
+    description: str = "",
+    defaults: JSON | None = None,
+    overrides: list[JSON] | None = None,
+    options: JSON | None = None,
+    interval: str | None = None,
+) -> JSON:
+    result: JSON = {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "gridPos": {"h": height, "w": width, "x": 0, "y": 0},
+        "targets": [dict(t, refId=chr(ord("A") + i)) for i, t in enumerate(targets)],
+        "fieldConfig": {"defaults": {"unit": unit, **(defaults or {})}, "overrides": overrides or []},
+        "options": options or {},
+    }
+    if interval:
+        result["interval"] = interval
+    return result
+
+
+def row(title: str) -> JSON:
+    return {"type": "row", "title": title, "collapsed": False, "gridPos": {"h": 1, "w": WIDTH, "x": 0, "y": 0}}
+
+
+def thresholds(*steps: tuple[float | None, str]) -> JSON:
+    return {"thresholds": {"mode": "absolute", "steps": [{"value": v, "color": c} for v, c in steps]}}
+
+
+def query_variable(name: str, label: str, query: str) -> JSON:
+    return {
+        "type": "query",
+        "name": name,
+        "label": label,
+        "datasource": DATASOURCE,
+        "query": {"query": query, "refId": f"{name}-values"},
+        "definition": query,
+        "refresh": 2,
+        "sort": 1,
+        "multi": True,
+        "includeAll": True,
+        "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "options": [],
+        "hide": 0,
+    }
+
+
+def custom_variable(name: str, label: str, values: list[str], default: str) -> JSON:
+    return {
+        "type": "custom",
+        "name": name,
+        "label": label,
+        "query": ",".join(values),
+        "multi": False,
+        "includeAll": False,
+        "current": {"selected": True, "text": default, "value": default},
+        "options": [{"selected": v == default, "text": v, "value": v} for v in values],
+        "hide": 0,
+    }
+
+
+DATASOURCE_VARIABLE: JSON = {
+    "type": "datasource",
+    "name": "datasource",
+    "label": "Data source",
+    "query": "prometheus",
+    "current": {"selected": False, "text": "Prometheus", "value": "prometheus"},
+    "regex": "",
+    "refresh": 1,
+    "hide": 0,
+}
+
+
+def dashboard(uid: str, title: str, description: str, variables: list[JSON], panels: list[JSON]) -> JSON:
+    """Numbers the panels and flows them left to right into rows of 24 columns."""
+    x = y = row_height = 0
+    for number, item in enumerate(panels, start=1):
+        grid = item["gridPos"]
+        if item["type"] == "row" or x + grid["w"] > WIDTH:
+            x, y, row_height = 0, y + row_height, 0
+        grid["x"], grid["y"] = x, y
+        item["id"] = number
+        x, row_height = x + grid["w"], max(row_height, grid["h"])
+        if item["type"] == "row":
+            x = WIDTH
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["service-quality"],
+        "timezone": "browser",
+        "editable": False,
+        "graphTooltip": 1,
+        "schemaVersion": 39,
+        "version": 1,
+        "refresh": "1m",
+        "time": {"from": "now-7d", "to": "now"},
+        "templating": {"list": [DATASOURCE_VARIABLE, *variables]},
+        "annotations": {"list": []},
+        "links": [],
+        "panels": panels,
+    }
+
+
+def sum_by(labels: str, inner: str) -> str:
+    return f"sum by ({labels}) ({inner})"
+
+
+def zero_filled(labels: str, part: str, whole: str) -> str:
+    """`sum by (labels) (part)`, with 0 where the whole has series but the part has none yet."""
+    return f"({sum_by(labels, part)} or 0 * {sum_by(labels, whole)})"
+
+
+# --- SLA overview -------------------------------------------------------------------------------
+
+SLA_FILTER = 'priority=~"$priority", channel=~"$channel", province=~"$province"'
+CLOCKS = {
+    "first_response": ("First response", "complaints_first_responded_total", 0.99),
+    "resolution": ("Resolution", "complaints_resolved_total", 0.98),
+}
+BUCKETS = {
+    "first_response": "complaint_first_response_working_seconds_bucket",
+    "resolution": "complaint_resolution_working_seconds_bucket",
+}
+
+
+def attainment(metric: str, by: str) -> str:
+    """Share of clocks stopped within the limit over the dashboard's range, by one label."""
+    breached = f'increase({metric}{{sla="breached", {SLA_FILTER}}}[$__range])'
+    stopped = f"increase({metric}{{{SLA_FILTER}}}[$__range])"
+    return f"1 - {zero_filled(by, breached, stopped)} / {sum_by(by, stopped)}"
+
+
+def attainment_panels(clock: str) -> list[JSON]:
+    name, metric, objective = CLOCKS[clock]
+    return [
+        panel(
+            "bargauge",
+            f"{name} attainment by {label}",
+            [target(attainment(metric, by), f"{{{{{by}}}}}", instant=True)],
+            unit="percentunit",
+            width=8,
+            height=10 if by == "province" else 8,
+            description=f"Share of {name.lower()} clocks stopped within their limit over the dashboard's range; "
+            f"the SLO is {objective:.0%}.",
+            defaults={"min": 0, "max": 1, "decimals": 1, **thresholds((None, "red"), (objective, "green"))},
+            options={"displayMode": "basic", "orientation": "horizontal", "showUnfilled": True},
+        )
+        for by, label in (("priority", "priority"), ("channel", "channel"), ("province", "unit (province)"))
+    ]
+
+
+def duration_panel(clock: str) -> JSON:
+    name = CLOCKS[clock][0]
+    buckets = f'{BUCKETS[clock]}{{priority=~"$priority"}}'
+    quantiles = [
+        target(
+            f"histogram_quantile({q}, {sum_by('le, priority', f'rate({buckets}[$window])')})",
+            f"{{{{priority}}}} p{round(q * 100)}",
+        )
+        for q in (0.5, 0.9, 0.99)
+    ]
+    limit = target(
+        f'max by (priority) (sla_limit_working_seconds{{clock="{clock}", priority=~"$priority"}})',
+        "{{priority}} limit",
+    )
+    return panel(
+        "timeseries",
+        f"{name} duration p50 / p90 / p99 against the limit (working time)",
+        [*quantiles, limit],
+        unit="s",
+        description=f"Quantiles of {name.lower()} durations in working seconds over the trailing $window, "
+        "by priority; dashed: the policy's limit (the regulator-appeal channel rule is not shown).",
+        overrides=[
+            {
+                "matcher": {"id": "byRegexp", "options": ".* limit$"},
+                "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}],
+            }
+        ],
+    )
+
+
+def sla_overview() -> JSON:
+    gauge = 'max by (priority) ({}{{priority=~"$priority"}})'
+    budget = "1 - slo:sla_breached:ratio_rate30d / (1 - slo:objective:ratio)"
+    burn = "slo:sla_breached:ratio_rate{} / (1 - slo:objective:ratio)"
+    breaches = 'increase(sla_milestones_total{milestone="breach"}[$__interval])'
+    escalations = 'increase(sla_milestones_total{milestone="escalation"}[$__interval])'
+    milestones = "increase(sla_milestones_total[$__interval])"
+    panels = [
+        row("Attainment (over the dashboard's range)"),
+        *attainment_panels("first_response"),
+        *attainment_panels("resolution"),
+        row("Durations against target"),
+        duration_panel("first_response"),
+        duration_panel("resolution"),
+        row("Backlog now"),
+        panel(
+            "stat",
+            "Open, at risk, overdue",
+            [
+                target(f"sum({gauge.format('complaints_open')})", "open", instant=True),
+                target(f"sum({gauge.format('complaints_at_risk')})", "at risk", instant=True),
+                target(
+                    'sum(max by (clock, priority) (complaints_overdue{priority=~"$priority"}))',
+                    "overdue (response or resolution)",
+                    instant=True,
+                ),
+            ],
+            width=8,
+            description="Open: not closed. At risk: warned, not yet breached. Overdue: a clock breached while "
+            "the complaint is still open (one complaint can be overdue on both clocks).",
+        ),
+        panel(
+            "stat",
+            "Oldest open complaint",
+            [target("max(complaints_oldest_open_age_seconds)", "age", instant=True)],
+            unit="dtdurations",
+            width=4,
+            description="Wall-clock age of the oldest complaint not yet closed.",
+        ),
+        panel(
+            "timeseries",
+            "Open and at risk by priority",
+            [
+                target(gauge.format("complaints_open"), "{{priority}} open"),
+                target(gauge.format("complaints_at_risk"), "{{priority}} at risk"),
+            ],
+        ),
+        panel(
+            "timeseries",
+            "Overdue now by clock and priority",
+            [target('max by (clock, priority) (complaints_overdue{priority=~"$priority"})', "{{clock}} {{priority}}")],
+            width=24,
+            description="Open complaints whose clock has breached: a breach in progress, before it closes.",
+        ),
+        row("Breaches"),
+        panel(
+            "timeseries",
+            "Breaches per day by clock",
+            [target(zero_filled("clock", breaches, milestones), "{{clock}}")],
+            interval="1d",
+            description="Breach milestones fired by the escalation service (per bar: one day, or more on long ranges).",
+            defaults={"custom": {"drawStyle": "bars", "fillOpacity": 80, "stacking": {"mode": "normal"}}},
+        ),
+        panel(
+            "timeseries",
+            "Escalations per day by level",
+            [target(zero_filled("level", escalations, milestones), "{{level}}")],
+            interval="1d",
+            defaults={"custom": {"drawStyle": "bars", "fillOpacity": 80, "stacking": {"mode": "normal"}}},
+        ),
+        row("Error budget (all complaints; 30 days)"),
+        panel(
+            "stat",
+            "Error budget remaining (30 days)",
+            [target(budget, "{{slo}}", instant=True)],
+            unit="percentunit",
+            width=6,
+            description="1 - (breached share over 30 days) / (1 - SLO); below 0 the SLO is missed.",
+            defaults={"decimals": 1, **thresholds((None, "red"), (0, "orange"), (0.25, "green"))},
+        ),
+        panel(
+            "timeseries",
+            "Burn rate",
+            [target(burn.format(window), f"{{{{slo}}}} {window}") for window in ("1h", "6h", "1d")],
+            width=9,
+            description="Budget consumption relative to the sustainable rate (1 = budget lasts exactly 30 days). "
+            "Pages at 14.4 (1h) and 6 (6h), tickets at 3 (1d) and 1 (3d).",
+            defaults={
+                "custom": {"thresholdsStyle": {"mode": "line+area"}},
+                **thresholds((None, "green"), (1, "yellow"), (6, "orange"), (14.4, "red")),
+            },
+        ),
+        panel(
+            "timeseries",
+            "Attainment, trailing day, against the objective",
+            [
+                target("1 - slo:sla_breached:ratio_rate1d", "{{slo}}"),
+                target("slo:objective:ratio", "{{slo}} objective"),
+            ],
+            unit="percentunit",
+            width=9,
+            overrides=[
+                {
+                    "matcher": {"id": "byRegexp", "options": ".* objective$"},
+                    "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}],
+                }
+            ],
+        ),
+    ]
+    variables = [
+        query_variable("priority", "Priority", "label_values(complaints_first_responded_total, priority)"),
+        query_variable("channel", "Channel", "label_values(complaints_first_responded_total, channel)"),
+        query_variable("province", "Unit (province)", "label_values(complaints_first_responded_total, province)"),
+        custom_variable("window", "Duration window", ["1h", "6h", "1d", "7d"], "1d"),
+    ]
+    return dashboard(
+        "sq-sla-overview",
+        "SLA overview",
+        "First-response and resolution SLAs: attainment, durations against the limits, backlog, breaches, "
+        "error budget. Priority, channel and unit filters apply where the metric carries the label.",
+        variables,
+        panels,
+    )
+
+
+# --- Pipeline -----------------------------------------------------------------------------------
+
+JOB = 'job=~"$job"'
+
+
+def rate(selector: str) -> str:
+    return f"rate({selector}[$__rate_interval])"
+
+
+def latency(quantile: float) -> JSON:
+    buckets = rate(f"http_server_request_duration_seconds_bucket{{{JOB}}}")
+    return panel(
+        "timeseries",
+        f"Latency p{round(quantile * 100)} by service and route",
+        [target(f"histogram_quantile({quantile}, {sum_by('le, job, route', buckets)})", "{{job}} {{route}}")],
+        unit="s",
+    )
+
+
+def pipeline() -> JSON:
+    requests = rate(f"http_server_requests_total{{{JOB}}}")
+    errors = rate(f'http_server_requests_total{{{JOB}, status=~"5.."}}')
+    consumed = f"increase(consumer_events_total{{{JOB}}}[1h])"
+    dead = f'increase(consumer_events_total{{{JOB}, outcome="dead_lettered"}}[1h])'
+    event_delay = sum_by("consumer, le", rate(f"consumer_event_delay_seconds_bucket{{{JOB}}}"))
+    panels = [
+        row("Services"),
+        panel(
+            "stat",
+            "Targets up",
+            [target(sum_by("job", f"up{{{JOB}}}"), "{{job}}", instant=True)],
+            width=24,
+            height=4,
+            description="Instances answering scrapes, per service.",
+            defaults=thresholds((None, "red"), (1, "green")),
+        ),
+        panel("timeseries", "Request rate by service", [target(sum_by("job", requests), "{{job}}")], unit="reqps"),
+        panel(
+            "timeseries",
+            "5xx error ratio by service",
+            [target(f"{zero_filled('job', errors, requests)} / {sum_by('job', requests)}", "{{job}}")],
+            unit="percentunit",
+        ),
+        panel(
+            "timeseries",
+            "Request rate by route",
+            [target(sum_by("job, route", requests), "{{job}} {{route}}")],
+            unit="reqps",
+        ),
+        panel(
+            "timeseries",
+            "5xx rate by route",
+            [target(zero_filled("job, route", errors, requests), "{{job}} {{route}}")],
+            unit="reqps",
+        ),
+        latency(0.5),
+        latency(0.99),
+        row("Relays and consumers"),
+        panel(
+            "timeseries",
+            "Relay lag (stored events not yet published)",
+            [target(f"max by (relay) (relay_lag_events{{{JOB}}})", "{{relay}}")],
+        ),
+        panel(
+            "timeseries",
+            "Relay publications",
+            [target(sum_by("relay", rate(f"relay_published_events_total{{{JOB}}}")), "{{relay}}")],
+            unit="ops",
+        ),
+        panel(
+            "timeseries",
+            "Consumer lag by consumer and topic",
+            [target(f"max by (consumer, topic) (consumer_lag_messages{{{JOB}}})", "{{consumer}} {{topic}}")],
+            unit="short",
+        ),
+        panel(
+            "timeseries",
+            "Consumed events by outcome",
+            [target(sum_by("consumer, outcome", rate(f"consumer_events_total{{{JOB}}}")), "{{consumer}} {{outcome}}")],
+            unit="ops",
+        ),
+        panel(
+            "timeseries",
+            "Dead-lettered events (trailing hour)",
+            [target(zero_filled("consumer", dead, consumed), "{{consumer}}")],
+            description="Events sent to <consumer>.dead-letter.v1 in the hour before each point.",
+            defaults=thresholds((None, "green"), (1, "red")),
+        ),
+        panel(
+            "timeseries",
+            "Event delay by consumer (occurred to applied; projections: read-model staleness)",
+            [
+                target(f"histogram_quantile({q}, {event_delay})", f"{{{{consumer}}}} p{round(q * 100)}")
+                for q in (0.5, 0.99)
+            ],
+            unit="s",
+        ),
+    ]
+    variables = [
+        query_variable("job", "Service", 'label_values(up{job=~"complaints|escalation|scoring|projections"}, job)'),
+    ]
+    return dashboard(
+        "sq-pipeline",
+        "Pipeline",
+        "HTTP traffic, errors and latency by service and route; relays, consumers, dead letters and projection delay.",
+        variables,
+        panels,
+    )
+
+
+DASHBOARDS = {"sla-overview.json": sla_overview, "pipeline.json": pipeline}
+
+
+def render(build: Callable[[], JSON]) -> str:
+    return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Writes the Grafana dashboards from this source.")
+    parser.add_argument("--check", action="store_true", help="fail if the JSON files differ from this source")
+    check = parser.parse_args().check
+    stale = []
+    for name, build in DASHBOARDS.items():
+        path, text = OUT / name, render(build)
+        if check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(name)
+        else:
+            OUT.mkdir(exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    if stale:
+        print(f"stale: {', '.join(stale)}; run python deploy/grafana/generate.py", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""The PromQL of every Grafana dashboard panel, runnable as is, and the metric names it may use.
+
+`dashboard_queries()` replaces Grafana's variables with concrete values (every "All" selection
+becomes `.*`), so an integration test can send each query to a real Prometheus.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
+PROMETHEUS_RULE = ROOT / "deploy" / "prometheus" / "prometheus-rules.yaml"
+
+# The metric catalogue the services expose at /metrics (names as scraped, histograms with their
+# series), plus Prometheus' own `up`.
+CATALOGUE: frozenset[str] = frozenset(
+    {
+        "up",
+        "http_server_requests_total",
+        *(f"http_server_request_duration_seconds_{s}" for s in ("bucket", "sum", "count")),
+        "complaints_registered_total",
+        "relay_published_events_total",
+        "relay_lag_events",
+        "complaints_first_responded_total",
+        "complaints_resolved_total",
+        *(f"complaint_first_response_working_seconds_{s}" for s in ("bucket", "sum", "count")),
+        *(f"complaint_resolution_working_seconds_{s}" for s in ("bucket", "sum", "count")),
+        "sla_limit_working_seconds",
+        "sla_milestones_total",
+        "consumer_events_total",
+        "consumer_lag_messages",
+        "complaints_open",
+        "complaints_at_risk",
+        "complaints_overdue",
+        "complaints_oldest_open_age_seconds",
+        *(f"consumer_event_delay_seconds_{s}" for s in ("bucket", "sum", "count")),
+    }
+)
+
+# What Grafana would put in a query over a one-hour range at a 15 s scrape interval; a panel's own
+# minimum interval (e.g. one day per bar) takes the place of both intervals.
+GRAFANA_BUILTINS = {"__rate_interval": "1m", "__interval": "1m", "__range": "1h", "__range_s": "3600"}
+
+_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
+
+
+class Query(NamedTuple):
+    dashboard: str
+    panel: str
+    expr: str
+
+
+def load_rule_groups() -> list[dict[str, Any]]:
+    """The `groups` of the PrometheusRule, as a Prometheus rule file holds them."""
+    document = yaml.safe_load(PROMETHEUS_RULE.read_text(encoding="utf-8"))
+    groups: list[dict[str, Any]] = document["spec"]["groups"]
+    return groups
+
+
+def recorded_metrics() -> frozenset[str]:
+    return frozenset(rule["record"] for group in load_rule_groups() for rule in group["rules"] if "record" in rule)
+
+
+def dashboard_files() -> list[Path]:
+    return sorted(DASHBOARDS.glob("*.json"))
+
+
+def variable_values(dashboard: dict[str, Any]) -> dict[str, str]:
+    """Each template variable's default: its current value, or its "All" value (`.*` unless set)."""
+    values = dict(GRAFANA_BUILTINS)
+    for variable in dashboard.get("templating", {}).get("list", []):
+        current = variable.get("current", {}).get("value")
+        if isinstance(current, list):
+            current = "|".join(current)
+        if current in (None, "", "$__all"):
+            current = variable.get("allValue") or ".*"
+        values[variable["name"]] = str(current)
+    return values
+
+
+def substitute(expr: str, values: dict[str, str]) -> str:
+    def value(match: re.Match[str]) -> str:
+        name = next(group for group in match.groups() if group)
+        if name not in values:
+            raise KeyError(f"Grafana variable ${name} is not defined in {expr!r}")
+        return values[name]
+
+    return _VARIABLE.sub(value, expr)
+
+
+def dashboard_queries() -> list[Query]:
+    """(dashboard title, panel title, expr) for every target of every panel, variables substituted."""
+    queries = []
+    for path in dashboard_files():
+        dashboard = json.loads(path.read_text(encoding="utf-8"))
+        defaults = variable_values(dashboard)
+        for panel in dashboard["panels"]:
+            values = dict(defaults)
+            if "interval" in panel:
+                values["__interval"] = values["__rate_interval"] = panel["interval"]
+            for target in panel.get("targets", []):
+                queries.append(Query(dashboard["title"], panel["title"], substitute(target["expr"], values)))
+    return queries
+
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_MATCHERS = re.compile(r"\{[^{}]*\}")
+_RANGES = re.compile(r"\[[^\]]*\]")
+_LABEL_LISTS = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+# An identifier not preceded by a digit or a dot (durations, numbers) and not called (functions).
+_NAME = re.compile(r"(?<![\w:.])([A-Za-z_:][\w:]*)(?![\w:])(?!\s*\()")
+_KEYWORDS = frozenset(
+    {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "offset", "bool"}
+    | {"inf", "nan", "Inf", "NaN"}
+)
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names a PromQL expression selects (label names, strings, functions and durations left out)."""
+    bare = _LABEL_LISTS.sub(" ", _RANGES.sub(" ", _MATCHERS.sub(" ", _STRINGS.sub(" ", expr))))
+    return {name for name in _NAME.findall(bare) if name not in _KEYWORDS}

@@ -1,0 +1,111 @@
+"""One complaint, one trace: from the POST through the relay and Kafka headers into every consumer,
+exported over OTLP/HTTP to a receiver the test runs (standing in for an OpenTelemetry collector)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from devstack.process import free_port
+from devstack.stack import Stack, StackConfig
+from tests.integration.harness import StackClient, complaint_body, write_api_keys
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    service: str
+    name: str
+    trace_id: str
+
+
+class OtlpReceiver(ThreadingHTTPServer):
+    def __init__(self, port: int) -> None:
+        super().__init__(("127.0.0.1", port), OtlpHandler)
+        self.spans: list[ReceivedSpan] = []
+        self.lock = threading.Lock()
+
+    def receive(self, body: bytes) -> None:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        for resource_spans in request.resource_spans:
+            attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+            for scope_spans in resource_spans.scope_spans:
+                with self.lock:
+                    self.spans.extend(
+                        ReceivedSpan(attributes.get("service.name", "?"), span.name, span.trace_id.hex())
+                        for span in scope_spans.spans
+                    )
+
+
+class OtlpHandler(BaseHTTPRequestHandler):
+    server: OtlpReceiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        self.server.receive(body)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's signature
+        pass
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[OtlpReceiver]:
+    server = OtlpReceiver(free_port())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, receiver: OtlpReceiver) -> Iterator[Stack]:
+    config = StackConfig.for_tests(tmp_path_factory.mktemp("stack"))
+    config.extra_env["TRACES_EXPORTER"] = "otlp"
+    config.extra_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{receiver.server_address[1]}"
+    config.extra_env["API_KEYS_FILE"] = str(write_api_keys(config.data_dir / "api-keys.json"))
+    stack = Stack(config)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+async def test_one_trace_spans_the_post_the_relay_and_every_consumer(
+    client: StackClient, receiver: OtlpReceiver
+) -> None:
+    response = await client.post_complaint(complaint_body(await client.register_hall()))
+    assert response.status_code == 201, response.text
+    deadline = time.monotonic() + 30
+    while not (posts := {s.trace_id for s in receiver.spans if s.name == "POST /api/v1/complaints"}):
+        assert time.monotonic() < deadline, "the POST's span never arrived"
+        await asyncio.sleep(0.2)
+    [trace_id] = posts
+
+    wanted = {
+        ("complaints", "POST /api/v1/complaints"),
+        ("complaints", "relay publish"),
+        ("escalation", "consume ComplaintRegistered"),
+        ("scoring", "consume ComplaintRegistered"),
+        ("scoring", "relay publish"),  # the score change the registration caused
+        ("projections", "consume ComplaintRegistered"),
+        ("projections", "consume ScoreRecalculated"),
+    }
+    while not wanted <= (seen := {(s.service, s.name) for s in receiver.spans if s.trace_id == trace_id}):
+        assert time.monotonic() < deadline, f"missing from the trace: {wanted - seen}"
+        await asyncio.sleep(0.5)
