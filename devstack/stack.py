@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from devstack import prometheus
 from devstack.broker import TansuBroker
 from devstack.postgres import EmbeddedPostgres
 from devstack.process import ManagedProcess, StartError, free_port, port_is_free
@@ -25,6 +26,7 @@ DEFAULT_PORTS = {
     "projections": 8004,
     "broker": 9092,
     "postgres": 5432,
+    "prometheus": 9090,
 }
 
 
@@ -80,6 +82,7 @@ class StackConfig:
     external_database_url: str | None = None
     external_bootstrap_servers: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    prometheus_interval: str | None = None  # scrape and rule interval; None: no local Prometheus
 
     @classmethod
     def from_environment(cls, data_dir: Path) -> StackConfig:
@@ -91,6 +94,7 @@ class StackConfig:
             log_to_files=False,
             external_database_url=os.environ.get("DATABASE_URL"),
             external_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+            prometheus_interval="15s" if prometheus.installed() else None,
         )
 
     @classmethod
@@ -106,6 +110,7 @@ class Stack:
         self.broker: TansuBroker | None = None
         self.services: dict[str, ServiceProcess] = {}
         self.replicas: list[ServiceProcess] = []
+        self.prometheus: prometheus.Prometheus | None = None
         self._stopping = threading.Event()
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
 
@@ -158,7 +163,18 @@ class Stack:
         for name in SERVICES:
             self.services[name] = ServiceProcess(name, self._port(name), self.service_env(), self._log(name))
             self.services[name].start()
+        if self.config.prometheus_interval:
+            self.start_prometheus(self.config.prometheus_interval)
+        elif not prometheus.installed():
+            self.notes.append("no local Prometheus: install Debian's `prometheus` package to get one")
         self._supervisor.start()
+
+    def start_prometheus(self, interval: str) -> None:
+        targets = {name: f"127.0.0.1:{service.port}" for name, service in self.services.items()}
+        self.prometheus = prometheus.Prometheus(
+            self.config.data_dir / "prometheus", self._port("prometheus"), targets, self._log("prometheus"), interval
+        )
+        self.prometheus.start()
 
     def _supervise(self) -> None:
         """Restarts a service that died on its own, as Kubernetes would; deliberate kills are left alone."""
@@ -203,6 +219,8 @@ class Stack:
             self._supervisor.join()
         for service in [*self.replicas, *reversed(list(self.services.values()))]:
             service.stop()
+        if self.prometheus:
+            self.prometheus.stop()
         if self.broker:
             self.broker.stop()
         if self.postgres:
@@ -217,4 +235,6 @@ class Stack:
         urls = {name: service.url for name, service in self.services.items()}
         urls["broker"] = self.bootstrap_servers
         urls["postgres"] = self.database_url
+        if self.prometheus:
+            urls["prometheus"] = self.prometheus.url
         return urls

@@ -11,11 +11,10 @@ import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import yaml
+from devstack.prometheus import rule_groups as load_rule_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
-PROMETHEUS_RULE = ROOT / "deploy" / "prometheus" / "prometheus-rules.yaml"
 
 # The metric catalogue the services expose at /metrics (names as scraped, histograms with their
 # series), plus Prometheus' own `up`.
@@ -54,13 +53,6 @@ class Query(NamedTuple):
     dashboard: str
     panel: str
     expr: str
-
-
-def load_rule_groups() -> list[dict[str, Any]]:
-    """The `groups` of the PrometheusRule, as a Prometheus rule file holds them."""
-    document = yaml.safe_load(PROMETHEUS_RULE.read_text(encoding="utf-8"))
-    groups: list[dict[str, Any]] = document["spec"]["groups"]
-    return groups
 
 
 def recorded_metrics() -> frozenset[str]:

@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.dashboard_queries import CATALOGUE, PROMETHEUS_RULE, ROOT, load_rule_groups, metric_names, recorded_metrics
+from devstack.prometheus import PROMETHEUS_RULE
+from devstack.prometheus import rule_groups as load_rule_groups
+from tests.dashboard_queries import CATALOGUE, ROOT, metric_names, recorded_metrics
 
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "tests"
 PROMTOOL_INSTALL = "apt-get install -y --no-install-recommends prometheus"
