@@ -10,6 +10,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import httpx
+
 
 class StartError(RuntimeError):
     pass
@@ -54,6 +56,20 @@ class ManagedProcess:
     @property
     def running(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
+
+    def wait_until_answering(self, url: str, timeout: float) -> None:
+        """Until `url` answers 200; fails at once if the process exits meanwhile."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise StartError(f"{self.name} exited while starting:\n{self.log_tail()}")
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise StartError(f"{self.name} did not answer {url} within {timeout}s:\n{self.log_tail()}")
 
     @property
     def pid(self) -> int | None:

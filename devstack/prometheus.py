@@ -4,14 +4,12 @@ with the same recording and alerting rules as production (deploy/prometheus)."""
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
-from devstack.process import ManagedProcess, StartError
+from devstack.process import ManagedProcess
 
 PROMETHEUS_RULE = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "prometheus-rules.yaml"
 
@@ -67,14 +65,4 @@ class Prometheus(ManagedProcess):
                 "--log.level=warn",
             ]
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.running:
-                raise StartError(f"prometheus exited while starting:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise StartError(f"prometheus was not ready within {timeout}s:\n{self.log_tail()}")
+        self.wait_until_answering(f"{self.url}/-/ready", timeout)

@@ -5,12 +5,9 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-
-import httpx
 
 from devstack import prometheus
 from devstack.broker import TansuBroker
@@ -56,21 +53,8 @@ class ServiceProcess(ManagedProcess):
             ],
             env=self.env,
         )
-        self.wait_until_healthy(timeout)
+        self.wait_until_answering(f"{self.url}/healthz", timeout)
         self.wanted_up = True
-
-    def wait_until_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.running:
-                raise StartError(f"{self.name} exited while starting:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise StartError(f"{self.name} was not healthy within {timeout}s:\n{self.log_tail()}")
 
 
 @dataclass

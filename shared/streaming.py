@@ -13,7 +13,6 @@ from typing import Any
 import asyncpg
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from faust.contrib.asgi import faust_app_running
 
@@ -98,28 +97,27 @@ class ConsumerLagMonitor:
         self.topics = topics
 
     async def run(self, interval_seconds: float = 5) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
-        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, group_id=None)
-        await admin.start()
+        # In the group, to read its committed offsets; never subscribed, so it never joins it.
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers, group_id=self.group_id, enable_auto_commit=False
+        )
         await reader.start()
         try:
             while True:
                 try:
-                    await self.measure(admin, reader)
+                    await self.measure(reader)
                 except KafkaError as error:
                     logger.warning("%s: consumer lag not measured: %s", self.consumer_name, error)
                 await asyncio.sleep(interval_seconds)
         finally:
-            await admin.close()
             with contextlib.suppress(asyncio.CancelledError):  # aiokafka 0.14, see BrokerResetWatchdog
                 await reader.stop()
 
-    async def measure(self, admin: AIOKafkaAdminClient, reader: AIOKafkaConsumer) -> None:
-        committed = await admin.list_consumer_group_offsets(self.group_id)
+    async def measure(self, reader: AIOKafkaConsumer) -> None:
         for topic in self.topics:
             partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
             ends = await reader.end_offsets(partitions)
-            done = {p: max(committed[p].offset, 0) if p in committed else 0 for p in partitions}
+            done = {p: await reader.committed(p) or 0 for p in partitions}
             CONSUMER_LAG.labels(self.consumer_name, topic).set(sum(max(ends[p] - done[p], 0) for p in partitions))
 
 

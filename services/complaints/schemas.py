@@ -14,6 +14,8 @@ from services.complaints.inspections import Inspection, RectificationOrder
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+# A segment of an organisation unit's path (group/广东/深圳): no "/" inside.
+UnitName = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^/]{1,100}$")]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9]{5,20}$")]
 
 
@@ -39,8 +41,8 @@ class HallCreate(StrictBody):
 
     hall_id: Code = Field(description="The operator's own code for the hall.")
     name: Text
-    province: Text
-    city: Text
+    province: UnitName
+    city: UnitName
     level: int = Field(ge=1, le=4)
     ownership: Ownership
 

@@ -9,16 +9,17 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from aiokafka import AIOKafkaConsumer
 
-from devstack.stack import Stack
+from devstack.stack import Stack, StackConfig
 from shared.auth import AuthSettings, OrgUnit, Role, hash_api_key, issue_staff_token
 from shared.clock import MovableClock
 from shared.topics import dead_letter_topic
@@ -227,3 +228,20 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30) 
             return True
         await asyncio.sleep(0.25)
     return False
+
+
+def running_stack(
+    tmp_path_factory: pytest.TempPathFactory, extra_env: dict[str, str], prometheus_interval: str | None = None
+) -> Iterator[Stack]:
+    """A whole stack of its own, on free ports: `make run` may be up beside it."""
+    config = StackConfig.for_tests(tmp_path_factory.mktemp("stack"))
+    config.prometheus_interval = prometheus_interval
+    config.extra_env["API_KEYS_FILE"] = str(write_api_keys(config.data_dir / "api-keys.json"))
+    config.extra_env["CLOCK_OFFSET_FILE"] = str(config.data_dir / "clock-offset")  # absent: the system time
+    config.extra_env |= extra_env
+    stack = Stack(config)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()

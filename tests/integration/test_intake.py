@@ -148,6 +148,23 @@ async def test_registering_a_hall_twice_is_a_conflict(client: StackClient) -> No
     assert response.json()["detail"][0]["type"] == "hall_exists"
 
 
+async def test_a_city_with_a_slash_gets_422_not_500(client: StackClient) -> None:
+    """A "/" would split the organisation unit's path (group/province/city): the fuzzer found the 500."""
+    response = await client.http.post(
+        f"{client.complaints_url}/api/v1/halls",
+        json={
+            "hall_id": "SLASH-1",
+            "name": "x",
+            "province": "广东",
+            "city": "深/圳",
+            "level": 2,
+            "ownership": "partner",
+        },
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "city"]
+
+
 async def test_unknown_complaint_is_404_on_both_services(client: StackClient) -> None:
     unknown = uuid.uuid4()
     assert (await client.http.get(f"{client.complaints_url}/api/v1/complaints/{unknown}")).status_code == 404

@@ -13,24 +13,15 @@ from typing import Any
 import pytest
 
 from devstack import prometheus
-from devstack.stack import Stack, StackConfig
+from devstack.stack import Stack
 from tests.dashboard_queries import dashboard_queries
-from tests.integration.harness import StackClient, complaint_body, write_api_keys
+from tests.integration.harness import StackClient, complaint_body, running_stack
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     assert prometheus.installed(), "needs Debian's prometheus: apt-get install prometheus (.ci/run does)"
-    config = StackConfig.for_tests(tmp_path_factory.mktemp("stack"))
-    config.prometheus_interval = "1s"
-    config.extra_env["API_KEYS_FILE"] = str(write_api_keys(config.data_dir / "api-keys.json"))
-    config.extra_env["CLOCK_OFFSET_FILE"] = str(config.data_dir / "clock-offset")
-    stack = Stack(config)
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
+    yield from running_stack(tmp_path_factory, {}, prometheus_interval="1s")
 
 
 async def query(client: StackClient, expr: str) -> list[dict[str, Any]]:
@@ -83,7 +74,7 @@ async def test_prometheus_computes_the_scenarios_attainment_and_every_panel_has_
     attainment = 'sum(complaints_first_responded_total{sla="met"}) / sum(complaints_first_responded_total)'
     assert await value_when(client, attainment, 0.75) == 0.75
     at_the_limit = (
-        'sum(complaint_first_response_working_seconds_bucket{priority="normal", le="32400"})'
+        'sum(complaint_first_response_working_seconds_bucket{priority="normal", le="32400.0"})'
         " / sum(complaint_first_response_working_seconds_count)"
     )
     assert await value_when(client, at_the_limit, 0.75) == 0.75

@@ -15,8 +15,8 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from devstack.process import free_port
-from devstack.stack import Stack, StackConfig
-from tests.integration.harness import StackClient, complaint_body, write_api_keys
+from devstack.stack import Stack
+from tests.integration.harness import StackClient, complaint_body, running_stack
 
 
 @dataclass(frozen=True)
@@ -74,16 +74,8 @@ def receiver() -> Iterator[OtlpReceiver]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, receiver: OtlpReceiver) -> Iterator[Stack]:
-    config = StackConfig.for_tests(tmp_path_factory.mktemp("stack"))
-    config.extra_env["TRACES_EXPORTER"] = "otlp"
-    config.extra_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{receiver.server_address[1]}"
-    config.extra_env["API_KEYS_FILE"] = str(write_api_keys(config.data_dir / "api-keys.json"))
-    stack = Stack(config)
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
+    endpoint = f"http://127.0.0.1:{receiver.server_address[1]}"
+    yield from running_stack(tmp_path_factory, {"TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint})
 
 
 async def test_one_trace_spans_the_post_the_relay_and_every_consumer(
