@@ -17,7 +17,7 @@ from datetime import datetime
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from services.escalation.metrics import count_stops
+from services.escalation.metrics import count_stops, prepare_series
 from services.escalation.tracking import Opening, SlaRules, SlaSubject, sla_subject_id
 from shared.clock import Clock
 from shared.consumer import TransientError
@@ -64,6 +64,8 @@ class EscalationApplication(StoresTraceContext):
             self._save(subject)
         except IntegrityError:  # opened concurrently by a redelivery
             return self.open(opening)
+        if subject.kind == "complaint":
+            prepare_series(subject)
         return self.due(subject)
 
     def observe(self, subject_id: uuid.UUID, event_id: uuid.UUID, event_type: str, at: datetime) -> Due:

@@ -38,14 +38,26 @@ CLOCK_METRICS = {
 }
 
 
+def prepare_series(subject: SlaSubject) -> None:
+    """Creates the complaint's series at 0 when its clocks start: Prometheus' rate() cannot see the
+    first increment of a series that appears at 1, so a first breach would be lost to the SLO."""
+    for counter, durations in CLOCK_METRICS.values():
+        for outcome in ("met", "breached"):
+            counter.labels(*_labels(subject), outcome)
+        durations.labels(subject.priority)
+
+
 def count_stops(subject: SlaSubject, stops: list[ClockStop]) -> None:
     """Called once the stops are stored, so a retried save counts nothing twice."""
-    province = subject.hall.path[0] if subject.hall.path else ""
     for stop in stops:
         counter, durations = CLOCK_METRICS[stop.clock]
-        outcome = "breached" if stop.breached else "met"
-        counter.labels(subject.channel, subject.category, subject.priority, province, outcome).inc()
+        counter.labels(*_labels(subject), "breached" if stop.breached else "met").inc()
         durations.labels(subject.priority).observe(stop.working_seconds)
+
+
+def _labels(subject: SlaSubject) -> tuple[str, str, str, str]:
+    province = subject.hall.path[0] if subject.hall.path else ""
+    return subject.channel, subject.category, subject.priority, province
 
 
 def publish_limits(rules: SlaRules, now: datetime) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from prometheus_client import REGISTRY
+
 from services.escalation.application import EscalationApplication
 from services.escalation.calendar import CHINA_TIME, Calendars
 from services.escalation.policy import Limit, Rule, load_policies
@@ -180,3 +182,28 @@ def test_a_policy_that_moves_the_breach_does_not_fire_it_again() -> None:
 
     response = [entry for entry in fired(application, opening.subject_id) if entry[0] == "first_response"]
     assert [milestone for _, milestone, _ in response] == ["warning", "warning", "breach"]
+
+
+def test_a_stopped_clock_is_counted_once_met_or_breached_with_its_working_time() -> None:
+    labels = {"channel": "app", "category": "billing", "priority": "urgent", "province": "广东"}
+
+    def counted(outcome: str) -> float:
+        return REGISTRY.get_sample_value("complaints_first_responded_total", {**labels, "sla": outcome}) or 0.0
+
+    before = counted("met"), counted("breached")
+    time = Time(at("2026-10-12 09:00"))
+    application = EscalationApplication({}, RULES, time)
+    on_time, late = urgent_complaint(at("2026-10-12 09:00")), urgent_complaint(at("2026-10-12 09:00"))
+    for opening in (on_time, late):
+        application.open(opening)
+    time.now = at("2026-10-12 12:00")  # past the 2 working hours
+    acknowledged = uuid.uuid4()
+    application.observe(on_time.subject_id, acknowledged, "ComplaintAcknowledged", at("2026-10-12 10:30"))
+    application.observe(on_time.subject_id, acknowledged, "ComplaintAcknowledged", at("2026-10-12 10:30"))  # again
+    application.observe(late.subject_id, uuid.uuid4(), "ComplaintAcknowledged", at("2026-10-12 11:30"))
+
+    assert (counted("met") - before[0], counted("breached") - before[1]) == (1, 1)
+    subject = application.subject(late.subject_id)
+    assert subject is not None
+    [stop] = subject.stopped_since(RULES, {"first_response"})
+    assert (stop.working_seconds, stop.breached) == (2.5 * 3600, True)
