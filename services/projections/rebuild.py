@@ -9,7 +9,6 @@ after the rebuild took its end offsets show up as differences.
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
 import multiprocessing
 import os
@@ -260,10 +259,6 @@ def _share_out(ends: dict[TopicPartition, int], workers: int) -> list[dict[Topic
 def _replay_share(
     database_url: str, schema: str, bootstrap_servers: str, ends: dict[TopicPartition, int], batch_size: int
 ) -> tuple[int, list[str]]:
-    # The cyclic garbage collector would scan every event id seen so far, and the batches in flight,
-    # again and again: it took half the rebuild's time. What a replay allocates forms next to no cycles
-    # (reference counting frees it), and this worker process ends with its share.
-    gc.disable()
     return asyncio.run(_replay_partitions(database_url, schema, bootstrap_servers, ends, batch_size))
 
 
