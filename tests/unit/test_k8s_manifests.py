@@ -8,6 +8,7 @@ the shared folder beside the project. An object of any other kind fails the test
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from functools import cache
@@ -21,7 +22,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 OVERLAYS = REPO / "deploy" / "k8s" / "overlays"
-CRD_SCHEMAS = REPO.parent / "shared" / "k8s-schemas"
+# The shared schemas beside the repository; K8S_SCHEMAS_DIR for a checkout that is elsewhere.
+CRD_SCHEMAS = Path(os.environ.get("K8S_SCHEMAS_DIR", REPO.parent / "shared" / "k8s-schemas"))
 
 # The newest Kubernetes release whose schemas kubernetes-validate ships.
 KUBERNETES_VERSION: str = kubernetes_validate.latest_version()
@@ -79,6 +81,10 @@ def manifests(request: pytest.FixtureRequest) -> list[Manifest]:
 
 def of_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
     return [m for m in manifests if m["kind"] == kind]
+
+
+def test_the_shared_custom_resource_schemas_are_found() -> None:
+    assert CRD_SCHEMAS.is_dir(), f"no {CRD_SCHEMAS}: set K8S_SCHEMAS_DIR to the shared k8s-schemas folder"
 
 
 def test_every_object_validates_against_its_schema(manifests: list[Manifest]) -> None:
