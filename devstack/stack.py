@@ -148,7 +148,10 @@ class Stack:
             self.services[name] = ServiceProcess(name, self._port(name), self.service_env(), self._log(name))
             self.services[name].start()
         if self.config.prometheus_interval:
-            self.start_prometheus(self.config.prometheus_interval)
+            try:
+                self.start_prometheus(self.config.prometheus_interval)
+            except StartError as error:  # optional: the stack runs without it
+                self.notes.append(f"no local Prometheus: {error}")
         elif not prometheus.installed():
             self.notes.append("no local Prometheus: install Debian's `prometheus` package to get one")
         self._supervisor.start()

@@ -20,15 +20,16 @@ from services.projections import main as projections
 from services.scoring import main as scoring
 from shared.database import create_pool
 from shared.settings import ServiceSettings
+from shared.streaming import create_consumer_tables
 
 logger = logging.getLogger(__name__)
 Migration = Callable[[asyncpg.Pool], Awaitable[None]]
-# (schema, its read-side tables, whether it keeps an event store)
-SERVICES: list[tuple[str, Migration, bool]] = [
-    (complaints.SCHEMA, complaints.migrate, True),
-    (escalation.SCHEMA, escalation.migrate, True),
-    (scoring.SCHEMA, scoring.migrate, True),
-    (projections.SCHEMA, projections.migrate, False),
+# (schema, its own tables, whether it keeps an event store, whether it consumes)
+SERVICES: list[tuple[str, Migration, bool, bool]] = [
+    (complaints.SCHEMA, complaints.migrate, True, False),
+    (escalation.SCHEMA, escalation.migrate, True, True),
+    (scoring.SCHEMA, scoring.migrate, True, True),
+    (projections.SCHEMA, projections.migrate, False, True),
 ]
 
 
@@ -42,10 +43,12 @@ def create_event_store(settings: ServiceSettings, schema: str) -> None:
 
 
 async def migrate_all(settings: ServiceSettings) -> None:
-    for schema, migrate, has_event_store in SERVICES:
+    for schema, migrate, has_event_store, consumes in SERVICES:
         pool = await create_pool(str(settings.database_url), schema)
         try:
             await migrate(pool)
+            if consumes:
+                await create_consumer_tables(pool)
         finally:
             await pool.close()
         if has_event_store:

@@ -119,9 +119,6 @@ class IdempotentConsumer:
         self.retry_delay_seconds = retry_delay_seconds
         self.clock = clock
 
-    async def create_tables(self) -> None:
-        await self.pool.execute(INBOX_DDL)
-
     async def handle(self, message: ReceivedMessage) -> Outcome:
         outcome = await self._handle(message)
         CONSUMED.labels(self.name, outcome.value).inc()

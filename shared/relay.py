@@ -140,6 +140,8 @@ class Relay:
                     await self._idle()
         finally:
             await self._drop_producer()
+            with contextlib.suppress(KeyError):  # another replica publishes now: no stale lag from this one
+                RELAY_LAG.remove(self.name)
 
     async def publish_next_batch(self) -> int:
         """Publishes one batch; returns how many stored events it covered."""

@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaError
 from faust.contrib.asgi import faust_app_running
 
 from shared.clock import Clock, system_clock
-from shared.consumer import Handler, IdempotentConsumer, ReceivedMessage, dead_letter_record
+from shared.consumer import INBOX_DDL, Handler, IdempotentConsumer, ReceivedMessage, dead_letter_record
 from shared.metrics import CONSUMER_LAG
 from shared.topics import dead_letter_topic
 
@@ -97,21 +97,24 @@ class ConsumerLagMonitor:
         self.topics = topics
 
     async def run(self, interval_seconds: float = 5) -> None:
-        # In the group, to read its committed offsets; never subscribed, so it never joins it.
-        reader = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers, group_id=self.group_id, enable_auto_commit=False
-        )
-        await reader.start()
-        try:
-            while True:
-                try:
-                    await self.measure(reader)
-                except KafkaError as error:
-                    logger.warning("%s: consumer lag not measured: %s", self.consumer_name, error)
-                await asyncio.sleep(interval_seconds)
-        finally:
-            with contextlib.suppress(asyncio.CancelledError):  # aiokafka 0.14, see BrokerResetWatchdog
-                await reader.stop()
+        while True:
+            # In the group, to read its committed offsets; never subscribed, so it never joins it.
+            reader = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap_servers, group_id=self.group_id, enable_auto_commit=False
+            )
+            try:
+                await reader.start()
+                while True:
+                    # committed() waits as long as the coordinator is away: the gauge must not freeze meanwhile
+                    await asyncio.wait_for(self.measure(reader), timeout=interval_seconds * 4)
+                    await asyncio.sleep(interval_seconds)
+            except (KafkaError, TimeoutError) as error:
+                logger.warning("%s: consumer lag not measured: %r", self.consumer_name, error)
+                CONSUMER_LAG.clear()  # no figure rather than a stale one
+            finally:
+                with contextlib.suppress(asyncio.CancelledError):  # aiokafka 0.14, see BrokerResetWatchdog
+                    await reader.stop()
+            await asyncio.sleep(interval_seconds)
 
     async def measure(self, reader: AIOKafkaConsumer) -> None:
         for topic in self.topics:
@@ -176,6 +179,15 @@ class BrokerResetWatchdog:
                 await reader.stop()
 
 
+EPOCHS_DDL = "CREATE TABLE IF NOT EXISTS consumer_epochs (consumer text PRIMARY KEY, epoch integer NOT NULL)"
+
+
+async def create_consumer_tables(pool: asyncpg.Pool) -> None:
+    """The inbox that drops repeated events, and the consumer group epochs (see `ConsumerEpochs`)."""
+    await pool.execute(INBOX_DDL)
+    await pool.execute(EPOCHS_DDL)
+
+
 class ConsumerEpochs:
     """Which consumer group a service uses: it moves to a new one after each broker reset,
     because the broker keeps the old group's offsets, which belong to the lost data."""
@@ -185,9 +197,6 @@ class ConsumerEpochs:
         self.consumer_name = consumer_name
 
     async def group_id(self) -> str:
-        await self.pool.execute(
-            "CREATE TABLE IF NOT EXISTS consumer_epochs (consumer text PRIMARY KEY, epoch integer NOT NULL)"
-        )
         epoch = await self.pool.fetchval("SELECT epoch FROM consumer_epochs WHERE consumer = $1", self.consumer_name)
         return f"{self.consumer_name}-epoch-{epoch}" if epoch else self.consumer_name
 
@@ -214,13 +223,13 @@ async def consuming(
 
     Its watchdog watches the first topic: a broker that lost its data lost every topic's.
     """
+    await create_consumer_tables(pool)
     epochs = ConsumerEpochs(pool, name)
     group_id = await epochs.group_id()
     streams = create_faust_app(group_id, bootstrap_servers, data_dir)
     consumer = IdempotentConsumer(
         name=name, pool=pool, handlers=handlers, dead_letters=FaustDeadLetterSink(streams, name), clock=clock
     )
-    await consumer.create_tables()
     for topic in topics:
         subscribe(streams, consumer, topic)
     watchdog = asyncio.create_task(BrokerResetWatchdog(bootstrap_servers, topics[0], epochs.next_epoch).run())
@@ -231,6 +240,7 @@ async def consuming(
     finally:
         watchdog.cancel()
         lag.cancel()
+        await asyncio.gather(watchdog, lag, return_exceptions=True)
 
 
 async def topic_partitions(bootstrap_servers: str, topics: Sequence[str]) -> list[TopicPartition]:

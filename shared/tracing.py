@@ -12,12 +12,13 @@ bodies or headers, which may hold a customer's name or phone.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Literal
 
 from eventsourcing.application import Application
-from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import Recording
 from fastapi import FastAPI, Request, Response
 from opentelemetry import propagate, trace
@@ -28,6 +29,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from psycopg import sql
 
+logger = logging.getLogger(__name__)
 TracesExporter = Literal["none", "console", "otlp"]
 TRACE_CONTEXTS_DDL = """
 CREATE TABLE IF NOT EXISTS event_trace_contexts (
@@ -94,12 +96,17 @@ def context_from_headers(headers: Headers) -> Context:
 
 
 class StoresTraceContext(Application[uuid.UUID]):
-    """An application that stores, beside each event it saves, the trace context it was saved in."""
+    """An application that stores, beside each event it saves, the trace context it was saved in.
+
+    Stored before the events, so the relay, woken by their commit, finds it; a failure to store
+    it is logged and never fails the save: tracing must not cost a business write.
+    """
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[uuid.UUID]]:
-        recordings = super().save(*objs, **kwargs)
-        self.store_trace_context(recording.domain_event for recording in recordings)
-        return recordings
+        self.store_trace_context(
+            event for obj in objs for event in (obj.pending_events if isinstance(obj, Aggregate) else [obj])
+        )
+        return super().save(*objs, **kwargs)
 
     def store_trace_context(self, events: Iterable[DomainEventProtocol[uuid.UUID]]) -> None:
         """Does nothing outside a span, e.g. on the group-commit thread: the request's thread calls it itself."""
@@ -107,10 +114,19 @@ class StoresTraceContext(Application[uuid.UUID]):
         if traceparent is None:
             return
         rows = [(event.originator_id, event.originator_version, traceparent) for event in events]
+        if not rows:
+            return
         datastore = self.recorder.datastore  # type: ignore[attr-defined]
-        insert = sql.SQL("INSERT INTO {}.event_trace_contexts VALUES (%s, %s, %s) ON CONFLICT DO NOTHING")
-        with datastore.transaction(commit=True) as cursor:
-            cursor.executemany(insert.format(sql.Identifier(datastore.schema)), rows)
+        upsert = sql.SQL(
+            "INSERT INTO {}.event_trace_contexts VALUES (%s, %s, %s)"
+            " ON CONFLICT (originator_id, originator_version) DO UPDATE SET traceparent = EXCLUDED.traceparent"
+        )
+        try:
+            with datastore.transaction(commit=True) as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")  # telemetry: not worth a disk flush
+                cursor.executemany(upsert.format(sql.Identifier(datastore.schema)), rows)
+        except Exception:
+            logger.warning("trace context not stored; the events' traces will end at the relay", exc_info=True)
 
     def stored_trace_contexts(self, events: Sequence[DomainEventProtocol[uuid.UUID]]) -> dict[EventKey, str]:
         """The trace context each event was stored in, where one was."""

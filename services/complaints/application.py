@@ -290,7 +290,8 @@ class ComplaintsApplication(StoresTraceContext):
             request_fingerprint=fingerprint,
         )
         try:
-            self.store_trace_context(self._group_commit.save(complaint))  # saved on another thread
+            self.store_trace_context(complaint.pending_events)  # the group commit saves on another thread
+            self._group_commit.save(complaint)
         except IntegrityError:
             # A concurrent request with the same idempotency key won the race.
             return self._replayed(self.get_complaint(complaint_id, viewer), fingerprint), False

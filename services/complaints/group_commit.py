@@ -31,13 +31,11 @@ class GroupCommitter:
         self._writer = threading.Thread(target=self._write_forever, name="group-commit", daemon=True)
         self._writer.start()
 
-    def save(self, aggregate: Aggregate) -> list[DomainEventProtocol[Any]]:
-        """Blocks until the aggregate's events are committed, and returns them; raises what saving it raised."""
+    def save(self, aggregate: Aggregate) -> None:
+        """Blocks until the aggregate's events are committed; raises what saving it raised."""
         done: Future[None] = Future()
-        events: list[DomainEventProtocol[Any]] = list(aggregate.collect_events())
-        self._pending.put((events, done))
+        self._pending.put((list(aggregate.collect_events()), done))
         done.result()
-        return events
 
     def close(self) -> None:
         self._pending.put(None)

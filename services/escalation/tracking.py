@@ -188,7 +188,15 @@ class SlaSubject(Aggregate):
         return {plan.name for plan in self.plans(rules) if plan.clock.stopped_at is None}
 
     def stopped_since(self, rules: SlaRules, were_running: set[str]) -> list[ClockStop]:
-        """The clocks among `were_running` that have stopped, with their working time and whether they breached."""
+        """The clocks among `were_running` that have now stopped for the first time, with their working
+        time and whether they breached. A reopen within the window restarts the same clock: its
+        second stop is not a second response or resolution."""
+        stopped_before = {
+            (plan.name, plan.clock.started_at)
+            for end in range(1, len(self.history))
+            for plan in self.plans(rules, self.history[:end])
+            if plan.clock.stopped_at is not None
+        }
         return [
             ClockStop(
                 plan.name,
@@ -196,7 +204,9 @@ class SlaSubject(Aggregate):
                 any(p.milestone.kind == "breach" and p.key in self.fired for p in plan.milestones),
             )
             for plan in self.plans(rules)
-            if plan.name in were_running and plan.clock.stopped_at is not None
+            if plan.name in were_running
+            and plan.clock.stopped_at is not None
+            and (plan.name, plan.clock.started_at) not in stopped_before
         ]
 
     def observe(self, rules: SlaRules, event_id: uuid.UUID, event_type: str, at: datetime, now: datetime) -> bool:

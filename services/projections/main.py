@@ -98,6 +98,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 yield
         finally:
             gauges.cancel()
+            await asyncio.gather(gauges, return_exceptions=True)
             await pool.close()
 
     app = FastAPI(title="projections", version="1", lifespan=lifespan)

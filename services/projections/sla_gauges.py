@@ -1,9 +1,11 @@
 """Open, at-risk and overdue complaints as gauges, counted from the read side every few seconds.
 
 Counters of stopped clocks only see a breach once the complaint is answered or closed; these
-show a breach while it is still in progress. At risk: open, warned, no clock breached and still
-running. Overdue: open, and the clock breached and not stopped (an unanswered complaint past
-its first-response limit; an unclosed one past its resolution limit).
+show a breach while it is still in progress. At risk: open, a running clock warned, none
+overdue. Overdue: open, and the clock breached and not stopped (an unanswered complaint past
+its first-response limit; an unclosed one past its resolution limit). A complaint reopened
+after the window has a new resolution clock, but its old clock's warnings and breach still
+count here until it is closed again.
 """
 
 from __future__ import annotations
@@ -29,19 +31,24 @@ CREATE INDEX IF NOT EXISTS complaint_summaries_open ON complaint_summaries (prio
 SLA_STATE = """
 SELECT s.priority,
        count(*) AS open,
-       count(*) FILTER (WHERE sla.warned AND NOT (sla.response_breached AND NOT sla.responded)
-                        AND NOT sla.resolution_breached) AS at_risk,
+       count(*) FILTER (WHERE NOT (sla.response_breached AND NOT sla.responded) AND NOT sla.resolution_breached
+                        AND ((sla.response_warned AND NOT sla.responded) OR sla.resolution_warned)) AS at_risk,
        count(*) FILTER (WHERE sla.response_breached AND NOT sla.responded) AS response_overdue,
        count(*) FILTER (WHERE sla.resolution_breached) AS resolution_overdue,
        min(s.received_at) AS oldest
 FROM complaint_summaries s
 CROSS JOIN LATERAL (
-    SELECT coalesce(bool_or(t.event_type = 'SlaWarning'), false) AS warned,
+    SELECT coalesce(bool_or(t.event_type = 'SlaWarning' AND t.details->>'clock' = 'first_response'), false)
+               AS response_warned,
+           coalesce(bool_or(t.event_type = 'SlaWarning' AND t.details->>'clock' = 'resolution'), false)
+               AS resolution_warned,
            coalesce(bool_or(t.event_type = 'SlaBreached' AND t.details->>'clock' = 'first_response'), false)
                AS response_breached,
            coalesce(bool_or(t.event_type = 'SlaBreached' AND t.details->>'clock' = 'resolution'), false)
                AS resolution_breached,
-           coalesce(bool_or(t.event_type IN ('ComplaintAcknowledged', 'ComplaintResolvedOnSpot')), false) AS responded
+           -- a closure stops the first-response clock too
+           coalesce(bool_or(t.event_type IN ('ComplaintAcknowledged', 'ComplaintResolvedOnSpot', 'ComplaintClosed')),
+                    false) AS responded
     FROM timelines t WHERE t.timeline_id = s.complaint_id
 ) sla
 WHERE s.status <> 'closed'
@@ -72,6 +79,6 @@ async def keep_measuring(pool: asyncpg.Pool, clock: Clock, interval_seconds: flo
     while True:
         try:
             await measure(pool, clock, priorities_seen)
-        except (asyncpg.PostgresError, OSError) as error:
-            logger.warning("SLA gauges not refreshed: %s", error)
+        except Exception:  # a dead task would freeze the gauges, and the alerts on them
+            logger.exception("SLA gauges not refreshed")
         await asyncio.sleep(interval_seconds)

@@ -207,3 +207,24 @@ def test_a_stopped_clock_is_counted_once_met_or_breached_with_its_working_time()
     assert subject is not None
     [stop] = subject.stopped_since(RULES, {"first_response"})
     assert (stop.working_seconds, stop.breached) == (2.5 * 3600, True)
+
+
+def test_a_complaint_reopened_within_the_window_and_closed_again_is_resolved_once() -> None:
+    time = Time(at("2026-10-12 09:00"))
+    application = EscalationApplication({}, RULES, time)
+    opening = urgent_complaint(at("2026-10-12 09:00"))
+    application.open(opening)
+    steps = [("ComplaintAcknowledged", "09:10"), ("ComplaintClosed", "10:00")]
+    steps += [("ComplaintReopened", "11:00"), ("ComplaintClosed", "12:00")]
+    stops = []
+    for event_type, hour in steps:
+        time.now = at(f"2026-10-12 {hour}")
+        subject = application.subject(opening.subject_id)
+        assert subject is not None
+        running = subject.running_clocks(RULES)
+        application.observe(opening.subject_id, uuid.uuid4(), event_type, at(f"2026-10-12 {hour}"))
+        subject = application.subject(opening.subject_id)
+        assert subject is not None
+        stops += [(stop.clock, hour) for stop in subject.stopped_since(RULES, running)]
+
+    assert stops == [("first_response", "09:10"), ("resolution", "10:00")]
