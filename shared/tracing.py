@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS event_trace_contexts (
 Headers = Sequence[tuple[str, bytes]]
 EventKey = tuple[uuid.UUID, int]  # originator id and version
 _enabled = False
+TRACE_CONTEXT_TIMEOUT_SECONDS = 0.5
 
 
 def setup_tracing(service_name: str, exporter: TracesExporter) -> None:
@@ -122,7 +123,12 @@ class StoresTraceContext(Application[uuid.UUID]):
             " ON CONFLICT (originator_id, originator_version) DO UPDATE SET traceparent = EXCLUDED.traceparent"
         )
         try:
-            with datastore.transaction(commit=True) as cursor:
+            # A short wait for a connection: with the database down, the save itself must answer (503) soon.
+            with (
+                datastore.pool.connection(timeout=TRACE_CONTEXT_TIMEOUT_SECONDS) as connection,
+                connection.transaction(),
+                connection.cursor() as cursor,
+            ):
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")  # telemetry: not worth a disk flush
                 cursor.executemany(upsert.format(sql.Identifier(datastore.schema)), rows)
         except Exception:
