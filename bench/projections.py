@@ -25,7 +25,7 @@ from devstack.broker import TansuBroker
 from devstack.postgres import EmbeddedPostgres
 from devstack.process import free_port
 from services.escalation.calendar import CHINA_TIME
-from services.projections import complaints, scores, timeline
+from services.projections.main import migrate
 from services.projections.rebuild import TOPICS, replay
 from services.projections.what_if import what_if
 from shared.auth import OrgUnit
@@ -187,8 +187,7 @@ async def run(data_dir: Path) -> None:
         baseline = await read_and_decode_per_second(broker.bootstrap_servers)
 
         pool = await create_pool(postgres.url, "projections", max_size=2)
-        for module in (timeline, complaints, scores):
-            await module.create_tables(pool)
+        await migrate(pool)
         started = time.perf_counter()
         applied, refused = await replay(postgres.url, "projections", broker.bootstrap_servers)
         rebuild_seconds = time.perf_counter() - started

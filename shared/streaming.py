@@ -83,6 +83,15 @@ def header_pairs(headers: Mapping[str, bytes] | Sequence[tuple[str, bytes]] | No
     return list(headers.items()) if isinstance(headers, Mapping) else list(headers)
 
 
+def partitions_of(reader: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    return [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
+
+
+async def committed_offsets(reader: AIOKafkaConsumer, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """What the reader's group has committed on each partition (0 where nothing yet)."""
+    return {partition: await reader.committed(partition) or 0 for partition in partitions}
+
+
 class ConsumerLagMonitor:
     """Sets `consumer_lag_messages`: for each topic, the messages the group has not committed yet.
 
@@ -118,9 +127,9 @@ class ConsumerLagMonitor:
 
     async def measure(self, reader: AIOKafkaConsumer) -> None:
         for topic in self.topics:
-            partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
+            partitions = partitions_of(reader, topic)
             ends = await reader.end_offsets(partitions)
-            done = {p: await reader.committed(p) or 0 for p in partitions}
+            done = await committed_offsets(reader, partitions)
             CONSUMER_LAG.labels(self.consumer_name, topic).set(sum(max(ends[p] - done[p], 0) for p in partitions))
 
 
@@ -248,7 +257,7 @@ async def topic_partitions(bootstrap_servers: str, topics: Sequence[str]) -> lis
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
     await reader.start()
     try:
-        return [TopicPartition(t, p) for t in topics for p in reader.partitions_for_topic(t) or ()]
+        return [partition for topic in topics for partition in partitions_of(reader, topic)]
     finally:
         with contextlib.suppress(asyncio.CancelledError):  # aiokafka 0.14, see BrokerResetWatchdog
             await reader.stop()
@@ -289,12 +298,12 @@ async def wait_until_caught_up(
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group_id, enable_auto_commit=False)
     await reader.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
+        partitions = partitions_of(reader, topic)
         ends = await end_offsets(bootstrap_servers, partitions)
         deadline = asyncio.get_running_loop().time() + timeout_seconds
         while asyncio.get_running_loop().time() < deadline:
-            committed = [await reader.committed(partition) or 0 for partition in partitions]
-            if all(done >= ends[partition] for done, partition in zip(committed, partitions, strict=True)):
+            committed = await committed_offsets(reader, partitions)
+            if all(committed[partition] >= ends[partition] for partition in partitions):
                 return True
             await asyncio.sleep(poll_seconds)
         return False

@@ -191,6 +191,9 @@ class SlaSubject(Aggregate):
         """The clocks among `were_running` that have now stopped for the first time, with their working
         time and whether they breached. A reopen within the window restarts the same clock: its
         second stop is not a second response or resolution."""
+        stopped = [p for p in self.plans(rules) if p.name in were_running and p.clock.stopped_at is not None]
+        if not stopped:
+            return []  # most events stop nothing: spare them the replay of every earlier history below
         stopped_before = {
             (plan.name, plan.clock.started_at)
             for end in range(1, len(self.history))
@@ -203,10 +206,8 @@ class SlaSubject(Aggregate):
                 plan.clock.elapsed(plan.calendar, plan.clock.stopped_at).total_seconds(),
                 any(p.milestone.kind == "breach" and p.key in self.fired for p in plan.milestones),
             )
-            for plan in self.plans(rules)
-            if plan.name in were_running
-            and plan.clock.stopped_at is not None
-            and (plan.name, plan.clock.started_at) not in stopped_before
+            for plan in stopped
+            if plan.clock.stopped_at is not None and (plan.name, plan.clock.started_at) not in stopped_before
         ]
 
     def observe(self, rules: SlaRules, event_id: uuid.UUID, event_type: str, at: datetime, now: datetime) -> bool:

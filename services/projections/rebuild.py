@@ -24,8 +24,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from services.projections import complaints, scores, timeline
-from services.projections.main import SCHEMA, handlers
+from services.projections.main import SCHEMA, handlers, migrate
 from shared.consumer import Connection, Handler
 from shared.contracts import IntegrationEvent, InvalidEvent, decode_event
 from shared.database import create_pool
@@ -92,9 +91,7 @@ async def rebuild(
         await connection.close()
     shadow = await create_pool(database_url, REBUILD_SCHEMA, max_size=2)
     try:
-        await timeline.create_tables(shadow)
-        await complaints.create_tables(shadow)
-        await scores.create_tables(shadow)
+        await migrate(shadow)
         started = time.perf_counter()
         events, refused = await replay(database_url, REBUILD_SCHEMA, bootstrap_servers, batch_size)
         seconds = time.perf_counter() - started

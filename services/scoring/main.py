@@ -44,6 +44,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     logging.basicConfig(level=settings.log_level)
     setup_tracing(SCHEMA, settings.traces_exporter)
     policies = load_scoring_policies()  # an invalid policy file stops the service here, naming the entry
+    clock = settings.clock(AuthSettings().environment)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,7 +69,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                     topics=[COMPLAINTS_EVENTS, ESCALATION_EVENTS],
                     bootstrap_servers=settings.kafka_bootstrap_servers,
                     data_dir=settings.data_dir,
-                    clock=settings.clock(AuthSettings().environment),
+                    clock=clock,
                 ),
             ):
                 yield
