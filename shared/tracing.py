@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Literal
 
-from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import Recording
 from fastapi import FastAPI, Request, Response
@@ -28,6 +27,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from psycopg import sql
+
+from shared.application import ServiceApplication
 
 logger = logging.getLogger(__name__)
 TracesExporter = Literal["none", "console", "otlp"]
@@ -42,7 +43,6 @@ CREATE TABLE IF NOT EXISTS event_trace_contexts (
 Headers = Sequence[tuple[str, bytes]]
 EventKey = tuple[uuid.UUID, int]  # originator id and version
 _enabled = False
-TRACE_CONTEXT_TIMEOUT_SECONDS = 0.5
 
 
 def setup_tracing(service_name: str, exporter: TracesExporter) -> None:
@@ -96,7 +96,7 @@ def context_from_headers(headers: Headers) -> Context:
     return propagate.extract(carrier)
 
 
-class StoresTraceContext(Application[uuid.UUID]):
+class StoresTraceContext(ServiceApplication):
     """An application that stores, beside each event it saves, the trace context it was saved in.
 
     Stored before the events, so the relay, woken by their commit, finds it; a failure to store
@@ -123,9 +123,8 @@ class StoresTraceContext(Application[uuid.UUID]):
             " ON CONFLICT (originator_id, originator_version) DO UPDATE SET traceparent = EXCLUDED.traceparent"
         )
         try:
-            # A short wait for a connection: with the database down, the save itself must answer (503) soon.
             with (
-                datastore.pool.connection(timeout=TRACE_CONTEXT_TIMEOUT_SECONDS) as connection,
+                datastore.pool.connection() as connection,
                 connection.transaction(),
                 connection.cursor() as cursor,
             ):
