@@ -10,7 +10,7 @@ import asyncpg
 from pydantic import BaseModel
 
 from shared.consumer import Connection
-from shared.contracts import ComplaintRegisteredV1, HallRegisteredV1, IntegrationEvent
+from shared.contracts import ComplaintHandOffAcceptedV1, ComplaintRegisteredV1, HallRegisteredV1, IntegrationEvent
 
 DDL = """
 CREATE TABLE IF NOT EXISTS halls (
@@ -46,7 +46,6 @@ STATUS_AFTER = {
     "ComplaintPaused": "paused",
     "ComplaintResumed": "open",
 }
-OWNER_FIELD = {"ComplaintHandOffAccepted": "unit"}
 
 
 class ComplaintSummary(BaseModel):
@@ -112,7 +111,7 @@ async def record_registration(connection: Connection, event: IntegrationEvent) -
 async def record_step(connection: Connection, event: IntegrationEvent) -> None:
     """Applies a step only if it is newer than what the summary already shows."""
     envelope = event.envelope
-    owner_field = OWNER_FIELD.get(envelope.event_type)
+    owner = event.payload.unit if isinstance(event.payload, ComplaintHandOffAcceptedV1) else None
     await connection.execute(
         """
         UPDATE complaint_summaries SET
@@ -125,7 +124,7 @@ async def record_step(connection: Connection, event: IntegrationEvent) -> None:
         """,
         envelope.aggregate_id,
         STATUS_AFTER.get(envelope.event_type),
-        envelope.data[owner_field] if owner_field else None,
+        owner,
         envelope.event_type,
         envelope.occurred_at,
         envelope.aggregate_version,

@@ -12,12 +12,12 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from services.projections.grades import GradedHall, Standing, grade_halls
 from shared.auth import OrgUnit
 from shared.consumer import Connection
-from shared.contracts import IntegrationEvent, ScoreRecalculatedV1, ScoreRecalculatedV2
+from shared.contracts import IntegrationEvent, ScoreChange, ScoreRecalculatedV1, ScoreRecalculatedV2
 from shared.errors import ServiceError
 from shared.scoring_policy import InvalidScoringPolicy, ScoringPolicy, empty_score, period_start, scoring_policy_at
 
@@ -85,6 +85,12 @@ async def create_tables(pool: asyncpg.Pool) -> None:
     await pool.execute(SCORES_DDL)
 
 
+# The JSON columns, through pydantic's serializer: a third of the time of json.dumps, on a rebuild's millions of rows.
+FACT_JSON = TypeAdapter(dict[str, str | bool | int | float])
+COMPONENTS_JSON = TypeAdapter(dict[str, float])
+CHANGES_JSON = TypeAdapter(list[ScoreChange])
+
+
 async def record_score_change(connection: Connection, event: IntegrationEvent) -> None:
     change = event.payload
     assert isinstance(change, ScoreRecalculatedV1)
@@ -101,15 +107,15 @@ async def record_score_change(connection: Connection, event: IntegrationEvent) -
         change.hall_id,
         change.period,
         change.subject_id,
-        json.dumps(change.fact),
+        FACT_JSON.dump_json(change.fact).decode(),
         change.source_event_id,
         change.source_event_type,
         change.policy_version,
         change.score_before,
         change.score,
-        json.dumps(change.components),
+        COMPONENTS_JSON.dump_json(change.components).decode(),
         change.deductions,
-        json.dumps([c.model_dump() for c in change.changes]),
+        CHANGES_JSON.dump_json(change.changes).decode(),
         change.at,
         event.envelope.occurred_at,
         change.bonus if isinstance(change, ScoreRecalculatedV2) else 0.0,

@@ -16,7 +16,14 @@ from pydantic import BaseModel
 
 from shared.auth import OrgUnit
 from shared.consumer import Connection
-from shared.contracts import IntegrationEvent
+from shared.contracts import (
+    ComplaintRegisteredV1,
+    InspectionRecordedV1,
+    IntegrationEvent,
+    RectificationOrderOpenedV1,
+    SlaMilestone,
+    SlaRecalculatedV1,
+)
 
 TIMELINE_DDL = """
 CREATE TABLE IF NOT EXISTS timelines (
@@ -62,7 +69,10 @@ async def record_event(connection: Connection, event: IntegrationEvent) -> None:
 
 async def record_sla_event(connection: Connection, event: IntegrationEvent) -> None:
     """An SLA clock's event goes into the timeline of the complaint or order it measures."""
-    await _record(connection, event, uuid.UUID(str(event.envelope.data["subject_id"])))
+    clock_event = event.payload
+    if not isinstance(clock_event, SlaMilestone | SlaRecalculatedV1):
+        raise TypeError(f"{event.event_type} is not an SLA clock's event")
+    await _record(connection, event, clock_event.subject_id)
 
 
 async def _record(connection: Connection, event: IntegrationEvent, timeline_id: uuid.UUID) -> None:
@@ -80,16 +90,19 @@ async def _record(connection: Connection, event: IntegrationEvent, timeline_id: 
         envelope.event_type,
         envelope.source,
         envelope.occurred_at,
-        json.dumps(envelope.data),
+        event.payload.model_dump_json(),
     )
 
 
 async def record_hall_of(connection: Connection, event: IntegrationEvent) -> None:
     """Which hall a timeline belongs to: it decides who may read it."""
+    opening = event.payload
+    if not isinstance(opening, ComplaintRegisteredV1 | InspectionRecordedV1 | RectificationOrderOpenedV1):
+        raise TypeError(f"{event.event_type} opens no timeline")
     await connection.execute(
         "INSERT INTO timeline_halls VALUES ($1, $2) ON CONFLICT (aggregate_id) DO NOTHING",
         event.envelope.aggregate_id,
-        event.envelope.data["hall_id"],
+        opening.hall_id,
     )
 
 

@@ -8,6 +8,8 @@ import pytest
 
 from shared.contracts import (
     ComplaintRegisteredV1,
+    ComplaintRegisteredV2,
+    Envelope,
     InvalidEvent,
     build_event,
     decode_event,
@@ -15,17 +17,18 @@ from shared.contracts import (
     event_id_for,
 )
 
+REGISTERED = ComplaintRegisteredV1(
+    complaint_number="C20260930-000001",
+    hall_id="GD-SZ-001",
+    channel="hotline_10000",
+    category="billing",
+    priority="urgent",
+    owner="GD-SZ-001",
+    received_at=datetime(2026, 9, 30, 2, tzinfo=UTC),
+)
 
-def registered_event() -> bytes:
-    payload = ComplaintRegisteredV1(
-        complaint_number="C20260930-000001",
-        hall_id="GD-SZ-001",
-        channel="hotline_10000",
-        category="billing",
-        priority="urgent",
-        owner="GD-SZ-001",
-        received_at=datetime(2026, 9, 30, 2, tzinfo=UTC),
-    )
+
+def registered_event(payload: ComplaintRegisteredV1 = REGISTERED) -> bytes:
     event = build_event(
         payload,
         source="complaints",
@@ -42,6 +45,22 @@ def test_an_encoded_event_decodes_to_the_same_payload() -> None:
     assert isinstance(decoded.payload, ComplaintRegisteredV1)
     assert decoded.payload.priority == "urgent"
     assert decoded.envelope.event_id == event_id_for(uuid.UUID(int=7), 1)
+
+
+def test_each_schema_version_decodes_to_its_own_contract() -> None:
+    second = ComplaintRegisteredV2(**REGISTERED.model_dump(), province="广东", city="深圳")
+
+    assert type(decode_event(registered_event(second)).payload) is ComplaintRegisteredV2
+    assert type(decode_event(registered_event(REGISTERED)).payload) is ComplaintRegisteredV1
+
+
+def test_the_wire_format_is_the_envelope_with_the_contract_as_json_data() -> None:
+    """What consumers already deployed read: decoding in one pass must not change what is sent."""
+    document = json.loads(registered_event())
+    untyped = Envelope.model_validate(document)
+
+    assert set(document) == set(Envelope.model_fields)
+    assert untyped.data == REGISTERED.model_dump(mode="json")
 
 
 def test_event_id_is_stable_so_a_republished_event_is_recognised() -> None:
