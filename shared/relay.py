@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
 import asyncpg
@@ -27,6 +29,8 @@ from shared.tracing import TRACE_CONTEXTS_DDL, context_of, traceparent_header
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
+TRACE_CONTEXT_RETENTION = timedelta(days=1)
+FORGET_TRACE_CONTEXTS_EVERY_SECONDS = 3600.0
 POSITIONS_DDL = """
 CREATE TABLE IF NOT EXISTS relay_positions (
     relay_name text PRIMARY KEY,
@@ -87,6 +91,13 @@ class RelayPositions:
             )
         return bool(status.endswith(" 1"))
 
+    async def forget_trace_contexts(self, older_than: timedelta) -> int:
+        """Deletes trace contexts stored longer ago than `older_than`; returns how many."""
+        status = await self.pool.execute(
+            "DELETE FROM event_trace_contexts WHERE stored_at < now() - $1::interval", older_than
+        )
+        return int(status.split()[-1])
+
     async def rewind(self, relay_name: str, position: int) -> None:
         await self.pool.execute(
             """
@@ -119,6 +130,7 @@ class Relay:
         self.batch_size = batch_size
         self.idle_poll_seconds = idle_poll_seconds
         self._wake = asyncio.Event()
+        self._next_forgetting = 0.0
 
     def wake(self) -> None:
         """Called when new events are committed, to publish without waiting for the poll."""
@@ -129,6 +141,7 @@ class Relay:
             while True:
                 try:
                     published = await self.publish_next_batch()
+                    await self._forget_old_trace_contexts()
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -156,6 +169,18 @@ class Relay:
         if not await self.positions.advance(self.name, position, batch[-1].position):
             logger.info("relay %s: position moved by a rewind; continuing from there", self.name)
         return len(batch)
+
+    async def _forget_old_trace_contexts(self) -> None:
+        """A trace context is needed only until its event is published, which takes seconds; a day
+        still covers a relay that was down. Also drops those whose save failed and left no event."""
+        if time.monotonic() < self._next_forgetting:
+            return
+        self._next_forgetting = time.monotonic() + FORGET_TRACE_CONTEXTS_EVERY_SECONDS
+        forgotten = await self.positions.forget_trace_contexts(TRACE_CONTEXT_RETENTION)
+        if forgotten:
+            logger.info(
+                "relay %s: forgot %d trace contexts older than %s", self.name, forgotten, TRACE_CONTEXT_RETENTION
+            )
 
     async def _publish(self, producer: AIOKafkaProducer, batch: Sequence[OutgoingMessage]) -> None:
         deliveries = [await self._send(producer, message) for message in batch if message.value is not None]

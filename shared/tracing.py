@@ -37,8 +37,10 @@ CREATE TABLE IF NOT EXISTS event_trace_contexts (
     originator_id uuid NOT NULL,
     originator_version integer NOT NULL,
     traceparent text NOT NULL,
+    stored_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (originator_id, originator_version)
-)
+);
+ALTER TABLE event_trace_contexts ADD COLUMN IF NOT EXISTS stored_at timestamptz NOT NULL DEFAULT now();
 """
 Headers = Sequence[tuple[str, bytes]]
 EventKey = tuple[uuid.UUID, int]  # originator id and version
@@ -119,8 +121,9 @@ class StoresTraceContext(ServiceApplication):
             return
         datastore = self.recorder.datastore  # type: ignore[attr-defined]
         upsert = sql.SQL(
-            "INSERT INTO {}.event_trace_contexts VALUES (%s, %s, %s)"
-            " ON CONFLICT (originator_id, originator_version) DO UPDATE SET traceparent = EXCLUDED.traceparent"
+            "INSERT INTO {}.event_trace_contexts (originator_id, originator_version, traceparent) VALUES (%s, %s, %s)"
+            " ON CONFLICT (originator_id, originator_version)"
+            " DO UPDATE SET traceparent = EXCLUDED.traceparent, stored_at = now()"
         )
         try:
             with (

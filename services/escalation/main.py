@@ -16,11 +16,12 @@ from pathlib import Path
 
 import asyncpg
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 
 from services.escalation import api, clocks_api, consumer, recalculation, scheduler
 from services.escalation.application import EscalationApplication
 from services.escalation.calendar import BUSINESS_HOURS_FILE, CALENDAR_DIR, Calendars, load_year_files
-from services.escalation.metrics import publish_limits
+from services.escalation.metrics import SlaLimits
 from services.escalation.outbox import escalation_outbox
 from services.escalation.policy import POLICY_DIR, load_policies
 from services.escalation.tracking import SlaRules
@@ -68,7 +69,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
     auth = AuthSettings()
     clock = settings.clock(auth.environment)
     rules = load_rules(settings)
-    publish_limits(rules, clock())
+    REGISTRY.register(SlaLimits(rules, clock))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -7,12 +7,15 @@ Labels are catalogue values and the province: never complaint ids, numbers or cu
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterator
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from services.escalation.tracking import ClockStop, SlaRules, SlaSubject
 from shared.auth import OrgUnit
+from shared.clock import Clock
 
 STOP_LABELS = ["channel", "category", "priority", "province", "sla"]
 FIRST_RESPONDED = Counter(
@@ -31,7 +34,6 @@ RESOLUTION_SECONDS = Histogram(
     ["priority"],
     buckets=(3600, 14400, 32400, 64800, 97200, 129600, 162000, 243000, 324000, 648000),
 )
-SLA_LIMIT = Gauge("sla_limit_working_seconds", "The policy's limit in working seconds.", ["clock", "priority"])
 CLOCK_METRICS = {
     "first_response": (FIRST_RESPONDED, FIRST_RESPONSE_SECONDS),
     "resolution": (RESOLVED, RESOLUTION_SECONDS),
@@ -60,12 +62,24 @@ def _labels(subject: SlaSubject) -> tuple[str, str, str, str]:
     return subject.channel, subject.category, subject.priority, province
 
 
-def publish_limits(rules: SlaRules, now: datetime) -> None:
-    """The limits in force now for each priority the policy names (and "normal"), in the group's calendar."""
-    policy = rules.policy_for(now)
-    working_day = rules.calendars.for_unit(OrgUnit()).working_day
-    priorities = {"normal"} | {rule.match["priority"] for rule in policy.rules if "priority" in rule.match}
-    for priority in sorted(priorities):
-        for clock in ("first_response", "resolution"):
-            limit = policy.limit(clock, category="", priority=priority, channel="")
-            SLA_LIMIT.labels(clock, priority).set(limit.working_time(working_day).total_seconds())
+class SlaLimits(Collector):
+    """`sla_limit_working_seconds`, drawn as the target line: the limits in force at each scrape, in
+    the group's calendar, for each priority the policy names (and "normal"). Worked out at the
+    scrape, so a policy that takes effect later shows without a restart."""
+
+    def __init__(self, rules: SlaRules, clock: Clock) -> None:
+        self.rules = rules
+        self.clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        limits = GaugeMetricFamily(
+            "sla_limit_working_seconds", "The policy's limit in working seconds.", labels=["clock", "priority"]
+        )
+        policy = self.rules.policy_for(self.clock())
+        working_day = self.rules.calendars.for_unit(OrgUnit()).working_day
+        priorities = {"normal"} | {rule.match["priority"] for rule in policy.rules if "priority" in rule.match}
+        for priority in sorted(priorities):
+            for clock in ("first_response", "resolution"):
+                limit = policy.limit(clock, category="", priority=priority, channel="")
+                limits.add_metric([clock, priority], limit.working_time(working_day).total_seconds())
+        yield limits

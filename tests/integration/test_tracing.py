@@ -7,8 +7,10 @@ import asyncio
 import gzip
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -16,6 +18,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from devstack.process import free_port
 from devstack.stack import Stack
+from services.complaints.main import SCHEMA as COMPLAINTS_SCHEMA
+from shared.database import create_pool
+from shared.relay import TRACE_CONTEXT_RETENTION, RelayPositions
 from tests.integration.harness import StackClient, complaint_body, running_stack
 
 
@@ -101,3 +106,23 @@ async def test_one_trace_spans_the_post_the_relay_and_every_consumer(
     while not wanted <= (seen := {(s.service, s.name) for s in receiver.spans if s.trace_id == trace_id}):
         assert time.monotonic() < deadline, f"missing from the trace: {wanted - seen}"
         await asyncio.sleep(0.5)
+
+
+async def test_trace_contexts_a_day_old_are_forgotten(client: StackClient) -> None:
+    """The relay needs one only until it has published the event; it forgets them hourly."""
+    stale, fresh = uuid.uuid4(), uuid.uuid4()
+    await client.database.executemany(
+        "INSERT INTO complaints.event_trace_contexts VALUES ($1, 1, 'trace', now() - $2::interval)",
+        [(stale, timedelta(days=1, minutes=1)), (fresh, timedelta(hours=23))],
+    )
+    pool = await create_pool(client.stack.database_url, COMPLAINTS_SCHEMA, max_size=1)
+    try:
+        forgotten = await RelayPositions(pool).forget_trace_contexts(TRACE_CONTEXT_RETENTION)
+    finally:
+        await pool.close()
+
+    kept = await client.database.fetch(
+        "SELECT originator_id FROM complaints.event_trace_contexts WHERE originator_id = ANY($1)", [stale, fresh]
+    )
+    assert forgotten == 1
+    assert [row["originator_id"] for row in kept] == [fresh]

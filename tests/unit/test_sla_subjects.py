@@ -9,6 +9,7 @@ from prometheus_client import REGISTRY
 
 from services.escalation.application import EscalationApplication
 from services.escalation.calendar import CHINA_TIME, Calendars
+from services.escalation.metrics import SlaLimits
 from services.escalation.policy import Limit, Rule, load_policies
 from services.escalation.tracking import Opening, SlaRules, SlaSubject
 from shared.auth import OrgUnit
@@ -228,3 +229,25 @@ def test_a_complaint_reopened_within_the_window_and_closed_again_is_resolved_onc
         stops += [(stop.clock, hour) for stop in subject.stopped_since(RULES, running)]
 
     assert stops == [("first_response", "09:10"), ("resolution", "10:00")]
+
+
+def test_the_limits_drawn_as_targets_are_those_in_force_at_the_scrape() -> None:
+    faster = POLICIES[-1].model_copy(
+        update={
+            "version": "2026-12",
+            "effective_from": at("2026-12-01 00:00"),
+            "rules": [*POLICIES[-1].rules, Rule(match={"priority": "urgent"}, first_response=Limit(working_hours=1))],
+        }
+    )
+    time = Time(at("2026-11-30 23:59"))
+    limits = SlaLimits(SlaRules([*POLICIES, faster], RULES.calendars), time)
+
+    def urgent_first_response() -> float:
+        [family] = limits.collect()
+        [value] = [s.value for s in family.samples if s.labels == {"clock": "first_response", "priority": "urgent"}]
+        return value
+
+    before = urgent_first_response()
+    time.now = at("2026-12-01 00:00")
+
+    assert (before, urgent_first_response()) == (2 * 3600, 3600)
