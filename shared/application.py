@@ -10,7 +10,8 @@ from eventsourcing.postgres import PostgresRecorder
 
 # eventsourcing retries each read and write 10 times, each first waiting this long for a pooled
 # connection. Its default, 30 s, held a request for minutes once the database went down and the
-# pool had dropped its connections; with 0.3 s the caller has its 503 within 5 s.
+# pool had dropped its connections; with 0.3 s the caller has its 503 within 5 s. Under load,
+# requests beyond the pool's connections also get a 503 after those 5 s: they are shed, not queued.
 CONNECTION_WAIT_SECONDS = 0.3
 
 

@@ -440,7 +440,7 @@ ANY_KNOWN_EVENT = _any_known_event()
 
 
 class IntegrationEvent(NamedTuple):  # a tuple: made for every message a consumer reads
-    envelope: EnvelopeHeader
+    envelope: Envelope | ContractEnvelope
     payload: Contract
 
     @property

@@ -141,7 +141,6 @@ class Relay:
             while True:
                 try:
                     published = await self.publish_next_batch()
-                    await self._forget_old_trace_contexts()
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -150,6 +149,7 @@ class Relay:
                     await asyncio.sleep(1)
                     continue
                 if published == 0:
+                    await self._forget_old_trace_contexts()
                     await self._idle()
         finally:
             await self._drop_producer()
@@ -171,16 +171,18 @@ class Relay:
         return len(batch)
 
     async def _forget_old_trace_contexts(self) -> None:
-        """A trace context is needed only until its event is published, which takes seconds; a day
-        still covers a relay that was down. Also drops those whose save failed and left no event."""
+        """A trace context is needed only until its event is published. Called once everything is
+        published, so a backlog keeps its contexts; this also drops those of saves that failed."""
         if time.monotonic() < self._next_forgetting:
             return
         self._next_forgetting = time.monotonic() + FORGET_TRACE_CONTEXTS_EVERY_SECONDS
-        forgotten = await self.positions.forget_trace_contexts(TRACE_CONTEXT_RETENTION)
+        try:
+            forgotten = await self.positions.forget_trace_contexts(TRACE_CONTEXT_RETENTION)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            logger.warning("relay %s: old trace contexts not forgotten; trying again later", self.name, exc_info=True)
+            return
         if forgotten:
-            logger.info(
-                "relay %s: forgot %d trace contexts older than %s", self.name, forgotten, TRACE_CONTEXT_RETENTION
-            )
+            logger.info("relay %s: forgot %d trace contexts stored over a day ago", self.name, forgotten)
 
     async def _publish(self, producer: AIOKafkaProducer, batch: Sequence[OutgoingMessage]) -> None:
         deliveries = [await self._send(producer, message) for message in batch if message.value is not None]

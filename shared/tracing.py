@@ -40,7 +40,12 @@ CREATE TABLE IF NOT EXISTS event_trace_contexts (
     stored_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (originator_id, originator_version)
 );
-ALTER TABLE event_trace_contexts ADD COLUMN IF NOT EXISTS stored_at timestamptz NOT NULL DEFAULT now();
+DO $$ BEGIN  -- tables from before stored_at; an ALTER would lock out writers at every start, so only if missing
+    IF NOT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = current_schema()
+                   AND table_name = 'event_trace_contexts' AND column_name = 'stored_at') THEN
+        ALTER TABLE event_trace_contexts ADD COLUMN stored_at timestamptz NOT NULL DEFAULT now();
+    END IF;
+END $$;
 """
 Headers = Sequence[tuple[str, bytes]]
 EventKey = tuple[uuid.UUID, int]  # originator id and version

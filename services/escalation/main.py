@@ -69,7 +69,6 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
     auth = AuthSettings()
     clock = settings.clock(auth.environment)
     rules = load_rules(settings)
-    REGISTRY.register(SlaLimits(rules, clock))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,6 +92,8 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
                 logger.warning("consumer still behind after a minute; firing deadlines anyway")
             await scheduler.Scheduler(escalation, pool, clock).run()
 
+        limits = SlaLimits(rules, clock)
+        REGISTRY.register(limits)
         try:
             async with (
                 relaying(relay, pool, str(settings.database_url), EscalationApplication.name),
@@ -115,6 +116,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
         finally:
             escalation.close()
             await pool.close()
+            REGISTRY.unregister(limits)
 
     app = FastAPI(title="escalation", version="1", lifespan=lifespan)
     app.state.pool = None

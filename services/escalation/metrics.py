@@ -7,15 +7,19 @@ Labels are catalogue values and the province: never complaint ids, numbers or cu
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from services.escalation.policy import InvalidPolicy
 from services.escalation.tracking import ClockStop, SlaRules, SlaSubject
 from shared.auth import OrgUnit
 from shared.clock import Clock
+
+logger = logging.getLogger(__name__)
 
 STOP_LABELS = ["channel", "category", "priority", "province", "sla"]
 FIRST_RESPONDED = Counter(
@@ -71,11 +75,17 @@ class SlaLimits(Collector):
         self.rules = rules
         self.clock = clock
 
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
     def collect(self) -> Iterator[Metric]:
-        limits = GaugeMetricFamily(
-            "sla_limit_working_seconds", "The policy's limit in working seconds.", labels=["clock", "priority"]
-        )
-        policy = self.rules.policy_for(self.clock())
+        limits = self._family()
+        try:
+            policy = self.rules.policy_for(self.clock())
+        except InvalidPolicy:  # none in force yet: the other metrics must still be scraped
+            logger.warning("no SLA policy in force: no limits to draw")
+            yield limits
+            return
         working_day = self.rules.calendars.for_unit(OrgUnit()).working_day
         priorities = {"normal"} | {rule.match["priority"] for rule in policy.rules if "priority" in rule.match}
         for priority in sorted(priorities):
@@ -83,3 +93,9 @@ class SlaLimits(Collector):
                 limit = policy.limit(clock, category="", priority=priority, channel="")
                 limits.add_metric([clock, priority], limit.working_time(working_day).total_seconds())
         yield limits
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "sla_limit_working_seconds", "The policy's limit in working seconds.", labels=["clock", "priority"]
+        )

@@ -17,7 +17,7 @@ import asyncpg
 
 from services.escalation.application import Due, EscalationApplication
 from shared.clock import Clock
-from shared.consumer import Connection, TransientError
+from shared.consumer import TRANSIENT_ERRORS, Connection
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class Scheduler:
             sla_ids = [row["sla_id"] for row in rows]
             try:
                 dues = await asyncio.to_thread(self.application.fire_due, sla_ids)
-            except TransientError:
+            except TRANSIENT_ERRORS:  # the database, not the subjects: the whole batch is tried again
                 raise
             except Exception:
                 dues = await self._fire_one_by_one(connection, sla_ids)
@@ -109,6 +109,8 @@ class Scheduler:
         for sla_id in sla_ids:
             try:
                 dues += await asyncio.to_thread(self.application.fire_due, [sla_id])
+            except TRANSIENT_ERRORS:
+                raise
             except Exception:
                 logger.exception("scheduler: cannot fire %s; trying again in %s", sla_id, self.retry_failed_after)
                 retry_at = self.clock() + self.retry_failed_after

@@ -93,7 +93,8 @@ CHANGES_JSON = TypeAdapter(list[ScoreChange])
 
 async def record_score_change(connection: Connection, event: IntegrationEvent) -> None:
     change = event.payload
-    assert isinstance(change, ScoreRecalculatedV1)
+    if not isinstance(change, ScoreRecalculatedV1):
+        raise TypeError(f"{event.event_type} is not a score change")
     await connection.execute(
         """
         INSERT INTO score_changes (

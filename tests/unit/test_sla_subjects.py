@@ -251,3 +251,11 @@ def test_the_limits_drawn_as_targets_are_those_in_force_at_the_scrape() -> None:
     time.now = at("2026-12-01 00:00")
 
     assert (before, urgent_first_response()) == (2 * 3600, 3600)
+
+
+def test_with_no_policy_in_force_no_limit_is_drawn_and_the_scrape_goes_on() -> None:
+    limits = SlaLimits(RULES, Time(at("2025-06-30 12:00")))
+
+    [family] = limits.collect()
+
+    assert (family.name, family.samples) == ("sla_limit_working_seconds", [])
