@@ -63,10 +63,6 @@ def setup_tracing(service_name: str, exporter: TracesExporter) -> None:
     _enabled = True
 
 
-def tracing_enabled() -> bool:
-    return _enabled
-
-
 def trace_requests(app: FastAPI) -> None:
     tracer = trace.get_tracer("shared.tracing")
 

@@ -89,9 +89,9 @@ class SlaLimits(Collector):
         working_day = self.rules.calendars.for_unit(OrgUnit()).working_day
         priorities = {"normal"} | {rule.match["priority"] for rule in policy.rules if "priority" in rule.match}
         for priority in sorted(priorities):
-            for clock in ("first_response", "resolution"):
-                limit = policy.limit(clock, category="", priority=priority, channel="")
-                limits.add_metric([clock, priority], limit.working_time(working_day).total_seconds())
+            for clock_name in ("first_response", "resolution"):
+                limit = policy.limit(clock_name, category="", priority=priority, channel="")
+                limits.add_metric([clock_name, priority], limit.working_time(working_day).total_seconds())
         yield limits
 
     @staticmethod
