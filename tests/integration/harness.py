@@ -22,10 +22,17 @@ from aiokafka import AIOKafkaConsumer
 from devstack.stack import Stack, StackConfig
 from shared.auth import AuthSettings, OrgUnit, Role, hash_api_key, issue_staff_token
 from shared.clock import MovableClock
-from shared.topics import dead_letter_topic
+from shared.streaming import wait_until_caught_up
+from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS, dead_letter_topic
 
 FRONT_LINE_KEY = "test-front-line-key-for-SZ-KEY-HALL"
 FRONT_LINE_HALL = ("广东", "深圳", "SZ-KEY-HALL")
+# What each consumer service reads (its composition root subscribes to the same topics).
+CONSUMED_TOPICS = {
+    "escalation": (COMPLAINTS_EVENTS,),
+    "scoring": (COMPLAINTS_EVENTS, ESCALATION_EVENTS),
+    "projections": (COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS),
+}
 
 
 def staff_token(subject: str, unit: OrgUnit, *roles: Role) -> str:
@@ -102,7 +109,36 @@ class StackClient:
 
     def move_clock_to(self, instant: datetime) -> None:
         """Every service of the stack reads the time from this file (CLOCK_OFFSET_FILE)."""
-        MovableClock.move_to(Path(self.stack.config.extra_env["CLOCK_OFFSET_FILE"]), instant)
+        MovableClock.move_to(self.clock_offset_file, instant)
+
+    def now(self) -> datetime:
+        """The time as the stack's services read it: tests take instants from here, never the wall clock."""
+        return MovableClock(self.clock_offset_file)()
+
+    @property
+    def clock_offset_file(self) -> Path:
+        return Path(self.stack.config.extra_env["CLOCK_OFFSET_FILE"])
+
+    async def consumer_group(self, consumer: str) -> str:
+        """The consumer group a consumer service uses now (it moves to a new one after a broker reset)."""
+        schema = next(name for name in CONSUMED_TOPICS if name == consumer)  # a known name, never input
+        epoch = await self.database.fetchval(
+            f"SELECT epoch FROM {schema}.consumer_epochs WHERE consumer = $1",  # noqa: S608
+            consumer,
+        )
+        return f"{consumer}-epoch-{epoch}" if epoch else consumer
+
+    async def wait_until_consumed(self, *consumers: str, timeout: float = 90) -> None:
+        """Until each consumer service has committed every message that was on its topics when called.
+
+        Consumers run in stream order, so what they derive from those messages and publish in turn
+        (e.g. scoring's score changes) is waited for by naming the downstream consumer after them.
+        """
+        for consumer in consumers:
+            group = await self.consumer_group(consumer)
+            for topic in CONSUMED_TOPICS[consumer]:
+                caught_up = await wait_until_caught_up(self.stack.bootstrap_servers, group, topic, timeout)
+                assert caught_up, f"{consumer} did not consume {topic} within {timeout} s"
 
     async def clocks(self, complaint_id: str, kind: str = "complaints", timeout: float = 30) -> dict[str, Any]:
         """A subject's SLA clocks, once the escalation service has them."""
