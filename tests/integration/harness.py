@@ -27,6 +27,8 @@ from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS, 
 
 FRONT_LINE_KEY = "test-front-line-key-for-SZ-KEY-HALL"
 FRONT_LINE_HALL = ("广东", "深圳", "SZ-KEY-HALL")
+# Each event-sourced service's schema, which holds its event store (`<schema>.<schema>_events`) and relay position.
+RELAYS = {"complaints": "complaints", "escalation": "escalation", "scoring": "scoring"}
 # What each consumer service reads (its composition root subscribes to the same topics).
 CONSUMED_TOPICS = {
     "escalation": (COMPLAINTS_EVENTS,),
@@ -127,6 +129,20 @@ class StackClient:
             consumer,
         )
         return f"{consumer}-epoch-{epoch}" if epoch else consumer
+
+    async def wait_until_relayed(self, service: str, timeout: float = 60) -> None:
+        """Until an event-sourced service's relay has published every event it had stored when called."""
+        stored = await self.database.fetchval(
+            f"SELECT max(notification_id) FROM {RELAYS[service]}.{RELAYS[service]}_events"
+        )  # noqa: S608
+        relayed = await eventually(lambda: self._relay_position_reached(service, stored or 0), timeout=timeout)
+        assert relayed, f"{service}'s relay did not publish its stored events within {timeout} s"
+
+    async def _relay_position_reached(self, service: str, position: int) -> bool:
+        published = await self.database.fetchval(
+            f"SELECT position FROM {RELAYS[service]}.relay_positions",  # noqa: S608
+        )
+        return (published or 0) >= position
 
     async def wait_until_consumed(self, *consumers: str, timeout: float = 90) -> None:
         """Until each consumer service has committed every message that was on its topics when called.
