@@ -132,9 +132,8 @@ class StackClient:
 
     async def wait_until_relayed(self, service: str, timeout: float = 60) -> None:
         """Until an event-sourced service's relay has published every event it had stored when called."""
-        stored = await self.database.fetchval(
-            f"SELECT max(notification_id) FROM {RELAYS[service]}.{RELAYS[service]}_events"
-        )  # noqa: S608
+        schema = RELAYS[service]
+        stored = await self.database.fetchval(f"SELECT max(notification_id) FROM {schema}.{schema}_events")  # noqa: S608
         relayed = await eventually(lambda: self._relay_position_reached(service, stored or 0), timeout=timeout)
         assert relayed, f"{service}'s relay did not publish its stored events within {timeout} s"
 
