@@ -25,7 +25,8 @@ from shared.scoring_policy import COMPONENTS, Component, ScoringPolicy
 
 @dataclass
 class ComplaintFacts:
-    """Created by whichever of its facts comes first: breaches arrive on another topic than the registration."""
+    """Created by whichever of its facts comes first: breaches arrive on another topic than the registration
+    (a scorecard holds them back until it arrives, see `PeriodFacts.awaits_subject`; a replay need not)."""
 
     registered: bool = False
     priority: str = ""
@@ -67,6 +68,20 @@ class PeriodFacts:
             self.findings.setdefault(subject, FindingFacts()).overdue = True
         else:
             self._apply_to_complaint(self.complaints.setdefault(subject, ComplaintFacts()), kind, fact)
+
+    def awaits_subject(self, fact: dict[str, Any]) -> bool:
+        """True if the fact is about a complaint not registered yet or an order not opened yet.
+
+        Such a fact moves nothing now (the score counts registered complaints and opened findings),
+        but will once its subject is known: it came first on the other topic.
+        """
+        kind, subject = fact["kind"], fact["subject"]
+        if kind in ("complaint_registered", "finding_opened", "inspected"):
+            return False
+        if kind == "order_overdue":
+            return subject not in self.findings
+        complaint = self.complaints.get(subject)
+        return complaint is None or not complaint.registered
 
     @staticmethod
     def _apply_to_complaint(complaint: ComplaintFacts, kind: str, fact: dict[str, Any]) -> None:

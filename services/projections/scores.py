@@ -208,7 +208,10 @@ async def changes_of_hall(
 
 
 async def changes_of_subject(pool: asyncpg.Pool, subject_id: uuid.UUID) -> list[ScoreChangeEntry]:
-    rows = await pool.fetch("SELECT * FROM score_changes WHERE subject_id = $1 ORDER BY recorded_at", subject_id)
+    # A held fact takes effect at the same instant as the one it waited for: the scorecard's order decides.
+    rows = await pool.fetch(
+        "SELECT * FROM score_changes WHERE subject_id = $1 ORDER BY recorded_at, scorecard_version", subject_id
+    )
     return [_entry(row) for row in rows]
 
 

@@ -29,6 +29,12 @@ class SourceEvent:
     occurred_at: datetime
 
 
+@dataclass(frozen=True)
+class HeldFact:
+    source: SourceEvent
+    fact: dict[str, Any]
+
+
 class Scorecard(Aggregate):
     @event("Opened")
     def __init__(self, id: uuid.UUID, hall_id: str, period: str) -> None:  # noqa: A002 - eventsourcing's name
@@ -36,22 +42,45 @@ class Scorecard(Aggregate):
         self.period = period
         self.facts = PeriodFacts()
         self.seen: set[uuid.UUID] = set()
+        self.held: dict[uuid.UUID, HeldFact] = {}  # by source event, in arrival order
         self.score: float | None = None
 
     @classmethod
     def open(cls, hall_id: str, period: str) -> Scorecard:
         return cls(id=scorecard_id(hall_id, period), hall_id=hall_id, period=period)
 
-    def apply_fact(self, policy: ScoringPolicy, source: SourceEvent, fact: dict[str, Any]) -> bool:
-        """Records the fact and what it did to the score; False if this source event was applied before."""
+    def apply_fact(self, policy: ScoringPolicy, source: SourceEvent, fact: dict[str, Any], now: datetime) -> bool:
+        """Records the fact and what it did to the score; False if this source event was applied before.
+
+        A fact about a complaint not registered yet (or an order not opened yet) came first on the other
+        topic and can move nothing: it is held, and takes effect under its own source right after the
+        fact it waited for, so each change is booked to the fact that caused it whatever the arrival order.
+        """
         if source.event_id in self.seen:
             return False
+        if self.facts.awaits_subject(fact):
+            self.trigger_event(
+                self.FactHeld,
+                timestamp=now,
+                source_event_id=source.event_id,
+                source_event_type=source.event_type,
+                occurred_at=source.occurred_at,
+                fact=fact,
+            )
+            return True
+        self._record(policy, source, fact, now)
+        for held in [held for held in self.held.values() if not self.facts.awaits_subject(held.fact)]:
+            self._record(policy, held.source, held.fact, now)
+        return True
+
+    def _record(self, policy: ScoringPolicy, source: SourceEvent, fact: dict[str, Any], now: datetime) -> None:
         before = score(self.facts, policy)
         after_facts = copy.deepcopy(self.facts)
         after_facts.apply(fact)
         after = score(after_facts, policy)
         self.trigger_event(
             self.FactApplied,
+            timestamp=now,
             hall_id=self.hall_id,
             period=self.period,
             source_event_id=source.event_id,
@@ -66,7 +95,19 @@ class Scorecard(Aggregate):
             bonus=after.bonus,
             changes=changes(before, after),
         )
-        return True
+
+    class FactHeld(Aggregate.Event):
+        """A fact that waits for its subject's first fact; internal, so not published."""
+
+        source_event_id: uuid.UUID
+        source_event_type: str
+        occurred_at: datetime
+        fact: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            source = SourceEvent(self.source_event_id, self.source_event_type, self.occurred_at)
+            aggregate.held[self.source_event_id] = HeldFact(source, self.fact)
+            aggregate.seen.add(self.source_event_id)
 
     class FactApplied(Aggregate.Event):
         class_version = 2
@@ -93,6 +134,7 @@ class Scorecard(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.facts.apply(self.fact)
             aggregate.seen.add(self.source_event_id)
+            aggregate.held.pop(self.source_event_id, None)
             aggregate.score = self.score_after
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from services.projections.grades import Standing, grade_halls
+from services.scoring.application import ScoringApplication
+from services.scoring.domain import Scorecard, SourceEvent
 from shared.scorecard import PeriodFacts, score
 from shared.scoring_policy import CHINA_TIME, empty_score, load_scoring_policies, period_of, period_start
 
@@ -101,6 +105,73 @@ def test_a_substantiated_complaint_that_reached_the_media_costs_from_2026_12() -
         registered("m", channel="internet_media"), {"kind": "checked", "subject": "m", "substantiated": False}
     )
     assert score(unfounded, WITH_MEDIA_EXPOSURE).deductions == 0
+
+
+NOW = datetime(2026, 11, 16, 2, tzinfo=UTC)
+
+
+def source(event_type: str) -> SourceEvent:
+    return SourceEvent(uuid.uuid4(), event_type, NOW)
+
+
+Arrival = tuple[SourceEvent, Mapping[str, object]]
+Booking = tuple[float, float, dict[str, tuple[float, float]]]  # score before, after, and each component moved
+
+
+def booked(card: Scorecard, *arrivals: Arrival) -> dict[str, Booking]:
+    """Applies the facts in arrival order; what each source event was recorded as doing to the score."""
+    for event, fact in arrivals:
+        card.apply_fact(POLICY, event, dict(fact), NOW)
+    return {
+        event.source_event_type: (
+            event.score_before,
+            event.score_after,
+            {c["component"]: (c["before"], c["after"]) for c in event.changes},
+        )
+        for event in card.collect_events()
+        if isinstance(event, Scorecard.FactApplied)
+    }
+
+
+def test_a_breach_that_arrives_before_its_registration_is_booked_to_the_breach_once_it_arrives() -> None:
+    registration: Arrival = (source("ComplaintRegistered"), registered("a"))
+    breach: Arrival = (source("SlaBreached"), {"kind": "response_breached", "subject": "a"})
+    early = Scorecard.open("H", "2026-11")
+
+    assert booked(early, breach) == {}  # nothing to score yet: the complaint is not registered here
+    assert booked(early, registration) == {
+        "ComplaintRegistered": (100, 70, {"resolution_rate": (30, 0)}),
+        "SlaBreached": (70, 50, {"response_timeliness": (20, 0)}),
+    }
+    assert booked(Scorecard.open("H", "2026-11"), registration, breach) == booked(
+        Scorecard.open("H", "2026-11"), breach, registration
+    )
+    assert early.score == 50 and not early.held
+
+
+def test_an_order_seen_overdue_before_its_opening_books_the_doubled_deduction_to_the_overdue() -> None:
+    overdue: Arrival = (source("SlaBreached"), {"kind": "order_overdue", "subject": "o"})
+    opened: Arrival = (source("RectificationOrderOpened"), {"kind": "finding_opened", "subject": "o", "points": 3})
+
+    assert booked(Scorecard.open("H", "2026-11"), overdue, opened) == {
+        "RectificationOrderOpened": (100, 97, {"deductions": (0, 3)}),
+        "SlaBreached": (97, 94, {"deductions": (3, 6)}),
+    }
+
+
+def test_a_held_breach_is_kept_by_the_stored_scorecard_and_counted_once() -> None:
+    scoring = ScoringApplication({}, {POLICY.version: POLICY}, clock=lambda: NOW)
+    breach, fact = source("SlaBreached"), {"kind": "response_breached", "subject": "a"}
+
+    assert scoring.apply("H", "2026-11", breach, fact)
+    assert not scoring.apply("H", "2026-11", breach, fact)  # redelivered while held
+    assert scoring.apply("H", "2026-11", source("ComplaintRegistered"), registered("a"))
+    assert not scoring.apply("H", "2026-11", breach, fact)  # redelivered after it took effect
+
+    card = scoring.scorecard("H", "2026-11")
+    assert card is not None and card.score == 50 and not card.held
+    *_, last = [e for e in scoring.repository.event_store.get(card.id) if isinstance(e, Scorecard.FactApplied)]
+    assert (last.source_event_id, last.timestamp) == (breach.event_id, NOW)  # recorded at the scoring clock's time
 
 
 def standing(hall_id: str, score: float, level: int = 1, ownership: str = "self_operated") -> Standing:
