@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -73,6 +74,20 @@ class ReceivedAtOutOfRange(ComplaintsError):
     status_code = 422
     error_type = "received_at_out_of_range"
     field = ("body", "received_at")
+
+
+class NotResponsible(ComplaintsError):
+    """The caller may read the complaint but another unit is responsible for this step."""
+
+    status_code = 403
+    error_type = "not_responsible"
+    field = ("path", "complaint_id")
+
+
+class UnknownUnit(ComplaintsError):
+    status_code = 422
+    error_type = "unknown_unit"
+    field = ("body", "to_unit")
 
 
 class StepNotAllowed(ComplaintsError):
@@ -304,7 +319,36 @@ class ComplaintsApplication(StoresTraceContext):
         perform: Callable[[Complaint, Step], None],
         viewer: Principal,
     ) -> tuple[Complaint, bool]:
-        """One step of a complaint's closed loop; returns the complaint and whether this call changed it."""
+        """One step of a complaint's closed loop, by its owner's unit (or one above it); returns the
+        complaint and whether this call changed it."""
+
+        def perform_as_owner(complaint: Complaint, step: Step) -> None:
+            owner = self.owner_unit(complaint)
+            if not viewer.can_see(owner):
+                raise NotResponsible(f"{owner} owns the complaint; only it or a unit above it can take this step")
+            perform(complaint, step)
+
+        return self._take_step(lambda: self.get_complaint(complaint_id, viewer), request, perform_as_owner)
+
+    def dispatch(
+        self, complaint_id: uuid.UUID, to_unit: str, request: StepRequest, viewer: Principal
+    ) -> tuple[Complaint, bool]:
+        """Hands the complaint to a registered hall or to a unit above its hall (电子派单)."""
+
+        def perform(complaint: Complaint, step: Step) -> None:
+            complaint.dispatch(str(self._dispatch_target(complaint, to_unit)), str(self.owner_unit(complaint)), step)
+
+        return self.act(complaint_id, request, perform, viewer)
+
+    def accept(self, complaint_id: uuid.UUID, request: StepRequest, viewer: Principal) -> tuple[Complaint, bool]:
+        """The receiving unit (or one above it) takes a hand-off over and becomes the owner."""
+
+        def perform(complaint: Complaint, step: Step) -> None:
+            receiving = complaint.pending_hand_off_to
+            if receiving is not None and not viewer.can_see(self._unit_named(receiving, complaint)):
+                raise NotResponsible(f"the hand-off is to {receiving}; only it or a unit above it can accept")
+            complaint.accept(step)
+
         return self._take_step(lambda: self.get_complaint(complaint_id, viewer), request, perform)
 
     def act_on_order(
@@ -442,11 +486,53 @@ class ComplaintsApplication(StoresTraceContext):
         return hall is not None and viewer.can_see(unit_of(hall))
 
     def get_complaint(self, complaint_id: uuid.UUID, viewer: Principal) -> Complaint:
+        """Seen by the registering hall, the owner's unit and a unit a hand-off waits for, and by units above them."""
         complaint = self._find(Complaint, complaint_id)
-        hall = self._find_hall(complaint.hall_code) if complaint else None
-        if complaint is None or hall is None or not viewer.can_see(unit_of(hall)):
+        if complaint is None or not any(viewer.can_see(unit) for unit in self._units_involved(complaint)):
             raise ComplaintNotFound(f"no complaint {complaint_id}")
         return complaint
+
+    def _units_involved(self, complaint: Complaint) -> list[OrgUnit]:
+        units = [self._registering_unit(complaint), self.owner_unit(complaint)]
+        if complaint.pending_hand_off_to is not None:
+            units.append(self._unit_named(complaint.pending_hand_off_to, complaint))
+        return units
+
+    def _registering_unit(self, complaint: Complaint) -> OrgUnit:
+        return unit_of(self.known_hall(complaint.hall_code))
+
+    def owner_unit(self, complaint: Complaint) -> OrgUnit:
+        """The unit that owns the complaint now: the registering hall until a hand-off is accepted."""
+        if complaint.owner_unit is None:
+            return self._registering_unit(complaint)
+        return self._unit_named(complaint.owner_unit, complaint)
+
+    def _unit_named(self, name: str, complaint: Complaint) -> OrgUnit:
+        """A unit recorded on a complaint. Hand-offs recorded before units were validated may name a
+        hall by its code, or something unknown: that stays with the registering hall."""
+        with contextlib.suppress(ValueError):
+            return OrgUnit.parse(name)
+        hall = self._find_hall(name)
+        return unit_of(hall) if hall is not None else self._registering_unit(complaint)
+
+    def _dispatch_target(self, complaint: Complaint, to_unit: str) -> OrgUnit:
+        """A registered hall (by code or path), or a unit above the complaint's hall (its city, province, group)."""
+        if not to_unit.startswith("group"):
+            hall = self._find_hall(to_unit)
+            if hall is None:
+                raise UnknownUnit(f"no hall {to_unit!r} is registered")
+            return unit_of(hall)
+        try:
+            unit = OrgUnit.parse(to_unit)
+        except ValueError as invalid:
+            raise UnknownUnit(str(invalid)) from None
+        if unit.level == "hall":
+            hall = self._find_hall(unit.path[-1])
+            if hall is None or unit_of(hall) != unit:
+                raise UnknownUnit(f"no hall {to_unit!r} is registered")
+        elif not unit.contains(self._registering_unit(complaint)):
+            raise UnknownUnit(f"{to_unit} is neither a registered hall nor a unit above hall {complaint.hall_code}")
+        return unit
 
     @staticmethod
     def _replayed(complaint: Complaint, fingerprint: str) -> Complaint:

@@ -79,8 +79,9 @@ class Complaint(RemembersRequests):
     """A customer complaint and its closed loop: check → communicate → rectify → feedback.
 
     Its first-ask owner is whoever received it (首问负责) until another unit accepts a
-    hand-off, so it is never ownerless. Commands check the rules and raise
-    `StepRefused`; the `_`-prefixed methods are the events, which only change state.
+    hand-off, so it is never ownerless: `owner_unit` is None while the registering hall
+    owns it. Commands check the rules and raise `StepRefused`; the `_`-prefixed methods
+    are the events, which only change state.
     """
 
     class Registered(Aggregate.Created):
@@ -123,6 +124,7 @@ class Complaint(RemembersRequests):
         self.customer_phone = customer_phone
         self.description = description
         self.owner = received_by
+        self.owner_unit: str | None = None
         self.received_at = received_at
         self.registered_at = registered_at
         self.request_fingerprint = request_fingerprint
@@ -145,15 +147,17 @@ class Complaint(RemembersRequests):
 
     def resolve_on_spot(self, step: Step) -> None:
         self._require_open()
+        self._require_no_callback_owed("resolving")
         if self.rectified or self.resolved_on_spot:
             raise StepRefused("the complaint is already resolved; give feedback next")
         self._resolved_on_spot(**step.fields())
 
-    def dispatch(self, to_unit: str, step: Step) -> None:
+    def dispatch(self, to_unit: str, owner_unit: str, step: Step) -> None:
+        """`to_unit` and `owner_unit` (the unit owning it now) are organisation unit paths."""
         self._require_open()
         if self.pending_hand_off_to is not None:
             raise StepRefused(f"a hand-off to {self.pending_hand_off_to} is waiting to be accepted")
-        if to_unit == self.owner:
+        if to_unit == owner_unit:
             raise StepRefused(f"{to_unit} already owns the complaint")
         self._dispatched(to_unit=to_unit, **step.fields())
 
@@ -185,12 +189,11 @@ class Complaint(RemembersRequests):
         self, action: str, rectification_owner: str, deadline: datetime, evidence: list[str], step: Step
     ) -> None:
         self._require_open()
+        self._require_no_callback_owed("rectifying")
         if not self.checked:
             raise StepRefused("check the facts before rectifying")
         if self.contacts == 0:
             raise StepRefused("communicate with the customer before rectifying")
-        if self.callback_needed:
-            raise StepRefused("the customer was unsatisfied: a supervisor callback comes before rectifying again")
         self._rectified(
             action=action,
             rectification_owner=rectification_owner,
@@ -201,6 +204,7 @@ class Complaint(RemembersRequests):
 
     def feedback(self, satisfaction: str, step: Step) -> None:
         self._require_open()
+        self._require_no_callback_owed("asking for feedback")
         if not (self.rectified or self.resolved_on_spot):
             raise StepRefused("rectify (or resolve on the spot) before asking for feedback")
         if self.satisfaction is not None:
@@ -209,6 +213,7 @@ class Complaint(RemembersRequests):
 
     def close(self, step: Step) -> None:
         self._require_open()
+        self._require_no_callback_owed("closing")
         if self.satisfaction is None:
             raise StepRefused("feedback from the customer is missing")
         if self.satisfaction == "unsatisfied":
@@ -248,6 +253,11 @@ class Complaint(RemembersRequests):
         if self.status == "closed":
             raise StepRefused("the complaint is closed; reopen it first")
 
+    def _require_no_callback_owed(self, before: str) -> None:
+        """Every path that can end the loop again passes here, so an unsatisfied case is never closed unheard."""
+        if self.callback_needed:
+            raise StepRefused(f"the customer was unsatisfied: a supervisor callback comes before {before} again")
+
     # Events: change state only; replayed when the complaint is loaded.
 
     @event("ResolvedOnSpot")
@@ -275,6 +285,7 @@ class Complaint(RemembersRequests):
         self, unit: str, actor: str, reason: str, at: datetime, request_key: str | None, request_fingerprint: str | None
     ) -> None:
         self.owner = unit
+        self.owner_unit = unit
         self.pending_hand_off_to = None
         self._remember(request_key, request_fingerprint)
 

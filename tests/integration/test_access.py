@@ -83,6 +83,59 @@ async def test_a_city_manager_sees_every_hall_of_the_city_and_none_of_another(cl
     assert read_guangzhou.status_code == 404 and read_shenzhen.status_code == 200
 
 
+async def test_a_hand_off_is_seen_and_accepted_by_the_receiving_unit_and_read_by_the_registering_hall(
+    client: StackClient,
+) -> None:
+    province, city, key_hall = FRONT_LINE_HALL
+    await ensure_key_hall(client)
+    receiving = await client.register_hall(province=province, city=city)
+    bystander = await client.register_hall(province=province, city=city)
+    receiving_manager = bearer(staff_token("b-manager", OrgUnit((province, city, receiving)), Role.hall_manager))
+    bystander_manager = bearer(staff_token("c-manager", OrgUnit((province, city, bystander)), Role.hall_manager))
+    url = f"{client.complaints_url}/api/v1/complaints"
+
+    async with client.acting_as(KEY) as counter:
+        complaint_id = (await counter.post_complaint(complaint_body(key_hall))).json()["id"]
+        unknown = await counter.step(complaint_id, "dispatch", {"to_unit": "NO-SUCH-HALL"})
+        other_city = await counter.step(complaint_id, "dispatch", {"to_unit": f"group/{province}/佛山"})
+        dispatched = await counter.step(complaint_id, "dispatch", {"to_unit": receiving})
+        own_accept = await counter.step(complaint_id, "accept")
+    async with client.acting_as(bystander_manager) as outsider:
+        outsider_read = await outsider.http.get(f"{url}/{complaint_id}")
+        outsider_accept = await outsider.step(complaint_id, "accept")
+    async with client.acting_as(receiving_manager) as receiver:
+        pending_read = await receiver.http.get(f"{url}/{complaint_id}")
+        premature_step = await receiver.step(complaint_id, "acknowledge")
+        accepted = await receiver.step(complaint_id, "accept")
+        owner_step = await receiver.step(complaint_id, "acknowledge")
+    async with client.acting_as(KEY) as counter:
+        registering_read = await counter.http.get(f"{url}/{complaint_id}")
+        registering_step = await counter.step(complaint_id, "check", {**CHECK_BODY})
+
+    receiving_unit = str(OrgUnit((province, city, receiving)))
+    assert (unknown.status_code, unknown.json()["detail"][0]["loc"]) == (422, ["body", "to_unit"])
+    assert other_city.status_code == 422 and other_city.json()["detail"][0]["type"] == "unknown_unit"
+    assert dispatched.status_code == 200 and dispatched.json()["pending_hand_off_to"] == receiving_unit
+    assert own_accept.status_code == 403 and own_accept.json()["detail"][0]["type"] == "not_responsible"
+    assert (outsider_read.status_code, outsider_accept.status_code) == (404, 404)
+    assert pending_read.status_code == 200 and premature_step.status_code == 403
+    assert accepted.status_code == 200 and accepted.json()["owner_unit"] == receiving_unit
+    assert owner_step.status_code == 200 and owner_step.json()["acknowledged_at"] is not None
+    assert registering_read.status_code == 200 and registering_read.json()["owner_unit"] == receiving_unit
+    assert registering_step.status_code == 403
+
+
+async def ensure_key_hall(client: StackClient) -> None:
+    """The front-line key's hall, which an earlier test of the module may have registered already."""
+    province, city, key_hall = FRONT_LINE_HALL
+    response = await client.http.get(f"{client.complaints_url}/api/v1/halls/{key_hall}")
+    if response.status_code == 404:
+        await client.register_hall(province=province, city=city, hall_id=key_hall)
+
+
+CHECK_BODY = {"substantiated": True, "root_cause": "wrong tariff", "responsible_unit": "billing"}
+
+
 async def test_complaint_list_filters_and_pages(client: StackClient) -> None:
     hall_id = await client.register_hall()
     created = []

@@ -15,6 +15,7 @@ RECTIFY = {
     "deadline": "2030-01-01T18:00:00+08:00",
     "evidence": ["ticket://BILL-881"],
 }
+CITY_CENTRE = "group/广东/深圳"  # the city of `register_hall`'s halls, e.g. its customer service centre
 CHECK = {"substantiated": True, "root_cause": "duplicate billing run", "responsible_unit": "billing-team"}
 
 
@@ -45,7 +46,7 @@ async def test_full_loop_with_hand_off_ends_closed_and_the_timeline_shows_every_
         client,
         complaint_id,
         [
-            ("dispatch", {"to_unit": "SZ-CSC"}),
+            ("dispatch", {"to_unit": CITY_CENTRE}),
             ("accept", {}),
             ("acknowledge", {}),
             ("check", CHECK),
@@ -56,7 +57,7 @@ async def test_full_loop_with_hand_off_ends_closed_and_the_timeline_shows_every_
         ],
     )
 
-    assert final["status"] == "closed" and final["owner"] == "SZ-CSC"
+    assert final["status"] == "closed" and final["owner"] == final["owner_unit"] == CITY_CENTRE
     events = await client.wait_for_timeline(complaint_id, 9)
     assert [e["type"] for e in events] == [
         "ComplaintRegistered",
@@ -132,6 +133,36 @@ async def test_unsatisfied_customer_needs_reopen_and_callback_before_closing_aga
         "FeedbackReceived",
         "ComplaintClosed",
     ]
+
+
+async def test_an_unsatisfied_customer_is_called_back_before_any_path_closes_the_loop(client: StackClient) -> None:
+    complaint_id = await new_complaint(client)
+    await walk(client, complaint_id, [("resolve-on-spot", {}), ("feedback", {"satisfaction": "unsatisfied"})])
+    await walk(client, complaint_id, [("reopen", {})])
+
+    refused = {action: await client.step(complaint_id, action, body) for action, body in CLOSING_STEPS}
+    final = await walk(
+        client,
+        complaint_id,
+        [
+            ("callback", {"outcome": "supervisor apologised"}),
+            ("resolve-on-spot", {}),
+            ("feedback", {"satisfaction": "satisfied"}),
+            ("close", {}),
+        ],
+    )
+
+    assert {action: r.status_code for action, r in refused.items()} == {action: 409 for action, _ in CLOSING_STEPS}
+    assert all("supervisor callback" in r.json()["detail"][0]["msg"] for r in refused.values())
+    assert final["status"] == "closed" and not final["callback_needed"]
+
+
+CLOSING_STEPS: list[tuple[str, dict[str, Any]]] = [
+    ("resolve-on-spot", {}),
+    ("rectify", RECTIFY),
+    ("feedback", {"satisfaction": "satisfied"}),
+    ("close", {}),
+]
 
 
 async def test_pause_and_resume_are_recorded_with_their_reason(client: StackClient) -> None:

@@ -79,13 +79,69 @@ def test_closing_needs_feedback_and_feedback_needs_rectification() -> None:
     assert "rectify" in refusal(lambda: complaint.feedback("satisfied", step()))
 
 
+REGISTERING_HALL = "group/广东/深圳/GD-SZ-001"
+CITY_CENTRE = "group/广东/深圳"
+
+
 def test_a_hand_off_keeps_the_first_owner_until_accepted() -> None:
     complaint = register(received_by="clerk-17")
-    complaint.dispatch("SZ-CSC", step())
+    complaint.dispatch(CITY_CENTRE, REGISTERING_HALL, step())
 
-    assert complaint.owner == "clerk-17" and complaint.pending_hand_off_to == "SZ-CSC"
+    assert complaint.owner == "clerk-17" and complaint.owner_unit is None
+    assert complaint.pending_hand_off_to == CITY_CENTRE
     complaint.accept(step("csc-agent"))
-    assert complaint.owner == "SZ-CSC" and complaint.pending_hand_off_to is None
+    assert complaint.owner == complaint.owner_unit == CITY_CENTRE and complaint.pending_hand_off_to is None
+
+
+def test_a_complaint_is_not_handed_to_the_unit_that_owns_it() -> None:
+    complaint = register()
+
+    assert refusal(lambda: complaint.dispatch(REGISTERING_HALL, REGISTERING_HALL, step())) == (
+        f"{REGISTERING_HALL} already owns the complaint"
+    )
+
+
+def unsatisfied_and_reopened(resolve: Callable[[Complaint], None]) -> Complaint:
+    complaint = register()
+    resolve(complaint)
+    complaint.feedback("unsatisfied", step())
+    complaint.reopen(step())
+    return complaint
+
+
+@pytest.mark.parametrize(
+    ("first_resolution", "name"),
+    [
+        (lambda c: c.resolve_on_spot(step()), "on the spot"),
+        (
+            lambda c: (
+                c.check(True, "billing error", "billing", step()),
+                c.contact("reached", step()),
+                c.rectify("refund", "billing", datetime(2026, 10, 9, tzinfo=UTC), [], step()),
+            ),
+            "rectified",
+        ),
+    ],
+)
+def test_while_a_callback_is_owed_no_step_can_end_the_loop(
+    first_resolution: Callable[[Complaint], None], name: str
+) -> None:
+    complaint = unsatisfied_and_reopened(first_resolution)
+
+    for attempt in (
+        lambda: complaint.resolve_on_spot(step()),
+        lambda: complaint.rectify("again", "billing", datetime(2026, 10, 9, tzinfo=UTC), [], step()),
+        lambda: complaint.feedback("satisfied", step()),
+        lambda: complaint.close(step()),
+    ):
+        assert "supervisor callback" in refusal(attempt), name
+    assert complaint.callback_needed and complaint.status == "open"
+
+    complaint.callback("apologised", step("supervisor"))
+    complaint.resolve_on_spot(step())
+    complaint.feedback("satisfied", step())
+    complaint.close(step())
+    assert complaint.status == "closed" and not complaint.callback_needed
 
 
 def test_unsatisfied_feedback_requires_reopen_and_callback() -> None:
@@ -118,7 +174,7 @@ def test_nothing_but_reopen_acts_on_a_closed_complaint() -> None:
 
 def test_replaying_the_events_rebuilds_the_same_complaint() -> None:
     complaint = register()
-    complaint.dispatch("SZ-CSC", Step("a", "r", datetime(2026, 10, 8, tzinfo=UTC), "key-1", "fp"))
+    complaint.dispatch(CITY_CENTRE, REGISTERING_HALL, Step("a", "r", datetime(2026, 10, 8, tzinfo=UTC), "key-1", "fp"))
     complaint.accept(step())
     complaint.pause(step())
 
