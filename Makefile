@@ -4,7 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint unit integration bench republish rebuild clean
+# Debian's prometheus package: promtool for the alert-rule tests, the server for the Prometheus test and `make run`.
+PROMETHEUS_INSTALL := apt-get install -y --no-install-recommends prometheus
+
+.PHONY: install prometheus-tools run test lint unit integration bench republish rebuild clean
 
 $(INSTALLED): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +17,16 @@ $(INSTALLED): requirements.lock pyproject.toml
 	touch $@
 
 install: $(INSTALLED)
+
+## prometheus-tools: installs Debian's prometheus when promtool or prometheus is missing (as root, or with sudo)
+prometheus-tools:
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
+		if [ "$$(id -u)" -eq 0 ]; then sudo=; \
+		elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo=sudo; \
+		else echo "The tests need Debian's prometheus package (promtool too). Run: sudo $(PROMETHEUS_INSTALL)" >&2; exit 1; fi; \
+		echo "installing Debian's prometheus (promtool, prometheus)"; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo $(PROMETHEUS_INSTALL) -qq >/dev/null; \
+	fi
 
 ## run: the whole stack in the foreground (PostgreSQL, broker, every service); Ctrl-C stops it
 run: $(INSTALLED)
@@ -27,10 +40,10 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-unit: $(INSTALLED)
+unit: $(INSTALLED) prometheus-tools
 	$(PY) -m pytest tests/unit -q
 
-integration: $(INSTALLED)
+integration: $(INSTALLED) prometheus-tools
 	$(PY) -m pytest tests/integration -q
 
 ## bench: throughput figures, each against a baseline measured in the same run
