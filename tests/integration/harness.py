@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -25,6 +26,9 @@ from shared.clock import MovableClock
 from shared.streaming import wait_until_caught_up
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS, dead_letter_topic
 
+# Every test stack's clock starts here, so no test depends on today's date: a working Monday, 09:00 China
+# time, in a month under the first SLA and scoring policies (2026-01) and a year the calendar knows.
+STACK_STARTS_AT = datetime(2026, 11, 16, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 FRONT_LINE_KEY = "test-front-line-key-for-SZ-KEY-HALL"
 FRONT_LINE_HALL = ("广东", "深圳", "SZ-KEY-HALL")
 # Each event-sourced service's schema, which holds its event store (`<schema>.<schema>_events`) and relay position.
@@ -288,7 +292,9 @@ def running_stack(
     config = StackConfig.for_tests(tmp_path_factory.mktemp("stack"))
     config.prometheus_interval = prometheus_interval
     config.extra_env["API_KEYS_FILE"] = str(write_api_keys(config.data_dir / "api-keys.json"))
-    config.extra_env["CLOCK_OFFSET_FILE"] = str(config.data_dir / "clock-offset")  # absent: the system time
+    clock_offset_file = config.data_dir / "clock-offset"
+    MovableClock.move_to(clock_offset_file, STACK_STARTS_AT)
+    config.extra_env["CLOCK_OFFSET_FILE"] = str(clock_offset_file)
     config.extra_env |= extra_env
     stack = Stack(config)
     try:

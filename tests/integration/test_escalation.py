@@ -16,7 +16,6 @@ from typing import Any
 from services.escalation.calendar import CHINA_TIME, Calendars
 from services.escalation.policy import POLICY_DIR
 from shared.auth import OrgUnit, Role
-from shared.clock import MovableClock
 from tests.integration.harness import StackClient, bearer, complaint_body, eventually, staff_token
 from tests.integration.test_inspections import inspect
 
@@ -25,13 +24,9 @@ CALENDAR = Calendars(assume_weekdays_in_unknown_years=True).default
 URGENT_RESPONSE = timedelta(hours=2)  # the default policy's first-response limit for urgent complaints
 
 
-def stack_now(client: StackClient) -> datetime:
-    return MovableClock(Path(client.stack.config.extra_env["CLOCK_OFFSET_FILE"]))()
-
-
 def next_working_morning(client: StackClient) -> datetime:
     """09:00 China time on the first working day after the stack's today."""
-    day = stack_now(client).astimezone(CHINA_TIME).date() + timedelta(days=1)
+    day = client.now().astimezone(CHINA_TIME).date() + timedelta(days=1)
     while not CALENDAR.is_working_day(day):
         day += timedelta(days=1)
     return datetime.combine(day, time(9), CHINA_TIME)

@@ -153,7 +153,9 @@ def test_unsatisfied_feedback_requires_reopen_and_callback() -> None:
 
     assert "reopen" in refusal(lambda: complaint.close(step()))
     complaint.reopen(step())
-    assert "callback" in refusal(lambda: complaint.rectify("again", "billing", datetime.now(UTC), [], step()))
+    assert "callback" in refusal(
+        lambda: complaint.rectify("again", "billing", datetime(2026, 10, 9, tzinfo=UTC), [], step())
+    )
     complaint.callback("apologised", step("supervisor"))
     complaint.rectify("refund plus credit", "billing", datetime(2026, 10, 9, tzinfo=UTC), [], step())
     complaint.feedback("satisfied", step())
