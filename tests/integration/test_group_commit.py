@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -33,6 +33,21 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostg
     server.stop()
 
 
+def lock_waiters(database_url: str) -> int:
+    with psycopg.connect(database_url) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'groupcommit_events'::regclass"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.01)
+
+
 def hall(code: str) -> Hall:
     return Hall(hall_code=code, name=code, province="广东", city="深圳", level=2, ownership="partner")
 
@@ -54,14 +69,14 @@ def test_a_conflict_in_a_batch_fails_only_its_own_request(postgres: EmbeddedPost
         blocker.execute("LOCK TABLE groupcommit_events IN EXCLUSIVE MODE")
         first = threading.Thread(target=save, args=("first", "H-A"))
         first.start()
-        time.sleep(0.3)
+        wait_until(lambda: lock_waiters(postgres.url) == 1)  # the first batch waits for the lock
         queued = [
             threading.Thread(target=save, args=(label, code))
             for label, code in (("b", "H-B"), ("b-again", "H-B"), ("c", "H-C"))
         ]
         for thread in queued:
             thread.start()
-        time.sleep(0.3)
+        wait_until(lambda: committer._pending.qsize() == len(queued))  # the next batch, queued behind it
         blocker.commit()
     for thread in (first, *queued):
         thread.join(10)
