@@ -3,6 +3,8 @@
 Default policy: response 20, resolution 30, satisfaction 20, efficiency 15, innovation 15 (the 40
 halls' inspections rate no innovation, so it is full), full marks without data, a finding costs its
 checklist points (A1 2, B1 4, E1 3). 36 halls are graded: 1 excellent place (5%), 7 good (20%).
+The stack's clock is pinned to a working Monday of November 2026 (policy 2026-01 in force) before
+anything is registered, so no expectation depends on the day the tests run.
 """
 
 from __future__ import annotations
@@ -12,17 +14,23 @@ import json
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
 from shared.auth import OrgUnit, Role
-from shared.scoring_policy import SCORING_POLICY_DIR
+from shared.scoring_policy import CHINA_TIME, SCORING_POLICY_DIR, period_of
+from shared.streaming import wait_until_caught_up
+from shared.topics import ESCALATION_EVENTS
 from tests.integration.harness import StackClient, bearer, complaint_body, staff_token
 from tests.integration.test_inspections import inspect
 
 PROVINCE = "浙江"
 SCOPE = f"group/{PROVINCE}"
-PERIOD = datetime.now(UTC).strftime("%Y-%m")  # complaints are received now; China time is the same month
+NOW = datetime(2026, 11, 16, 10, tzinfo=CHINA_TIME)  # a working Monday, where policy 2026-01 is in force
+PERIOD = period_of(NOW)  # complaints are received at the stack's now
 INSPECTOR = bearer(staff_token("inspector-3", OrgUnit(), Role.inspector))
 
 # Each profile: what happens in the hall this month, and the score it earns by the policy.
@@ -62,6 +70,12 @@ HALLS: list[tuple[str, str, int, str, str | None, bool]] = [
     ("ZJ-P-1", "perfect", 1, "partner", None, False),
     ("ZJ-P-2", "find_all", 2, "partner", None, False),
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def pinned_time(client: StackClient) -> None:
+    """Before anything is registered; the stack's time runs on from there."""
+    client.move_clock_to(NOW)
 
 
 async def play(client: StackClient, hall_id: str, profile: str) -> None:
@@ -125,13 +139,32 @@ async def test_forty_halls_get_the_scores_and_grades_worked_out_by_hand(client: 
     assert [halls[h]["rank"] for h in ("ZJ-01", "ZJ-04", "ZJ-05", "ZJ-06", "ZJ-07", "ZJ-09")] == [1, 4, 4, 6, 7, 7]
 
 
+def duplicates_dropped(metrics: str) -> float:
+    """From a consumer's /metrics: how many events it received again and dropped."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "consumer_events_total" and sample.labels["outcome"] == "duplicate"
+    )
+
+
 async def test_the_same_events_again_change_no_score(client: StackClient) -> None:
     before = await grades_when(client, lambda b: True)
-    client.republish()  # every complaint event is published again
-    client.stack.services["scoring"].kill()
+    scoring = client.stack.services["scoring"]
+    scoring.kill()
+    client.republish()  # every complaint event is published again, and reaches scoring after its restart
+    await client.wait_until_relayed("complaints")
     client.stack.restart_service("scoring")
-    await asyncio.sleep(8)  # time for the republished events to go through scoring and the projection
+    await client.wait_until_consumed("scoring")
+    await client.wait_until_relayed("scoring")
+    await client.wait_until_consumed("projections")
 
+    applied = await client.database.fetchval(
+        "SELECT count(*) FROM projections.score_changes WHERE source_event_type <> 'SlaBreached'"
+    )
+    assert applied > 0
+    assert duplicates_dropped((await client.http.get(f"{scoring.url}/metrics")).text) >= applied
     after = await grades_when(client, lambda b: True)
     assert after == before
 
@@ -139,7 +172,7 @@ async def test_the_same_events_again_change_no_score(client: StackClient) -> Non
 async def test_one_halls_new_complaint_changes_another_halls_grade_and_the_past_stays_queryable(
     client: StackClient,
 ) -> None:
-    before = datetime.now(UTC)
+    before = client.now()
     response = await client.post_complaint(complaint_body("ZJ-01"))  # unresolved: resolution 1 of 2
     assert response.status_code == 201
 
@@ -253,6 +286,46 @@ async def test_a_what_if_policy_with_a_bad_entry_is_refused_naming_it(client: St
 
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"][:3] == ["body", "policy", "weights"]
+
+
+def moved(change: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    return {c["component"]: (c["before"], c["after"]) for c in change["changes"]}
+
+
+async def test_a_breach_consumed_before_its_registration_is_booked_to_the_breach(client: StackClient) -> None:
+    """Submitted late, a complaint is breached at registration, and the breach (escalation's topic) may reach
+    scoring before the registration (complaints' topic). A lock on the table where scoring first records a
+    registration holds every registration back meanwhile, so here it always does."""
+    hall_id = await client.register_hall(province="安徽", city="合肥", hall_id="AH-01")
+    received_at = datetime(2026, 11, 12, 10, tzinfo=CHINA_TIME)  # response due on the 13th, resolution on the 19th
+    async with client.database.acquire() as holding, holding.transaction():
+        await holding.execute("LOCK TABLE scoring.complaint_periods IN EXCLUSIVE MODE")
+        response = await client.post_complaint(complaint_body(hall_id) | {"received_at": received_at.isoformat()})
+        assert response.status_code == 201, response.text
+        await client.wait_until_relayed("complaints")
+        await client.wait_until_consumed("escalation")
+        await client.wait_until_relayed("escalation")
+        scoring_group = await client.consumer_group("scoring")
+        assert await wait_until_caught_up(client.stack.bootstrap_servers, scoring_group, ESCALATION_EVENTS)
+    await client.wait_until_consumed("scoring")
+    await client.wait_until_relayed("scoring")
+    await client.wait_until_consumed("projections")
+
+    card = await client.http.get(
+        f"{client.projections_url}/api/v1/halls/{hall_id}/scorecard", params={"period": PERIOD}
+    )
+    assert card.status_code == 200, card.text
+    assert [
+        (c["source_event_type"], c["fact"], c["score_before"], c["score"], moved(c)) for c in card.json()["changes"]
+    ] == [
+        ("ComplaintRegistered", "complaint_registered", 100, 70, {"resolution_rate": (30, 0)}),
+        ("SlaBreached", "response_breached", 70, 50, {"response_timeliness": (20, 0)}),
+    ]
+    effects = await client.http.get(f"{client.projections_url}/api/v1/complaints/{response.json()['id']}/score-effects")
+    assert [(e["source_event_type"], moved(e)) for e in effects.json()] == [
+        ("ComplaintRegistered", {"resolution_rate": (30, 0)}),
+        ("SlaBreached", {"response_timeliness": (20, 0)}),
+    ]
 
 
 def rebuild(client: StackClient) -> subprocess.CompletedProcess[str]:
