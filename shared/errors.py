@@ -6,6 +6,7 @@ import logging
 
 from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,21 @@ def error_body(location: tuple[str, ...], message: str, error_type: str) -> dict
     return {"detail": [{"loc": list(location), "msg": message, "type": error_type}]}
 
 
+def validation_error_body(error: RequestValidationError) -> dict[str, object]:
+    """FastAPI's 422 without the rejected `input` (and `ctx`): echoing a NaN or Infinity the body
+    carried made the response itself unserialisable, a 500; it also repeated the customer's data."""
+    return {
+        "detail": [
+            {"loc": list(problem["loc"]), "msg": problem["msg"], "type": problem["type"]} for problem in error.errors()
+        ]
+    }
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse(validation_error_body(error), status_code=422)
+
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, error: ServiceError) -> JSONResponse:
         return JSONResponse(

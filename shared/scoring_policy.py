@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, field_validator, model_validator
 
+from shared.validation import RequestModel
 from shared.versioned import in_force_at, load_version
 
 SCORING_POLICY_DIR = Path(__file__).parent / "scoring_policies"
@@ -27,17 +28,21 @@ COMPONENTS: tuple[Component, ...] = (
 )
 Grade = Literal["excellent", "good", "meets", "below"]
 SATISFACTION_LEVELS = ("satisfied", "basically_satisfied", "unsatisfied")
+# The bounds every policy meets, whether a file or a what-if draft: scores are out of 100, so no
+# weight, deduction, cap or threshold goes beyond it (and RequestModel refuses NaN and Infinity).
+Points = Annotated[float, Field(ge=0, le=100)]
+Share = Annotated[float, Field(ge=0, le=1)]
 
 
 class InvalidScoringPolicy(ValueError):
     pass
 
 
-class GradeThresholds(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    excellent: float
-    good: float
-    meets: float
+class GradeThresholds(RequestModel):
+    model_config = ConfigDict(frozen=True)
+    excellent: Points
+    good: Points
+    meets: Points
 
     @model_validator(mode="after")
     def _descending(self) -> GradeThresholds:
@@ -55,29 +60,31 @@ class GradeThresholds(BaseModel):
         return "below"
 
 
-class Quotas(BaseModel):
+class Quotas(RequestModel):
     """The most halls, as a share of the graded halls in a scope, that may hold each grade."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    excellent: float = Field(ge=0, le=1)
-    good: float = Field(ge=0, le=1)
+    model_config = ConfigDict(frozen=True)
+    excellent: Share
+    good: Share
 
 
-class ScoringPolicy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    version: str
+class ScoringPolicy(RequestModel):
+    """A policy file, or a draft sent to what-if: both meet the same bounds."""
+
+    model_config = ConfigDict(frozen=True)
+    version: str = Field(min_length=1, max_length=100)
     effective_from: AwareDatetime
-    source: str
+    source: str = Field(max_length=2000)
     period: Literal["month"]
-    weights: dict[Component, float]
+    weights: dict[Component, Points]
     without_data: Literal["full_marks", "zero"]
-    satisfaction_values: dict[str, float]
-    finding_deduction_per_point: float = Field(ge=0)
-    overdue_multiplier: float = Field(ge=1)
+    satisfaction_values: dict[str, Share]
+    finding_deduction_per_point: Points
+    overdue_multiplier: float = Field(ge=1, le=10)
     # A kind left out costs nothing (2026-01 forgot media exposure; 2026-12 adds it).
-    negative_impact: dict[Literal["substantiated_major_complaint", "regulator_appeal_upheld", "media_exposure"], float]
-    bonus_cap: float = Field(ge=0)
-    final_cap: float = Field(gt=0)
+    negative_impact: dict[Literal["substantiated_major_complaint", "regulator_appeal_upheld", "media_exposure"], Points]
+    bonus_cap: Points
+    final_cap: Points = Field(gt=0)
     grade_thresholds: GradeThresholds
     quotas: Quotas
 

@@ -34,11 +34,12 @@ from services.complaints.schemas import (
 )
 from shared.auth import Caller, Principal, Role, require_roles
 from shared.metrics import COMPLAINTS_REGISTERED
+from shared.validation import TextParam
 
 router = APIRouter(prefix="/api/v1")
 
 IdempotencyKey = Annotated[
-    str | None,
+    TextParam | None,
     Header(
         min_length=1,
         max_length=200,
@@ -86,7 +87,7 @@ def register_hall(body: HallCreate, request: Request, caller: Caller) -> HallPub
 
 
 @router.get("/halls/{hall_id}", response_model=HallPublic)
-def get_hall(hall_id: str, request: Request, caller: Caller) -> HallPublic:
+def get_hall(hall_id: TextParam, request: Request, caller: Caller) -> HallPublic:
     return HallPublic.of(application(request).get_hall(hall_id, caller))
 
 
@@ -128,7 +129,7 @@ def get_complaint(complaint_id: uuid.UUID, request: Request, caller: Caller) -> 
 
 @router.get("/public/complaints/{number}", response_model=PublicProgress, tags=["public"])
 def public_progress(
-    number: str,
+    number: TextParam,
     request: Request,
     phone_last_four: Annotated[
         str, Query(pattern=r"^[0-9]{4}$", description="Last four digits of the phone number given with the complaint.")

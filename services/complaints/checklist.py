@@ -45,10 +45,11 @@ def versions() -> list[str]:
 @cache
 def load_checklist(version: str | None = None) -> Checklist:
     """The given version, or the newest one."""
-    version = version or versions()[-1]
+    known = versions()
+    version = version or known[-1]
+    if version not in known:  # checked before it names a file: "../x" or 300 characters must not become a path
+        raise UnknownChecklist(f"no checklist version {version[:100]!r}; known: {', '.join(known)}")
     path = CHECKLIST_DIR / f"{version}.json"
-    if not path.is_file():
-        raise UnknownChecklist(f"no checklist version {version!r}; known: {', '.join(versions())}")
     checklist = Checklist.model_validate_json(path.read_text())
     if checklist.version != version:
         raise ValueError(f"{path} declares version {checklist.version!r}, its name says {version!r}")

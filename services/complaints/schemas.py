@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from services.complaints.catalog import Category, Channel, Ownership, Priority
 from services.complaints.domain import Complaint, Hall
 from services.complaints.inspections import Inspection, RectificationOrder
+from shared.validation import RequestModel
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
@@ -19,11 +20,7 @@ UnitName = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9]{5,20}$")]
 
 
-class StrictBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class HallCreate(StrictBody):
+class HallCreate(RequestModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -67,12 +64,12 @@ class HallPublic(BaseModel):
         )
 
 
-class CustomerContact(StrictBody):
+class CustomerContact(RequestModel):
     name: Text
     phone: Phone
 
 
-class ComplaintCreate(StrictBody):
+class ComplaintCreate(RequestModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -185,7 +182,7 @@ def mask_name(name: str) -> str:
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 
 
-class StepBody(StrictBody):
+class StepBody(RequestModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "Called the customer back within the hour"}]})
 
     reason: Reason = Field(description="Why this step was taken; recorded in the complaint's history.")
@@ -279,18 +276,18 @@ class PublicProgress(BaseModel):
     steps: list[PublicStep]
 
 
-class FindingCreate(StrictBody):
+class FindingCreate(RequestModel):
     item_id: Code = Field(description="The checklist item the finding is about.")
     description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     deadline: AwareDatetime | None = Field(default=None, description="Rectify by; default 3 days from now.")
 
 
-class HighlightCreate(StrictBody):
+class HighlightCreate(RequestModel):
     description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     points: float = Field(gt=0, le=5, description="Bonus points (加分) awarded; a period's total is capped.")
 
 
-class InspectionCreate(StrictBody):
+class InspectionCreate(RequestModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [

@@ -6,12 +6,13 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from services.escalation.calendar import Calendars, UnknownCalendarYear, WorkingCalendar
 from services.escalation.policy import Policy
 from shared.auth import Caller, OrgUnit
 from shared.errors import ServiceError
+from shared.validation import Instant, TextParam
 
 router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"])
 policies_router = APIRouter(prefix="/api/v1/sla", tags=["sla"])
@@ -45,9 +46,11 @@ def calendar_for(request: Request, unit: str | None) -> WorkingCalendar:
 def working_time(
     request: Request,
     caller: Caller,
-    start: Annotated[AwareDatetime, Query(alias="from")],
-    end: Annotated[AwareDatetime, Query(alias="to")],
-    unit: Annotated[str | None, Query(description="e.g. group/广东/深圳/GD-SZ-001; its business hours apply")] = None,
+    start: Annotated[Instant, Query(alias="from")],
+    end: Annotated[Instant, Query(alias="to")],
+    unit: Annotated[
+        TextParam | None, Query(description="e.g. group/广东/深圳/GD-SZ-001; its business hours apply")
+    ] = None,
 ) -> WorkingTime:
     """Business hours on working days between two instants (statutory holidays and 调休 included)."""
     try:
@@ -61,10 +64,12 @@ def working_time(
 def deadline(
     request: Request,
     caller: Caller,
-    start: Annotated[AwareDatetime, Query(alias="from")],
+    start: Annotated[Instant, Query(alias="from")],
     working_days: Annotated[int | None, Query(ge=0, le=365)] = None,
     working_hours: Annotated[float | None, Query(gt=0, le=10_000)] = None,
-    unit: Annotated[str | None, Query(description="e.g. group/广东/深圳/GD-SZ-001; its business hours apply")] = None,
+    unit: Annotated[
+        TextParam | None, Query(description="e.g. group/广东/深圳/GD-SZ-001; its business hours apply")
+    ] = None,
 ) -> Deadline:
     """When a limit of working days or working hours from `from` falls due; give exactly one of the two."""
     if (working_days is None) == (working_hours is None):

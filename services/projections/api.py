@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime
+from pydantic import TypeAdapter
 
 from services.projections.complaints import ComplaintPage, list_complaints
 from services.projections.timeline import Timeline, hall_unit_of, load_timeline
 from shared.auth import Caller, Principal
 from shared.errors import ServiceError
+from shared.validation import Instant, TextParam
 
 router = APIRouter(prefix="/api/v1")
 
@@ -54,14 +55,14 @@ async def order_timeline(order_id: uuid.UUID, request: Request, caller: Caller) 
 async def complaints(
     request: Request,
     caller: Caller,
-    hall_id: str | None = None,
+    hall_id: TextParam | None = None,
     status: Literal["open", "paused", "closed"] | None = None,
-    category: str | None = None,
+    category: TextParam | None = None,
     priority: Literal["normal", "urgent", "major"] | None = None,
-    received_from: Annotated[AwareDatetime | None, Query(description="Received at or after this instant.")] = None,
-    received_to: Annotated[AwareDatetime | None, Query(description="Received before this instant.")] = None,
+    received_from: Annotated[Instant | None, Query(description="Received at or after this instant.")] = None,
+    received_to: Annotated[Instant | None, Query(description="Received before this instant.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    cursor: Annotated[TextParam | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> ComplaintPage:
     """Complaints in the caller's organisation unit, newest first, filtered and paged."""
     return await list_complaints(
@@ -78,9 +79,12 @@ async def complaints(
     )
 
 
+CursorInstant = TypeAdapter(Instant)
+
+
 def parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     received_at, _, complaint_id = cursor.partition("|")
     try:
-        return datetime.fromisoformat(received_at), uuid.UUID(complaint_id)
-    except ValueError:
+        return CursorInstant.validate_python(received_at), uuid.UUID(complaint_id)
+    except ValueError:  # pydantic's ValidationError included: an instant outside the range, or naive
         raise BadCursor("not a cursor returned by this endpoint") from None

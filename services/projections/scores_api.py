@@ -9,7 +9,7 @@ from typing import Annotated
 
 import asyncpg
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, model_validator
 
 from services.projections import scores
 from services.projections.api import NotProjected
@@ -18,6 +18,7 @@ from services.projections.what_if import WhatIf, what_if
 from shared.auth import Caller, OrgUnit, Principal
 from shared.errors import ServiceError
 from shared.scoring_policy import ScoringPolicy, period_of
+from shared.validation import Instant, RequestModel, TextParam
 
 router = APIRouter(prefix="/api/v1", tags=["scores"])
 PERIOD = Query(pattern=r"^2\d{3}-(0[1-9]|1[0-2])$", description="A calendar month, e.g. 2026-11.")
@@ -76,8 +77,8 @@ async def grades(
     request: Request,
     caller: Caller,
     period: Annotated[str, PERIOD],
-    scope: Annotated[str, SCOPE] = "group",
-    as_of: Annotated[AwareDatetime | None, Query(description="As the platform knew it then.")] = None,
+    scope: Annotated[TextParam, SCOPE] = "group",
+    as_of: Annotated[Instant | None, Query(description="As the platform knew it then.")] = None,
 ) -> Grades:
     """Every hall in the scope with its score, rank and grade for the period, quotas applied."""
     unit = visible_scope(caller, scope)
@@ -86,7 +87,7 @@ async def grades(
 
 
 @router.get("/halls/{hall_id}/scorecard", response_model=Scorecard)
-async def scorecard(request: Request, caller: Caller, hall_id: str, period: Annotated[str, PERIOD]) -> Scorecard:
+async def scorecard(request: Request, caller: Caller, hall_id: TextParam, period: Annotated[str, PERIOD]) -> Scorecard:
     """The hall's score for the period, its components, and every change with its cause."""
     pool = request.app.state.pool
     await visible_hall(pool, caller, hall_id)
@@ -112,9 +113,9 @@ async def scorecard(request: Request, caller: Caller, hall_id: str, period: Anno
 async def audit(
     request: Request,
     caller: Caller,
-    hall_id: str,
-    as_of: Annotated[AwareDatetime, Query(description="The instant to look back to.")],
-    scope: Annotated[str, SCOPE] = "group",
+    hall_id: TextParam,
+    as_of: Annotated[Instant, Query(description="The instant to look back to.")],
+    scope: Annotated[TextParam, SCOPE] = "group",
 ) -> Audit:
     """What the hall's score, rank and grade were at `as_of` (period of that instant), and why."""
     pool = request.app.state.pool
@@ -143,10 +144,9 @@ async def score_effects(request: Request, caller: Caller, complaint_id: uuid.UUI
     return await scores.changes_of_subject(pool, complaint_id)
 
 
-class WhatIfRequest(BaseModel):
+class WhatIfRequest(RequestModel):
     """Either a stored policy version or a whole policy document (e.g. a draft of new weights)."""
 
-    model_config = ConfigDict(extra="forbid")
     policy_version: str | None = None
     policy: ScoringPolicy | None = None
 
@@ -169,7 +169,7 @@ async def grades_what_if(
     caller: Caller,
     body: WhatIfRequest,
     period: Annotated[str, PERIOD],
-    scope: Annotated[str, SCOPE] = "group",
+    scope: Annotated[TextParam, SCOPE] = "group",
 ) -> WhatIf:
     """The period's scores and grades replayed under another policy, and every hall that would change.
 
