@@ -50,7 +50,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(str(settings.database_url), SCHEMA)
         await migrate(pool)
-        scoring = await asyncio.to_thread(ScoringApplication, settings.eventsourcing_env(SCHEMA), policies)
+        scoring = await asyncio.to_thread(ScoringApplication, settings.eventsourcing_env(SCHEMA), policies, clock)
         relay = Relay(
             name=RELAY_NAME,
             outbox=scoring_outbox(scoring),
