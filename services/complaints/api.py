@@ -63,9 +63,12 @@ def mark_replayed(response: Response, created: bool) -> None:
         response.headers["Idempotent-Replayed"] = "true"
 
 
-def present(complaint: Complaint, caller: Principal, response: Response, created: bool) -> ComplaintPublic:
+def present(
+    complaint: Complaint, request: Request, caller: Principal, response: Response, created: bool = True
+) -> ComplaintPublic:
     mark_replayed(response, created)
-    return ComplaintPublic.of(complaint, unmasked=caller.has_any(*SEES_CONTACT))
+    owner_unit = str(application(request).owner_unit(complaint))
+    return ComplaintPublic.of(complaint, owner_unit=owner_unit, unmasked=caller.has_any(*SEES_CONTACT))
 
 
 @router.post("/halls", status_code=status.HTTP_201_CREATED, response_model=HallPublic)
@@ -118,13 +121,13 @@ def register_complaint(
     )
     if created:
         COMPLAINTS_REGISTERED.labels(body.channel, body.category, body.priority).inc()
-    return present(complaint, caller, response, created)
+    return present(complaint, request, caller, response, created)
 
 
 @router.get("/complaints/{complaint_id}", response_model=ComplaintPublic)
-def get_complaint(complaint_id: uuid.UUID, request: Request, caller: Caller) -> ComplaintPublic:
-    complaint = application(request).get_complaint(complaint_id, caller)
-    return ComplaintPublic.of(complaint, unmasked=caller.has_any(*SEES_CONTACT))
+def get_complaint(complaint_id: uuid.UUID, request: Request, response: Response, caller: Caller) -> ComplaintPublic:
+    """Visible to the registering hall, the owner's unit, a unit a hand-off waits for, and units above them."""
+    return present(application(request).get_complaint(complaint_id, caller), request, caller, response)
 
 
 @router.get("/public/complaints/{number}", response_model=PublicProgress, tags=["public"])
@@ -148,6 +151,15 @@ def public_progress(
     )
 
 
+Use = Callable[[uuid.UUID, StepRequest, Principal], tuple[Complaint, bool]]
+
+
+def by_owner(request: Request, perform: Callable[[Complaint, Step], None]) -> Use:
+    """A step that the owner's unit (or one above it) takes by calling the aggregate."""
+    act = application(request).act
+    return lambda complaint_id, step_request, viewer: act(complaint_id, step_request, perform, viewer)
+
+
 def take_step(
     action: str,
     complaint_id: uuid.UUID,
@@ -156,7 +168,7 @@ def take_step(
     response: Response,
     caller: Principal,
     idempotency_key: str | None,
-    perform: Callable[[Complaint, Step], None],
+    use: Use,
     roles: tuple[Role, ...] = HANDLING,
 ) -> ComplaintPublic:
     require_roles(caller, *roles)
@@ -166,8 +178,8 @@ def take_step(
         idempotency_key=idempotency_key,
         fingerprint=fingerprint_of(action, str(complaint_id), body.model_dump(mode="json")),
     )
-    complaint, created = application(request).act(complaint_id, step_request, perform, caller)
-    return present(complaint, caller, response, created)
+    complaint, created = use(complaint_id, step_request, caller)
+    return present(complaint, request, caller, response, created)
 
 
 @router.post("/complaints/{complaint_id}/dispatch", response_model=ComplaintPublic)
@@ -179,7 +191,10 @@ def dispatch(
     caller: Caller,
     idempotency_key: IdempotencyKey = None,
 ) -> ComplaintPublic:
-    """Hands the complaint to another unit (电子派单); the current owner keeps it until they accept."""
+    """Hands the complaint to another unit (电子派单): a registered hall, by its code or unit path, or a unit
+    above the complaint's hall (e.g. the city's customer service centre, `group/广东/深圳`). The current owner
+    keeps it until the receiving unit accepts; only the owner's unit (or one above it) can dispatch."""
+    dispatch_to = application(request).dispatch
     return take_step(
         "dispatch",
         complaint_id,
@@ -188,7 +203,22 @@ def dispatch(
         response,
         caller,
         idempotency_key,
-        lambda complaint, step: complaint.dispatch(body.to_unit, step),
+        lambda complaint_id, step_request, viewer: dispatch_to(complaint_id, body.to_unit, step_request, viewer),
+    )
+
+
+@router.post("/complaints/{complaint_id}/accept", response_model=ComplaintPublic, operation_id="complaint_accept")
+def accept(
+    complaint_id: uuid.UUID,
+    body: StepBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintPublic:
+    """The receiving unit (or one above it) accepts a hand-off and becomes the owner."""
+    return take_step(
+        "accept", complaint_id, body, request, response, caller, idempotency_key, application(request).accept
     )
 
 
@@ -210,7 +240,10 @@ def check(
         response,
         caller,
         idempotency_key,
-        lambda complaint, step: complaint.check(body.substantiated, body.root_cause, body.responsible_unit, step),
+        by_owner(
+            request,
+            lambda complaint, step: complaint.check(body.substantiated, body.root_cause, body.responsible_unit, step),
+        ),
     )
 
 
@@ -232,7 +265,7 @@ def contact(
         response,
         caller,
         idempotency_key,
-        lambda complaint, step: complaint.contact(body.outcome, step),
+        by_owner(request, lambda complaint, step: complaint.contact(body.outcome, step)),
     )
 
 
@@ -254,7 +287,10 @@ def rectify(
         response,
         caller,
         idempotency_key,
-        lambda complaint, step: complaint.rectify(body.action, body.owner, body.deadline, body.evidence, step),
+        by_owner(
+            request,
+            lambda complaint, step: complaint.rectify(body.action, body.owner, body.deadline, body.evidence, step),
+        ),
     )
 
 
@@ -276,7 +312,7 @@ def feedback(
         response,
         caller,
         idempotency_key,
-        lambda complaint, step: complaint.feedback(body.satisfaction, step),
+        by_owner(request, lambda complaint, step: complaint.feedback(body.satisfaction, step)),
     )
 
 
@@ -298,7 +334,7 @@ def callback(
         response,
         caller,
         idempotency_key,
-        lambda complaint, step: complaint.callback(body.outcome, step),
+        by_owner(request, lambda complaint, step: complaint.callback(body.outcome, step)),
         roles=SUPERVISING,
     )
 
@@ -321,7 +357,7 @@ def escalate(
         response,
         caller,
         idempotency_key,
-        lambda complaint, step: complaint.escalate(body.target_unit, step),
+        by_owner(request, lambda complaint, step: complaint.escalate(body.target_unit, step)),
     )
 
 
@@ -336,7 +372,9 @@ def add_plain_step(action: str, perform: Callable[[Complaint, Step], None], desc
         caller: Caller,
         idempotency_key: IdempotencyKey = None,
     ) -> ComplaintPublic:
-        return take_step(action, complaint_id, body, request, response, caller, idempotency_key, perform)
+        return take_step(
+            action, complaint_id, body, request, response, caller, idempotency_key, by_owner(request, perform)
+        )
 
     name = action.replace("-", "_")
     router.add_api_route(
@@ -352,7 +390,6 @@ def add_plain_step(action: str, perform: Callable[[Complaint, Step], None], desc
 
 for plain_step in (
     ("resolve-on-spot", Complaint.resolve_on_spot, "Resolved at the counter (现场解决); feedback is still needed."),
-    ("accept", Complaint.accept, "The receiving unit accepts a hand-off and becomes the owner."),
     ("acknowledge", Complaint.acknowledge, "First response to the customer; stops the response clock."),
     ("close", Complaint.close, "Closes (结案); refused until the customer's feedback is in and not unsatisfied."),
     ("reopen", Complaint.reopen, "Reopens a closed complaint, or one whose customer was unsatisfied."),

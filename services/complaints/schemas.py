@@ -17,6 +17,10 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 # A segment of an organisation unit's path (group/广东/深圳): no "/" inside.
 UnitName = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^/]{1,100}$")]
+# A hall code, or an organisation unit path (`group`, `group/广东`, `group/广东/深圳`, `group/广东/深圳/GD-SZ-001`).
+UnitRef = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^([A-Za-z0-9_.-]{1,64}|group(/[^/\x00-\x1f]{1,100}){0,3})$")
+]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9]{5,20}$")]
 
 
@@ -115,8 +119,9 @@ class ComplaintPublic(BaseModel):
     category: str
     priority: str
     status: str
-    owner: str
-    pending_hand_off_to: str | None
+    owner: str = Field(description="Who owns it: the first-ask staff member or system, then the unit that accepted it.")
+    owner_unit: str = Field(description="The organisation unit that owns it and takes its steps.")
+    pending_hand_off_to: str | None = Field(description="The unit a hand-off waits for, until it accepts.")
     acknowledged_at: datetime | None
     resolved_on_spot: bool
     checked: bool
@@ -135,7 +140,7 @@ class ComplaintPublic(BaseModel):
     version: int
 
     @classmethod
-    def of(cls, complaint: Complaint, *, unmasked: bool = False) -> ComplaintPublic:
+    def of(cls, complaint: Complaint, *, owner_unit: str, unmasked: bool = False) -> ComplaintPublic:
         return cls(
             id=complaint.id,
             number=complaint.number,
@@ -145,6 +150,7 @@ class ComplaintPublic(BaseModel):
             priority=complaint.priority,
             status=complaint.status,
             owner=complaint.owner,
+            owner_unit=owner_unit,
             pending_hand_off_to=complaint.pending_hand_off_to,
             acknowledged_at=complaint.acknowledged_at,
             resolved_on_spot=complaint.resolved_on_spot,
@@ -191,11 +197,16 @@ class StepBody(RequestModel):
 class DispatchBody(StepBody):
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"reason": "Network fault: the city network team handles it", "to_unit": "SZ-NETWORK"}]
+            "examples": [
+                {"reason": "Network fault: the city's service centre handles it", "to_unit": "group/广东/深圳"}
+            ]
         }
     )
 
-    to_unit: Code = Field(description="The unit that should take the complaint over.")
+    to_unit: UnitRef = Field(
+        description="The unit to take the complaint over: a registered hall's code, or a unit path such as"
+        " `group/广东/深圳` (a hall, or a unit above the complaint's hall)."
+    )
 
 
 class CheckBody(StepBody):
