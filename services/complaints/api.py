@@ -126,7 +126,7 @@ def register_complaint(
 
 @router.get("/complaints/{complaint_id}", response_model=ComplaintPublic)
 def get_complaint(complaint_id: uuid.UUID, request: Request, response: Response, caller: Caller) -> ComplaintPublic:
-    """Visible to the registering hall, the owner's unit, a unit a hand-off waits for, and units above them."""
+    """Visible to the registering hall and every unit it was handed to (the owner among them), and units above."""
     return present(application(request).get_complaint(complaint_id, caller), request, caller, response)
 
 

@@ -486,17 +486,18 @@ class ComplaintsApplication(StoresTraceContext):
         return hall is not None and viewer.can_see(unit_of(hall))
 
     def get_complaint(self, complaint_id: uuid.UUID, viewer: Principal) -> Complaint:
-        """Seen by the registering hall, the owner's unit and a unit a hand-off waits for, and by units above them."""
+        """Seen by the registering hall and every unit it was handed to (the owner's among them), and by units
+        above them."""
         complaint = self._find(Complaint, complaint_id)
         if complaint is None or not any(viewer.can_see(unit) for unit in self._units_involved(complaint)):
             raise ComplaintNotFound(f"no complaint {complaint_id}")
         return complaint
 
     def _units_involved(self, complaint: Complaint) -> list[OrgUnit]:
-        units = [self._registering_unit(complaint), self.owner_unit(complaint)]
-        if complaint.pending_hand_off_to is not None:
-            units.append(self._unit_named(complaint.pending_hand_off_to, complaint))
-        return units
+        return [
+            self._registering_unit(complaint),
+            *(self._unit_named(unit, complaint) for unit in complaint.hand_off_units),
+        ]
 
     def _registering_unit(self, complaint: Complaint) -> OrgUnit:
         return unit_of(self.known_hall(complaint.hall_code))

@@ -130,6 +130,7 @@ class Complaint(RemembersRequests):
         self.request_fingerprint = request_fingerprint
         self.status = "open"
         self.pending_hand_off_to: str | None = None
+        self.hand_off_units: list[str] = []  # every unit it was handed to: each may read it
         self.acknowledged_at: datetime | None = None
         self.resolved_on_spot = False
         self.checked = False
@@ -278,6 +279,7 @@ class Complaint(RemembersRequests):
         request_fingerprint: str | None,
     ) -> None:
         self.pending_hand_off_to = to_unit
+        self.hand_off_units.append(to_unit)
         self._remember(request_key, request_fingerprint)
 
     @event("HandOffAccepted")

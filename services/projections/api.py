@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import TypeAdapter
 
 from services.projections.complaints import ComplaintPage, list_complaints
-from services.projections.timeline import Timeline, hall_unit_of, load_timeline
+from services.projections.timeline import Timeline, load_timeline, units_of
 from shared.auth import Caller, Principal
 from shared.errors import ServiceError
 from shared.validation import Instant, TextParam
@@ -31,8 +31,8 @@ class BadCursor(ServiceError):
 
 async def visible_timeline(request: Request, caller: Principal, aggregate_id: uuid.UUID) -> Timeline | None:
     pool = request.app.state.pool
-    unit = await hall_unit_of(pool, aggregate_id)
-    return await load_timeline(pool, aggregate_id) if unit and caller.can_see(unit) else None
+    visible = any(caller.can_see(unit) for unit in await units_of(pool, aggregate_id))
+    return await load_timeline(pool, aggregate_id) if visible else None
 
 
 @router.get("/complaints/{complaint_id}/timeline", response_model=Timeline)

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel
 
+from shared.auth import OrgUnit
 from shared.consumer import Connection
 from shared.contracts import ComplaintHandOffAcceptedV1, ComplaintRegisteredV1, HallRegisteredV1, IntegrationEvent
 
@@ -139,7 +140,8 @@ async def list_complaints(
     cursor: tuple[datetime, uuid.UUID] | None = None,
     **filters: Any,
 ) -> ComplaintPage:
-    """Newest first, keyset-paged; only halls under `visible_prefix` (province, city, hall)."""
+    """Newest first, keyset-paged; only complaints of halls under `visible_prefix` (province, city, hall)
+    or handed to a unit under it."""
     conditions = ["TRUE"]
     arguments: list[Any] = []
 
@@ -147,8 +149,17 @@ async def list_complaints(
         arguments.append(value)
         conditions.append(sql.format(f"${len(arguments)}"))
 
-    for depth, column in enumerate(("h.province", "h.city", "s.hall_id")[: len(visible_prefix)]):
-        where(f"{column} = {{}}", visible_prefix[depth])
+    if visible_prefix:
+        in_halls = []
+        for column, segment in zip(("h.province", "h.city", "s.hall_id"), visible_prefix, strict=False):
+            arguments.append(segment)
+            in_halls.append(f"{column} = ${len(arguments)}")
+        arguments.append(str(OrgUnit(visible_prefix)))
+        unit = f"${len(arguments)}"
+        conditions.append(
+            f"(({' AND '.join(in_halls)}) OR EXISTS (SELECT 1 FROM timeline_hand_offs u"  # noqa: S608 - placeholders
+            f" WHERE u.aggregate_id = s.complaint_id AND (u.unit = {unit} OR starts_with(u.unit, {unit} || '/'))))"
+        )
     for name, column in (
         ("hall_id", "s.hall_id"),
         ("status", "s.status"),

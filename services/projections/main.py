@@ -17,6 +17,7 @@ from shared.contracts import (
     COMPLAINT_STEPS,
     ORDER_STEPS,
     SLA_EVENTS,
+    ComplaintDispatchedV1,
     ComplaintRegisteredV1,
     HallRegisteredV1,
     InspectionRecordedV1,
@@ -57,6 +58,9 @@ def handlers() -> dict[str, Handler]:
         HallRegisteredV1.event_type: complaints.record_hall,
         ComplaintRegisteredV1.event_type: all_of(opened, complaints.record_registration),
         **{step.event_type: all_of(timeline.record_event, complaints.record_step) for step in COMPLAINT_STEPS},
+        ComplaintDispatchedV1.event_type: all_of(
+            timeline.record_event, complaints.record_step, timeline.record_hand_off
+        ),
         InspectionRecordedV1.event_type: opened,
         RectificationOrderOpenedV1.event_type: opened,
         **{step.event_type: timeline.record_event for step in ORDER_STEPS},

@@ -41,6 +41,7 @@ READ_MODELS = {
     "complaint_summaries": "complaint_id",
     "timelines": "event_id",
     "timeline_halls": "aggregate_id",
+    "timeline_hand_offs": "aggregate_id",
     "score_changes": "event_id",
 }
 

@@ -7,6 +7,7 @@ ordered by when they happened.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from datetime import datetime
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 from shared.auth import OrgUnit
 from shared.consumer import Connection
 from shared.contracts import (
+    ComplaintDispatchedV1,
     ComplaintRegisteredV1,
     InspectionRecordedV1,
     IntegrationEvent,
@@ -41,6 +43,11 @@ CREATE INDEX IF NOT EXISTS timelines_in_order ON timelines (timeline_id, occurre
 CREATE TABLE IF NOT EXISTS timeline_halls (
     aggregate_id uuid PRIMARY KEY,
     hall_id text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS timeline_hand_offs (
+    aggregate_id uuid NOT NULL,
+    unit text NOT NULL,
+    PRIMARY KEY (aggregate_id, unit)
 );
 """
 
@@ -106,13 +113,32 @@ async def record_hall_of(connection: Connection, event: IntegrationEvent) -> Non
     )
 
 
-async def hall_unit_of(pool: asyncpg.Pool, aggregate_id: uuid.UUID) -> OrgUnit | None:
+async def record_hand_off(connection: Connection, event: IntegrationEvent) -> None:
+    """A unit a complaint was handed to may read its timeline, as in the complaints service."""
+    dispatched = event.payload
+    if not isinstance(dispatched, ComplaintDispatchedV1):
+        raise TypeError(f"{event.event_type} hands nothing off")
+    with contextlib.suppress(ValueError):  # hand-offs from before units were validated name no unit
+        await connection.execute(
+            "INSERT INTO timeline_hand_offs VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            event.envelope.aggregate_id,
+            str(OrgUnit.parse(dispatched.to_unit)),
+        )
+
+
+async def units_of(pool: asyncpg.Pool, aggregate_id: uuid.UUID) -> list[OrgUnit]:
+    """The units that may read a timeline (with those above them): its hall's and every hand-off's."""
     row = await pool.fetchrow(
         "SELECT h.province, h.city, h.hall_id FROM timeline_halls t JOIN halls h ON h.hall_id = t.hall_id"
         " WHERE t.aggregate_id = $1",
         aggregate_id,
     )
-    return OrgUnit.of_hall(row["province"], row["city"], row["hall_id"]) if row else None
+    if row is None:
+        return []
+    hand_offs = await pool.fetch("SELECT unit FROM timeline_hand_offs WHERE aggregate_id = $1", aggregate_id)
+    return [OrgUnit.of_hall(row["province"], row["city"], row["hall_id"])] + [
+        OrgUnit.parse(hand_off["unit"]) for hand_off in hand_offs
+    ]
 
 
 async def load_timeline(pool: asyncpg.Pool, aggregate_id: uuid.UUID) -> Timeline | None:

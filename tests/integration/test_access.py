@@ -108,9 +108,18 @@ async def test_a_hand_off_is_seen_and_accepted_by_the_receiving_unit_and_read_by
         premature_step = await receiver.step(complaint_id, "acknowledge")
         accepted = await receiver.step(complaint_id, "accept")
         owner_step = await receiver.step(complaint_id, "acknowledge")
+        timeline = await receiver.wait_for_timeline(complaint_id, 4)
+        listed = await receiver.http.get(f"{client.projections_url}/api/v1/complaints", params={"hall_id": key_hall})
     async with client.acting_as(KEY) as counter:
         registering_read = await counter.http.get(f"{url}/{complaint_id}")
         registering_step = await counter.step(complaint_id, "check", {**CHECK_BODY})
+    async with client.acting_as(bystander_manager) as outsider:
+        outsider_timeline = await outsider.http.get(
+            f"{client.projections_url}/api/v1/complaints/{complaint_id}/timeline"
+        )
+        outsider_list = await outsider.http.get(
+            f"{client.projections_url}/api/v1/complaints", params={"hall_id": key_hall}
+        )
 
     receiving_unit = str(OrgUnit((province, city, receiving)))
     assert (unknown.status_code, unknown.json()["detail"][0]["loc"]) == (422, ["body", "to_unit"])
@@ -123,6 +132,14 @@ async def test_a_hand_off_is_seen_and_accepted_by_the_receiving_unit_and_read_by
     assert owner_step.status_code == 200 and owner_step.json()["acknowledged_at"] is not None
     assert registering_read.status_code == 200 and registering_read.json()["owner_unit"] == receiving_unit
     assert registering_step.status_code == 403
+    assert [entry["type"] for entry in timeline][:4] == [
+        "ComplaintRegistered",
+        "ComplaintDispatched",
+        "ComplaintHandOffAccepted",
+        "ComplaintAcknowledged",
+    ]
+    assert [item["id"] for item in listed.json()["items"]] == [complaint_id]
+    assert outsider_timeline.status_code == 404 and outsider_list.json()["items"] == []
 
 
 async def ensure_key_hall(client: StackClient) -> None:
