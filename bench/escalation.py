@@ -29,11 +29,11 @@ from devstack.postgres import EmbeddedPostgres
 from devstack.process import free_port
 from services.escalation import scheduler
 from services.escalation.application import EscalationApplication
-from services.escalation.calendar import CHINA_TIME, Calendars
+from services.escalation.calendar import Calendars
 from services.escalation.policy import load_policies
 from services.escalation.tracking import Opening, SlaRules, SlaSubject
 from shared.auth import OrgUnit
-from shared.clock import system_clock
+from shared.clock import CHINA_TIME, system_clock
 from shared.settings import ServiceSettings
 
 OPEN_CLOCKS = int(os.environ.get("BENCH_OPEN_CLOCKS", 100_000))

@@ -24,11 +24,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from devstack.broker import TansuBroker
 from devstack.postgres import EmbeddedPostgres
 from devstack.process import free_port
-from services.escalation.calendar import CHINA_TIME
 from services.projections.main import migrate
 from services.projections.rebuild import TOPICS, replay
 from services.projections.what_if import what_if
 from shared.auth import OrgUnit
+from shared.clock import CHINA_TIME
 from shared.contracts import (
     ComplaintClosedV1,
     ComplaintRegisteredV2,

@@ -6,8 +6,11 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 Clock = Callable[[], datetime]
+# The operator's time: business hours, complaint numbers and scoring periods are China-time days and months.
+CHINA_TIME = ZoneInfo("Asia/Shanghai")
 
 
 def system_clock() -> datetime:

@@ -9,15 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, ConfigDict, Field, field_validator, model_validator
 
+from shared.clock import CHINA_TIME
 from shared.validation import RequestModel
 from shared.versioned import in_force_at, load_version
 
 SCORING_POLICY_DIR = Path(__file__).parent / "scoring_policies"
-CHINA_TIME = ZoneInfo("Asia/Shanghai")
 Component = Literal["response_timeliness", "resolution_rate", "satisfaction", "handling_efficiency", "innovation"]
 COMPONENTS: tuple[Component, ...] = (
     "response_timeliness",

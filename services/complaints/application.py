@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar, TypeVar
-from zoneinfo import ZoneInfo
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate, AggregateEvent
@@ -24,11 +23,10 @@ from services.complaints.domain import Complaint, Hall, RemembersRequests, Step,
 from services.complaints.group_commit import GroupCommitter
 from services.complaints.inspections import Inspection, RectificationOrder, order_id_for
 from shared.auth import OrgUnit, Principal
-from shared.clock import Clock, system_clock
+from shared.clock import CHINA_TIME, Clock, system_clock
 from shared.errors import ServiceError
 from shared.tracing import StoresTraceContext
 
-CHINA_TIME = ZoneInfo("Asia/Shanghai")
 MAX_LATE_SUBMISSION = timedelta(days=30)
 DEFAULT_RECTIFICATION_TIME = timedelta(days=3)
 MAX_VERIFICATION_FAILURES = 5

@@ -14,14 +14,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import chinese_calendar
 from pydantic import BaseModel, ConfigDict
 
 from shared.auth import OrgUnit
+from shared.clock import CHINA_TIME
 
-CHINA_TIME = ZoneInfo("Asia/Shanghai")
 CALENDAR_DIR = Path(__file__).parent / "calendars"
 BUSINESS_HOURS_FILE = Path(__file__).parent / "business_hours.json"
 # Searching further than this for a working day means the calendar data is wrong.

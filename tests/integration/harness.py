@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -22,13 +21,13 @@ from aiokafka import AIOKafkaConsumer
 
 from devstack.stack import Stack, StackConfig
 from shared.auth import AuthSettings, OrgUnit, Role, hash_api_key, issue_staff_token
-from shared.clock import MovableClock
+from shared.clock import CHINA_TIME, MovableClock
 from shared.streaming import wait_until_caught_up
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS, dead_letter_topic
 
 # Every test stack's clock starts here, so no test depends on today's date: a working Monday, 09:00 China
 # time, in a month under the first SLA and scoring policies (2026-01) and a year the calendar knows.
-STACK_STARTS_AT = datetime(2026, 11, 16, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+STACK_STARTS_AT = datetime(2026, 11, 16, 9, 0, tzinfo=CHINA_TIME)
 FRONT_LINE_KEY = "test-front-line-key-for-SZ-KEY-HALL"
 FRONT_LINE_HALL = ("广东", "深圳", "SZ-KEY-HALL")
 # Each event-sourced service's schema, which holds its event store (`<schema>.<schema>_events`) and relay position.

@@ -13,9 +13,10 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from services.escalation.calendar import CHINA_TIME, Calendars
+from services.escalation.calendar import Calendars
 from services.escalation.policy import POLICY_DIR
 from shared.auth import OrgUnit, Role
+from shared.clock import CHINA_TIME
 from tests.integration.harness import StackClient, bearer, complaint_body, eventually, staff_token
 from tests.integration.test_inspections import inspect
 

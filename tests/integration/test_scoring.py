@@ -21,7 +21,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.auth import OrgUnit, Role
-from shared.scoring_policy import CHINA_TIME, SCORING_POLICY_DIR, period_of
+from shared.clock import CHINA_TIME
+from shared.scoring_policy import SCORING_POLICY_DIR, period_of
 from shared.streaming import wait_until_caught_up
 from shared.topics import ESCALATION_EVENTS
 from tests.integration.harness import StackClient, bearer, complaint_body, staff_token

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from services.projections.grades import Standing, grade_halls
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import Scorecard, SourceEvent
+from shared.clock import CHINA_TIME
 from shared.scorecard import PeriodFacts, score
-from shared.scoring_policy import CHINA_TIME, empty_score, load_scoring_policies, period_of, period_start
+from shared.scoring_policy import empty_score, load_scoring_policies, period_of, period_start
 
 POLICY = load_scoring_policies()["2026-01"]
 WITH_MEDIA_EXPOSURE = load_scoring_policies()["2026-12"]

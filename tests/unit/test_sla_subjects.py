@@ -8,11 +8,12 @@ from datetime import datetime
 from prometheus_client import REGISTRY
 
 from services.escalation.application import EscalationApplication
-from services.escalation.calendar import CHINA_TIME, Calendars
+from services.escalation.calendar import Calendars
 from services.escalation.metrics import SlaLimits
 from services.escalation.policy import Limit, Rule, load_policies
 from services.escalation.tracking import Opening, SlaRules, SlaSubject
 from shared.auth import OrgUnit
+from shared.clock import CHINA_TIME
 
 HALL = OrgUnit(("广东", "深圳", "GD-SZ-001"))
 POLICIES = load_policies()

@@ -4,7 +4,8 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from services.escalation.calendar import CHINA_TIME, BusinessHours, UnknownCalendarYear, WorkingCalendar, YearCalendar
+from services.escalation.calendar import BusinessHours, UnknownCalendarYear, WorkingCalendar, YearCalendar
+from shared.clock import CHINA_TIME
 
 calendar = WorkingCalendar()
 
