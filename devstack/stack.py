@@ -38,6 +38,7 @@ class ServiceProcess(ManagedProcess):
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> None:
+        """Spawns the service and waits until it serves HTTP (`/healthz`); its consumer may still be joining."""
         self._spawn(
             [
                 sys.executable,
@@ -55,6 +56,10 @@ class ServiceProcess(ManagedProcess):
         )
         self.wait_until_answering(f"{self.url}/healthz", timeout)
         self.wanted_up = True
+
+    def wait_until_ready(self, timeout: float = 60) -> None:
+        """Until `/readyz` answers 200: database and broker reachable, and its consumer (if any) live."""
+        self.wait_until_answering(f"{self.url}/readyz", timeout)
 
 
 @dataclass
@@ -147,6 +152,8 @@ class Stack:
         for name in SERVICES:
             self.services[name] = ServiceProcess(name, self._port(name), self.service_env(), self._log(name))
             self.services[name].start()
+        for service in self.services.values():  # the consumers join their groups meanwhile, side by side
+            service.wait_until_ready()
         if self.config.prometheus_interval:
             try:
                 self.start_prometheus(self.config.prometheus_interval)
@@ -192,13 +199,16 @@ class Stack:
         """Another process of the same service on its own port, as a second Kubernetes pod would be."""
         replica = ServiceProcess(name, free_port(), self.service_env(), self._log(f"{name}-{len(self.replicas) + 2}"))
         replica.start()
+        replica.wait_until_ready()
         self.replicas.append(replica)
         return replica
 
     def restart_service(self, name: str) -> None:
+        """Starts the service again, with the stack's current settings, and waits until it is ready."""
         service = self.services[name]
         service.env = self.service_env()
         service.start()
+        service.wait_until_ready()
 
     def stop(self) -> None:
         self._stopping.set()

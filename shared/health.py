@@ -1,15 +1,23 @@
-"""`/healthz` (the process runs) and `/readyz` (its database and broker answer)."""
+"""`/healthz` (the process runs) and `/readyz` (its database and broker answer, and its consumer is live)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Protocol
 
 import asyncpg
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 CHECK_TIMEOUT_SECONDS = 2.0
+
+
+class Consumer(Protocol):
+    @property
+    def live(self) -> bool:
+        """It has joined its consumer group, holds partitions and runs."""
+        ...
 
 
 async def database_reachable(pool: asyncpg.Pool) -> bool:
@@ -33,7 +41,12 @@ async def broker_reachable(bootstrap_servers: str) -> bool:
     return False
 
 
-def health_router(get_pool: Callable[[], asyncpg.Pool | None], bootstrap_servers: str) -> APIRouter:
+def health_router(
+    get_pool: Callable[[], asyncpg.Pool | None],
+    bootstrap_servers: str,
+    consumer: Consumer | None = None,
+) -> APIRouter:
+    """`consumer`: the service's consumer, if it has one (`shared.streaming.ConsumerStatus`)."""
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz")
@@ -43,12 +56,18 @@ def health_router(get_pool: Callable[[], asyncpg.Pool | None], bootstrap_servers
 
     @router.get("/readyz")
     async def readyz() -> JSONResponse:
-        """Readiness: the database and the broker are reachable."""
+        """Readiness: the database and the broker are reachable, and the consumer (if any) is assigned and live.
+
+        503 until then, with each check's outcome (`"consumer": false` while it joins its group).
+        The read API answers meanwhile: it serves what has been consumed so far.
+        """
         pool = get_pool()
         checks = {
             "database": pool is not None and await database_reachable(pool),
             "broker": await broker_reachable(bootstrap_servers),
         }
+        if consumer is not None:
+            checks["consumer"] = consumer.live
         ready = all(checks.values())
         return JSONResponse(
             {"status": "ready" if ready else "not_ready", "checks": checks},

@@ -4,28 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
-import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
-from faust.contrib.asgi import faust_app_running
 
 from shared.clock import Clock, system_clock
 from shared.consumer import INBOX_DDL, Handler, IdempotentConsumer, ReceivedMessage, dead_letter_record
 from shared.metrics import CONSUMER_LAG
+from shared.topic_ids import topic_ids
 from shared.topics import dead_letter_topic
+
+if TYPE_CHECKING:
+    import faust
 
 logger = logging.getLogger(__name__)
 EXIT_BROKER_RESET = 75  # EX_TEMPFAIL: start again
 
 
 def create_faust_app(app_id: str, bootstrap_servers: str, data_dir: Path) -> faust.App:
+    import faust  # imported when first used: see `_consume`
+
     return faust.App(
         app_id,
         broker=f"kafka://{bootstrap_servers}",
@@ -121,7 +127,7 @@ class ConsumerLagMonitor:
                 logger.warning("%s: consumer lag not measured: %r", self.consumer_name, error)
                 CONSUMER_LAG.clear()  # no figure rather than a stale one
             finally:
-                with contextlib.suppress(asyncio.CancelledError):  # aiokafka 0.14, see BrokerResetWatchdog
+                with contextlib.suppress(asyncio.CancelledError):  # aiokafka 0.14, see topic_partitions
                     await reader.stop()
             await asyncio.sleep(interval_seconds)
 
@@ -134,87 +140,147 @@ class ConsumerLagMonitor:
 
 
 class BrokerResetWatchdog:
-    """Ends the process when the broker has lost its data, so the supervisor starts it afresh.
+    """Ends the process when the broker no longer holds the data its consumer group's offsets are about.
 
-    A partition whose end offset goes down means the broker was replaced (the local
-    broker keeps topics in memory). faust then keeps committing offsets of the old
-    broker, which the new one may accept although it has fewer messages: a consumer
-    resuming from them would wait forever. So `on_reset` first moves the consumer to a
-    new group (see `ConsumerEpochs`), which starts from the earliest offset; the inbox
-    drops what was already applied.
+    That happens when the broker lost its data (the local broker keeps topics in memory) or a topic
+    was created again. The consumer's group then has no offsets on the new data, or offsets that faust
+    committed from its memory of the old data; and faust skips every message at an offset it has
+    already read. So `ConsumerEpochs.settle` moves the consumer to a new group, and the process exits
+    so that its supervisor starts it afresh: the new group starts from the earliest offset, and the
+    inbox drops what was already applied. Another replica that moved the group ends this one too.
+
+    It compares topic ids, not offsets: a new topic may already hold more messages than the old one
+    did when last looked at (the relay's backlog, a republish), and then no offset goes down.
     """
 
     def __init__(
         self,
         bootstrap_servers: str,
-        topic: str,
-        on_reset: Callable[[], Awaitable[None]],
+        topics: Sequence[str],
+        epochs: ConsumerEpochs,
+        epoch: int,
         interval_seconds: float = 2.0,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
-        self.topic = topic
-        self.on_reset = on_reset
+        self.topics = topics
+        self.epochs = epochs
+        self.epoch = epoch
         self.interval_seconds = interval_seconds
-        self.seen: dict[int, int] = {}
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.interval_seconds)
             try:
-                ends = await asyncio.wait_for(self._end_offsets(), self.interval_seconds * 5)
-            except (KafkaError, OSError, TimeoutError):
-                continue  # the broker is away; judge it when it is back
-            if any(ends.get(partition, 0) < seen for partition, seen in self.seen.items()):
-                logger.error("broker lost %s's data (end offsets went down); exiting to restart", self.topic)
-                await self.on_reset()
+                ids = await asyncio.wait_for(topic_ids(self.bootstrap_servers, self.topics), self.interval_seconds * 5)
+                epoch = await self.epochs.settle(self.epoch, ids)
+            except (KafkaError, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                continue  # the broker or the database is away; judge once both are back
+            if epoch != self.epoch:
+                logger.error(
+                    "%s: the broker's topics are not those of its group's offsets (ids %s); exiting to restart"
+                    " in consumer group epoch %d",
+                    self.epochs.consumer_name,
+                    {topic: str(topic_id) for topic, topic_id in ids.items()},
+                    epoch,
+                )
                 logging.shutdown()
                 os._exit(EXIT_BROKER_RESET)
-            self.seen = ends
-
-    async def _end_offsets(self) -> dict[int, int]:
-        """A new reader each time: its start-up metadata is fresh, which a long-lived one's is not."""
-        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, group_id=None, request_timeout_ms=5000)
-        await reader.start()
-        try:
-            partitions = reader.partitions_for_topic(self.topic)
-            if not partitions:
-                return {}  # no such topic (yet): a broker that had it has lost it
-            ends = await reader.end_offsets([TopicPartition(self.topic, p) for p in partitions])
-            return {tp.partition: offset for tp, offset in ends.items()}
-        finally:
-            # A group-less reader stopped right after starting raises CancelledError from its
-            # own committed-offsets task (aiokafka 0.14); that is not a cancellation of ours.
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader.stop()
 
 
 EPOCHS_DDL = "CREATE TABLE IF NOT EXISTS consumer_epochs (consumer text PRIMARY KEY, epoch integer NOT NULL)"
+TOPIC_IDS_DDL = """
+CREATE TABLE IF NOT EXISTS consumer_topic_ids (
+    consumer text NOT NULL,
+    topic text NOT NULL,
+    topic_id uuid NOT NULL,
+    PRIMARY KEY (consumer, topic)
+)
+"""
 
 
 async def create_consumer_tables(pool: asyncpg.Pool) -> None:
     """The inbox that drops repeated events, and the consumer group epochs (see `ConsumerEpochs`)."""
     await pool.execute(INBOX_DDL)
     await pool.execute(EPOCHS_DDL)
+    await pool.execute(TOPIC_IDS_DDL)
 
 
 class ConsumerEpochs:
-    """Which consumer group a service uses: it moves to a new one after each broker reset,
-    because the broker keeps the old group's offsets, which belong to the lost data."""
+    """Which consumer group a service uses, and which topics (by id) that group's offsets belong to.
+
+    It moves to a new group whenever a topic's id changes (see `BrokerResetWatchdog`): the broker
+    may keep the old group's offsets, which belong to data that is gone.
+    """
 
     def __init__(self, pool: asyncpg.Pool, consumer_name: str) -> None:
         self.pool = pool
         self.consumer_name = consumer_name
 
-    async def group_id(self) -> str:
-        epoch = await self.pool.fetchval("SELECT epoch FROM consumer_epochs WHERE consumer = $1", self.consumer_name)
+    def group_id(self, epoch: int) -> str:
         return f"{self.consumer_name}-epoch-{epoch}" if epoch else self.consumer_name
 
-    async def next_epoch(self) -> None:
-        await self.pool.execute(
-            "INSERT INTO consumer_epochs VALUES ($1, 1)"
-            " ON CONFLICT (consumer) DO UPDATE SET epoch = consumer_epochs.epoch + 1",
-            self.consumer_name,
+    async def current(self) -> int:
+        epoch = await self.pool.fetchval("SELECT epoch FROM consumer_epochs WHERE consumer = $1", self.consumer_name)
+        return int(epoch or 0)
+
+    async def settle(self, epoch: int, ids: Mapping[str, uuid.UUID]) -> int:
+        """The epoch whose group's offsets belong to the topics `ids` names; `epoch` if it still does.
+
+        A topic seen for the first time is recorded. One whose id differs from the recorded one, or a
+        recorded topic now missing, moves every replica to the next epoch, once (the row is locked).
+        """
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                "INSERT INTO consumer_epochs VALUES ($1, 0) ON CONFLICT DO NOTHING", self.consumer_name
+            )
+            current = await connection.fetchval(
+                "SELECT epoch FROM consumer_epochs WHERE consumer = $1 FOR UPDATE", self.consumer_name
+            )
+            if current != epoch:
+                return int(current)  # another replica moved on already
+            recorded = {
+                row["topic"]: row["topic_id"]
+                for row in await connection.fetch(
+                    "SELECT topic, topic_id FROM consumer_topic_ids WHERE consumer = $1", self.consumer_name
+                )
+            }
+            if any(ids.get(topic) != topic_id for topic, topic_id in recorded.items()):
+                current += 1
+                await connection.execute(
+                    "UPDATE consumer_epochs SET epoch = $2 WHERE consumer = $1", self.consumer_name, current
+                )
+                await connection.execute("DELETE FROM consumer_topic_ids WHERE consumer = $1", self.consumer_name)
+            await connection.executemany(
+                "INSERT INTO consumer_topic_ids VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                [(self.consumer_name, topic, topic_id) for topic, topic_id in ids.items()],
+            )
+            return int(current)
+
+
+class ConsumerStatus:
+    """What `/readyz` says about a consumer that joins its group in the background (see `consuming`)."""
+
+    def __init__(self) -> None:
+        self.group_id: str | None = None
+        self.streams: faust.App | None = None
+
+    @property
+    def live(self) -> bool:
+        """It has joined its group, holds partitions and runs (it has not crashed or begun stopping)."""
+        streams = self.streams
+        return (
+            streams is not None
+            and streams.started
+            and not (streams.crashed or streams.should_stop or streams.rebalancing)
+            and bool(streams.consumer.assignment())
         )
+
+    async def joined(self, poll_seconds: float = 0.2) -> str:
+        """Waits until the consumer is live; gives its consumer group."""
+        while not self.live:  # noqa: ASYNC110 (`live` reads faust's state, which sets no event for it)
+            await asyncio.sleep(poll_seconds)
+        assert self.group_id is not None
+        return self.group_id
 
 
 @contextlib.asynccontextmanager
@@ -227,29 +293,83 @@ async def consuming(
     bootstrap_servers: str,
     data_dir: Path,
     clock: Clock = system_clock,
-) -> AsyncIterator[str]:
-    """Runs an idempotent consumer of `topics` for the duration of the block; gives its consumer group.
+    status: ConsumerStatus | None = None,
+) -> AsyncIterator[ConsumerStatus]:
+    """Runs an idempotent consumer of `topics` in the background for the duration of the block.
 
-    Its watchdog watches the first topic: a broker that lost its data lost every topic's.
+    The block starts at once: joining a consumer group takes seconds, and half a minute after a
+    kill (ARCHITECTURE.md), while a service's read API has no need to wait for it. `status` (a new
+    one if not given; `/readyz` reads it) says when the consumer is live. Should the consumer
+    fail, the process exits, so that its supervisor starts it again.
     """
     await create_consumer_tables(pool)
+    status = status or ConsumerStatus()
+    task = asyncio.create_task(
+        _consume(status, name, pool, handlers, topics, bootstrap_servers, data_dir, clock), name=f"consumer {name}"
+    )
+    task.add_done_callback(_exit_unless_cancelled)
+    try:
+        yield status
+    finally:
+        task.remove_done_callback(_exit_unless_cancelled)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _consume(
+    status: ConsumerStatus,
+    name: str,
+    pool: asyncpg.Pool,
+    handlers: Mapping[str, Handler],
+    topics: Sequence[str],
+    bootstrap_servers: str,
+    data_dir: Path,
+    clock: Clock,
+) -> None:
+    # faust (with aiohttp) is a quarter of a consumer service's imports: loading it only now, in a
+    # thread, lets HTTP come up sooner after a restart without stalling the requests meanwhile.
+    asgi = await asyncio.to_thread(importlib.import_module, "faust.contrib.asgi")
     epochs = ConsumerEpochs(pool, name)
-    group_id = await epochs.group_id()
+    # Before joining: the broker may have lost its data while this process was down.
+    epoch = await epochs.settle(await epochs.current(), await _topic_ids_once_reachable(bootstrap_servers, topics))
+    group_id = epochs.group_id(epoch)
     streams = create_faust_app(group_id, bootstrap_servers, data_dir)
     consumer = IdempotentConsumer(
         name=name, pool=pool, handlers=handlers, dead_letters=FaustDeadLetterSink(streams, name), clock=clock
     )
     for topic in topics:
         subscribe(streams, consumer, topic)
-    watchdog = asyncio.create_task(BrokerResetWatchdog(bootstrap_servers, topics[0], epochs.next_epoch).run())
+    status.group_id, status.streams = group_id, streams
+    watchdog = asyncio.create_task(BrokerResetWatchdog(bootstrap_servers, topics, epochs, epoch).run())
     lag = asyncio.create_task(ConsumerLagMonitor(bootstrap_servers, name, group_id, topics).run())
     try:
-        async with faust_app_running(streams, stop_timeout=10):
-            yield group_id
+        async with asgi.faust_app_running(streams, stop_timeout=10):
+            await asyncio.Event().wait()  # until cancelled
     finally:
+        if not streams.should_stop:  # cancelled while joining: faust_app_running did not get to stop it
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(streams.stop(), 10)
         watchdog.cancel()
         lag.cancel()
         await asyncio.gather(watchdog, lag, return_exceptions=True)
+
+
+async def _topic_ids_once_reachable(
+    bootstrap_servers: str, topics: Sequence[str], retry_seconds: float = 1.0
+) -> dict[str, uuid.UUID]:
+    while True:
+        try:
+            return await topic_ids(bootstrap_servers, topics)
+        except (KafkaError, OSError, TimeoutError) as error:
+            logger.warning("broker not reachable (%r); the consumer waits for it", error)
+            await asyncio.sleep(retry_seconds)
+
+
+def _exit_unless_cancelled(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        logger.error("consumer stopped; exiting to restart", exc_info=task.exception())
+        logging.shutdown()
+        os._exit(1)
 
 
 async def topic_partitions(bootstrap_servers: str, topics: Sequence[str]) -> list[TopicPartition]:
@@ -259,7 +379,9 @@ async def topic_partitions(bootstrap_servers: str, topics: Sequence[str]) -> lis
     try:
         return [partition for topic in topics for partition in partitions_of(reader, topic)]
     finally:
-        with contextlib.suppress(asyncio.CancelledError):  # aiokafka 0.14, see BrokerResetWatchdog
+        # A group-less reader stopped right after starting raises CancelledError from its own
+        # committed-offsets task (aiokafka 0.14); that is not a cancellation of ours.
+        with contextlib.suppress(asyncio.CancelledError):
             await reader.stop()
 
 

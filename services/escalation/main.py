@@ -32,7 +32,7 @@ from shared.health import health_router
 from shared.metrics import instrument
 from shared.relay import Relay, RelayPositions, relaying
 from shared.settings import ServiceSettings
-from shared.streaming import consuming, wait_until_caught_up
+from shared.streaming import ConsumerStatus, consuming, wait_until_caught_up
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS
 from shared.tracing import setup_tracing, trace_requests
 
@@ -69,6 +69,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
     auth = AuthSettings()
     clock = settings.clock(auth.environment)
     rules = load_rules(settings)
+    consumer_status = ConsumerStatus()  # joins in the background; `/readyz` reports it
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -86,8 +87,9 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
         app.state.pool = pool
         app.state.escalation = escalation
 
-        async def fire_deadlines_once_caught_up(group_id: str) -> None:
+        async def fire_deadlines_once_caught_up() -> None:
             """After a restart, acknowledgements and closures may still be queued: fire nothing before them."""
+            group_id = await consumer_status.joined()
             if not await wait_until_caught_up(settings.kafka_bootstrap_servers, group_id, COMPLAINTS_EVENTS):
                 logger.warning("consumer still behind after a minute; firing deadlines anyway")
             await scheduler.Scheduler(escalation, pool, clock).run()
@@ -105,9 +107,10 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
                     bootstrap_servers=settings.kafka_bootstrap_servers,
                     data_dir=settings.data_dir,
                     clock=clock,
-                ) as group_id,
+                    status=consumer_status,
+                ),
             ):
-                firing = asyncio.create_task(fire_deadlines_once_caught_up(group_id), name="scheduler")
+                firing = asyncio.create_task(fire_deadlines_once_caught_up(), name="scheduler")
                 try:
                     yield
                 finally:
@@ -126,7 +129,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(api.policies_router)
     app.include_router(clocks_api.router)
-    app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
+    app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers, consumer_status))
     install_error_handlers(app)
     trace_requests(app)
     instrument(app)

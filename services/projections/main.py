@@ -31,7 +31,7 @@ from shared.health import health_router
 from shared.metrics import instrument
 from shared.scoring_policy import load_scoring_policies
 from shared.settings import ServiceSettings
-from shared.streaming import consuming
+from shared.streaming import ConsumerStatus, consuming
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS
 from shared.tracing import setup_tracing, trace_requests
 
@@ -82,6 +82,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     setup_tracing(SCHEMA, settings.traces_exporter)
     auth = AuthSettings()
     clock = settings.clock(auth.environment)
+    consumer_status = ConsumerStatus()  # joins in the background; `/readyz` reports it
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -98,6 +99,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 bootstrap_servers=settings.kafka_bootstrap_servers,
                 data_dir=settings.data_dir,
                 clock=clock,
+                status=consumer_status,
             ):
                 yield
         finally:
@@ -111,7 +113,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.scoring_policies = load_scoring_policies()
     app.include_router(api.router)
     app.include_router(scores_api.router)
-    app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
+    app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers, consumer_status))
     install_error_handlers(app)
     trace_requests(app)
     instrument(app)

@@ -25,7 +25,7 @@ from shared.metrics import instrument
 from shared.relay import Relay, RelayPositions, relaying
 from shared.scoring_policy import load_scoring_policies
 from shared.settings import ServiceSettings
-from shared.streaming import consuming
+from shared.streaming import ConsumerStatus, consuming
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS
 from shared.tracing import setup_tracing, trace_requests
 
@@ -45,6 +45,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     setup_tracing(SCHEMA, settings.traces_exporter)
     policies = load_scoring_policies()  # an invalid policy file stops the service here, naming the entry
     clock = settings.clock(AuthSettings().environment)
+    consumer_status = ConsumerStatus()  # joins in the background; `/readyz` reports it
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,6 +71,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                     bootstrap_servers=settings.kafka_bootstrap_servers,
                     data_dir=settings.data_dir,
                     clock=clock,
+                    status=consumer_status,
                 ),
             ):
                 yield
@@ -79,7 +81,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="scoring", version="1", lifespan=lifespan)
     app.state.pool = None
-    app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
+    app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers, consumer_status))
     install_error_handlers(app)
     trace_requests(app)
     instrument(app)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from services.complaints.application import IDEMPOTENCY_NAMESPACE
-from tests.integration.harness import StackClient, complaint_body, eventually
+from tests.integration.harness import StackClient, complaint_body
 
 
 @dataclass
@@ -154,17 +154,12 @@ async def test_events_lost_with_the_broker_come_back_only_by_republishing(client
     projections.kill()
     outcome = IntakeOutcome()
     await post_all(client, hall_id, [str(uuid.uuid4()) for _ in range(50)], outcome)
-
-    async def relay_caught_up() -> bool:
-        published = await client.database.fetchval("SELECT position FROM complaints.relay_positions")
-        stored = await client.database.fetchval("SELECT max(notification_id) FROM complaints.complaints_events")
-        return bool(published == stored)
-
-    assert await eventually(relay_caught_up)
+    await client.wait_until_relayed("complaints")
     stack.broker.kill()  # type: ignore[union-attr]
     await asyncio.to_thread(stack.start_fresh_broker)
     await asyncio.to_thread(projections.start)
-    await asyncio.sleep(5)
+    await asyncio.to_thread(projections.wait_until_ready)  # consuming the new broker's topics
+    await client.wait_until_consumed("projections")
     assert await hall_timeline_counts(client, hall_id) == {}, "the events should have been lost with the broker"
 
     await asyncio.to_thread(client.republish, 0)
