@@ -207,21 +207,6 @@ def dispatch(
     )
 
 
-@router.post("/complaints/{complaint_id}/accept", response_model=ComplaintPublic, operation_id="complaint_accept")
-def accept(
-    complaint_id: uuid.UUID,
-    body: StepBody,
-    request: Request,
-    response: Response,
-    caller: Caller,
-    idempotency_key: IdempotencyKey = None,
-) -> ComplaintPublic:
-    """The receiving unit (or one above it) accepts a hand-off and becomes the owner."""
-    return take_step(
-        "accept", complaint_id, body, request, response, caller, idempotency_key, application(request).accept
-    )
-
-
 @router.post("/complaints/{complaint_id}/check", response_model=ComplaintPublic)
 def check(
     complaint_id: uuid.UUID,
@@ -361,8 +346,8 @@ def escalate(
     )
 
 
-def add_plain_step(action: str, perform: Callable[[Complaint, Step], None], description: str) -> None:
-    """A step whose body is only its reason."""
+def add_plain_step(action: str, use_of: Callable[[Request], Use], description: str) -> None:
+    """A step whose body is only its reason; `use_of` gives the use case that takes it."""
 
     def endpoint(
         complaint_id: uuid.UUID,
@@ -372,9 +357,7 @@ def add_plain_step(action: str, perform: Callable[[Complaint, Step], None], desc
         caller: Caller,
         idempotency_key: IdempotencyKey = None,
     ) -> ComplaintPublic:
-        return take_step(
-            action, complaint_id, body, request, response, caller, idempotency_key, by_owner(request, perform)
-        )
+        return take_step(action, complaint_id, body, request, response, caller, idempotency_key, use_of(request))
 
     name = action.replace("-", "_")
     router.add_api_route(
@@ -388,12 +371,29 @@ def add_plain_step(action: str, perform: Callable[[Complaint, Step], None], desc
     )
 
 
+def owner_takes(perform: Callable[[Complaint, Step], None]) -> Callable[[Request], Use]:
+    return lambda request: by_owner(request, perform)
+
+
 for plain_step in (
-    ("resolve-on-spot", Complaint.resolve_on_spot, "Resolved at the counter (现场解决); feedback is still needed."),
-    ("acknowledge", Complaint.acknowledge, "First response to the customer; stops the response clock."),
-    ("close", Complaint.close, "Closes (结案); refused until the customer's feedback is in and not unsatisfied."),
-    ("reopen", Complaint.reopen, "Reopens a closed complaint, or one whose customer was unsatisfied."),
-    ("pause", Complaint.pause, "Waiting on the customer: the SLA clocks stop until resume."),
-    ("resume", Complaint.resume, "The customer is back: the SLA clocks run again."),
+    (
+        "resolve-on-spot",
+        owner_takes(Complaint.resolve_on_spot),
+        "Resolved at the counter (现场解决); feedback is still needed.",
+    ),
+    (
+        "accept",
+        lambda request: application(request).accept,
+        "The receiving unit (or one above it) accepts a hand-off and becomes the owner.",
+    ),
+    ("acknowledge", owner_takes(Complaint.acknowledge), "First response to the customer; stops the response clock."),
+    (
+        "close",
+        owner_takes(Complaint.close),
+        "Closes (结案); refused until the customer's feedback is in and not unsatisfied.",
+    ),
+    ("reopen", owner_takes(Complaint.reopen), "Reopens a closed complaint, or one whose customer was unsatisfied."),
+    ("pause", owner_takes(Complaint.pause), "Waiting on the customer: the SLA clocks stop until resume."),
+    ("resume", owner_takes(Complaint.resume), "The customer is back: the SLA clocks run again."),
 ):
     add_plain_step(*plain_step)
