@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 from shared.clock import Clock, system_clock
 from shared.consumer import INBOX_DDL, Handler, IdempotentConsumer, ReceivedMessage, dead_letter_record
 from shared.metrics import CONSUMER_LAG
+from shared.tasks import essential_task
 from shared.topic_ids import topic_ids
 from shared.topics import dead_letter_topic
 
@@ -268,12 +269,14 @@ class ConsumerStatus:
     def live(self) -> bool:
         """It has joined its group, holds partitions and runs (it has not crashed or begun stopping)."""
         streams = self.streams
-        return (
-            streams is not None
-            and streams.started
-            and not (streams.crashed or streams.should_stop or streams.rebalancing)
-            and bool(streams.consumer.assignment())
-        )
+        if streams is None or not streams.started or streams.crashed or streams.should_stop or streams.rebalancing:
+            return False
+        from faust.exceptions import ConsumerNotStarted  # faust is imported by now: `streams` is its app
+
+        try:
+            return bool(streams.consumer.assignment())
+        except ConsumerNotStarted:  # the app has started, its consumer thread not yet
+            return False
 
     async def joined(self, poll_seconds: float = 0.2) -> str:
         """Waits until the consumer is live; gives its consumer group."""
@@ -304,16 +307,9 @@ async def consuming(
     """
     await create_consumer_tables(pool)
     status = status or ConsumerStatus()
-    task = asyncio.create_task(
-        _consume(status, name, pool, handlers, topics, bootstrap_servers, data_dir, clock), name=f"consumer {name}"
-    )
-    task.add_done_callback(_exit_unless_cancelled)
-    try:
+    consumer = _consume(status, name, pool, handlers, topics, bootstrap_servers, data_dir, clock)
+    async with essential_task(consumer, f"consumer {name}"):
         yield status
-    finally:
-        task.remove_done_callback(_exit_unless_cancelled)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def _consume(
@@ -363,13 +359,6 @@ async def _topic_ids_once_reachable(
         except (KafkaError, OSError, TimeoutError) as error:
             logger.warning("broker not reachable (%r); the consumer waits for it", error)
             await asyncio.sleep(retry_seconds)
-
-
-def _exit_unless_cancelled(task: asyncio.Task[None]) -> None:
-    if not task.cancelled():
-        logger.error("consumer stopped; exiting to restart", exc_info=task.exception())
-        logging.shutdown()
-        os._exit(1)
 
 
 async def topic_partitions(bootstrap_servers: str, topics: Sequence[str]) -> list[TopicPartition]:

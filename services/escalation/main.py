@@ -33,6 +33,7 @@ from shared.metrics import instrument
 from shared.relay import Relay, RelayPositions, relaying
 from shared.settings import ServiceSettings
 from shared.streaming import ConsumerStatus, consuming, wait_until_caught_up
+from shared.tasks import essential_task
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS
 from shared.tracing import setup_tracing, trace_requests
 
@@ -109,13 +110,9 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
                     clock=clock,
                     status=consumer_status,
                 ),
+                essential_task(fire_deadlines_once_caught_up(), "scheduler"),
             ):
-                firing = asyncio.create_task(fire_deadlines_once_caught_up(), name="scheduler")
-                try:
-                    yield
-                finally:
-                    firing.cancel()
-                    await asyncio.gather(firing, return_exceptions=True)
+                yield
         finally:
             escalation.close()
             await pool.close()
