@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -146,15 +146,18 @@ class StackClient:
         )
         return (published or 0) >= position
 
-    async def wait_until_consumed(self, *consumers: str, timeout: float = 90) -> None:
-        """Until each consumer service has committed every message that was on its topics when called.
+    async def wait_until_consumed(
+        self, *consumers: str, only: Sequence[str] | None = None, timeout: float = 90
+    ) -> None:
+        """Until each consumer service has committed every message that was on its topics (or those of
+        them named in `only`) when called.
 
         Consumers run in stream order, so what they derive from those messages and publish in turn
         (e.g. scoring's score changes) is waited for by naming the downstream consumer after them.
         """
         for consumer in consumers:
             group = await self.consumer_group(consumer)
-            for topic in CONSUMED_TOPICS[consumer]:
+            for topic in only or CONSUMED_TOPICS[consumer]:
                 caught_up = await wait_until_caught_up(self.stack.bootstrap_servers, group, topic, timeout)
                 assert caught_up, f"{consumer} did not consume {topic} within {timeout} s"
 
