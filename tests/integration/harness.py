@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer
 from devstack.stack import Stack, StackConfig
 from shared.auth import AuthSettings, OrgUnit, Role, hash_api_key, issue_staff_token
 from shared.clock import CHINA_TIME, MovableClock
-from shared.streaming import wait_until_caught_up
+from shared.streaming import ConsumerEpochs, wait_until_caught_up
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS, dead_letter_topic
 
 # Every test stack's clock starts here, so no test depends on today's date: a working Monday, 09:00 China
@@ -30,8 +30,9 @@ from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS, 
 STACK_STARTS_AT = datetime(2026, 11, 16, 9, 0, tzinfo=CHINA_TIME)
 FRONT_LINE_KEY = "test-front-line-key-for-SZ-KEY-HALL"
 FRONT_LINE_HALL = ("广东", "深圳", "SZ-KEY-HALL")
-# Each event-sourced service's schema, which holds its event store (`<schema>.<schema>_events`) and relay position.
-RELAYS = {"complaints": "complaints", "escalation": "escalation", "scoring": "scoring"}
+# The event-sourced services; each one's schema, named after it, holds its event store (`<name>.<name>_events`)
+# and its relay position.
+EVENT_SOURCED = ("complaints", "escalation", "scoring")
 # What each consumer service reads (its composition root subscribes to the same topics).
 CONSUMED_TOPICS = {
     "escalation": (COMPLAINTS_EVENTS,),
@@ -131,19 +132,17 @@ class StackClient:
             f"SELECT epoch FROM {schema}.consumer_epochs WHERE consumer = $1",  # noqa: S608
             consumer,
         )
-        return f"{consumer}-epoch-{epoch}" if epoch else consumer
+        return ConsumerEpochs(self.database, consumer).group_id(epoch or 0)
 
     async def wait_until_relayed(self, service: str, timeout: float = 60) -> None:
         """Until an event-sourced service's relay has published every event it had stored when called."""
-        schema = RELAYS[service]
+        schema = next(name for name in EVENT_SOURCED if name == service)  # a known name, never input
         stored = await self.database.fetchval(f"SELECT max(notification_id) FROM {schema}.{schema}_events")  # noqa: S608
-        relayed = await eventually(lambda: self._relay_position_reached(service, stored or 0), timeout=timeout)
+        relayed = await eventually(lambda: self._relay_position_reached(schema, stored or 0), timeout=timeout)
         assert relayed, f"{service}'s relay did not publish its stored events within {timeout} s"
 
-    async def _relay_position_reached(self, service: str, position: int) -> bool:
-        published = await self.database.fetchval(
-            f"SELECT position FROM {RELAYS[service]}.relay_positions",  # noqa: S608
-        )
+    async def _relay_position_reached(self, schema: str, position: int) -> bool:
+        published = await self.database.fetchval(f"SELECT position FROM {schema}.relay_positions")  # noqa: S608
         return (published or 0) >= position
 
     async def wait_until_consumed(
