@@ -2,7 +2,8 @@
 
 The event store is the source of truth. The relay reads it after its recorded
 position, publishes each event keyed by aggregate id, and advances the position
-only once the broker has acknowledged the whole batch. A crash therefore causes
+only once the broker has acknowledged the whole batch on the topic it was sent
+to (see `PublishUnconfirmed`). A crash therefore causes
 at most a republish, never a loss; consumers drop the duplicates. `rewind` moves
 the position back so everything after it is published again (e.g. after the
 broker lost its data).
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -24,6 +26,7 @@ from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 
 from shared.metrics import PUBLISHED, RELAY_LAG
+from shared.topic_ids import topic_ids_from
 from shared.tracing import TRACE_CONTEXTS_DDL, context_of, traceparent_header
 
 logger = logging.getLogger(__name__)
@@ -109,6 +112,15 @@ class RelayPositions:
         )
 
 
+class PublishUnconfirmed(Exception):
+    """The broker acknowledged a batch, yet its topic is not the one the batch was sent to.
+
+    A broker that has just lost its data may acknowledge messages for a topic it does not have yet
+    and not serve them (the local broker does; its next write to the partition fails), so a batch
+    counts as published only if its topic kept one id from before the send until after the acks.
+    """
+
+
 class Relay:
     def __init__(
         self,
@@ -126,6 +138,7 @@ class Relay:
         self.positions = positions
         self.bootstrap_servers = bootstrap_servers
         self.producer: AIOKafkaProducer | None = None
+        self._topic_id: uuid.UUID | None = None  # the producer's topic, as of its last confirmed batch
         self.topic = topic
         self.batch_size = batch_size
         self.idle_poll_seconds = idle_poll_seconds
@@ -185,9 +198,20 @@ class Relay:
             logger.info("relay %s: forgot %d trace contexts stored over a day ago", self.name, forgotten)
 
     async def _publish(self, producer: AIOKafkaProducer, batch: Sequence[OutgoingMessage]) -> None:
+        sent_to = self._topic_id or await self._topic_id_now(producer)
         deliveries = [await self._send(producer, message) for message in batch if message.value is not None]
         await asyncio.gather(*deliveries)
+        if await self._topic_id_now(producer) != sent_to:
+            raise PublishUnconfirmed(f"{self.topic} was created anew while a batch was sent to it")
+        self._topic_id = sent_to
         PUBLISHED.labels(self.name).inc(len(deliveries))
+
+    async def _topic_id_now(self, producer: AIOKafkaProducer) -> uuid.UUID:
+        # Creating a missing topic, as the producer's own metadata requests do where the broker allows it
+        topic_id = (await topic_ids_from(producer.client, [self.topic], create_missing=True)).get(self.topic)
+        if topic_id is None:
+            raise PublishUnconfirmed(f"the broker has no topic {self.topic}")
+        return topic_id
 
     async def _send(self, producer: AIOKafkaProducer, message: OutgoingMessage) -> asyncio.Future[Any]:
         """Queues one message; its span continues the trace the event was stored in."""
@@ -214,7 +238,7 @@ class Relay:
 
     async def _drop_producer(self) -> None:
         if self.producer is not None:
-            producer, self.producer = self.producer, None
+            producer, self.producer, self._topic_id = self.producer, None, None
             await producer.stop()
 
     async def _idle(self) -> None:

@@ -104,22 +104,30 @@ class MetadataRequest_v12(RequestStruct):  # type: ignore[misc]
 class TopicIdsRequest(Request[MetadataRequest_v12]):  # type: ignore[misc]
     API_KEY = 3
 
-    def __init__(self, topics: Sequence[str]) -> None:
+    def __init__(self, topics: Sequence[str], create_missing: bool) -> None:
         self.topics = topics
+        self.create_missing = create_missing  # where the broker creates topics on demand
 
     def build(self, request_struct_class: type[MetadataRequest_v12]) -> MetadataRequest_v12:
-        # Asking never creates a topic: a missing one is an answer in itself.
-        return request_struct_class([(NO_TOPIC_ID, topic, {}) for topic in self.topics], False, False, {})
+        topics: list[tuple[uuid.UUID, str, dict[str, object]]] = [(NO_TOPIC_ID, topic, {}) for topic in self.topics]
+        return request_struct_class(topics, self.create_missing, False, {})
 
 
 async def topic_ids(bootstrap_servers: str, topics: Sequence[str], timeout_ms: int = 5000) -> dict[str, uuid.UUID]:
-    """Each existing topic's id; a topic the broker does not have is left out."""
+    """Each existing topic's id; a topic the broker does not have is left out (asking creates none)."""
     client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms)
     await client.bootstrap()
     try:
-        response = await client.send(client.get_random_node(), TopicIdsRequest(topics))
+        return await topic_ids_from(client, topics, create_missing=False)
     finally:
         await client.close()
+
+
+async def topic_ids_from(
+    client: AIOKafkaClient, topics: Sequence[str], *, create_missing: bool
+) -> dict[str, uuid.UUID]:
+    """`topic_ids`, asked through a client that is already connected (a producer's, say)."""
+    response = await client.send(client.get_random_node(), TopicIdsRequest(topics, create_missing))
     return {
         name: topic_id
         for error_code, name, topic_id, *_ in response.topics

@@ -1,0 +1,125 @@
+"""The relay on the real broker and event store, through a broker that loses its data."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from devstack.broker import TansuBroker
+from devstack.postgres import EmbeddedPostgres
+from devstack.process import free_port
+from shared.relay import OutgoingMessage, Relay, RelayPositions
+
+TOPIC = "relayed.events.v1"
+
+
+class ListOutbox:
+    """Stored events, as the relay reads them; the event store itself is tested elsewhere."""
+
+    def __init__(self) -> None:
+        self.messages: list[OutgoingMessage] = []
+
+    def store(self, value: bytes) -> None:
+        self.messages.append(OutgoingMessage(position=len(self.messages) + 1, key=b"key", value=value))
+
+    def read_after(self, position: int, limit: int) -> Sequence[OutgoingMessage]:
+        return self.messages[position : position + limit]
+
+    def newest_position(self) -> int:
+        return len(self.messages)
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    data = tmp_path_factory.mktemp("relay")
+    server = EmbeddedPostgres(data / "pg", free_port(), Path(data / "pg.log"), durable=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[TansuBroker]:
+    process = TansuBroker(free_port(), tmp_path / "broker.log")
+    process.start()
+    yield process
+    process.stop()
+
+
+@contextlib.asynccontextmanager
+async def running(relay: Relay) -> AsyncIterator[None]:
+    task = asyncio.create_task(relay.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def relayed_up_to(positions: RelayPositions, relay: Relay, position: int, timeout: float = 30) -> None:
+    async with asyncio.timeout(timeout):
+        while await positions.get(relay.name) < position:
+            await asyncio.sleep(0.05)
+
+
+async def values_served(bootstrap_servers: str, wanted: bytes, timeout: float = 15) -> list[bytes]:
+    """What the topic serves from its start, read until `wanted` is among it or `timeout` passes."""
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
+    await reader.start()
+    served: list[bytes] = []
+    try:
+        partitions = [TopicPartition(TOPIC, p) for p in reader.partitions_for_topic(TOPIC) or ()]
+        reader.assign(partitions)
+        await reader.seek_to_beginning(*partitions)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while wanted not in served and asyncio.get_running_loop().time() < deadline:
+            batches = await reader.getmany(timeout_ms=200)
+            served += [message.value for messages in batches.values() for message in messages if message.value]
+    finally:
+        with contextlib.suppress(asyncio.CancelledError):  # aiokafka 0.14, see shared.streaming
+            await reader.stop()
+    return served
+
+
+async def test_what_it_publishes_to_a_broker_that_has_just_lost_its_data_is_served(
+    postgres: EmbeddedPostgres, broker: TansuBroker, tmp_path: Path
+) -> None:
+    pool = await asyncpg.create_pool(postgres.url)
+    positions = RelayPositions(pool)
+    await positions.create_tables()
+    outbox = ListOutbox()
+    relay = Relay(
+        name="fresh-broker",
+        outbox=outbox,
+        positions=positions,
+        bootstrap_servers=broker.bootstrap_servers,
+        topic=TOPIC,
+        idle_poll_seconds=0.05,
+    )
+    try:
+        async with running(relay):
+            outbox.store(b"before")
+            await relayed_up_to(positions, relay, 1)
+            broker.kill()
+            fresh = TansuBroker(broker.port, tmp_path / "fresh-broker.log")
+            await asyncio.to_thread(fresh.start)
+            try:
+                outbox.store(b"after")
+                await relayed_up_to(positions, relay, 2)
+                # The producer still knows the topic's partitions from before, so it writes at once,
+                # before anything has made the fresh broker create the topic.
+                served = await values_served(fresh.bootstrap_servers, b"after")
+            finally:
+                fresh.stop()
+    finally:
+        await pool.close()
+
+    assert b"after" in served
+    assert b"before" not in served, "the fresh broker should start empty"
