@@ -17,7 +17,7 @@ capped by the policy's bonus cap. Total: components - deductions + bonus, betwee
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.scoring_policy import COMPONENTS, Component, ScoringPolicy
@@ -51,23 +51,52 @@ class InspectionFacts:
     bonus: float
 
 
+Tally = dict[str, int]
+"""Counts and sums over a period's facts that no policy enters (see `contribution`); `score` weighs them.
+Whole numbers, so that taking a contribution back leaves exactly what was there before it."""
+MICROS = 1_000_000  # the unit of ratings and bonus points in a tally
+
+
 @dataclass
 class PeriodFacts:
+    """The facts of a period, with their running tally: applying a fact costs the same however many
+    the period already holds, and so does scoring them."""
+
     complaints: dict[str, ComplaintFacts] = field(default_factory=dict)
     findings: dict[str, FindingFacts] = field(default_factory=dict)  # by rectification order
     inspections: dict[str, InspectionFacts] = field(default_factory=dict)
+    tally: Tally = field(default_factory=dict)
 
     def apply(self, fact: dict[str, Any]) -> None:
         """`fact` is one of the shapes `services/scoring/consumer.py` builds from integration events."""
+        self.tally = self.tally_with(fact)
         kind, subject = fact["kind"], fact["subject"]
         if kind == "inspected":
-            self.inspections[subject] = InspectionFacts(fact.get("innovation_rating"), fact["bonus"])
-        elif kind == "finding_opened":
-            self.findings.setdefault(subject, FindingFacts()).points = fact["points"]
-        elif kind == "order_overdue":
-            self.findings.setdefault(subject, FindingFacts()).overdue = True
+            self.inspections[subject] = _inspected(fact)
+        elif kind in ("finding_opened", "order_overdue"):
+            self.findings[subject] = _finding_after(self.findings.get(subject), fact)
         else:
-            self._apply_to_complaint(self.complaints.setdefault(subject, ComplaintFacts()), kind, fact)
+            self.complaints[subject] = _complaint_after(self.complaints.get(subject), fact)
+
+    def tally_with(self, fact: dict[str, Any]) -> Tally:
+        """The tally once `fact` is applied, leaving these facts as they are."""
+        kind, subject = fact["kind"], fact["subject"]
+        before: ComplaintFacts | FindingFacts | InspectionFacts | None
+        after: ComplaintFacts | FindingFacts | InspectionFacts
+        if kind == "inspected":
+            before, after = self.inspections.get(subject), _inspected(fact)
+        elif kind in ("finding_opened", "order_overdue"):
+            before = self.findings.get(subject)
+            after = _finding_after(before, fact)
+        else:
+            before = self.complaints.get(subject)
+            after = _complaint_after(before, fact)
+        tally = dict(self.tally)
+        for key, value in contribution(after).items():
+            tally[key] = tally.get(key, 0) + value
+        for key, value in (contribution(before) if before else {}).items():
+            tally[key] = tally.get(key, 0) - value
+        return tally
 
     def awaits_subject(self, fact: dict[str, Any]) -> bool:
         """True if the fact is about a complaint not registered yet or an order not opened yet.
@@ -83,24 +112,70 @@ class PeriodFacts:
         complaint = self.complaints.get(subject)
         return complaint is None or not complaint.registered
 
-    @staticmethod
-    def _apply_to_complaint(complaint: ComplaintFacts, kind: str, fact: dict[str, Any]) -> None:
-        if kind == "complaint_registered":
-            complaint.registered, complaint.priority, complaint.channel = True, fact["priority"], fact["channel"]
-        elif kind == "acknowledged":
-            complaint.acknowledged = True
-        elif kind == "response_breached":
-            complaint.response_breached = True
-        elif kind == "resolution_breached":
-            complaint.resolution_breached = True
-        elif kind == "closed":
-            complaint.closed = True
-        elif kind == "reopened":
-            complaint.closed = False
-        elif kind == "feedback":
-            complaint.satisfaction = fact["satisfaction"]
-        elif kind == "checked":
-            complaint.substantiated = fact["substantiated"]
+
+def _inspected(fact: dict[str, Any]) -> InspectionFacts:
+    return InspectionFacts(fact.get("innovation_rating"), fact["bonus"])
+
+
+def _finding_after(finding: FindingFacts | None, fact: dict[str, Any]) -> FindingFacts:
+    after = replace(finding) if finding else FindingFacts()
+    if fact["kind"] == "finding_opened":
+        after.points = fact["points"]
+    else:
+        after.overdue = True
+    return after
+
+
+def _complaint_after(complaint: ComplaintFacts | None, fact: dict[str, Any]) -> ComplaintFacts:
+    after = replace(complaint) if complaint else ComplaintFacts()
+    kind = fact["kind"]
+    if kind == "complaint_registered":
+        after.registered, after.priority, after.channel = True, fact["priority"], fact["channel"]
+    elif kind == "acknowledged":
+        after.acknowledged = True
+    elif kind == "response_breached":
+        after.response_breached = True
+    elif kind == "resolution_breached":
+        after.resolution_breached = True
+    elif kind == "closed":
+        after.closed = True
+    elif kind == "reopened":
+        after.closed = False
+    elif kind == "feedback":
+        after.satisfaction = fact["satisfaction"]
+    elif kind == "checked":
+        after.substantiated = fact["substantiated"]
+    return after
+
+
+def contribution(subject: ComplaintFacts | FindingFacts | InspectionFacts) -> Tally:
+    """What one complaint, finding or inspection adds to its period's tally."""
+    if isinstance(subject, InspectionFacts):
+        rating = subject.innovation_rating
+        return {
+            "innovation_rated": rating is not None,
+            "innovation_micros": round((rating or 0.0) * MICROS),
+            "bonus_micros": round(subject.bonus * MICROS),
+        }
+    if isinstance(subject, FindingFacts):
+        return {"overdue_finding_points" if subject.overdue else "finding_points": subject.points}
+    if not subject.registered:
+        return {}
+    decided = subject.acknowledged or subject.response_breached
+    tally: Tally = {
+        "complaints": 1,
+        "decided": decided,
+        "decided_on_time": decided and not subject.response_breached,
+        "closed": subject.closed,
+        "resolution_kept": not subject.resolution_breached,
+    }
+    if subject.satisfaction:
+        tally["rated"] = 1
+        tally[f"satisfaction:{subject.satisfaction}"] = 1
+    if subject.substantiated:
+        tally["substantiated_major"] = subject.priority == "major"
+        tally[f"substantiated_via:{subject.channel}"] = 1
+    return tally
 
 
 @dataclass(frozen=True)
@@ -112,44 +187,37 @@ class Score:
 
 
 def score(facts: PeriodFacts, policy: ScoringPolicy) -> Score:
-    complaints = [c for c in facts.complaints.values() if c.registered]
-    decided = [c for c in complaints if c.acknowledged or c.response_breached]
-    rated = [policy.satisfaction_values[c.satisfaction] for c in complaints if c.satisfaction]
-    innovation = [i.innovation_rating for i in facts.inspections.values() if i.innovation_rating is not None]
+    return score_of_tally(facts.tally, policy)
+
+
+def score_of_tally(tally: Tally, policy: ScoringPolicy) -> Score:
+    def counted(key: str) -> int:
+        return tally.get(key, 0)
+
+    rated = counted("rated")
+    satisfaction = sum(value * counted(f"satisfaction:{level}") for level, value in policy.satisfaction_values.items())
     shares: dict[Component, float | None] = {
-        "response_timeliness": _share(sum(not c.response_breached for c in decided), len(decided)),
-        "resolution_rate": _share(sum(c.closed for c in complaints), len(complaints)),
-        "satisfaction": sum(rated) / len(rated) if rated else None,
-        "handling_efficiency": _share(sum(not c.resolution_breached for c in complaints), len(complaints)),
-        "innovation": sum(innovation) / len(innovation) if innovation else None,
+        "response_timeliness": _share(counted("decided_on_time"), counted("decided")),
+        "resolution_rate": _share(counted("closed"), counted("complaints")),
+        "satisfaction": _share(satisfaction, rated),
+        "handling_efficiency": _share(counted("resolution_kept"), counted("complaints")),
+        "innovation": _share(counted("innovation_micros") / MICROS, counted("innovation_rated")),
     }
     without_data = 1.0 if policy.without_data == "full_marks" else 0.0
     components: dict[Component, float] = {}
     for name in COMPONENTS:
         share = shares[name]
         components[name] = round(policy.weights[name] * (without_data if share is None else share), 2)
-    deductions = sum(
-        finding.points * policy.finding_deduction_per_point * (policy.overdue_multiplier if finding.overdue else 1)
-        for finding in facts.findings.values()
-    )
-    deductions += sum(_negative_impact(c, policy) for c in complaints)
-    bonus = min(sum(i.bonus for i in facts.inspections.values()), policy.bonus_cap)
+    per_point = policy.finding_deduction_per_point
+    deductions = per_point * (counted("finding_points") + policy.overdue_multiplier * counted("overdue_finding_points"))
+    impact = policy.negative_impact
+    deductions += impact.get("substantiated_major_complaint", 0.0) * counted("substantiated_major")
+    deductions += impact.get("regulator_appeal_upheld", 0.0) * counted("substantiated_via:regulator_appeal")
+    deductions += impact.get("media_exposure", 0.0) * counted("substantiated_via:internet_media")
+    bonus = min(counted("bonus_micros") / MICROS, policy.bonus_cap)
     total = min(max(sum(components.values()) - deductions + bonus, 0.0), policy.final_cap)
     return Score(components, round(deductions, 2), round(bonus, 2), round(total, 2))
 
 
-def _share(part: int, whole: int) -> float | None:
+def _share(part: float, whole: float) -> float | None:
     return part / whole if whole else None
-
-
-def _negative_impact(complaint: ComplaintFacts, policy: ScoringPolicy) -> float:
-    if not complaint.substantiated:
-        return 0.0
-    impact = 0.0
-    if complaint.priority == "major":
-        impact += policy.negative_impact.get("substantiated_major_complaint", 0.0)
-    if complaint.channel == "regulator_appeal":
-        impact += policy.negative_impact.get("regulator_appeal_upheld", 0.0)
-    if complaint.channel == "internet_media":
-        impact += policy.negative_impact.get("media_exposure", 0.0)
-    return impact

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,33 +18,55 @@ from shared.scoring_policy import ScoringPolicy, period_start, scoring_policy_at
 from shared.tracing import StoresTraceContext
 
 MAX_CONFLICT_RETRIES = 5
+# Hall-months kept in memory, each brought up to date with the events stored since (by any replica)
+# before use: replaying a busy hall's month for every fact would cost more with each fact.
+CACHED_SCORECARDS = 2000
 
 
 class ScoringApplication(StoresTraceContext):
     name = "scoring"
 
     def __init__(self, env: Mapping[str, str], policies: dict[str, ScoringPolicy], clock: Clock = system_clock) -> None:
-        super().__init__(env)
+        super().__init__({**env, "AGGREGATE_CACHE_MAXSIZE": str(CACHED_SCORECARDS)})
         self.policies = policies
         self.clock = clock  # when each change was recorded: what "as of" audits compare with
+        # Facts are applied to the cached scorecard itself, not to a copy of it, one at a time.
+        self._applying = threading.Lock()
 
     def apply(self, hall_id: str, period: str, source: SourceEvent, fact: dict[str, Any]) -> bool:
         """True if the fact was new to the scorecard; scored under the policy in force when the period began."""
         policy = scoring_policy_at(self.policies, period_start(period))
-        for _ in range(MAX_CONFLICT_RETRIES):
-            card = self.scorecard(hall_id, period) or Scorecard.open(hall_id, period)
-            if not card.apply_fact(policy, source, fact, self.clock()):
-                return False
-            try:
-                self.save(card)
-            except IntegrityError:  # the other topic's consumer wrote the same scorecard first
-                continue
-            return True
+        card_id = scorecard_id(hall_id, period)
+        with self._applying:
+            for _ in range(MAX_CONFLICT_RETRIES):
+                card = self._cached_scorecard(card_id) or Scorecard.open(hall_id, period)
+                if not card.apply_fact(policy, source, fact, self.clock()):
+                    return False
+                try:
+                    self.save(card)
+                except Exception as failure:
+                    self._forget(card_id)  # the cached one holds events that were not stored
+                    if isinstance(failure, IntegrityError):  # another consumer wrote the scorecard first
+                        continue
+                    raise
+                return True
         raise TransientError(f"scorecard {hall_id} {period}: still conflicting after {MAX_CONFLICT_RETRIES} attempts")
 
     def scorecard(self, hall_id: str, period: str) -> Scorecard | None:
+        """A copy of the scorecard as stored, to read."""
         try:
             card: Scorecard = self.repository.get(scorecard_id(hall_id, period))
         except AggregateNotFoundError:
             return None
         return card
+
+    def _cached_scorecard(self, card_id: uuid.UUID) -> Scorecard | None:
+        try:
+            card: Scorecard = self.repository.get(card_id, deepcopy_from_cache=False)
+        except AggregateNotFoundError:
+            return None
+        return card
+
+    def _forget(self, card_id: uuid.UUID) -> None:
+        with contextlib.suppress(KeyError):
+            self.repository.cache.get(card_id, evict=True)  # type: ignore[union-attr]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,7 +9,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from shared.scorecard import PeriodFacts, Score, score
+from shared.scorecard import PeriodFacts, Score, score, score_of_tally
 from shared.scoring_policy import ScoringPolicy
 
 SCORECARD_NAMESPACE = uuid.UUID("5d0c6a4e-7f3b-4b8e-a1d2-9c4e8f7a6b10")
@@ -75,9 +74,7 @@ class Scorecard(Aggregate):
 
     def _record(self, policy: ScoringPolicy, source: SourceEvent, fact: dict[str, Any], now: datetime) -> None:
         before = score(self.facts, policy)
-        after_facts = copy.deepcopy(self.facts)
-        after_facts.apply(fact)
-        after = score(after_facts, policy)
+        after = score_of_tally(self.facts.tally_with(fact), policy)
         self.trigger_event(
             self.FactApplied,
             timestamp=now,

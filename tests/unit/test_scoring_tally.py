@@ -1,0 +1,143 @@
+"""The running tally scores exactly what scoring every fact from scratch would, in any order."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.scoring.application import ScoringApplication
+from services.scoring.domain import Scorecard, SourceEvent
+from shared.scorecard import ComplaintFacts, FindingFacts, InspectionFacts, PeriodFacts, Score, contribution, score
+from shared.scoring_policy import COMPONENTS, ScoringPolicy, load_scoring_policies
+
+POLICIES = load_scoring_policies()
+NOW = datetime(2026, 11, 16, 2, tzinfo=UTC)
+SUBJECTS = ["a", "b", "c"]
+
+
+def reference_score(facts: PeriodFacts, policy: ScoringPolicy) -> Score:
+    """The score read straight off every fact, one complaint, finding and inspection at a time."""
+    complaints = [c for c in facts.complaints.values() if c.registered]
+    decided = [c for c in complaints if c.acknowledged or c.response_breached]
+    rated = [policy.satisfaction_values[c.satisfaction] for c in complaints if c.satisfaction]
+    innovation = [i.innovation_rating for i in facts.inspections.values() if i.innovation_rating is not None]
+
+    def share(part: float, whole: int) -> float | None:
+        return part / whole if whole else None
+
+    shares = {
+        "response_timeliness": share(sum(not c.response_breached for c in decided), len(decided)),
+        "resolution_rate": share(sum(c.closed for c in complaints), len(complaints)),
+        "satisfaction": share(sum(rated), len(rated)),
+        "handling_efficiency": share(sum(not c.resolution_breached for c in complaints), len(complaints)),
+        "innovation": share(sum(innovation), len(innovation)),
+    }
+    without_data = 1.0 if policy.without_data == "full_marks" else 0.0
+    components = {
+        name: round(policy.weights[name] * (without_data if shares[name] is None else shares[name]), 2)  # type: ignore[operator]
+        for name in COMPONENTS
+    }
+    deductions = sum(
+        f.points * policy.finding_deduction_per_point * (policy.overdue_multiplier if f.overdue else 1)
+        for f in facts.findings.values()
+    )
+    for c in complaints:
+        if c.substantiated:
+            impact = policy.negative_impact
+            deductions += impact.get("substantiated_major_complaint", 0.0) if c.priority == "major" else 0.0
+            deductions += impact.get("regulator_appeal_upheld", 0.0) if c.channel == "regulator_appeal" else 0.0
+            deductions += impact.get("media_exposure", 0.0) if c.channel == "internet_media" else 0.0
+    bonus = min(sum(i.bonus for i in facts.inspections.values()), policy.bonus_cap)
+    total = min(max(sum(components.values()) - deductions + bonus, 0.0), policy.final_cap)
+    return Score(components, round(deductions, 2), round(bonus, 2), round(total, 2))
+
+
+subjects = st.sampled_from(SUBJECTS)
+complaint_facts = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "kind": st.just("complaint_registered"),
+            "subject": subjects,
+            "priority": st.sampled_from(["normal", "major"]),
+            "channel": st.sampled_from(["app", "regulator_appeal", "internet_media"]),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "kind": st.sampled_from(["acknowledged", "response_breached", "resolution_breached", "closed", "reopened"]),
+            "subject": subjects,
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "kind": st.just("feedback"),
+            "subject": subjects,
+            "satisfaction": st.sampled_from(sorted(POLICIES["2026-01"].satisfaction_values)),
+        }
+    ),
+    st.fixed_dictionaries({"kind": st.just("checked"), "subject": subjects, "substantiated": st.booleans()}),
+)
+inspection_facts = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "kind": st.just("inspected"),
+            "subject": subjects,
+            "bonus": st.integers(0, 5),
+            "innovation_rating": st.sampled_from([0.0, 0.25, 0.5, 0.8, 1.0]),
+        }
+    ),
+    st.fixed_dictionaries({"kind": st.just("inspected"), "subject": subjects, "bonus": st.integers(0, 5)}),
+    st.fixed_dictionaries({"kind": st.just("finding_opened"), "subject": subjects, "points": st.integers(0, 10)}),
+    st.fixed_dictionaries({"kind": st.just("order_overdue"), "subject": subjects}),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(complaint_facts, inspection_facts), max_size=40), st.sampled_from(sorted(POLICIES)))
+def test_the_tally_scores_what_the_facts_say(applied: list[dict[str, Any]], version: str) -> None:
+    facts = PeriodFacts()
+    for fact in applied:
+        expected_tally = facts.tally_with(fact)
+        facts.apply(fact)
+        assert facts.tally == expected_tally
+
+    recounted: dict[str, int] = {}
+    subjects: list[ComplaintFacts | FindingFacts | InspectionFacts] = [
+        *facts.complaints.values(),
+        *facts.findings.values(),
+        *facts.inspections.values(),
+    ]
+    for subject in subjects:
+        for key, value in contribution(subject).items():
+            recounted[key] = recounted.get(key, 0) + value
+    assert {k: v for k, v in facts.tally.items() if v} == {k: v for k, v in recounted.items() if v}
+    assert score(facts, POLICIES[version]) == reference_score(facts, POLICIES[version])
+
+
+def sqlite_env(path: Path) -> dict[str, str]:
+    return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
+
+
+def test_replicas_that_share_a_store_each_see_what_the_other_applied(tmp_path: Path) -> None:
+    policies = {"2026-01": POLICIES["2026-01"]}
+    first, second = (ScoringApplication(sqlite_env(tmp_path / "store.db"), policies, lambda: NOW) for _ in "12")
+
+    def apply(scoring: ScoringApplication, fact: dict[str, Any]) -> None:
+        assert scoring.apply("H", "2026-11", SourceEvent(uuid.uuid4(), "Event", NOW), fact)
+
+    apply(first, {"kind": "complaint_registered", "subject": "a", "priority": "normal", "channel": "app"})
+    apply(second, {"kind": "acknowledged", "subject": "a"})  # first's cached scorecard is now behind
+    apply(first, {"kind": "closed", "subject": "a"})
+    apply(second, {"kind": "feedback", "subject": "a", "satisfaction": "unsatisfied"})
+
+    for scoring in (first, second):
+        card = scoring.scorecard("H", "2026-11")
+        assert card is not None
+        steps = [e for e in scoring.repository.event_store.get(card.id) if isinstance(e, Scorecard.FactApplied)]
+        assert [e.score_before for e in steps[1:]] == [e.score_after for e in steps[:-1]]  # one unbroken chain
+        assert card.score == steps[-1].score_after == 80.0  # unsatisfied: the satisfaction component's 20 lost
