@@ -50,6 +50,7 @@ integration: $(INSTALLED) prometheus-tools
 bench: $(INSTALLED)
 	$(PY) -m bench.intake
 	$(PY) -m bench.escalation
+	$(PY) -m bench.scoring
 	$(PY) -m bench.projections
 
 ## republish: make the relay publish every stored event again (FROM=position, default 0)
