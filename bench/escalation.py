@@ -32,8 +32,8 @@ from services.escalation.application import EscalationApplication
 from services.escalation.calendar import Calendars
 from services.escalation.policy import load_policies
 from services.escalation.tracking import Opening, SlaRules, SlaSubject
-from shared.auth import OrgUnit
 from shared.clock import CHINA_TIME, system_clock
+from shared.organisation import OrgUnit
 from shared.settings import ServiceSettings
 
 OPEN_CLOCKS = int(os.environ.get("BENCH_OPEN_CLOCKS", 100_000))

@@ -20,7 +20,8 @@ import asyncpg
 import httpx
 
 from devstack.stack import Stack, StackConfig
-from shared.auth import AuthSettings, OrgUnit, Role, issue_staff_token
+from shared.auth import AuthSettings, Role, issue_staff_token
+from shared.organisation import OrgUnit
 
 COMPLAINTS = 2000
 CONCURRENCY = 16

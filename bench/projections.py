@@ -27,7 +27,6 @@ from devstack.process import free_port
 from services.projections.main import migrate
 from services.projections.rebuild import TOPICS, replay
 from services.projections.what_if import what_if
-from shared.auth import OrgUnit
 from shared.clock import CHINA_TIME
 from shared.contracts import (
     ComplaintClosedV1,
@@ -42,6 +41,7 @@ from shared.contracts import (
     encode_event,
 )
 from shared.database import create_pool
+from shared.organisation import OrgUnit
 from shared.scoring_policy import load_scoring_policies
 from shared.streaming import end_offsets
 from shared.topics import COMPLAINTS_EVENTS, SCORING_EVENTS

@@ -13,7 +13,8 @@ from devstack import prometheus
 from devstack.broker import TansuBroker
 from devstack.postgres import EmbeddedPostgres
 from devstack.process import ManagedProcess, StartError, free_port, port_is_free
-from shared.auth import AuthSettings, OrgUnit, Role, issue_staff_token
+from shared.auth import AuthSettings, Role, issue_staff_token
+from shared.organisation import OrgUnit
 
 SERVICES = ("complaints", "escalation", "scoring", "projections")
 DEFAULT_PORTS = {

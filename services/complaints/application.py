@@ -22,9 +22,10 @@ from services.complaints.checklist import UnknownChecklist, load_checklist
 from services.complaints.domain import Complaint, Hall, RemembersRequests, Step, StepRefused, hall_aggregate_id
 from services.complaints.group_commit import GroupCommitter
 from services.complaints.inspections import Inspection, RectificationOrder, order_id_for
-from shared.auth import OrgUnit, Principal
+from shared.auth import Principal
 from shared.clock import CHINA_TIME, Clock, system_clock
 from shared.errors import ServiceError
+from shared.organisation import OrgUnit
 from shared.tracing import StoresTraceContext
 
 MAX_LATE_SUBMISSION = timedelta(days=30)

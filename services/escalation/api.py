@@ -10,8 +10,9 @@ from pydantic import BaseModel
 
 from services.escalation.calendar import Calendars, UnknownCalendarYear, WorkingCalendar
 from services.escalation.policy import Policy
-from shared.auth import Caller, OrgUnit
+from shared.auth import Caller
 from shared.errors import ServiceError
+from shared.organisation import OrgUnit
 from shared.validation import Instant, TextParam
 
 router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"])

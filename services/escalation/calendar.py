@@ -18,8 +18,8 @@ from pathlib import Path
 import chinese_calendar
 from pydantic import BaseModel, ConfigDict
 
-from shared.auth import OrgUnit
 from shared.clock import CHINA_TIME
+from shared.organisation import OrgUnit
 
 CALENDAR_DIR = Path(__file__).parent / "calendars"
 BUSINESS_HOURS_FILE = Path(__file__).parent / "business_hours.json"

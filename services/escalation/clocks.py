@@ -14,7 +14,7 @@ from typing import Literal
 
 from services.escalation.calendar import WorkingCalendar
 from services.escalation.policy import Limit, Policy
-from shared.auth import OrgUnit
+from shared.organisation import OrgUnit
 
 MilestoneKind = Literal["warning", "breach", "escalation"]
 # handler → hall manager → city → province → group; level n escalates to the unit this many levels up.

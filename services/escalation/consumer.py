@@ -7,7 +7,6 @@ import asyncio
 from services.escalation.application import EscalationApplication
 from services.escalation.scheduler import record_due
 from services.escalation.tracking import CLOCK_EVENTS, Opening
-from shared.auth import OrgUnit
 from shared.consumer import Connection, Handler
 from shared.contracts import (
     ComplaintRegisteredV1,
@@ -19,6 +18,7 @@ from shared.contracts import (
     RectificationOrderOpenedV1,
     RectificationOrderOpenedV2,
 )
+from shared.organisation import OrgUnit
 
 
 def hall_unit(opening: Contract) -> OrgUnit:

@@ -16,8 +16,8 @@ from prometheus_client.registry import Collector
 
 from services.escalation.policy import InvalidPolicy
 from services.escalation.tracking import ClockStop, SlaRules, SlaSubject
-from shared.auth import OrgUnit
 from shared.clock import Clock
+from shared.organisation import OrgUnit
 
 logger = logging.getLogger(__name__)
 

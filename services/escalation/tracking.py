@@ -27,7 +27,7 @@ from services.escalation.clocks import (
     order_clock_from_history,
 )
 from services.escalation.policy import Policy, policy_at
-from shared.auth import OrgUnit
+from shared.organisation import OrgUnit
 
 SubjectKind = Literal["complaint", "rectification_order"]
 SLA_NAMESPACE = uuid.UUID("0b7e2f4c-8d1a-4e6b-b3c5-2a9f7d6e1c08")

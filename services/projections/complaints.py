@@ -9,9 +9,9 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel
 
-from shared.auth import OrgUnit
 from shared.consumer import Connection
 from shared.contracts import ComplaintHandOffAcceptedV1, ComplaintRegisteredV1, HallRegisteredV1, IntegrationEvent
+from shared.organisation import OrgUnit
 
 DDL = """
 CREATE TABLE IF NOT EXISTS halls (

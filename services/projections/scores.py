@@ -15,10 +15,10 @@ import asyncpg
 from pydantic import BaseModel, TypeAdapter
 
 from services.projections.grades import GradedHall, Standing, grade_halls
-from shared.auth import OrgUnit
 from shared.consumer import Connection
 from shared.contracts import IntegrationEvent, ScoreChange, ScoreRecalculatedV1, ScoreRecalculatedV2
 from shared.errors import ServiceError
+from shared.organisation import OrgUnit
 from shared.scoring_policy import InvalidScoringPolicy, ScoringPolicy, empty_score, period_start, scoring_policy_at
 
 SCORES_DDL = """

@@ -15,8 +15,9 @@ from services.projections import scores
 from services.projections.api import NotProjected
 from services.projections.scores import Grades, HallGrade, ScoreChangeEntry
 from services.projections.what_if import WhatIf, what_if
-from shared.auth import Caller, OrgUnit, Principal
+from shared.auth import Caller, Principal
 from shared.errors import ServiceError
+from shared.organisation import OrgUnit
 from shared.scoring_policy import ScoringPolicy, period_of
 from shared.validation import Instant, RequestModel, TextParam
 

@@ -15,7 +15,6 @@ from datetime import datetime
 import asyncpg
 from pydantic import BaseModel
 
-from shared.auth import OrgUnit
 from shared.consumer import Connection
 from shared.contracts import (
     ComplaintDispatchedV1,
@@ -26,6 +25,7 @@ from shared.contracts import (
     SlaMilestone,
     SlaRecalculatedV1,
 )
+from shared.organisation import OrgUnit
 
 TIMELINE_DDL = """
 CREATE TABLE IF NOT EXISTS timelines (

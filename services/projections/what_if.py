@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from services.projections.grades import GradedHall, Standing, grade_halls
 from services.projections.scores import grades
-from shared.auth import OrgUnit
+from shared.organisation import OrgUnit
 from shared.scorecard import PeriodFacts, score
 from shared.scoring_policy import ScoringPolicy, empty_score
 

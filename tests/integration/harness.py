@@ -20,8 +20,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from devstack.stack import Stack, StackConfig
-from shared.auth import AuthSettings, OrgUnit, Role, hash_api_key, issue_staff_token
+from shared.auth import AuthSettings, Role, hash_api_key, issue_staff_token
 from shared.clock import CHINA_TIME, MovableClock
+from shared.organisation import OrgUnit
 from shared.streaming import ConsumerEpochs, wait_until_caught_up
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS, dead_letter_topic
 

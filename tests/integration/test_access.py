@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from shared.auth import OrgUnit, Role
+from shared.auth import Role
+from shared.organisation import OrgUnit
 from tests.integration.harness import (
     FRONT_LINE_HALL,
     FRONT_LINE_KEY,

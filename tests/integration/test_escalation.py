@@ -15,8 +15,9 @@ from typing import Any
 
 from services.escalation.calendar import Calendars
 from services.escalation.policy import POLICY_DIR
-from shared.auth import OrgUnit, Role
+from shared.auth import Role
 from shared.clock import CHINA_TIME
+from shared.organisation import OrgUnit
 from tests.integration.harness import StackClient, bearer, complaint_body, eventually, staff_token
 from tests.integration.test_inspections import inspect
 

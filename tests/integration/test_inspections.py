@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from shared.auth import OrgUnit, Role
+from shared.auth import Role
+from shared.organisation import OrgUnit
 from tests.integration.harness import StackClient, bearer, staff_token
 
 INSPECTOR = bearer(staff_token("inspector-7", OrgUnit(), Role.inspector))

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
 
-from shared.auth import OrgUnit, Role
+from shared.auth import Role
+from shared.organisation import OrgUnit
 from shared.topics import COMPLAINTS_EVENTS
 from tests.integration.harness import StackClient, bearer, complaint_body, staff_token
 

@@ -6,7 +6,8 @@ import asyncio
 import uuid
 from typing import Any
 
-from shared.auth import OrgUnit, Role
+from shared.auth import Role
+from shared.organisation import OrgUnit
 from tests.integration.harness import StackClient, bearer, complaint_body, staff_token
 
 RECTIFY = {

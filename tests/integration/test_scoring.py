@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.auth import OrgUnit, Role
+from shared.auth import Role
 from shared.clock import CHINA_TIME
+from shared.organisation import OrgUnit
 from shared.scoring_policy import SCORING_POLICY_DIR, period_of
 from shared.streaming import wait_until_caught_up
 from shared.topics import ESCALATION_EVENTS

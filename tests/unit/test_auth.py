@@ -16,7 +16,6 @@ from shared.auth import (
     Authenticator,
     AuthSettings,
     Forbidden,
-    OrgUnit,
     Principal,
     Role,
     hash_api_key,
@@ -25,6 +24,7 @@ from shared.auth import (
     require_roles,
 )
 from shared.errors import install_error_handlers
+from shared.organisation import OrgUnit
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"  # noqa: S105
 SHENZHEN = OrgUnit(("广东", "深圳"))

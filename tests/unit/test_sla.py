@@ -9,8 +9,8 @@ import pytest
 from services.escalation.calendar import WorkingCalendar
 from services.escalation.clocks import Clock, Limits, clocks_from_history, escalation_target, milestones
 from services.escalation.policy import POLICY_DIR, InvalidPolicy, Limit, load_policies, load_policy, policy_at
-from shared.auth import OrgUnit
 from shared.clock import CHINA_TIME
+from shared.organisation import OrgUnit
 
 calendar = WorkingCalendar()
 policy = load_policies()[-1]

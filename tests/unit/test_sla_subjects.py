@@ -12,8 +12,8 @@ from services.escalation.calendar import Calendars
 from services.escalation.metrics import SlaLimits
 from services.escalation.policy import Limit, Rule, load_policies
 from services.escalation.tracking import Opening, SlaRules, SlaSubject
-from shared.auth import OrgUnit
 from shared.clock import CHINA_TIME
+from shared.organisation import OrgUnit
 
 HALL = OrgUnit(("广东", "深圳", "GD-SZ-001"))
 POLICIES = load_policies()
