@@ -90,9 +90,9 @@ class ScoringPolicy(RequestModel):
     @field_validator("weights")
     @classmethod
     def _every_component(cls, weights: dict[Component, float]) -> dict[Component, float]:
-        if set(weights) != set(COMPONENTS):
-            raise ValueError(f"give exactly these components: {', '.join(COMPONENTS)}")
-        return weights
+        """A component the policy does not name weighs 0: a policy written before a component was
+        added keeps validating, and keeps scoring as it did."""
+        return {name: weights.get(name, 0.0) for name in COMPONENTS}
 
     @field_validator("satisfaction_values")
     @classmethod

@@ -280,7 +280,7 @@ async def test_highlights_earn_a_capped_bonus_innovation_its_rating_and_media_ex
 
 async def test_a_what_if_policy_with_a_bad_entry_is_refused_naming_it(client: StackClient) -> None:
     draft = json.loads((SCORING_POLICY_DIR / "2026-01.json").read_text())
-    del draft["weights"]["innovation"]
+    draft["weights"]["speed"] = 5  # no such component
 
     response = await client.http.post(
         f"{client.projections_url}/api/v1/grades/what-if", params={"period": PERIOD}, json={"policy": draft}

@@ -11,7 +11,7 @@ from services.scoring.application import ScoringApplication
 from services.scoring.domain import Scorecard, SourceEvent
 from shared.clock import CHINA_TIME
 from shared.scorecard import PeriodFacts, score
-from shared.scoring_policy import empty_score, load_scoring_policies, period_of, period_start
+from shared.scoring_policy import ScoringPolicy, empty_score, load_scoring_policies, period_of, period_start
 
 POLICY = load_scoring_policies()["2026-01"]
 WITH_MEDIA_EXPOSURE = load_scoring_policies()["2026-12"]
@@ -213,3 +213,13 @@ def test_a_tie_for_the_only_place_leaves_it_empty() -> None:
 def test_periods_are_china_time_months_even_for_far_past_instants() -> None:
     assert period_of(datetime(2026, 11, 30, 16, 30, tzinfo=UTC)) == "2026-12"  # 00:30 on 1 December in China
     assert period_start(period_of(datetime(18, 8, 18, tzinfo=UTC))) == datetime(18, 8, 1, tzinfo=CHINA_TIME)
+
+
+def test_a_policy_written_before_a_component_gives_it_no_weight() -> None:
+    draft = POLICY.model_dump(mode="json")
+    del draft["weights"]["innovation"]
+    older = ScoringPolicy.model_validate(draft)
+
+    assert older.weights["innovation"] == 0
+    rated = facts({"kind": "inspected", "subject": "i", "bonus": 0, "innovation_rating": 0.0})
+    assert score(rated, older).total == 85  # the other components' full marks; innovation moves nothing
