@@ -22,6 +22,13 @@ class ServiceSettings(BaseSettings):
         description="PostgreSQL holding this service's own schema.",
     )
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    consumer_fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="How long a consumer's fetch may wait for messages. Kafka answers as soon as one arrives,"
+        " the local broker only when the wait is over, so this is its delivery delay.",
+    )
     data_dir: Path = Path(".var")
     log_level: str = "INFO"
     traces_exporter: TracesExporter = "none"

@@ -30,10 +30,10 @@ logger = logging.getLogger(__name__)
 EXIT_BROKER_RESET = 75  # EX_TEMPFAIL: start again
 
 
-def create_faust_app(app_id: str, bootstrap_servers: str, data_dir: Path) -> faust.App:
+def create_faust_app(app_id: str, bootstrap_servers: str, data_dir: Path, fetch_max_wait_ms: int) -> faust.App:
     import faust  # imported when first used: see `_consume`
 
-    return faust.App(
+    app = faust.App(
         app_id,
         broker=f"kafka://{bootstrap_servers}",
         store="memory://",
@@ -47,6 +47,29 @@ def create_faust_app(app_id: str, bootstrap_servers: str, data_dir: Path) -> fau
         topic_allow_declare=False,
         topic_disable_leader=True,
     )
+    app.transport = _transport_waiting_at_most(app, fetch_max_wait_ms)
+    return app
+
+
+def _transport_waiting_at_most(app: faust.App, fetch_max_wait_ms: int) -> Any:
+    """faust's Kafka transport, but with a fetch wait of our choosing: faust fixes it at 1.5 s."""
+    from faust.transport.drivers import aiokafka as driver
+
+    class ConsumerThread(driver.AIOKafkaConsumerThread):
+        def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
+            consumer = super()._create_worker_consumer(transport)
+            consumer._fetch_max_wait_ms = fetch_max_wait_ms  # read when the consumer starts fetching
+            return consumer
+
+    class Consumer(driver.Consumer):
+        def _new_consumer_thread(self) -> ConsumerThread:
+            return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    class Transport(driver.Transport):
+        pass
+
+    Transport.Consumer = Consumer
+    return Transport(app.conf.broker_consumer, app)
 
 
 class FaustDeadLetterSink:
@@ -294,6 +317,7 @@ async def consuming(
     handlers: Mapping[str, Handler],
     topics: Sequence[str],
     bootstrap_servers: str,
+    fetch_max_wait_ms: int,
     data_dir: Path,
     clock: Clock = system_clock,
     status: ConsumerStatus | None = None,
@@ -307,7 +331,7 @@ async def consuming(
     """
     await create_consumer_tables(pool)
     status = status or ConsumerStatus()
-    consumer = _consume(status, name, pool, handlers, topics, bootstrap_servers, data_dir, clock)
+    consumer = _consume(status, name, pool, handlers, topics, bootstrap_servers, fetch_max_wait_ms, data_dir, clock)
     async with essential_task(consumer, f"consumer {name}"):
         yield status
 
@@ -319,6 +343,7 @@ async def _consume(
     handlers: Mapping[str, Handler],
     topics: Sequence[str],
     bootstrap_servers: str,
+    fetch_max_wait_ms: int,
     data_dir: Path,
     clock: Clock,
 ) -> None:
@@ -329,7 +354,7 @@ async def _consume(
     # Before joining: the broker may have lost its data while this process was down.
     epoch = await epochs.settle(await epochs.current(), await _topic_ids_once_reachable(bootstrap_servers, topics))
     group_id = epochs.group_id(epoch)
-    streams = create_faust_app(group_id, bootstrap_servers, data_dir)
+    streams = create_faust_app(group_id, bootstrap_servers, data_dir, fetch_max_wait_ms)
     consumer = IdempotentConsumer(
         name=name, pool=pool, handlers=handlers, dead_letters=FaustDeadLetterSink(streams, name), clock=clock
     )

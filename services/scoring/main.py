@@ -69,6 +69,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                     handlers=consumer.handlers(scoring),
                     topics=[COMPLAINTS_EVENTS, ESCALATION_EVENTS],
                     bootstrap_servers=settings.kafka_bootstrap_servers,
+                    fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
                     data_dir=settings.data_dir,
                     clock=clock,
                     status=consumer_status,
