@@ -19,9 +19,19 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
 from services.complaints.checklist import UnknownChecklist, load_checklist
-from services.complaints.domain import Complaint, Hall, RemembersRequests, Step, StepRefused, hall_aggregate_id
+from services.complaints.domain import (
+    Complaint,
+    ComplaintNumber,
+    Hall,
+    RemembersRequests,
+    Step,
+    StepRefused,
+    hall_aggregate_id,
+    number_aggregate_id,
+)
 from services.complaints.group_commit import GroupCommitter
 from services.complaints.inspections import Inspection, RectificationOrder, order_id_for
+from services.complaints.numbers import LegacyNumbers, PostgresSerialBlocks, Serials
 from shared.auth import Principal
 from shared.clock import CHINA_TIME, Clock, system_clock
 from shared.errors import ServiceError
@@ -32,7 +42,6 @@ MAX_LATE_SUBMISSION = timedelta(days=30)
 DEFAULT_RECTIFICATION_TIME = timedelta(days=3)
 MAX_VERIFICATION_FAILURES = 5
 VERIFICATION_WINDOW = timedelta(minutes=15)
-COMPLAINT_NUMBER_SEQUENCE = "complaint_number_seq"
 IDEMPOTENCY_NAMESPACE = uuid.UUID("9a3e1c55-0e43-4d5b-8c1b-4b1f6f0f2d70")
 
 
@@ -221,6 +230,7 @@ class ComplaintsApplication(StoresTraceContext):
         self.clock = clock
         self._datastore: PostgresDatastore = self.recorder.datastore  # type: ignore[attr-defined]
         self._group_commit = GroupCommitter(self)
+        self._serials = Serials(PostgresSerialBlocks(self._datastore))
         self._halls: dict[str, Hall] = {}
 
     def close(self) -> None:
@@ -288,9 +298,10 @@ class ComplaintsApplication(StoresTraceContext):
         except HallNotFound:
             raise UnknownHall(f"no hall {command.hall_code!r} is registered") from None
 
+        number = f"C{now.astimezone(CHINA_TIME):%Y%m%d}-{self._serials.take():06}"
         complaint = Complaint(
             id=complaint_id,
-            number=self._reserve_number(complaint_id, now),
+            number=number,
             hall_code=command.hall_code,
             channel=command.channel,
             category=command.category,
@@ -305,7 +316,7 @@ class ComplaintsApplication(StoresTraceContext):
         )
         try:
             self.store_trace_context(complaint.pending_events)  # the group commit saves on another thread
-            self._group_commit.save(complaint)
+            self._group_commit.save(complaint, ComplaintNumber.given(number, complaint_id))
         except IntegrityError:
             # A concurrent request with the same idempotency key won the race.
             return self._replayed(self.get_complaint(complaint_id, viewer), fingerprint), False
@@ -539,30 +550,20 @@ class ComplaintsApplication(StoresTraceContext):
         require_same_request(complaint.request_fingerprint, fingerprint)
         return complaint
 
-    def _reserve_number(self, complaint_id: uuid.UUID, now: datetime) -> str:
-        """Allocates the human-readable number before the complaint is saved.
-
-        A number whose complaint was never saved points at nothing, which a lookup
-        treats as unknown; a retry of the same complaint gets the same number.
-        """
-        statement = sql.SQL(
-            "INSERT INTO {numbers} (number, complaint_id)"
-            " VALUES (%s || lpad(nextval({sequence})::text, 6, '0'), %s)"
-            " ON CONFLICT (complaint_id) DO UPDATE SET complaint_id = EXCLUDED.complaint_id"
-            " RETURNING number"
-        ).format(
-            numbers=sql.Identifier(self._datastore.schema, "complaint_numbers"),
-            sequence=sql.Literal(f"{self._datastore.schema}.{COMPLAINT_NUMBER_SEQUENCE}"),
-        )
-        prefix = f"C{now.astimezone(CHINA_TIME):%Y%m%d}-"
-        with self._datastore.get_connection() as connection, connection.transaction():
-            # No flush of its own: the complaint's commit that follows flushes the log up to
-            # and including this row, and without that commit the number means nothing.
-            connection.execute("SET LOCAL synchronous_commit TO OFF")
-            row = connection.execute(statement, (prefix, complaint_id)).fetchone()
-        assert row is not None
-        number: str = row["number"]
-        return number
+    def adopt_legacy_numbers(self) -> int:
+        """Gives every number of the legacy table whose complaint was saved its `ComplaintNumber`,
+        then drops the table; returns how many it adopted. Replicas may race: a number already
+        adopted is skipped."""
+        legacy = LegacyNumbers(self._datastore)
+        adopted = 0
+        for number, complaint_id in legacy.given():
+            if self._find(Complaint, complaint_id) is None:
+                continue  # reserved for a save that failed: it points at nothing
+            with contextlib.suppress(IntegrityError):
+                self.save(ComplaintNumber.given(number, complaint_id))
+                adopted += 1
+        legacy.drop()
+        return adopted
 
     def public_progress(self, number: str, phone_last_four: str) -> tuple[Complaint, list[tuple[str, datetime]]]:
         """For the customer: the complaint and its steps, if the number and phone digits match.
@@ -570,7 +571,6 @@ class ComplaintsApplication(StoresTraceContext):
         An unknown number and wrong digits get the same answer, so numbers cannot be
         probed; after `MAX_VERIFICATION_FAILURES` misses the number is locked for a while.
         """
-        numbers = sql.Identifier(self._datastore.schema, "complaint_numbers")
         failures = sql.Identifier(self._datastore.schema, "verification_failures")
         now = self.clock()
         with self._datastore.get_connection() as connection:
@@ -581,10 +581,8 @@ class ComplaintsApplication(StoresTraceContext):
             if recent is not None and recent["n"] >= MAX_VERIFICATION_FAILURES:
                 minutes = VERIFICATION_WINDOW.total_seconds() / 60
                 raise TooManyAttempts(f"too many wrong verification attempts; try again in {minutes:.0f} minutes")
-            row = connection.execute(
-                sql.SQL("SELECT complaint_id FROM {} WHERE number = %s").format(numbers), (number,)
-            ).fetchone()
-            complaint = self._find(Complaint, row["complaint_id"]) if row else None
+            given = self._find(ComplaintNumber, number_aggregate_id(number))
+            complaint = self._find(Complaint, given.complaint_id) if given else None
             if complaint is None or not hmac.compare_digest(complaint.customer_phone[-4:], phone_last_four):
                 connection.execute(
                     sql.SQL("INSERT INTO {} (number, failed_at) VALUES (%s, %s)").format(failures), (number, now)

@@ -10,11 +10,29 @@ from typing import Any
 from eventsourcing.domain import Aggregate, event
 
 HALL_ID_NAMESPACE = uuid.UUID("0b8a4f8e-6a53-4b43-9d0c-1f7e0d7c2a11")
+NUMBER_ID_NAMESPACE = uuid.UUID("3f6d2b9a-8c41-4e7f-b5a0-6d1c9e2f4a83")
 
 
 def hall_aggregate_id(hall_code: str) -> uuid.UUID:
     """Halls are addressed by the operator's own hall code; one aggregate per code."""
     return uuid.uuid5(HALL_ID_NAMESPACE, hall_code)
+
+
+def number_aggregate_id(number: str) -> uuid.UUID:
+    return uuid.uuid5(NUMBER_ID_NAMESPACE, number)
+
+
+class ComplaintNumber(Aggregate):
+    """Which complaint a number was given to. Saved in the same transaction as the complaint, so a
+    number is found as soon as its complaint exists, and never given twice (one aggregate per number)."""
+
+    @event("Given")
+    def __init__(self, id: uuid.UUID, complaint_id: uuid.UUID) -> None:  # noqa: A002 - eventsourcing's name
+        self.complaint_id = complaint_id
+
+    @classmethod
+    def given(cls, number: str, complaint_id: uuid.UUID) -> ComplaintNumber:
+        return cls(id=number_aggregate_id(number), complaint_id=complaint_id)
 
 
 class Hall(Aggregate):

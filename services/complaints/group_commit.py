@@ -31,10 +31,10 @@ class GroupCommitter:
         self._writer = threading.Thread(target=self._write_forever, name="group-commit", daemon=True)
         self._writer.start()
 
-    def save(self, aggregate: Aggregate) -> None:
-        """Blocks until the aggregate's events are committed; raises what saving it raised."""
+    def save(self, *aggregates: Aggregate) -> None:
+        """Blocks until the aggregates' events are committed, all or none; raises what saving them raised."""
         done: Future[None] = Future()
-        self._pending.put((list(aggregate.collect_events()), done))
+        self._pending.put(([event for aggregate in aggregates for event in aggregate.collect_events()], done))
         done.result()
 
     def close(self) -> None:

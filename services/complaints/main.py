@@ -11,7 +11,8 @@ import asyncpg
 from fastapi import FastAPI
 
 from services.complaints import api, inspections_api
-from services.complaints.application import COMPLAINT_NUMBER_SEQUENCE, ComplaintsApplication
+from services.complaints.application import ComplaintsApplication
+from services.complaints.numbers import BLOCK_SIZE, COMPLAINT_NUMBER_SEQUENCE
 from services.complaints.outbox import complaints_outbox
 from shared.auth import Authenticator, AuthSettings
 from shared.database import create_pool
@@ -33,13 +34,11 @@ class ComplaintsSettings(ServiceSettings):
 
 async def migrate(pool: asyncpg.Pool) -> None:
     await RelayPositions(pool).create_tables()
-    await pool.execute(f"CREATE SEQUENCE IF NOT EXISTS {COMPLAINT_NUMBER_SEQUENCE}")
+    # Stepping by a block: one `nextval` reserves a block of serials (see numbers.py).
+    await pool.execute(f"CREATE SEQUENCE IF NOT EXISTS {COMPLAINT_NUMBER_SEQUENCE} INCREMENT BY {BLOCK_SIZE}")
+    await pool.execute(f"ALTER SEQUENCE {COMPLAINT_NUMBER_SEQUENCE} INCREMENT BY {BLOCK_SIZE}")
     await pool.execute(
         """
-        CREATE TABLE IF NOT EXISTS complaint_numbers (
-            number text PRIMARY KEY,
-            complaint_id uuid NOT NULL UNIQUE
-        );
         CREATE TABLE IF NOT EXISTS verification_failures (
             number text NOT NULL,
             failed_at timestamptz NOT NULL
@@ -62,6 +61,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
         complaints = await asyncio.to_thread(
             ComplaintsApplication, settings.eventsourcing_env(SCHEMA), settings.clock(auth.environment)
         )
+        await asyncio.to_thread(complaints.adopt_legacy_numbers)
         relay = Relay(
             name=RELAY_NAME,
             outbox=complaints_outbox(complaints),

@@ -225,3 +225,50 @@ async def test_simultaneous_retries_with_one_key_create_one_complaint_and_lose_n
         assert fetched.status_code == 200, "a complaint answered 201 must be stored"
     expected = {complaint_id: 1} | dict.fromkeys(other_ids, 1)
     assert await client.wait_until_projected({complaint_id, *other_ids}) == expected
+
+
+async def progress_of(client: StackClient, number: str) -> int:
+    async with client.acting_as({}) as customer:
+        response = await customer.http.get(
+            f"{client.complaints_url}/api/v1/public/complaints/{number}", params={"phone_last_four": "5678"}
+        )
+    return response.status_code
+
+
+async def test_concurrent_complaints_get_distinct_numbers_each_found_at_once(client: StackClient) -> None:
+    hall_id = await client.register_hall()
+    semaphore = asyncio.Semaphore(16)
+
+    async def post() -> str:
+        async with semaphore:
+            response = await client.post_complaint(complaint_body(hall_id))
+        assert response.status_code == 201, response.text
+        return str(response.json()["number"])
+
+    numbers = await asyncio.gather(*(post() for _ in range(150)))  # more than one block of serials
+
+    assert len(set(numbers)) == len(numbers)
+    assert {await progress_of(client, number) for number in numbers[::10]} == {200}
+
+
+async def test_numbers_of_the_legacy_table_are_adopted_at_start_up(client: StackClient) -> None:
+    """Before numbers were saved with their complaints, the table `complaint_numbers` mapped them."""
+    hall_id = await client.register_hall()
+    complaint = (await client.post_complaint(complaint_body(hall_id))).json()
+    legacy_number = "C20260101-999999"
+    await client.database.execute(
+        "CREATE TABLE complaints.complaint_numbers (number text PRIMARY KEY, complaint_id uuid NOT NULL UNIQUE)"
+    )
+    await client.database.execute(
+        "INSERT INTO complaints.complaint_numbers VALUES ($1, $2), ('C20260101-999998', $3)",
+        legacy_number,
+        uuid.UUID(complaint["id"]),
+        uuid.uuid4(),  # reserved for a save that failed
+    )
+
+    client.stack.services["complaints"].kill()  # a deliberate kill: the stack leaves it down
+    await asyncio.to_thread(client.stack.restart_service, "complaints")
+
+    assert await progress_of(client, legacy_number) == 200
+    assert await progress_of(client, "C20260101-999998") == 404
+    assert await client.database.fetchval("SELECT to_regclass('complaints.complaint_numbers')") is None
