@@ -4,10 +4,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-# Debian's prometheus package: promtool for the alert-rule tests, the server for the Prometheus test and `make run`.
-PROMETHEUS_INSTALL := apt-get install -y --no-install-recommends prometheus
+# Installs a Debian package when one of its commands is missing (as root, or with sudo), else says how.
+# $(1): the commands, $(2): the package, $(3): who needs it
+define debian_package
+	@missing=; for command in $(1); do command -v $$command >/dev/null || missing=yes; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -eq 0 ]; then sudo=; \
+		elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo=sudo; \
+		else echo "$(3) need Debian's $(2) package. Run: sudo apt-get install -y --no-install-recommends $(2)" >&2; exit 1; fi; \
+		echo "installing Debian's $(2) ($(1))"; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends -qq $(2) >/dev/null; \
+	fi
+endef
 
-.PHONY: install prometheus-tools run test lint unit integration bench republish rebuild clean
+.PHONY: install prometheus-tools wrk-tool run test lint unit integration bench republish rebuild clean
 
 $(INSTALLED): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,15 +28,13 @@ $(INSTALLED): requirements.lock pyproject.toml
 
 install: $(INSTALLED)
 
-## prometheus-tools: installs Debian's prometheus when promtool or prometheus is missing (as root, or with sudo)
+## prometheus-tools: Debian's prometheus (promtool for the alert-rule tests, the server for the Prometheus test and `make run`)
 prometheus-tools:
-	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
-		if [ "$$(id -u)" -eq 0 ]; then sudo=; \
-		elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo=sudo; \
-		else echo "The tests need Debian's prometheus package (promtool too). Run: sudo $(PROMETHEUS_INSTALL)" >&2; exit 1; fi; \
-		echo "installing Debian's prometheus (promtool, prometheus)"; \
-		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo $(PROMETHEUS_INSTALL) -qq >/dev/null; \
-	fi
+	$(call debian_package,promtool prometheus,prometheus,The tests)
+
+## wrk-tool: Debian's wrk, the C load generator the intake benchmark drives HTTP with
+wrk-tool:
+	$(call debian_package,wrk,wrk,The benchmarks)
 
 ## run: the whole stack in the foreground (PostgreSQL, broker, every service); Ctrl-C stops it
 run: $(INSTALLED)
@@ -47,7 +55,7 @@ integration: $(INSTALLED) prometheus-tools
 	$(PY) -m pytest tests/integration -q
 
 ## bench: throughput figures, each against a baseline measured in the same run
-bench: $(INSTALLED)
+bench: $(INSTALLED) wrk-tool
 	$(PY) -m bench.intake
 	$(PY) -m bench.escalation
 	$(PY) -m bench.scoring

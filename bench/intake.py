@@ -1,14 +1,24 @@
-"""Intake throughput: complaints registered per second over REST, and end to end into the projection.
+"""Intake throughput: the complaints service on its own against a bare FastAPI + asyncpg service.
 
-Baseline, measured in the same run on the same PostgreSQL: durable single-row inserts
-through asyncpg from as many concurrent connections as there are HTTP clients. The
-ratio says how much of the database's raw write rate the full intake path keeps.
+Both take the same complaint body under the same `wrk` load (16 connections, C load generator),
+against the same durable embedded PostgreSQL, in the same run. The bare service validates the
+body with the same pydantic model and does one durable INSERT per request (`bench/bare_intake.py`);
+the ratio says how much of that the complaints service keeps. The complaints service runs alone:
+PostgreSQL, the broker and its relay, but no consumer service.
+
+Before that, with the whole stack up, one client posts complaints one at a time, and each
+event's delay from commit to the projection's timeline is measured.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -19,13 +29,15 @@ from typing import Any
 import asyncpg
 import httpx
 
+from devstack.process import ManagedProcess, free_port
 from devstack.stack import Stack, StackConfig
 from shared.auth import AuthSettings, Role, issue_staff_token
 from shared.organisation import OrgUnit
 
-COMPLAINTS = 2000
-CONCURRENCY = 16
+CONNECTIONS = 16
+SECONDS = 15
 SEQUENTIAL_COMPLAINTS = 500
+CONSUMERS = ["escalation", "scoring", "projections"]
 
 
 def admin_headers() -> dict[str, str]:
@@ -33,11 +45,8 @@ def admin_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def new_hall_and_complaint_body(http: httpx.AsyncClient, complaints_url: str) -> tuple[str, dict[str, Any]]:
-    hall_id = f"BENCH-{uuid.uuid4().hex[:8]}"
-    hall = {"hall_id": hall_id, "name": "n", "province": "p", "city": "c", "level": 1, "ownership": "partner"}
-    (await http.post(f"{complaints_url}/api/v1/halls", json=hall)).raise_for_status()
-    body = {
+def complaint_body(hall_id: str) -> dict[str, Any]:
+    return {
         "hall_id": hall_id,
         "channel": "app",
         "category": "billing",
@@ -45,60 +54,24 @@ async def new_hall_and_complaint_body(http: httpx.AsyncClient, complaints_url: s
         "customer": {"name": "张三", "phone": "13812345678"},
         "description": "benchmark",
     }
-    return hall_id, body
 
 
-async def baseline_inserts_per_second(database_url: str) -> float:
-    pool = await asyncpg.create_pool(database_url, min_size=CONCURRENCY, max_size=CONCURRENCY)
-    assert pool is not None
-    await pool.execute("CREATE TABLE IF NOT EXISTS bench_baseline (id uuid PRIMARY KEY, body text NOT NULL)")
-    remaining = iter(range(COMPLAINTS))
-
-    async def writer() -> None:
-        for _ in remaining:
-            await pool.execute("INSERT INTO bench_baseline VALUES ($1, $2)", uuid.uuid4(), "x" * 300)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(writer() for _ in range(CONCURRENCY)))
-    elapsed = time.perf_counter() - started
-    await pool.close()
-    return COMPLAINTS / elapsed
+def new_hall(complaints_url: str) -> str:
+    hall_id = f"BENCH-{uuid.uuid4().hex[:8]}"
+    hall = {"hall_id": hall_id, "name": "n", "province": "p", "city": "c", "level": 1, "ownership": "partner"}
+    httpx.post(f"{complaints_url}/api/v1/halls", json=hall, headers=admin_headers()).raise_for_status()
+    return hall_id
 
 
-async def intake(stack: Stack) -> tuple[float, float]:
-    complaints = stack.services["complaints"].url
-    async with httpx.AsyncClient(
-        timeout=30, limits=httpx.Limits(max_connections=CONCURRENCY), headers=admin_headers()
-    ) as http:
-        hall_id, body = await new_hall_and_complaint_body(http, complaints)
-        remaining = iter(range(COMPLAINTS))
-
-        async def client() -> None:
-            for _ in remaining:
-                (await http.post(f"{complaints}/api/v1/complaints", json=body)).raise_for_status()
-
-        started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
-        posted = time.perf_counter() - started
-        database = await asyncpg.connect(stack.database_url)
-        query = "SELECT count(*) FROM projections.timelines WHERE details->>'hall_id' = $1"
-        while await database.fetchval(query, hall_id) < COMPLAINTS:
-            await asyncio.sleep(0.05)
-        projected = time.perf_counter() - started
-        await database.close()
-    return COMPLAINTS / posted, COMPLAINTS / projected
-
-
-async def sequential_with_delays(stack: Stack) -> tuple[float, list[float]]:
+async def sequential_with_delays(complaints_url: str, database_url: str) -> tuple[float, list[float]]:
     """One client posting one complaint at a time; and each event's delay from commit to projection."""
-    complaints = stack.services["complaints"].url
+    hall_id = new_hall(complaints_url)
     async with httpx.AsyncClient(timeout=30, headers=admin_headers()) as http:
-        hall_id, body = await new_hall_and_complaint_body(http, complaints)
         started = time.perf_counter()
         for _ in range(SEQUENTIAL_COMPLAINTS):
-            (await http.post(f"{complaints}/api/v1/complaints", json=body)).raise_for_status()
+            (await http.post(f"{complaints_url}/api/v1/complaints", json=complaint_body(hall_id))).raise_for_status()
         rate = SEQUENTIAL_COMPLAINTS / (time.perf_counter() - started)
-    database = await asyncpg.connect(stack.database_url)
+    database = await asyncpg.connect(database_url)
     query = """
         SELECT extract(epoch FROM i.processed_at - t.occurred_at) AS delay
         FROM projections.timelines t
@@ -111,31 +84,70 @@ async def sequential_with_delays(stack: Stack) -> tuple[float, list[float]]:
     return rate, sorted(float(row["delay"]) for row in rows)
 
 
+class BareIntake(ManagedProcess):
+    def __init__(self, database_url: str, log_path: Path) -> None:
+        super().__init__("bare-intake", log_path)
+        self.port = free_port()
+        self.database_url = database_url
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "uvicorn", "--factory", "bench.bare_intake:create_app"]
+        self._spawn(
+            [*command, "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"],
+            env={**os.environ, "DATABASE_URL": self.database_url},
+        )
+        self.wait_until_answering(f"http://127.0.0.1:{self.port}/healthz", timeout=30)
+
+
+def wrk_posts_per_second(url: str, body: dict[str, Any], headers: dict[str, str], script: Path) -> float:
+    """`wrk`'s rate of POSTs; every answer must be a 201."""
+    lines = [
+        'wrk.method = "POST"',
+        f"wrk.body = {json.dumps(json.dumps(body, ensure_ascii=False), ensure_ascii=False)}",
+        'wrk.headers["Content-Type"] = "application/json"',
+        *(f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}" for name, value in headers.items()),
+    ]
+    script.write_text("\n".join(lines) + "\n")
+    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "-s", str(script), url]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    if "Non-2xx" in output or "Socket errors" in output:
+        raise RuntimeError(f"wrk saw failed requests:\n{output}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    assert match, output
+    return float(match.group(1))
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-") as data_dir:
         config = StackConfig.for_tests(Path(data_dir))
         config.durable = True
         stack = Stack(config)
         try:
-            started = time.perf_counter()
             stack.start()
-            startup = time.perf_counter() - started
-            sequential, delays = asyncio.run(sequential_with_delays(stack))
-            baseline = asyncio.run(baseline_inserts_per_second(stack.database_url))
-            posted, projected = asyncio.run(intake(stack))
+            complaints_url = stack.services["complaints"].url
+            sequential, delays = asyncio.run(sequential_with_delays(complaints_url, stack.database_url))
+            for name in CONSUMERS:
+                stack.services[name].kill()  # a deliberate kill: the stack leaves it down
+            bare = BareIntake(stack.database_url, Path(data_dir) / "bare-intake.log")
+            bare.start()
+            try:
+                body = complaint_body(new_hall(complaints_url))
+                script = Path(data_dir) / "post.lua"
+                bare_rate = wrk_posts_per_second(f"http://127.0.0.1:{bare.port}/api/v1/complaints", body, {}, script)
+                rate = wrk_posts_per_second(f"{complaints_url}/api/v1/complaints", body, admin_headers(), script)
+            finally:
+                bare.stop()
         finally:
             stack.stop()
-    print(f"stack start (first run, fresh data folder) to ready: {startup:.1f} s")
     median, p99 = statistics.median(delays), delays[int(len(delays) * 0.99) - 1]
-    print(f"one sequential client: {sequential:.0f} complaints/s ({SEQUENTIAL_COMPLAINTS} POSTs)")
+    print(f"one sequential client, whole stack: {sequential:.0f} complaints/s ({SEQUENTIAL_COMPLAINTS} POSTs)")
     print(
         f"delay from commit to timeline: median {median * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms,"
         f" max {delays[-1] * 1000:.0f} ms"
     )
-    print(f"{COMPLAINTS} complaints, {CONCURRENCY} concurrent clients, durable PostgreSQL")
-    print(f"baseline: raw asyncpg inserts          {baseline:8.0f} /s")
-    print(f"POST /api/v1/complaints (201 returned) {posted:8.0f} /s   ratio to baseline {posted / baseline:.2f}")
-    print(f"end to end, visible in the timeline    {projected:8.0f} /s   ratio to baseline {projected / baseline:.2f}")
+    print(f"wrk, {CONNECTIONS} connections for {SECONDS} s each, durable PostgreSQL, no consumer running:")
+    print(f"  bare FastAPI + asyncpg intake        {bare_rate:8.0f} POST/s")
+    print(f"  complaints service                   {rate:8.0f} POST/s   ratio to bare {rate / bare_rate:.2f}")
 
 
 if __name__ == "__main__":
