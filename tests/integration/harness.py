@@ -161,6 +161,16 @@ class StackClient:
                 caught_up = await wait_until_caught_up(self.stack.bootstrap_servers, group, topic, timeout)
                 assert caught_up, f"{consumer} did not consume {topic} within {timeout} s"
 
+    async def wait_until_scored(self) -> None:
+        """Until every event stored so far, and the breaches escalation derives from it, has been scored
+        and its score changes are in the projections."""
+        await self.wait_until_relayed("complaints")
+        await self.wait_until_consumed("escalation")
+        await self.wait_until_relayed("escalation")
+        await self.wait_until_consumed("scoring")
+        await self.wait_until_relayed("scoring")
+        await self.wait_until_consumed("projections")
+
     async def clocks(self, complaint_id: str, kind: str = "complaints", timeout: float = 30) -> dict[str, Any]:
         """A subject's SLA clocks, once the escalation service has them."""
         deadline = time.monotonic() + timeout

@@ -158,9 +158,7 @@ async def test_the_same_events_again_change_no_score(client: StackClient) -> Non
     client.republish()  # every complaint event is published again, and reaches scoring after its restart
     await client.wait_until_relayed("complaints")
     client.stack.restart_service("scoring")
-    await client.wait_until_consumed("scoring")
-    await client.wait_until_relayed("scoring")
-    await client.wait_until_consumed("projections")
+    await client.wait_until_scored()
 
     applied = await client.database.fetchval(
         "SELECT count(*) FROM projections.score_changes WHERE source_event_type <> 'SlaBreached'"
@@ -252,6 +250,7 @@ async def test_highlights_earn_a_capped_bonus_innovation_its_rating_and_media_ex
         ("check", {"substantiated": True, "root_cause": "rude answer", "responsible_unit": "JS-01"}),
     ]:
         assert (await client.step(complaint_id, action, body)).status_code == 200, action
+    await client.wait_until_scored()  # the check too, which moves no score under 2026-01
     # By hand, policy 2026-01: response 20 + resolution 0 of 1 + satisfaction without data 20 + efficiency 15
     # + innovation 15 x 0.6 = 9 -> 64; A1 costs 2; highlights 3 + 4 capped at 5 -> 67.
     grades = await grades_when(client, lambda b: by_hall(b).get("JS-01", {}).get("score") == 67, scope="group/江苏")
@@ -309,9 +308,7 @@ async def test_a_breach_consumed_before_its_registration_is_booked_to_the_breach
         await client.wait_until_relayed("escalation")
         scoring_group = await client.consumer_group("scoring")
         assert await wait_until_caught_up(client.stack.bootstrap_servers, scoring_group, ESCALATION_EVENTS)
-    await client.wait_until_consumed("scoring")
-    await client.wait_until_relayed("scoring")
-    await client.wait_until_consumed("projections")
+    await client.wait_until_scored()
 
     card = await client.http.get(
         f"{client.projections_url}/api/v1/halls/{hall_id}/scorecard", params={"period": PERIOD}
