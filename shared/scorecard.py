@@ -55,6 +55,7 @@ Tally = dict[str, int]
 """Counts and sums over a period's facts that no policy enters (see `contribution`); `score` weighs them.
 Whole numbers, so that taking a contribution back leaves exactly what was there before it."""
 MICROS = 1_000_000  # the unit of ratings and bonus points in a tally
+Subject = ComplaintFacts | FindingFacts | InspectionFacts
 
 
 @dataclass
@@ -69,34 +70,30 @@ class PeriodFacts:
 
     def apply(self, fact: dict[str, Any]) -> None:
         """`fact` is one of the shapes `services/scoring/consumer.py` builds from integration events."""
-        self.tally = self.tally_with(fact)
-        kind, subject = fact["kind"], fact["subject"]
-        if kind == "inspected":
-            self.inspections[subject] = _inspected(fact)
-        elif kind in ("finding_opened", "order_overdue"):
-            self.findings[subject] = _finding_after(self.findings.get(subject), fact)
+        before, after = self._change(fact)
+        self.tally = _shifted(self.tally, before, after)
+        subject = fact["subject"]
+        if isinstance(after, InspectionFacts):
+            self.inspections[subject] = after
+        elif isinstance(after, FindingFacts):
+            self.findings[subject] = after
         else:
-            self.complaints[subject] = _complaint_after(self.complaints.get(subject), fact)
+            self.complaints[subject] = after
 
     def tally_with(self, fact: dict[str, Any]) -> Tally:
         """The tally once `fact` is applied, leaving these facts as they are."""
+        return _shifted(self.tally, *self._change(fact))
+
+    def _change(self, fact: dict[str, Any]) -> tuple[Subject | None, Subject]:
+        """The fact's subject as it is, and as the fact leaves it."""
         kind, subject = fact["kind"], fact["subject"]
-        before: ComplaintFacts | FindingFacts | InspectionFacts | None
-        after: ComplaintFacts | FindingFacts | InspectionFacts
         if kind == "inspected":
-            before, after = self.inspections.get(subject), _inspected(fact)
-        elif kind in ("finding_opened", "order_overdue"):
-            before = self.findings.get(subject)
-            after = _finding_after(before, fact)
-        else:
-            before = self.complaints.get(subject)
-            after = _complaint_after(before, fact)
-        tally = dict(self.tally)
-        for key, value in contribution(after).items():
-            tally[key] = tally.get(key, 0) + value
-        for key, value in (contribution(before) if before else {}).items():
-            tally[key] = tally.get(key, 0) - value
-        return tally
+            return self.inspections.get(subject), _inspected(fact)
+        if kind in ("finding_opened", "order_overdue"):
+            finding = self.findings.get(subject)
+            return finding, _finding_after(finding, fact)
+        complaint = self.complaints.get(subject)
+        return complaint, _complaint_after(complaint, fact)
 
     def awaits_subject(self, fact: dict[str, Any]) -> bool:
         """True if the fact is about a complaint not registered yet or an order not opened yet.
@@ -111,6 +108,16 @@ class PeriodFacts:
             return subject not in self.findings
         complaint = self.complaints.get(subject)
         return complaint is None or not complaint.registered
+
+
+def _shifted(tally: Tally, before: Subject | None, after: Subject) -> Tally:
+    """`tally` with the subject's contribution as it was taken back and as it is added."""
+    shifted = dict(tally)
+    for key, value in contribution(after).items():
+        shifted[key] = shifted.get(key, 0) + value
+    for key, value in (contribution(before) if before else {}).items():
+        shifted[key] = shifted.get(key, 0) - value
+    return shifted
 
 
 def _inspected(fact: dict[str, Any]) -> InspectionFacts:
@@ -148,7 +155,7 @@ def _complaint_after(complaint: ComplaintFacts | None, fact: dict[str, Any]) -> 
     return after
 
 
-def contribution(subject: ComplaintFacts | FindingFacts | InspectionFacts) -> Tally:
+def contribution(subject: Subject) -> Tally:
     """What one complaint, finding or inspection adds to its period's tally."""
     if isinstance(subject, InspectionFacts):
         rating = subject.innovation_rating

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import Scorecard, SourceEvent
-from shared.scorecard import ComplaintFacts, FindingFacts, InspectionFacts, PeriodFacts, Score, contribution, score
+from shared.scorecard import PeriodFacts, Score, Subject, contribution, score
 from shared.scoring_policy import COMPONENTS, ScoringPolicy, load_scoring_policies
 
 POLICIES = load_scoring_policies()
@@ -107,7 +107,7 @@ def test_the_tally_scores_what_the_facts_say(applied: list[dict[str, Any]], vers
         assert facts.tally == expected_tally
 
     recounted: dict[str, int] = {}
-    subjects: list[ComplaintFacts | FindingFacts | InspectionFacts] = [
+    subjects: list[Subject] = [
         *facts.complaints.values(),
         *facts.findings.values(),
         *facts.inspections.values(),
