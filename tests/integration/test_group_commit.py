@@ -5,16 +5,13 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import psycopg
-import pytest
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError
 
 from devstack.postgres import EmbeddedPostgres
-from devstack.process import free_port
 from services.complaints.domain import Hall, hall_aggregate_id
 from services.complaints.group_commit import GroupCommitter
 from shared.settings import ServiceSettings
@@ -22,15 +19,6 @@ from shared.settings import ServiceSettings
 
 class Halls(Application[uuid.UUID]):
     name = "groupcommit"
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    data = tmp_path_factory.mktemp("group-commit")
-    server = EmbeddedPostgres(data / "pg", free_port(), Path(data / "pg.log"), durable=False)
-    server.start()
-    yield server
-    server.stop()
 
 
 def lock_waiters(database_url: str) -> int:

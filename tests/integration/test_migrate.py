@@ -5,24 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
-import pytest
 
 from devstack.postgres import EmbeddedPostgres
-from devstack.process import free_port
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", free_port(), None, durable=False)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def migrate(database_url: str) -> subprocess.CompletedProcess[str]:

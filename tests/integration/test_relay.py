@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from devstack.broker import TansuBroker
 from devstack.postgres import EmbeddedPostgres
 from devstack.process import free_port
-from shared.relay import OutgoingMessage, Relay, RelayPositions
+from shared.relay import OutgoingMessage, Relay, RelayPositions, relaying
+from shared.streaming import partitions_of
 
 TOPIC = "relayed.events.v1"
 
@@ -35,32 +36,12 @@ class ListOutbox:
         return len(self.messages)
 
 
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    data = tmp_path_factory.mktemp("relay")
-    server = EmbeddedPostgres(data / "pg", free_port(), Path(data / "pg.log"), durable=False)
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[TansuBroker]:
     process = TansuBroker(free_port(), tmp_path / "broker.log")
     process.start()
     yield process
     process.stop()
-
-
-@contextlib.asynccontextmanager
-async def running(relay: Relay) -> AsyncIterator[None]:
-    task = asyncio.create_task(relay.run())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def relayed_up_to(positions: RelayPositions, relay: Relay, position: int, timeout: float = 30) -> None:
@@ -75,7 +56,7 @@ async def values_served(bootstrap_servers: str, wanted: bytes, timeout: float = 
     await reader.start()
     served: list[bytes] = []
     try:
-        partitions = [TopicPartition(TOPIC, p) for p in reader.partitions_for_topic(TOPIC) or ()]
+        partitions = partitions_of(reader, TOPIC)
         reader.assign(partitions)
         await reader.seek_to_beginning(*partitions)
         deadline = asyncio.get_running_loop().time() + timeout
@@ -104,7 +85,8 @@ async def test_what_it_publishes_to_a_broker_that_has_just_lost_its_data_is_serv
         idle_poll_seconds=0.05,
     )
     try:
-        async with running(relay):
+        # No store notifies this relay of commits (the channel is of none): it finds them by polling.
+        async with relaying(relay, pool, postgres.url, store_name="relay_test"):
             outbox.store(b"before")
             await relayed_up_to(positions, relay, 1)
             broker.kill()
