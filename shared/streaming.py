@@ -61,14 +61,13 @@ def _transport_waiting_at_most(app: faust.App, fetch_max_wait_ms: int) -> Any:
             consumer._fetch_max_wait_ms = fetch_max_wait_ms  # read when the consumer starts fetching
             return consumer
 
-    class Consumer(driver.Consumer):
+    class WaitingConsumer(driver.Consumer):
         def _new_consumer_thread(self) -> ConsumerThread:
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     class Transport(driver.Transport):
-        pass
+        Consumer = WaitingConsumer
 
-    Transport.Consumer = Consumer
     return Transport(app.conf.broker_consumer, app)
 
 

@@ -24,6 +24,7 @@ from shared.settings import ServiceSettings
 from shared.topics import COMPLAINTS_EVENTS
 from shared.tracing import setup_tracing, trace_requests
 
+logger = logging.getLogger(__name__)
 SCHEMA = "complaints"
 RELAY_NAME = "complaints-events"
 
@@ -61,7 +62,8 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
         complaints = await asyncio.to_thread(
             ComplaintsApplication, settings.eventsourcing_env(SCHEMA), settings.clock(auth.environment)
         )
-        await asyncio.to_thread(complaints.adopt_legacy_numbers)
+        if adopted := await asyncio.to_thread(complaints.adopt_legacy_numbers):
+            logger.info("adopted %d complaint numbers of the former complaint_numbers table", adopted)
         relay = Relay(
             name=RELAY_NAME,
             outbox=complaints_outbox(complaints),

@@ -8,19 +8,12 @@ from __future__ import annotations
 
 import threading
 import uuid
-from typing import Protocol
 
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
 COMPLAINT_NUMBER_SEQUENCE = "complaint_number_seq"
 BLOCK_SIZE = 100
-
-
-class SerialBlocks(Protocol):
-    def reserve(self) -> int:
-        """The first serial of a block of `BLOCK_SIZE` that no one else is given."""
-        ...
 
 
 class PostgresSerialBlocks:
@@ -31,6 +24,7 @@ class PostgresSerialBlocks:
         )
 
     def reserve(self) -> int:
+        """The first serial of a block of `BLOCK_SIZE` that no one else is given."""
         with self.datastore.get_connection() as connection:
             row = connection.execute(self.statement).fetchone()
         assert row is not None
@@ -40,7 +34,7 @@ class PostgresSerialBlocks:
 class Serials:
     """Thread-safe: requests take serials from the block this process holds."""
 
-    def __init__(self, blocks: SerialBlocks) -> None:
+    def __init__(self, blocks: PostgresSerialBlocks) -> None:
         self.blocks = blocks
         self._lock = threading.Lock()
         self._next = self._end = 0
