@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import Recording
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -27,8 +27,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from psycopg import sql
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.application import ServiceApplication
+from shared.metrics import route_template
 
 logger = logging.getLogger(__name__)
 TracesExporter = Literal["none", "console", "otlp"]
@@ -63,20 +65,36 @@ def setup_tracing(service_name: str, exporter: TracesExporter) -> None:
     _enabled = True
 
 
-def trace_requests(app: FastAPI) -> None:
-    tracer = trace.get_tracer("shared.tracing")
+class SpanPerRequest:
+    """A server span per HTTP request, named by its route template. Plain ASGI, like `MeasureRequests`."""
 
-    @app.middleware("http")
-    async def span_per_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        with tracer.start_as_current_span(request.method, kind=trace.SpanKind.SERVER) as span:
-            response = await call_next(request)
-            route = request.scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            span.update_name(f"{request.method} {template}")
-            span.set_attribute("http.request.method", request.method)
-            span.set_attribute("http.route", template)
-            span.set_attribute("http.response.status_code", response.status_code)
-            return response
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.tracer = trace.get_tracer("shared.tracing")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        with self.tracer.start_as_current_span(method, kind=trace.SpanKind.SERVER) as span:
+
+            async def send_noting_status(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    span.set_attribute("http.response.status_code", message["status"])
+                await send(message)
+
+            try:
+                await self.app(scope, receive, send_noting_status)
+            finally:
+                template = route_template(scope)
+                span.update_name(f"{method} {template}")
+                span.set_attribute("http.request.method", method)
+                span.set_attribute("http.route", template)
+
+
+def trace_requests(app: FastAPI) -> None:
+    app.add_middleware(SpanPerRequest)
 
 
 def current_traceparent() -> str | None:
@@ -107,17 +125,15 @@ class StoresTraceContext(ServiceApplication):
     """
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[uuid.UUID]]:
-        self.store_trace_context(
-            event for obj in objs for event in (obj.pending_events if isinstance(obj, Aggregate) else [obj])
-        )
+        traceparent = current_traceparent() if _enabled else None
+        if traceparent is not None:
+            events = (event for obj in objs for event in (obj.pending_events if isinstance(obj, Aggregate) else [obj]))
+            self.store_trace_contexts((event, traceparent) for event in events)
         return super().save(*objs, **kwargs)
 
-    def store_trace_context(self, events: Iterable[DomainEventProtocol[uuid.UUID]]) -> None:
-        """Does nothing outside a span, e.g. on the group-commit thread: the request's thread calls it itself."""
-        traceparent = current_traceparent() if _enabled else None
-        if traceparent is None:
-            return
-        rows = [(event.originator_id, event.originator_version, traceparent) for event in events]
+    def store_trace_contexts(self, traced: Iterable[tuple[DomainEventProtocol[uuid.UUID], str]]) -> None:
+        """Stores each event's trace context, in one statement for all of them."""
+        rows = [(event.originator_id, event.originator_version, traceparent) for event, traceparent in traced]
         if not rows:
             return
         datastore = self.recorder.datastore  # type: ignore[attr-defined]

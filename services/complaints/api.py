@@ -95,7 +95,7 @@ def get_hall(hall_id: TextParam, request: Request, caller: Caller) -> HallPublic
 
 
 @router.post("/complaints", status_code=status.HTTP_201_CREATED, response_model=ComplaintPublic)
-def register_complaint(
+async def register_complaint(
     body: ComplaintCreate, request: Request, response: Response, caller: Caller, idempotency_key: IdempotencyKey = None
 ) -> ComplaintPublic:
     """Registers a complaint and returns its id and complaint number.
@@ -104,7 +104,7 @@ def register_complaint(
     `Idempotent-Replayed: true`) and records nothing new.
     """
     require_roles(caller, *HANDLING)
-    complaint, created = application(request).register_complaint(
+    complaint, created = await application(request).register_complaint(
         RegisterComplaint(
             hall_code=body.hall_id,
             channel=body.channel,
@@ -131,7 +131,7 @@ def get_complaint(complaint_id: uuid.UUID, request: Request, response: Response,
 
 
 @router.get("/public/complaints/{number}", response_model=PublicProgress, tags=["public"])
-def public_progress(
+async def public_progress(
     number: TextParam,
     request: Request,
     phone_last_four: Annotated[
@@ -142,7 +142,7 @@ def public_progress(
 
     Wrong digits count against the number; after five within 15 minutes it answers 429.
     """
-    complaint, steps = application(request).public_progress(number, phone_last_four)
+    complaint, steps = await application(request).public_progress(number, phone_last_four)
     return PublicProgress(
         number=complaint.number,
         status="paused" if complaint.paused_since else complaint.status,

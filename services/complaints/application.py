@@ -1,7 +1,13 @@
-"""Use cases of the complaints service: load, call the aggregate, save."""
+"""Use cases of the complaints service: load, call the aggregate, save.
+
+Registering a complaint and the public progress page are coroutines: intake waits on the group
+commit without a thread of its own, and both read their stores on the event loop. The other use
+cases are plain functions, which FastAPI runs in its thread pool.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -15,8 +21,6 @@ from typing import ClassVar, TypeVar
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate, AggregateEvent
 from eventsourcing.persistence import IntegrityError
-from eventsourcing.postgres import PostgresDatastore
-from psycopg import sql
 
 from services.complaints.checklist import UnknownChecklist, load_checklist
 from services.complaints.domain import (
@@ -31,7 +35,8 @@ from services.complaints.domain import (
 )
 from services.complaints.group_commit import GroupCommitter
 from services.complaints.inspections import Inspection, RectificationOrder, order_id_for
-from services.complaints.numbers import LegacyNumbers, PostgresSerialBlocks, Serials
+from services.complaints.numbers import Serials
+from services.complaints.repositories import LegacyNumbers, SerialBlocks, VerificationFailures
 from shared.auth import Principal
 from shared.clock import CHINA_TIME, Clock, system_clock
 from shared.errors import ServiceError
@@ -225,12 +230,18 @@ class StepRequest:
 class ComplaintsApplication(StoresTraceContext):
     name = "complaints"
 
-    def __init__(self, env: Mapping[str, str], clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        serial_blocks: SerialBlocks,
+        verification_failures: VerificationFailures,
+        clock: Clock = system_clock,
+    ) -> None:
         super().__init__(env)
         self.clock = clock
-        self._datastore: PostgresDatastore = self.recorder.datastore  # type: ignore[attr-defined]
         self._group_commit = GroupCommitter(self)
-        self._serials = Serials(PostgresSerialBlocks(self._datastore))
+        self._serials = Serials(serial_blocks)
+        self._verification_failures = verification_failures
         self._halls: dict[str, Hall] = {}
 
     def close(self) -> None:
@@ -270,7 +281,7 @@ class ComplaintsApplication(StoresTraceContext):
             self._halls[hall_code] = hall
         return self._halls[hall_code]
 
-    def register_complaint(
+    async def register_complaint(
         self, command: RegisterComplaint, viewer: Principal, idempotency_key: str | None = None
     ) -> tuple[Complaint, bool]:
         """Returns the complaint and whether this call created it.
@@ -283,7 +294,7 @@ class ComplaintsApplication(StoresTraceContext):
             complaint_id = uuid.uuid4()
         else:
             complaint_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{viewer.subject}:{idempotency_key}")
-            existing = self._find(Complaint, complaint_id)
+            existing = await asyncio.to_thread(self._find, Complaint, complaint_id)
             if existing is not None:
                 return self._replayed(existing, fingerprint), False
 
@@ -294,11 +305,14 @@ class ComplaintsApplication(StoresTraceContext):
         if now - received_at > MAX_LATE_SUBMISSION:
             raise ReceivedAtOutOfRange(f"received_at is more than {MAX_LATE_SUBMISSION.days} days old")
         try:
-            self.get_hall(command.hall_code, viewer)
+            if command.hall_code in self._halls:
+                self.get_hall(command.hall_code, viewer)  # loaded before: no I/O
+            else:
+                await asyncio.to_thread(self.get_hall, command.hall_code, viewer)
         except HallNotFound:
             raise UnknownHall(f"no hall {command.hall_code!r} is registered") from None
 
-        number = f"C{now.astimezone(CHINA_TIME):%Y%m%d}-{self._serials.take():06}"
+        number = f"C{now.astimezone(CHINA_TIME):%Y%m%d}-{await self._serials.take():06}"
         complaint = Complaint(
             id=complaint_id,
             number=number,
@@ -315,11 +329,11 @@ class ComplaintsApplication(StoresTraceContext):
             request_fingerprint=fingerprint,
         )
         try:
-            self.store_trace_context(complaint.pending_events)  # the group commit saves on another thread
-            self._group_commit.save(complaint, ComplaintNumber.given(number, complaint_id))
+            await self._group_commit.save(complaint, ComplaintNumber.given(number, complaint_id))
         except IntegrityError:
             # A concurrent request with the same idempotency key won the race.
-            return self._replayed(self.get_complaint(complaint_id, viewer), fingerprint), False
+            winner = await asyncio.to_thread(self.get_complaint, complaint_id, viewer)
+            return self._replayed(winner, fingerprint), False
         return complaint, True
 
     def act(
@@ -550,47 +564,45 @@ class ComplaintsApplication(StoresTraceContext):
         require_same_request(complaint.request_fingerprint, fingerprint)
         return complaint
 
-    def adopt_legacy_numbers(self) -> int:
+    async def adopt_legacy_numbers(self, legacy: LegacyNumbers) -> int:
         """Gives every number of the legacy table whose complaint was saved its `ComplaintNumber`,
         then drops the table; returns how many it adopted. Replicas may race: a number already
         adopted is skipped."""
-        legacy = LegacyNumbers(self._datastore)
         adopted = 0
-        for number, complaint_id in legacy.given():
-            if self._find(Complaint, complaint_id) is None:
+        for number, complaint_id in await legacy.given():
+            if await asyncio.to_thread(self._find, Complaint, complaint_id) is None:
                 continue  # reserved for a save that failed: it points at nothing
             with contextlib.suppress(IntegrityError):
-                self.save(ComplaintNumber.given(number, complaint_id))
+                await asyncio.to_thread(self.save, ComplaintNumber.given(number, complaint_id))
                 adopted += 1
-        legacy.drop()
+        await legacy.drop()
         return adopted
 
-    def public_progress(self, number: str, phone_last_four: str) -> tuple[Complaint, list[tuple[str, datetime]]]:
+    async def public_progress(self, number: str, phone_last_four: str) -> tuple[Complaint, list[tuple[str, datetime]]]:
         """For the customer: the complaint and its steps, if the number and phone digits match.
 
         An unknown number and wrong digits get the same answer, so numbers cannot be
         probed; after `MAX_VERIFICATION_FAILURES` misses the number is locked for a while.
         """
-        failures = sql.Identifier(self._datastore.schema, "verification_failures")
         now = self.clock()
-        with self._datastore.get_connection() as connection:
-            recent = connection.execute(
-                sql.SQL("SELECT count(*) AS n FROM {} WHERE number = %s AND failed_at > %s").format(failures),
-                (number, now - VERIFICATION_WINDOW),
-            ).fetchone()
-            if recent is not None and recent["n"] >= MAX_VERIFICATION_FAILURES:
-                minutes = VERIFICATION_WINDOW.total_seconds() / 60
-                raise TooManyAttempts(f"too many wrong verification attempts; try again in {minutes:.0f} minutes")
-            given = self._find(ComplaintNumber, number_aggregate_id(number))
-            complaint = self._find(Complaint, given.complaint_id) if given else None
-            if complaint is None or not hmac.compare_digest(complaint.customer_phone[-4:], phone_last_four):
-                connection.execute(
-                    sql.SQL("INSERT INTO {} (number, failed_at) VALUES (%s, %s)").format(failures), (number, now)
-                )
-                raise PublicComplaintNotFound("no complaint with this number and verification digits")
-        steps = [
+        if await self._verification_failures.count_since(number, now - VERIFICATION_WINDOW) >= (
+            MAX_VERIFICATION_FAILURES
+        ):
+            minutes = VERIFICATION_WINDOW.total_seconds() / 60
+            raise TooManyAttempts(f"too many wrong verification attempts; try again in {minutes:.0f} minutes")
+        complaint = await asyncio.to_thread(self._numbered, number)
+        if complaint is None or not hmac.compare_digest(complaint.customer_phone[-4:], phone_last_four):
+            await self._verification_failures.record(number, now)
+            raise PublicComplaintNotFound("no complaint with this number and verification digits")
+        return complaint, await asyncio.to_thread(self._steps_of, complaint)
+
+    def _numbered(self, number: str) -> Complaint | None:
+        given = self._find(ComplaintNumber, number_aggregate_id(number))
+        return self._find(Complaint, given.complaint_id) if given else None
+
+    def _steps_of(self, complaint: Complaint) -> list[tuple[str, datetime]]:
+        return [
             (type(event).__name__, event.timestamp)
             for event in self.repository.event_store.get(complaint.id)
             if isinstance(event, AggregateEvent)
         ]
-        return complaint, steps

@@ -5,37 +5,50 @@ transaction per request caps intake at one disk flush per complaint. Requests th
 arrive together are saved in one transaction instead; if that transaction is refused
 (a version conflict, e.g. two requests with one idempotency key), each is retried on
 its own so only the conflicting one fails.
+
+Requests wait for their commit on the event loop, not in a thread of their own: the one
+writer thread is the only thread intake needs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
-# A request's events, not its aggregate: saving collects an aggregate's pending events,
-# so after a refused batch only the events themselves can be saved again.
-Pending = tuple[list[DomainEventProtocol[Any]], "Future[None]"]
+from shared.tracing import StoresTraceContext, current_traceparent
+
+
+@dataclass(frozen=True)
+class Pending:
+    # A request's events, not its aggregates: saving collects an aggregate's pending events,
+    # so after a refused batch only the events themselves can be saved again.
+    events: Sequence[DomainEventProtocol[Any]]
+    traceparent: str | None  # of the request: the writer thread has no span of its own
+    done: Future[None]
 
 
 class GroupCommitter:
-    def __init__(self, application: Application[Any], max_batch: int = 64) -> None:
+    def __init__(self, application: StoresTraceContext, max_batch: int = 64) -> None:
         self.application = application
         self.max_batch = max_batch
         self._pending: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_forever, name="group-commit", daemon=True)
         self._writer.start()
 
-    def save(self, *aggregates: Aggregate) -> None:
-        """Blocks until the aggregates' events are committed, all or none; raises what saving them raised."""
+    async def save(self, *aggregates: Aggregate) -> None:
+        """Returns once the aggregates' events are committed, all or none; raises what saving them raised."""
         done: Future[None] = Future()
-        self._pending.put(([event for aggregate in aggregates for event in aggregate.collect_events()], done))
-        done.result()
+        events = [event for aggregate in aggregates for event in aggregate.collect_events()]
+        self._pending.put(Pending(events, current_traceparent(), done))
+        await asyncio.wrap_future(done)
 
     def close(self) -> None:
         self._pending.put(None)
@@ -53,20 +66,23 @@ class GroupCommitter:
                     self._pending.put(None)
                     break
                 batch.append(item)
+            self.application.store_trace_contexts(
+                (event, pending.traceparent) for pending in batch if pending.traceparent for event in pending.events
+            )
             self._commit(batch)
 
     def _commit(self, batch: list[Pending]) -> None:
         try:
-            self.application.save(*(event for events, _ in batch for event in events))
+            self.application.save(*(event for pending in batch for event in pending.events))
         except IntegrityError:
             if len(batch) > 1:
                 for pending in batch:
                     self._commit([pending])
                 return
-            batch[0][1].set_exception(IntegrityError())
+            batch[0].done.set_exception(IntegrityError())
         except Exception as error:
-            for _, done in batch:
-                done.set_exception(error)
+            for pending in batch:
+                pending.done.set_exception(error)
         else:
-            for _, done in batch:
-                done.set_result(None)
+            for pending in batch:
+                pending.done.set_result(None)

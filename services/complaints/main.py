@@ -12,8 +12,8 @@ from fastapi import FastAPI
 
 from services.complaints import api, inspections_api
 from services.complaints.application import ComplaintsApplication
-from services.complaints.numbers import BLOCK_SIZE, COMPLAINT_NUMBER_SEQUENCE
 from services.complaints.outbox import complaints_outbox
+from services.complaints.repositories import LegacyNumbers, PostgresSerialBlocks, PostgresVerificationFailures
 from shared.auth import Authenticator, AuthSettings
 from shared.database import create_pool
 from shared.errors import install_error_handlers
@@ -35,18 +35,8 @@ class ComplaintsSettings(ServiceSettings):
 
 async def migrate(pool: asyncpg.Pool) -> None:
     await RelayPositions(pool).create_tables()
-    # Stepping by a block: one `nextval` reserves a block of serials (see numbers.py).
-    await pool.execute(f"CREATE SEQUENCE IF NOT EXISTS {COMPLAINT_NUMBER_SEQUENCE} INCREMENT BY {BLOCK_SIZE}")
-    await pool.execute(f"ALTER SEQUENCE {COMPLAINT_NUMBER_SEQUENCE} INCREMENT BY {BLOCK_SIZE}")
-    await pool.execute(
-        """
-        CREATE TABLE IF NOT EXISTS verification_failures (
-            number text NOT NULL,
-            failed_at timestamptz NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS verification_failures_by_number ON verification_failures (number, failed_at);
-        """
-    )
+    await PostgresSerialBlocks(pool).create()
+    await PostgresVerificationFailures(pool).create()
 
 
 def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
@@ -60,9 +50,13 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
         pool = await create_pool(str(settings.database_url), SCHEMA)
         await migrate(pool)
         complaints = await asyncio.to_thread(
-            ComplaintsApplication, settings.eventsourcing_env(SCHEMA), settings.clock(auth.environment)
+            ComplaintsApplication,
+            settings.eventsourcing_env(SCHEMA),
+            PostgresSerialBlocks(pool),
+            PostgresVerificationFailures(pool),
+            settings.clock(auth.environment),
         )
-        if adopted := await asyncio.to_thread(complaints.adopt_legacy_numbers):
+        if adopted := await complaints.adopt_legacy_numbers(LegacyNumbers(pool)):
             logger.info("adopted %d complaint numbers of the former complaint_numbers table", adopted)
         relay = Relay(
             name=RELAY_NAME,

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-import uuid
 from collections.abc import Callable
 
 import psycopg
-from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError
 
 from devstack.postgres import EmbeddedPostgres
 from services.complaints.domain import Hall, hall_aggregate_id
 from services.complaints.group_commit import GroupCommitter
 from shared.settings import ServiceSettings
+from shared.tracing import StoresTraceContext
 
 
-class Halls(Application[uuid.UUID]):
+class Halls(StoresTraceContext):
     name = "groupcommit"
 
 
@@ -47,7 +47,7 @@ def test_a_conflict_in_a_batch_fails_only_its_own_request(postgres: EmbeddedPost
 
     def save(label: str, code: str) -> None:
         try:
-            committer.save(hall(code))
+            asyncio.run(committer.save(hall(code)))  # each request thread waits on a loop of its own
             outcomes[label] = "saved"
         except IntegrityError:
             outcomes[label] = "conflict"

@@ -55,11 +55,11 @@ async def audit(principal: CurrentPrincipal) -> None:
     require_roles(principal, Role.auditor)
 
 
-def client(auth_settings: AuthSettings) -> TestClient:
+def client(auth_settings: AuthSettings, authenticator: Authenticator | None = None) -> TestClient:
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(router)
-    app.dependency_overrides[signed_in] = Authenticator(auth_settings)
+    app.dependency_overrides[signed_in] = authenticator or Authenticator(auth_settings)
     return TestClient(app)
 
 
@@ -139,6 +139,18 @@ def test_a_valid_staff_token_yields_its_principal() -> None:
 
     assert response.status_code == 200
     assert response.json() == {"subject": "staff-1001", "unit": "group/广东/深圳", "roles": ["handler"]}
+
+
+def test_a_token_that_verified_before_is_refused_once_it_expires() -> None:
+    token = staff_token(lifetime=timedelta(minutes=5))
+    expires_at = jwt.decode(token, options={"verify_signature": False})["exp"]
+    seconds_now = [expires_at - 60.0]
+    authenticated = client(settings(), Authenticator(settings(), seconds_now=lambda: seconds_now[0]))
+    assert authenticated.get("/whoami", headers=bearer(token)).status_code == 200
+
+    seconds_now[0] = expires_at + 1.0
+
+    assert_unauthenticated(authenticated.get("/whoami", headers=bearer(token)), "Authorization", "token has expired")
 
 
 def test_a_request_without_credentials_is_refused() -> None:

@@ -1,0 +1,167 @@
+"""The complaints use cases on the in-memory event store and in-memory repositories."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import pytest_asyncio
+
+from services.complaints.application import (
+    MAX_VERIFICATION_FAILURES,
+    VERIFICATION_WINDOW,
+    ComplaintsApplication,
+    IdempotencyKeyReused,
+    PublicComplaintNotFound,
+    ReceivedAtOutOfRange,
+    RegisterComplaint,
+    RegisterHall,
+    TooManyAttempts,
+    UnknownHall,
+)
+from services.complaints.repositories import BLOCK_SIZE, InMemorySerialBlocks, InMemoryVerificationFailures
+from shared.auth import Principal, Role
+from shared.organisation import OrgUnit
+
+HALL = RegisterHall(hall_code="GD-SZ-001", name="福田营业厅", province="广东", city="深圳", level=2, ownership="own")
+ADMIN = Principal("quality-1", OrgUnit(), frozenset({Role.admin}))
+GUANGZHOU = Principal("manager-2", OrgUnit(("广东", "广州")), frozenset({Role.hall_manager}))
+
+
+class SettableClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> SettableClock:
+    return SettableClock(datetime(2026, 3, 9, 2, 30, tzinfo=UTC))  # 10:30 China time
+
+
+@pytest_asyncio.fixture
+async def complaints(clock: SettableClock) -> AsyncIterator[ComplaintsApplication]:
+    application = ComplaintsApplication(
+        {"PERSISTENCE_MODULE": "eventsourcing.popo"}, InMemorySerialBlocks(), InMemoryVerificationFailures(), clock
+    )
+    application.register_hall(HALL, ADMIN)
+    yield application
+    application.close()
+
+
+def complaint(**changes: object) -> RegisterComplaint:
+    command = RegisterComplaint(
+        hall_code=HALL.hall_code,
+        channel="hall_counter",
+        category="billing",
+        priority="normal",
+        customer_name="张三",
+        customer_phone="13812345678",
+        description="charged twice",
+        received_by="clerk-17",
+    )
+    return replace(command, **changes)  # type: ignore[arg-type]
+
+
+def serial_of(number: str) -> int:
+    return int(number.rsplit("-", 1)[1])
+
+
+async def test_a_complaint_is_numbered_by_its_china_time_day_and_found_by_its_number(
+    complaints: ComplaintsApplication, clock: SettableClock
+) -> None:
+    clock.now = datetime(2026, 3, 9, 17, tzinfo=UTC)  # already 10 March in China
+
+    registered, created = await complaints.register_complaint(complaint(), ADMIN)
+
+    assert created
+    assert registered.number.startswith("C20260310-")
+    found, steps = await complaints.public_progress(registered.number, "5678")
+    assert found.id == registered.id
+    assert [step for step, _ in steps] == ["Registered"]
+
+
+async def test_numbers_run_on_from_block_to_block_without_repeating(complaints: ComplaintsApplication) -> None:
+    numbers = [(await complaints.register_complaint(complaint(), ADMIN))[0].number for _ in range(BLOCK_SIZE + 2)]
+
+    assert len(set(numbers)) == len(numbers)
+    assert [serial_of(number) for number in numbers] == list(range(1, BLOCK_SIZE + 3))
+
+
+async def test_concurrent_registrations_are_saved_together_and_each_gets_its_own_number(
+    complaints: ComplaintsApplication,
+) -> None:
+    registered = await asyncio.gather(*(complaints.register_complaint(complaint(), ADMIN) for _ in range(20)))
+
+    assert len({found.number for found, _ in registered}) == 20
+    for found, created in registered:
+        assert created
+        assert complaints.get_complaint(found.id, ADMIN).number == found.number
+
+
+async def test_a_retry_with_the_same_key_returns_the_first_complaint(complaints: ComplaintsApplication) -> None:
+    first, _ = await complaints.register_complaint(complaint(), ADMIN, idempotency_key="k-1")
+
+    again, created = await complaints.register_complaint(complaint(), ADMIN, idempotency_key="k-1")
+
+    assert not created
+    assert (again.id, again.number) == (first.id, first.number)
+
+
+async def test_the_same_key_with_another_complaint_is_refused(complaints: ComplaintsApplication) -> None:
+    await complaints.register_complaint(complaint(), ADMIN, idempotency_key="k-1")
+
+    with pytest.raises(IdempotencyKeyReused):
+        await complaints.register_complaint(complaint(description="another"), ADMIN, idempotency_key="k-1")
+
+
+@pytest.mark.parametrize(
+    "received",
+    [timedelta(minutes=1), -timedelta(days=31)],
+    ids=["in-the-future", "more-than-30-days-ago"],
+)
+async def test_a_complaint_received_outside_the_accepted_window_is_refused(
+    complaints: ComplaintsApplication, clock: SettableClock, received: timedelta
+) -> None:
+    with pytest.raises(ReceivedAtOutOfRange):
+        await complaints.register_complaint(complaint(received_at=clock.now + received), ADMIN)
+
+
+@pytest.mark.parametrize("viewer", [ADMIN, GUANGZHOU], ids=["unregistered-hall", "hall-outside-the-unit"])
+async def test_a_complaint_at_a_hall_the_caller_cannot_see_is_refused_as_unknown(
+    complaints: ComplaintsApplication, viewer: Principal
+) -> None:
+    hall_code = "GD-SZ-404" if viewer is ADMIN else HALL.hall_code
+
+    with pytest.raises(UnknownHall):
+        await complaints.register_complaint(complaint(hall_code=hall_code), viewer)
+
+
+async def test_wrong_digits_and_an_unknown_number_get_the_same_answer(complaints: ComplaintsApplication) -> None:
+    registered, _ = await complaints.register_complaint(complaint(), ADMIN)
+
+    with pytest.raises(PublicComplaintNotFound):
+        await complaints.public_progress(registered.number, "0000")
+    with pytest.raises(PublicComplaintNotFound):
+        await complaints.public_progress("C20260309-999999", "5678")
+
+
+async def test_a_number_is_locked_after_repeated_wrong_digits_until_the_window_passes(
+    complaints: ComplaintsApplication, clock: SettableClock
+) -> None:
+    registered, _ = await complaints.register_complaint(complaint(), ADMIN)
+    for _ in range(MAX_VERIFICATION_FAILURES):
+        with pytest.raises(PublicComplaintNotFound):
+            await complaints.public_progress(registered.number, "0000")
+
+    with pytest.raises(TooManyAttempts):
+        await complaints.public_progress(registered.number, "5678")
+
+    clock.now += VERIFICATION_WINDOW
+    found, _ = await complaints.public_progress(registered.number, "5678")
+    assert found.id == registered.id
