@@ -60,6 +60,7 @@ bench: $(INSTALLED) wrk-tool
 	$(PY) -m bench.escalation
 	$(PY) -m bench.scoring
 	$(PY) -m bench.projections
+	$(PY) -m bench.stack
 
 ## republish: make the relay publish every stored event again (FROM=position, default 0)
 republish: $(INSTALLED)

@@ -143,6 +143,7 @@ class Relay:
         self.batch_size = batch_size
         self.idle_poll_seconds = idle_poll_seconds
         self._wake = asyncio.Event()
+        self._position: int | None = None  # as of this relay's last advance; None: read it from the table
         self._next_forgetting = 0.0
 
     def wake(self) -> None:
@@ -150,8 +151,14 @@ class Relay:
         self._wake.set()
 
     async def run(self) -> None:
+        """Publishes batch after batch; once a batch comes up short it is caught up, and waits for a commit.
+
+        Between commits it polls, reading the position from the table again: only then can a rewind
+        have moved it unseen (while events flow, a rewind makes the next advance fail).
+        """
         try:
             while True:
+                self._wake.clear()  # from here on, a commit wakes the next round, even one during this batch
                 try:
                     published = await self.publish_next_batch()
                 except asyncio.CancelledError:
@@ -161,9 +168,10 @@ class Relay:
                     await self._drop_producer()
                     await asyncio.sleep(1)
                     continue
-                if published == 0:
+                if published < self.batch_size:
                     await self._forget_old_trace_contexts()
-                    await self._idle()
+                    if not await self._woken_within_poll():
+                        self._position = None
         finally:
             await self._drop_producer()
             with contextlib.suppress(KeyError):  # another replica publishes now: no stale lag from this one
@@ -171,16 +179,23 @@ class Relay:
 
     async def publish_next_batch(self) -> int:
         """Publishes one batch; returns how many stored events it covered."""
-        position = await self.positions.get(self.name)
-        newest = await asyncio.to_thread(self.outbox.newest_position)
-        RELAY_LAG.labels(self.name).set(max(newest - position, 0))
+        position = self._position if self._position is not None else await self.positions.get(self.name)
         batch = await asyncio.to_thread(self.outbox.read_after, position, self.batch_size)
+        # A short batch is all there is; only behind a full one must the newest position be asked for.
+        unpublished = len(batch)
+        if unpublished == self.batch_size:
+            unpublished = max(await asyncio.to_thread(self.outbox.newest_position) - position, unpublished)
+        RELAY_LAG.labels(self.name).set(unpublished)
         if not batch:
             return 0
         producer = await self._connected_producer()
         await self._publish(producer, batch)
-        if not await self.positions.advance(self.name, position, batch[-1].position):
+        if await self.positions.advance(self.name, position, batch[-1].position):
+            self._position = batch[-1].position
+        else:
             logger.info("relay %s: position moved by a rewind; continuing from there", self.name)
+            self._position = None
+        RELAY_LAG.labels(self.name).set(unpublished - len(batch))
         return len(batch)
 
     async def _forget_old_trace_contexts(self) -> None:
@@ -237,14 +252,18 @@ class Relay:
         return self.producer
 
     async def _drop_producer(self) -> None:
+        self._position = None
         if self.producer is not None:
             producer, self.producer, self._topic_id = self.producer, None, None
             await producer.stop()
 
-    async def _idle(self) -> None:
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
+    async def _woken_within_poll(self) -> bool:
+        """Waits for a commit's wake-up, at most one poll interval; whether one came."""
+        try:
             await asyncio.wait_for(self._wake.wait(), self.idle_poll_seconds)
+        except TimeoutError:
+            return False
+        return True
 
 
 async def run_as_leader(pool: asyncpg.Pool, relay: Relay, retry_seconds: float = 2.0) -> None:

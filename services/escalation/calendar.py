@@ -25,6 +25,7 @@ CALENDAR_DIR = Path(__file__).parent / "calendars"
 BUSINESS_HOURS_FILE = Path(__file__).parent / "business_hours.json"
 # Searching further than this for a working day means the calendar data is wrong.
 MAX_DAYS_WITHOUT_WORK = 60
+WORKING_TIME_SUMS_KEPT = 20_000  # about 12 per open subject: a bound on memory, not a working set
 
 
 class UnknownCalendarYear(LookupError):
@@ -73,6 +74,8 @@ class WorkingCalendar:
         self.assume_weekdays_in_unknown_years = assume_weekdays_in_unknown_years
         # chinese-calendar validates every date it is asked about, which dominated deadline arithmetic.
         self._working_days: dict[date, bool] = {}
+        # A subject's milestones are planned again at each step it takes, from the same starts.
+        self._after_working_time: dict[tuple[datetime, timedelta], datetime] = {}
 
     def knows_year(self, year: int) -> bool:
         if year in self.year_files:
@@ -120,6 +123,15 @@ class WorkingCalendar:
 
     def add_working_time(self, start: datetime, amount: timedelta) -> datetime:
         """The instant when `amount` of business hours on working days has passed since `start`."""
+        key = (start, amount)
+        instant = self._after_working_time.get(key)
+        if instant is None:
+            if len(self._after_working_time) >= WORKING_TIME_SUMS_KEPT:
+                self._after_working_time.clear()
+            instant = self._after_working_time[key] = self._add_working_time(start, amount)
+        return instant
+
+    def _add_working_time(self, start: datetime, amount: timedelta) -> datetime:
         remaining = amount
         for opens, closes in self._windows(start):
             if remaining <= closes - opens:
