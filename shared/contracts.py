@@ -329,6 +329,30 @@ class SlaRecalculatedV1(Contract):
     at: AwareDatetime
 
 
+class SlaClockStoppedV1(Contract):
+    """Escalation's verdict on a clock that stopped: met, or breached if its breach fired first.
+
+    Escalation alone decides which steps stop which clock; consumers take this verdict rather than
+    reading steps. One per stop: a clock that a reopen within the window restarted (`reopened`, the
+    same `clock_started_at`) gets a second verdict when it stops again, which replaces the first.
+    """
+
+    event_type = "SlaClockStopped"
+    schema_version = 1
+    subject_id: uuid.UUID
+    subject_kind: Literal["complaint", "rectification_order"]
+    subject_started_at: AwareDatetime  # when the complaint was received or the order opened: its scoring period
+    hall_id: str
+    clock: Literal["first_response", "resolution", "rectification"]
+    clock_started_at: AwareDatetime  # a late reopen starts a new resolution clock
+    outcome: Literal["met", "breached"]
+    working_seconds: float = Field(ge=0)
+    limit_working_seconds: float = Field(gt=0)
+    policy_version: str
+    reopened: bool  # the clock ran again after the complaint was reopened or the order's report rejected
+    stopped_at: AwareDatetime
+
+
 SLA_EVENTS: tuple[type[Contract], ...] = (SlaWarningV1, SlaBreachedV1, SlaEscalatedV1, SlaRecalculatedV1)
 
 
@@ -379,6 +403,7 @@ PUBLISHED: tuple[type[Contract], ...] = (
     RectificationOrderOpenedV2,
     *ORDER_STEPS,
     *SLA_EVENTS,
+    SlaClockStoppedV1,
     ScoreRecalculatedV1,
     ScoreRecalculatedV2,
 )

@@ -1,8 +1,8 @@
 """A hall's score for one period, as a pure function of the facts the period's events established.
 
 Components (weights from the policy):
-- response timeliness: of the complaints whose first response is decided (acknowledged, or its
-  response clock breached), the share answered without a breach;
+- response timeliness: of the complaints whose first response is decided (escalation judged their
+  first-response clock stopped, or its breach fired), the share answered without a breach;
 - resolution rate: the share of the period's complaints that are closed (a reopen undoes it);
 - satisfaction: the mean value of each complaint's latest feedback (satisfied 1, basically 0.8, ...);
 - handling efficiency: the share of the period's complaints whose resolution clock never breached;
@@ -31,7 +31,7 @@ class ComplaintFacts:
     registered: bool = False
     priority: str = ""
     channel: str = ""
-    acknowledged: bool = False
+    responded: bool = False
     response_breached: bool = False
     resolution_breached: bool = False
     closed: bool = False
@@ -89,7 +89,7 @@ class PeriodFacts:
         kind, subject = fact["kind"], fact["subject"]
         if kind == "inspected":
             return self.inspections.get(subject), _inspected(fact)
-        if kind in ("finding_opened", "order_overdue"):
+        if kind in ("finding_opened", "order_overdue", "rectification_stopped"):
             finding = self.findings.get(subject)
             return finding, _finding_after(finding, fact)
         complaint = self.complaints.get(subject)
@@ -104,7 +104,7 @@ class PeriodFacts:
         kind, subject = fact["kind"], fact["subject"]
         if kind in ("complaint_registered", "finding_opened", "inspected"):
             return False
-        if kind == "order_overdue":
+        if kind in ("order_overdue", "rectification_stopped"):
             return subject not in self.findings
         complaint = self.complaints.get(subject)
         return complaint is None or not complaint.registered
@@ -128,7 +128,7 @@ def _finding_after(finding: FindingFacts | None, fact: dict[str, Any]) -> Findin
     after = replace(finding) if finding else FindingFacts()
     if fact["kind"] == "finding_opened":
         after.points = fact["points"]
-    else:
+    elif fact["kind"] == "order_overdue" or fact["breached"]:
         after.overdue = True
     return after
 
@@ -138,8 +138,13 @@ def _complaint_after(complaint: ComplaintFacts | None, fact: dict[str, Any]) -> 
     kind = fact["kind"]
     if kind == "complaint_registered":
         after.registered, after.priority, after.channel = True, fact["priority"], fact["channel"]
-    elif kind == "acknowledged":
-        after.acknowledged = True
+    elif kind == "first_response_stopped":
+        after.responded = True
+        after.response_breached = after.response_breached or fact["breached"]
+    elif kind == "acknowledged":  # recorded before escalation judged stopped clocks: the step scoring took for it
+        after.responded = True
+    elif kind == "resolution_stopped":
+        after.resolution_breached = after.resolution_breached or fact["breached"]
     elif kind == "response_breached":
         after.response_breached = True
     elif kind == "resolution_breached":
@@ -168,7 +173,7 @@ def contribution(subject: Subject) -> Tally:
         return {"overdue_finding_points" if subject.overdue else "finding_points": subject.points}
     if not subject.registered:
         return {}
-    decided = subject.acknowledged or subject.response_breached
+    decided = subject.responded or subject.response_breached
     tally: Tally = {
         "complaints": 1,
         "decided": decided,

@@ -24,6 +24,7 @@ from shared.contracts import (
     IntegrationEvent,
     RectificationOrderOpenedV1,
     ScoreRecalculatedV1,
+    SlaClockStoppedV1,
 )
 from shared.database import create_pool
 from shared.errors import install_error_handlers
@@ -65,6 +66,7 @@ def handlers() -> dict[str, Handler]:
         RectificationOrderOpenedV1.event_type: opened,
         **{step.event_type: timeline.record_event for step in ORDER_STEPS},
         **{sla.event_type: timeline.record_sla_event for sla in SLA_EVENTS},
+        SlaClockStoppedV1.event_type: sla_gauges.record_clock_stop,
         ScoreRecalculatedV1.event_type: scores.record_score_change,
     }
 

@@ -23,6 +23,7 @@ from shared.contracts import (
     IntegrationEvent,
     RectificationOrderOpenedV1,
     SlaBreachedV1,
+    SlaClockStoppedV1,
 )
 from shared.scoring_policy import period_of
 
@@ -33,13 +34,16 @@ CREATE TABLE IF NOT EXISTS complaint_periods (
     period text NOT NULL
 )
 """
+# A breach counts from the moment escalation fires it, so an unanswered complaint past its limit costs
+# before it is answered; the verdict on the stopped clock (met or breached) comes when it stops.
 BREACH_FACTS = {"first_response": "response_breached", "resolution": "resolution_breached"}
-STEP_FACTS = {
-    "ComplaintAcknowledged": "acknowledged",
-    "ComplaintResolvedOnSpot": "acknowledged",
-    "ComplaintClosed": "closed",
-    "ComplaintReopened": "reopened",
+STOP_FACTS = {
+    "first_response": "first_response_stopped",
+    "resolution": "resolution_stopped",
+    "rectification": "rectification_stopped",
 }
+# The complaint's status, for the resolution rate; which steps stop a clock is escalation's to say.
+STEP_FACTS = {"ComplaintClosed": "closed", "ComplaintReopened": "reopened"}
 
 
 async def create_tables(pool: asyncpg.Pool) -> None:
@@ -118,10 +122,21 @@ def handlers(application: ScoringApplication) -> dict[str, Handler]:
         fact = {"kind": kind, "subject": str(breach.subject_id)}
         await apply(event, breach.hall_id, period_of(breach.subject_started_at), fact)
 
+    async def clock_stopped(connection: Connection, event: IntegrationEvent) -> None:
+        verdict = event.payload
+        assert isinstance(verdict, SlaClockStoppedV1)
+        fact = {
+            "kind": STOP_FACTS[verdict.clock],
+            "subject": str(verdict.subject_id),
+            "breached": verdict.outcome == "breached",
+        }
+        await apply(event, verdict.hall_id, period_of(verdict.subject_started_at), fact)
+
     return {
         ComplaintRegisteredV1.event_type: registered,
         **dict.fromkeys([*STEP_FACTS, FeedbackReceivedV1.event_type, ComplaintCheckedV1.event_type], step),
         InspectionRecordedV1.event_type: inspected,
         RectificationOrderOpenedV1.event_type: order_opened,
         SlaBreachedV1.event_type: breached,
+        SlaClockStoppedV1.event_type: clock_stopped,
     }

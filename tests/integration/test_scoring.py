@@ -161,7 +161,8 @@ async def test_the_same_events_again_change_no_score(client: StackClient) -> Non
     await client.wait_until_scored()
 
     applied = await client.database.fetchval(
-        "SELECT count(*) FROM projections.score_changes WHERE source_event_type <> 'SlaBreached'"
+        "SELECT count(*) FROM projections.score_changes"
+        " WHERE source_event_type NOT IN ('SlaBreached', 'SlaClockStopped')"  # escalation's, not republished
     )
     assert applied > 0
     assert duplicates_dropped((await client.http.get(f"{scoring.url}/metrics")).text) >= applied
@@ -172,6 +173,7 @@ async def test_the_same_events_again_change_no_score(client: StackClient) -> Non
 async def test_one_halls_new_complaint_changes_another_halls_grade_and_the_past_stays_queryable(
     client: StackClient,
 ) -> None:
+    await client.wait_until_scored()  # escalation's verdicts too, which move no score here
     before = client.now()
     response = await client.post_complaint(complaint_body("ZJ-01"))  # unresolved: resolution 1 of 2
     assert response.status_code == 201
@@ -187,11 +189,13 @@ async def test_one_halls_new_complaint_changes_another_halls_grade_and_the_past_
     assert audit.status_code == 200, audit.text
     standing = audit.json()["standing"]
     assert (standing["score"], standing["grade"], standing["rank"]) == (100, "excellent", 1)
-    assert [c["source_event_type"] for c in audit.json()["changes"]] == [
-        "ComplaintRegistered",
-        "ComplaintResolvedOnSpot",
-        "FeedbackReceived",
-        "ComplaintClosed",
+    # Escalation's verdicts on the two clocks arrive on their own topic: in no fixed order among the steps.
+    assert sorted((c["source_event_type"], c["fact"]) for c in audit.json()["changes"]) == [
+        ("ComplaintClosed", "closed"),
+        ("ComplaintRegistered", "complaint_registered"),
+        ("FeedbackReceived", "feedback"),
+        ("SlaClockStopped", "first_response_stopped"),
+        ("SlaClockStopped", "resolution_stopped"),
     ]
     effects = await client.http.get(f"{client.projections_url}/api/v1/complaints/{response.json()['id']}/score-effects")
     [effect] = effects.json()
@@ -324,6 +328,44 @@ async def test_a_breach_consumed_before_its_registration_is_booked_to_the_breach
     assert [(e["source_event_type"], moved(e)) for e in effects.json()] == [
         ("ComplaintRegistered", {"resolution_rate": (30, 0)}),
         ("SlaBreached", {"response_timeliness": (20, 0)}),
+    ]
+
+
+async def test_a_complaint_closed_without_an_acknowledgement_was_answered_in_time_by_escalations_verdict(
+    client: StackClient,
+) -> None:
+    """A closure stops the first-response clock too. Scoring takes escalation's verdict on the clock, so the
+    closed complaint counts as answered in time, beside one whose response breached at registration."""
+    hall_id = await client.register_hall(province="福建", city="福州", hall_id="FJ-01")
+    received_late = datetime(2026, 11, 12, 10, tzinfo=CHINA_TIME)  # response due on the 13th, resolution on the 19th
+    late = await client.post_complaint(complaint_body(hall_id) | {"received_at": received_late.isoformat()})
+    assert late.status_code == 201, late.text
+    closed = await client.post_complaint(complaint_body(hall_id))
+    assert closed.status_code == 201, closed.text
+    closed_id = closed.json()["id"]
+    check = {"substantiated": True, "root_cause": "duplicate billing run", "responsible_unit": hall_id}
+    rectify = {"action": "refund", "owner": "billing-team", "deadline": "2030-01-01T18:00:00+08:00", "evidence": []}
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("check", check),
+        ("contact", {"outcome": "reached"}),
+        ("rectify", rectify),
+        ("feedback", {"satisfaction": "satisfied"}),
+        ("close", {}),
+    ]
+    for action, body in steps:
+        assert (await client.step(closed_id, action, body)).status_code == 200, action
+    await client.wait_until_scored()
+
+    card = await client.http.get(
+        f"{client.projections_url}/api/v1/halls/{hall_id}/scorecard", params={"period": PERIOD}
+    )
+    assert card.status_code == 200, card.text
+    # By hand: response 1 of 2 in time 10 (were the closure not a response: 0 of 1, 0); resolution 1 of 2 15;
+    # satisfaction 20; efficiency 15; innovation without data 15.
+    assert (card.json()["components"]["response_timeliness"], card.json()["score"]) == (10, 75)
+    effects = await client.http.get(f"{client.projections_url}/api/v1/complaints/{closed_id}/score-effects")
+    assert ("SlaClockStopped", "first_response_stopped") in [
+        (e["source_event_type"], e["fact"]) for e in effects.json()
     ]
 
 

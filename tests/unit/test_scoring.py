@@ -37,9 +37,9 @@ def test_each_component_follows_its_share() -> None:
         facts(
             registered("a"),
             registered("b"),
-            {"kind": "acknowledged", "subject": "a"},
+            {"kind": "first_response_stopped", "subject": "a", "breached": False},
             {"kind": "response_breached", "subject": "b"},
-            {"kind": "acknowledged", "subject": "b"},
+            {"kind": "first_response_stopped", "subject": "b", "breached": True},
             {"kind": "closed", "subject": "a"},
             {"kind": "feedback", "subject": "a", "satisfaction": "basically_satisfied"},
             {"kind": "resolution_breached", "subject": "b"},
@@ -59,9 +59,35 @@ def test_each_component_follows_its_share() -> None:
 
 def test_a_breach_seen_before_its_registration_still_counts() -> None:
     early = facts(
-        {"kind": "response_breached", "subject": "a"}, registered("a"), {"kind": "acknowledged", "subject": "a"}
+        {"kind": "response_breached", "subject": "a"},
+        registered("a"),
+        {"kind": "first_response_stopped", "subject": "a", "breached": True},
     )
     assert early.complaints["a"].response_breached and score(early, POLICY).components["response_timeliness"] == 0
+
+
+def test_the_first_response_counts_once_escalation_judges_its_clock_stopped_whichever_step_stopped_it() -> None:
+    """Escalation's verdict decides: scoring knows no list of the steps that stop the clock."""
+    undecided = facts(registered("a"), registered("b"), {"kind": "response_breached", "subject": "b"})
+    judged = facts(
+        registered("a"),
+        registered("b"),
+        {"kind": "response_breached", "subject": "b"},
+        {"kind": "first_response_stopped", "subject": "a", "breached": False},  # e.g. closed, never acknowledged
+    )
+    late = facts(registered("a"), {"kind": "first_response_stopped", "subject": "a", "breached": True})
+
+    assert score(undecided, POLICY).components["response_timeliness"] == 0  # only b is decided, and late
+    assert score(judged, POLICY).components["response_timeliness"] == 10
+    assert score(late, POLICY).components["response_timeliness"] == 0
+
+
+def test_a_response_recorded_before_escalation_judged_clocks_still_counts_as_on_time() -> None:
+    late_b: list[dict[str, object]] = [registered("a"), registered("b"), {"kind": "response_breached", "subject": "b"}]
+    legacy = facts(*late_b, {"kind": "acknowledged", "subject": "a"})
+    judged = facts(*late_b, {"kind": "first_response_stopped", "subject": "a", "breached": False})
+    assert score(legacy, POLICY) == score(judged, POLICY)
+    assert score(legacy, POLICY).components["response_timeliness"] == 10
 
 
 def test_findings_deduct_their_points_doubled_when_overdue_and_negative_impact_costs_more() -> None:

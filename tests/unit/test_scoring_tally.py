@@ -23,7 +23,7 @@ SUBJECTS = ["a", "b", "c"]
 def reference_score(facts: PeriodFacts, policy: ScoringPolicy) -> Score:
     """The score read straight off every fact, one complaint, finding and inspection at a time."""
     complaints = [c for c in facts.complaints.values() if c.registered]
-    decided = [c for c in complaints if c.acknowledged or c.response_breached]
+    decided = [c for c in complaints if c.responded or c.response_breached]
     rated = [policy.satisfaction_values[c.satisfaction] for c in complaints if c.satisfaction]
     innovation = [i.innovation_rating for i in facts.inspections.values() if i.innovation_rating is not None]
 
@@ -81,6 +81,13 @@ complaint_facts = st.one_of(
         }
     ),
     st.fixed_dictionaries({"kind": st.just("checked"), "subject": subjects, "substantiated": st.booleans()}),
+    st.fixed_dictionaries(
+        {
+            "kind": st.sampled_from(["first_response_stopped", "resolution_stopped"]),
+            "subject": subjects,
+            "breached": st.booleans(),
+        }
+    ),
 )
 inspection_facts = st.one_of(
     st.fixed_dictionaries(
@@ -94,6 +101,7 @@ inspection_facts = st.one_of(
     st.fixed_dictionaries({"kind": st.just("inspected"), "subject": subjects, "bonus": st.integers(0, 5)}),
     st.fixed_dictionaries({"kind": st.just("finding_opened"), "subject": subjects, "points": st.integers(0, 10)}),
     st.fixed_dictionaries({"kind": st.just("order_overdue"), "subject": subjects}),
+    st.fixed_dictionaries({"kind": st.just("rectification_stopped"), "subject": subjects, "breached": st.booleans()}),
 )
 
 
@@ -131,7 +139,8 @@ def test_replicas_that_share_a_store_each_see_what_the_other_applied(tmp_path: P
         assert scoring.apply("H", "2026-11", SourceEvent(uuid.uuid4(), "Event", NOW), fact)
 
     apply(first, {"kind": "complaint_registered", "subject": "a", "priority": "normal", "channel": "app"})
-    apply(second, {"kind": "acknowledged", "subject": "a"})  # first's cached scorecard is now behind
+    # first's cached scorecard is now behind
+    apply(second, {"kind": "first_response_stopped", "subject": "a", "breached": False})
     apply(first, {"kind": "closed", "subject": "a"})
     apply(second, {"kind": "feedback", "subject": "a", "satisfaction": "unsatisfied"})
 
