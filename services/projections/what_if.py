@@ -6,7 +6,6 @@ can be replayed under any policy without touching the scoring service or the liv
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 
 import asyncpg
@@ -14,6 +13,7 @@ from pydantic import BaseModel
 
 from services.projections.grades import GradedHall, Standing, grade_halls
 from services.projections.scores import grades
+from shared.contracts import SCORING_FACT
 from shared.organisation import OrgUnit
 from shared.scorecard import PeriodFacts, score
 from shared.scoring_policy import ScoringPolicy, empty_score
@@ -54,7 +54,7 @@ async def replayed_standings(pool: asyncpg.Pool, period: str, scope: OrgUnit, po
     for row in rows:
         halls[row["hall_id"]] = (row["level"], row["ownership"])
         if row["fact"] is not None:
-            facts[row["hall_id"]].apply(json.loads(row["fact"]))
+            facts[row["hall_id"]].apply(SCORING_FACT.validate_json(row["fact"]))
     baseline = empty_score(policy)
     return [
         Standing(hall_id, level, ownership, score(facts[hall_id], policy).total if hall_id in facts else baseline)

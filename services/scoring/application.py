@@ -6,7 +6,6 @@ import contextlib
 import threading
 import uuid
 from collections.abc import Mapping
-from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
@@ -14,6 +13,7 @@ from eventsourcing.persistence import IntegrityError
 from services.scoring.domain import Scorecard, SourceEvent, scorecard_id
 from shared.clock import Clock, system_clock
 from shared.consumer import TransientError
+from shared.contracts import AnyScoringFact
 from shared.scoring_policy import ScoringPolicy, period_start, scoring_policy_at
 from shared.tracing import StoresTraceContext
 
@@ -33,7 +33,7 @@ class ScoringApplication(StoresTraceContext):
         # Facts are applied to the cached scorecard itself, not to a copy of it, one at a time.
         self._applying = threading.Lock()
 
-    def apply(self, hall_id: str, period: str, source: SourceEvent, fact: dict[str, Any]) -> bool:
+    def apply(self, hall_id: str, period: str, source: SourceEvent, fact: AnyScoringFact) -> bool:
         """True if the fact was new to the scorecard; scored under the policy in force when the period began."""
         policy = scoring_policy_at(self.policies, period_start(period))
         card_id = scorecard_id(hall_id, period)
