@@ -23,10 +23,10 @@ from devstack.postgres import EmbeddedPostgres
 from devstack.process import free_port
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import SourceEvent
+from services.scoring.policy import load_scoring_policies
 from shared.contracts import AnyScoringFact, ComplaintClosedFact, ComplaintRegisteredFact, FirstResponseStoppedFact
 from shared.database import create_pool
 from shared.relay import RelayPositions
-from shared.scoring_policy import load_scoring_policies
 from shared.settings import ServiceSettings
 
 COUNTS = [int(n) for n in os.environ.get("BENCH_SCORING_COMPLAINTS", "1000,10000").split(",")]

@@ -1,4 +1,5 @@
-"""Complaint, inspection and SLA events become facts on the scorecard of the hall and period they belong to.
+"""Complaint, inspection and SLA events become facts on the scorecard of the hall and period they belong to;
+hall registrations go into the registry that grades read (`read_model`).
 
 A complaint belongs to the period in which it was received, an order to the one in which it
 was opened; so do their later events, however late they come.
@@ -10,8 +11,10 @@ import asyncio
 
 import asyncpg
 
+from services.scoring import read_model
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import SourceEvent
+from services.scoring.policy import period_of
 from shared.consumer import Connection, Handler
 from shared.contracts import (
     AnyScoringFact,
@@ -27,6 +30,7 @@ from shared.contracts import (
     FeedbackReceivedV1,
     FindingOpenedFact,
     FirstResponseStoppedFact,
+    HallRegisteredV1,
     InspectedFact,
     InspectionRecordedV1,
     InspectionRecordedV2,
@@ -40,7 +44,6 @@ from shared.contracts import (
     SlaBreachedV1,
     SlaClockStoppedV1,
 )
-from shared.scoring_policy import period_of
 
 COMPLAINT_PERIODS_DDL = """
 CREATE TABLE IF NOT EXISTS complaint_periods (
@@ -143,6 +146,7 @@ def handlers(application: ScoringApplication) -> dict[str, Handler]:
         await apply(event, verdict.hall_id, period_of(verdict.subject_started_at), fact)
 
     return {
+        HallRegisteredV1.event_type: read_model.record_hall,
         ComplaintRegisteredV1.event_type: registered,
         **dict.fromkeys([*STATUS_FACTS, FeedbackReceivedV1.event_type, ComplaintCheckedV1.event_type], step),
         InspectionRecordedV1.event_type: inspected,

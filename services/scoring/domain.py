@@ -9,9 +9,9 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
+from services.scoring.policy import ScoringPolicy
+from services.scoring.scorecard import PeriodFacts, Score, score, score_of_tally
 from shared.contracts import SCORING_FACT, AnyScoringFact
-from shared.scorecard import PeriodFacts, Score, score, score_of_tally
-from shared.scoring_policy import ScoringPolicy
 
 SCORECARD_NAMESPACE = uuid.UUID("5d0c6a4e-7f3b-4b8e-a1d2-9c4e8f7a6b10")
 

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.scoring.policy import SCORING_POLICY_DIR, period_of
 from shared.auth import Role
 from shared.clock import CHINA_TIME
 from shared.organisation import OrgUnit
-from shared.scoring_policy import SCORING_POLICY_DIR, period_of
 from shared.streaming import wait_until_caught_up
 from shared.topics import ESCALATION_EVENTS
 from tests.integration.harness import StackClient, bearer, complaint_body, staff_token
@@ -105,7 +105,7 @@ async def grades_when(client: StackClient, settled: Any, timeout: float = 90, **
     deadline = time.monotonic() + timeout
     while True:
         response = await client.http.get(
-            f"{client.projections_url}/api/v1/grades", params={"period": PERIOD, "scope": SCOPE, **params}
+            f"{client.scoring_url}/api/v1/grades", params={"period": PERIOD, "scope": SCOPE, **params}
         )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
@@ -184,7 +184,7 @@ async def test_one_halls_new_complaint_changes_another_halls_grade_and_the_past_
     assert (halls["ZJ-01"]["score"], halls["ZJ-01"]["grade"]) == (85, "meets")
     assert (halls["ZJ-02"]["grade"], halls["ZJ-02"]["dropped_by_quota"]) == ("excellent", False)  # 98 now leads
     audit = await client.http.get(
-        f"{client.projections_url}/api/v1/halls/ZJ-01/audit", params={"as_of": before.isoformat(), "scope": SCOPE}
+        f"{client.scoring_url}/api/v1/halls/ZJ-01/audit", params={"as_of": before.isoformat(), "scope": SCOPE}
     )
     assert audit.status_code == 200, audit.text
     standing = audit.json()["standing"]
@@ -212,7 +212,7 @@ async def test_a_what_if_with_other_weights_reports_the_changed_grades_and_leave
     draft["weights"] |= {"resolution_rate": 20, "satisfaction": 30}
 
     response = await client.http.post(
-        f"{client.projections_url}/api/v1/grades/what-if",
+        f"{client.scoring_url}/api/v1/grades/what-if",
         params={"period": PERIOD, "scope": SCOPE},
         json={"policy": draft},
     )
@@ -272,7 +272,7 @@ async def test_highlights_earn_a_capped_bonus_innovation_its_rating_and_media_ex
     # 2026-12 adds the media-exposure deduction (10) that 2026-01 left out: a substantiated complaint
     # that came through the internet media costs it.
     what_if = await client.http.post(
-        f"{client.projections_url}/api/v1/grades/what-if",
+        f"{client.scoring_url}/api/v1/grades/what-if",
         params={"period": PERIOD, "scope": "group/江苏"},
         json={"policy_version": "2026-12"},
     )
@@ -286,7 +286,7 @@ async def test_a_what_if_policy_with_a_bad_entry_is_refused_naming_it(client: St
     draft["weights"]["speed"] = 5  # no such component
 
     response = await client.http.post(
-        f"{client.projections_url}/api/v1/grades/what-if", params={"period": PERIOD}, json={"policy": draft}
+        f"{client.scoring_url}/api/v1/grades/what-if", params={"period": PERIOD}, json={"policy": draft}
     )
 
     assert response.status_code == 422

@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from services.projections.grades import Standing, grade_halls
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import Scorecard, SourceEvent
+from services.scoring.grades import Standing, grade_halls
+from services.scoring.policy import ScoringPolicy, empty_score, load_scoring_policies, period_of, period_start
+from services.scoring.scorecard import PeriodFacts, score
 from shared.clock import CHINA_TIME
 from shared.contracts import (
     AcknowledgedFact,
@@ -23,8 +25,6 @@ from shared.contracts import (
     ResolutionBreachedFact,
     ResponseBreachedFact,
 )
-from shared.scorecard import PeriodFacts, score
-from shared.scoring_policy import ScoringPolicy, empty_score, load_scoring_policies, period_of, period_start
 
 POLICY = load_scoring_policies()["2026-01"]
 WITH_MEDIA_EXPOSURE = load_scoring_policies()["2026-12"]

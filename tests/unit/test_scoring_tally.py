@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import Scorecard, SourceEvent
+from services.scoring.policy import COMPONENTS, ScoringPolicy, load_scoring_policies
+from services.scoring.scorecard import PeriodFacts, Score, Subject, contribution, score
 from shared.contracts import (
     AcknowledgedFact,
     AnyScoringFact,
@@ -28,8 +30,6 @@ from shared.contracts import (
     ResolutionStoppedFact,
     ResponseBreachedFact,
 )
-from shared.scorecard import PeriodFacts, Score, Subject, contribution, score
-from shared.scoring_policy import COMPONENTS, ScoringPolicy, load_scoring_policies
 
 POLICIES = load_scoring_policies()
 NOW = datetime(2026, 11, 16, 2, tzinfo=UTC)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field, replace
 
+from services.scoring.policy import COMPONENTS, Component, ScoringPolicy
 from shared.contracts import (
     AcknowledgedFact,
     AnyScoringFact,
@@ -37,7 +38,6 @@ from shared.contracts import (
     ResolutionStoppedFact,
     ResponseBreachedFact,
 )
-from shared.scoring_policy import COMPONENTS, Component, ScoringPolicy
 
 
 @dataclass
