@@ -26,7 +26,8 @@ from devstack.postgres import EmbeddedPostgres
 from devstack.process import free_port
 from services.projections.main import migrate
 from services.projections.rebuild import TOPICS, replay
-from services.projections.what_if import what_if
+from services.scoring.policy import load_scoring_policies
+from services.scoring.what_if import what_if
 from shared.clock import CHINA_TIME
 from shared.contracts import (
     ComplaintClosedV1,
@@ -42,7 +43,6 @@ from shared.contracts import (
 )
 from shared.database import create_pool
 from shared.organisation import OrgUnit
-from shared.scoring_policy import load_scoring_policies
 from shared.streaming import end_offsets
 from shared.topics import COMPLAINTS_EVENTS, SCORING_EVENTS
 

@@ -18,15 +18,15 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from devstack.postgres import EmbeddedPostgres
 from devstack.process import free_port
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import SourceEvent
+from services.scoring.policy import load_scoring_policies
+from shared.contracts import AnyScoringFact, ComplaintClosedFact, ComplaintRegisteredFact, FirstResponseStoppedFact
 from shared.database import create_pool
 from shared.relay import RelayPositions
-from shared.scoring_policy import load_scoring_policies
 from shared.settings import ServiceSettings
 
 COUNTS = [int(n) for n in os.environ.get("BENCH_SCORING_COMPLAINTS", "1000,10000").split(",")]
@@ -35,10 +35,10 @@ AT = datetime(2026, 11, 16, 2, tzinfo=UTC)
 SCHEMA = "scoring"
 
 
-def facts_of(complaint: str) -> Iterator[dict[str, Any]]:
-    yield {"kind": "complaint_registered", "subject": complaint, "priority": "normal", "channel": "app"}
-    yield {"kind": "acknowledged", "subject": complaint}
-    yield {"kind": "closed", "subject": complaint}
+def facts_of(complaint: uuid.UUID) -> Iterator[AnyScoringFact]:
+    yield ComplaintRegisteredFact(subject=complaint, priority="normal", channel="app")
+    yield FirstResponseStoppedFact(subject=complaint, breached=False)
+    yield ComplaintClosedFact(subject=complaint)
 
 
 def seconds_to_apply(scoring: ScoringApplication, complaints: int, halls: int) -> float:
@@ -47,7 +47,7 @@ def seconds_to_apply(scoring: ScoringApplication, complaints: int, halls: int) -
     started = time.perf_counter()
     for number in range(complaints):
         hall = names[number % halls]
-        for fact in facts_of(str(uuid.uuid4())):
+        for fact in facts_of(uuid.uuid4()):
             assert scoring.apply(hall, PERIOD, SourceEvent(uuid.uuid4(), "Bench", AT), fact)
     return time.perf_counter() - started
 

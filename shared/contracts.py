@@ -329,6 +329,30 @@ class SlaRecalculatedV1(Contract):
     at: AwareDatetime
 
 
+class SlaClockStoppedV1(Contract):
+    """Escalation's verdict on a clock that stopped: met, or breached if its breach fired first.
+
+    Escalation alone decides which steps stop which clock; consumers take this verdict rather than
+    reading steps. One per stop: a clock that a reopen within the window restarted (`reopened`, the
+    same `clock_started_at`) gets a second verdict when it stops again, which replaces the first.
+    """
+
+    event_type = "SlaClockStopped"
+    schema_version = 1
+    subject_id: uuid.UUID
+    subject_kind: Literal["complaint", "rectification_order"]
+    subject_started_at: AwareDatetime  # when the complaint was received or the order opened: its scoring period
+    hall_id: str
+    clock: Literal["first_response", "resolution", "rectification"]
+    clock_started_at: AwareDatetime  # a late reopen starts a new resolution clock
+    outcome: Literal["met", "breached"]
+    working_seconds: float = Field(ge=0)
+    limit_working_seconds: float = Field(gt=0)
+    policy_version: str
+    reopened: bool  # the clock ran again after the complaint was reopened or the order's report rejected
+    stopped_at: AwareDatetime
+
+
 SLA_EVENTS: tuple[type[Contract], ...] = (SlaWarningV1, SlaBreachedV1, SlaEscalatedV1, SlaRecalculatedV1)
 
 
@@ -339,17 +363,115 @@ class ScoreChange(BaseModel):
     after: float
 
 
-class ScoreRecalculatedV1(Contract):
+class ScoringFact(BaseModel):
+    """What one event established for a hall's score, as scoring applies it; `kind` names which fact."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    subject: uuid.UUID  # the complaint, rectification order or inspection the fact is about
+
+
+class ComplaintRegisteredFact(ScoringFact):
+    kind: Literal["complaint_registered"] = "complaint_registered"
+    priority: str
+    channel: str
+
+
+class FirstResponseStoppedFact(ScoringFact):
+    """Escalation's verdict: the complaint's first-response clock stopped, in time or breached."""
+
+    kind: Literal["first_response_stopped"] = "first_response_stopped"
+    breached: bool
+
+
+class AcknowledgedFact(ScoringFact):
+    """Recorded before escalation published verdicts: the acknowledgement step, taken as the first response."""
+
+    kind: Literal["acknowledged"] = "acknowledged"
+
+
+class ResponseBreachedFact(ScoringFact):
+    """The first-response clock's breach fired, answered or not."""
+
+    kind: Literal["response_breached"] = "response_breached"
+
+
+class ResolutionStoppedFact(ScoringFact):
+    kind: Literal["resolution_stopped"] = "resolution_stopped"
+    breached: bool
+
+
+class ResolutionBreachedFact(ScoringFact):
+    kind: Literal["resolution_breached"] = "resolution_breached"
+
+
+class ComplaintClosedFact(ScoringFact):
+    kind: Literal["closed"] = "closed"
+
+
+class ComplaintReopenedFact(ScoringFact):
+    kind: Literal["reopened"] = "reopened"
+
+
+class FeedbackFact(ScoringFact):
+    kind: Literal["feedback"] = "feedback"
+    satisfaction: Literal["satisfied", "basically_satisfied", "unsatisfied"]
+
+
+class CheckedFact(ScoringFact):
+    kind: Literal["checked"] = "checked"
+    substantiated: bool
+
+
+class InspectedFact(ScoringFact):
+    kind: Literal["inspected"] = "inspected"
+    bonus: float  # the highlights' points, before the policy's cap
+    innovation_rating: float | None = None  # 0-1; None: not assessed
+
+
+class FindingOpenedFact(ScoringFact):
+    """An inspection finding's rectification order, costing its checklist points."""
+
+    kind: Literal["finding_opened"] = "finding_opened"
+    points: int
+
+
+class OrderOverdueFact(ScoringFact):
+    """The rectification order's breach fired."""
+
+    kind: Literal["order_overdue"] = "order_overdue"
+
+
+class RectificationStoppedFact(ScoringFact):
+    kind: Literal["rectification_stopped"] = "rectification_stopped"
+    breached: bool
+
+
+AnyScoringFact = Annotated[
+    ComplaintRegisteredFact
+    | FirstResponseStoppedFact
+    | AcknowledgedFact
+    | ResponseBreachedFact
+    | ResolutionStoppedFact
+    | ResolutionBreachedFact
+    | ComplaintClosedFact
+    | ComplaintReopenedFact
+    | FeedbackFact
+    | CheckedFact
+    | InspectedFact
+    | FindingOpenedFact
+    | OrderOverdueFact
+    | RectificationStoppedFact,
+    Field(discriminator="kind"),
+]
+SCORING_FACT: TypeAdapter[AnyScoringFact] = TypeAdapter(AnyScoringFact)  # reads a stored or published fact
+
+
+class ScoreRecalculation(Contract):
     """One fact applied to a hall's scorecard for a period, and what it did to the score."""
 
-    event_type = "ScoreRecalculated"
-    schema_version = 1
     hall_id: str
     period: str
     subject_id: uuid.UUID  # the complaint or rectification order the fact is about
-    # As shared/scorecard.py applies it, so a what-if can replay it. Floats came with V2's facts;
-    # widening the type here lets one decoder read both versions.
-    fact: dict[str, str | bool | int | float]
     source_event_id: uuid.UUID
     source_event_type: str
     policy_version: str
@@ -361,11 +483,35 @@ class ScoreRecalculatedV1(Contract):
     at: AwareDatetime  # when the source event happened: as-of queries use it
 
 
+class ScoreRecalculatedV1(ScoreRecalculation):
+    event_type = "ScoreRecalculated"
+    schema_version = 1
+    # Untyped, as scoring applied it. Floats came with V2's facts; widening the type here lets one
+    # decoder read both versions. SCORING_FACT reads it.
+    fact: dict[str, str | bool | int | float]
+
+
 class ScoreRecalculatedV2(ScoreRecalculatedV1):
     """Adds the bonus points (加分, after the policy's cap)."""
 
     schema_version = 2
     bonus: float
+
+
+class ScoreRecalculatedV3(ScoreRecalculation):
+    """The fact is typed: one of the scoring facts above, by its `kind` (the same JSON as V2's)."""
+
+    event_type = "ScoreRecalculated"
+    schema_version = 3
+    fact: AnyScoringFact
+    bonus: float
+
+
+SCORE_RECALCULATIONS: tuple[type[ScoreRecalculation], ...] = (
+    ScoreRecalculatedV1,
+    ScoreRecalculatedV2,
+    ScoreRecalculatedV3,
+)
 
 
 PUBLISHED: tuple[type[Contract], ...] = (
@@ -379,8 +525,8 @@ PUBLISHED: tuple[type[Contract], ...] = (
     RectificationOrderOpenedV2,
     *ORDER_STEPS,
     *SLA_EVENTS,
-    ScoreRecalculatedV1,
-    ScoreRecalculatedV2,
+    SlaClockStoppedV1,
+    *SCORE_RECALCULATIONS,
 )
 CONTRACTS: dict[tuple[str, int], type[Contract]] = {(c.event_type, c.schema_version): c for c in PUBLISHED}
 

@@ -16,9 +16,10 @@ from datetime import datetime
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import get_topic
 
 from services.escalation.metrics import count_stops, prepare_series
-from services.escalation.tracking import Opening, SlaRules, SlaSubject, sla_subject_id
+from services.escalation.tracking import Opening, SlaRules, SlaSubject, replayed_with_verdicts, sla_subject_id
 from shared.clock import Clock
 from shared.consumer import TransientError
 from shared.metrics import SLA_MILESTONES
@@ -75,14 +76,14 @@ class EscalationApplication(StoresTraceContext):
                 raise UnknownSubject(f"no clocks for {subject_id}: its opening event was never received")
             now = self.clock()
             subject.recalculate(self.rules, now)  # closed while the rules changed, and now reopened
-            running = subject.running_clocks(self.rules)
+            judged = len(subject.verdicts)
             subject.observe(self.rules, event_id, event_type, at, now)
             try:
                 self._save(subject)
             except IntegrityError:
                 continue
             if subject.kind == "complaint":
-                count_stops(subject, subject.stopped_since(self.rules, running))
+                count_stops(subject, subject.verdicts[judged:])
             return self.due(subject)
         raise TransientError(f"{subject_id}: still conflicting after {MAX_CONFLICT_RETRIES} attempts")
 
@@ -94,6 +95,29 @@ class EscalationApplication(StoresTraceContext):
     def recalculate(self, sla_ids: Sequence[uuid.UUID]) -> tuple[list[Due], int]:
         """Re-derives deadlines under the current rules; and how many subjects had their rules changed."""
         return self._change_all(sla_ids, lambda subject, now: subject.recalculate(self.rules, now))
+
+    def record_missing_verdicts(self, sla_ids: Sequence[uuid.UUID]) -> int:
+        """Records the verdict on each stop the subjects made before escalation recorded verdicts, all saved
+        in one transaction; returns how many. The metrics count none: those stops were counted when made."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            now = self.clock()
+            replayed = [replayed_with_verdicts(self.rules, self.repository.event_store.get(id_)) for id_ in sla_ids]
+            recorded = sum(subject.record_missing_verdicts(implied, now) for subject, implied in replayed)
+            try:
+                self._save(*(subject for subject, _ in replayed))
+            except IntegrityError:
+                logger.info("a subject changed while its verdicts were recorded; trying the batch again")
+                continue
+            return recorded
+        raise TransientError(f"batch of {len(sla_ids)} still conflicting after {MAX_CONFLICT_RETRIES} attempts")
+
+    def subjects_opened_after(self, position: int, limit: int) -> list[tuple[int, uuid.UUID]]:
+        """Up to `limit` subjects in the order they were opened, after `position` in the store's log,
+        each with its position."""
+        notifications = self.recorder.select_notifications(
+            start=position, limit=limit, topics=[get_topic(SlaSubject.Opened)], inclusive_of_start=False
+        )
+        return [(notification.id, uuid.UUID(str(notification.originator_id))) for notification in notifications]
 
     def _change_all(self, sla_ids: Sequence[uuid.UUID], change: ChangeFn) -> tuple[list[Due], int]:
         for _ in range(MAX_CONFLICT_RETRIES):

@@ -36,6 +36,7 @@ class Clock:
     limit: Limit
     stopped_at: datetime | None = None
     pauses: list[tuple[datetime, datetime | None]] = field(default_factory=list)
+    reopened: bool = False  # runs again since its subject was reopened (a complaint, or an order's rejected report)
 
     def pause(self, at: datetime) -> None:
         if not self.paused:
@@ -54,6 +55,7 @@ class Clock:
         if self.stopped_at is not None:
             self.pauses.append((self.stopped_at, None))
             self.stopped_at = None
+            self.reopened = True
 
     @property
     def paused(self) -> bool:
@@ -102,6 +104,23 @@ def escalation_target(hall: OrgUnit, level: int) -> OrgUnit | None:
 
 
 REOPEN_WINDOW = timedelta(days=30)
+# What each step does to the clocks: the one place that says which steps stop which clock. A step
+# not named here moves no clock (and the escalation consumer does not subscribe to it).
+ComplaintStepEffect = Literal["respond", "pause", "resume", "close", "reopen"]
+COMPLAINT_STEP_EFFECTS: dict[str, ComplaintStepEffect] = {
+    "ComplaintAcknowledged": "respond",  # stops the first-response clock
+    "ComplaintResolvedOnSpot": "respond",
+    "ComplaintPaused": "pause",  # every running clock
+    "ComplaintResumed": "resume",
+    "ComplaintClosed": "close",  # stops every running clock: a closure is a response too
+    "ComplaintReopened": "reopen",  # restarts the resolution clock, or starts a new one after the window
+}
+OrderStepEffect = Literal["report", "reject"]
+ORDER_STEP_EFFECTS: dict[str, OrderStepEffect] = {
+    "RectificationOrderRectified": "report",  # stops the rectification clock
+    "RectificationOrderVerified": "report",
+    "RectificationOrderRejected": "reject",  # the same clock runs on
+}
 
 
 @dataclass(frozen=True)
@@ -127,24 +146,25 @@ def clocks_from_history(
     closed_at: datetime | None = None
     for event_type, at in steps:
         running = [clock for clock in (response, resolution) if clock.stopped_at is None]
-        if event_type in ("ComplaintAcknowledged", "ComplaintResolvedOnSpot"):
+        effect = COMPLAINT_STEP_EFFECTS.get(event_type)
+        if effect == "respond":
             response.stop(at)
-        elif event_type == "ComplaintPaused":
+        elif effect == "pause":
             for clock in running:
                 clock.pause(at)
-        elif event_type == "ComplaintResumed":
+        elif effect == "resume":
             for clock in running:
                 clock.resume(at)
-        elif event_type == "ComplaintClosed":
+        elif effect == "close":
             for clock in running:
                 clock.stop(at)
             closed_at = at
-        elif event_type == "ComplaintReopened" and closed_at is not None:
+        elif effect == "reopen" and closed_at is not None:
             if at - closed_at <= reopen_window:
                 resolution.restart()
                 resolution.resume(at)
             else:
-                resolution = Clock(started_at=at, limit=limits.resolution)
+                resolution = Clock(started_at=at, limit=limits.resolution, reopened=True)
             closed_at = None
     return {"first_response": response, "resolution": resolution}
 
@@ -157,9 +177,10 @@ def order_clock_from_history(history: list[tuple[str, datetime]], limit: Limit) 
         raise ValueError(f"an order's history starts with its opening, not {first_type}")
     clock = Clock(started_at=opened_at, limit=limit)
     for event_type, at in steps:
-        if event_type in ("RectificationOrderRectified", "RectificationOrderVerified") and clock.stopped_at is None:
+        effect = ORDER_STEP_EFFECTS.get(event_type)
+        if effect == "report" and clock.stopped_at is None:
             clock.stop(at)
-        elif event_type == "RectificationOrderRejected":
+        elif effect == "reject":
             clock.restart()
             clock.resume(at)
     return {"rectification": clock}

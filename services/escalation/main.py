@@ -1,7 +1,7 @@
 """Composition root of the escalation service: `uvicorn --factory services.escalation.main:create_app`.
 
 One process consumes complaint events into SLA clocks, fires their deadlines, publishes
-the warnings, breaches and escalations through its relay, and serves the clocks, the
+the warnings, breaches, escalations and the verdict on each stopped clock through its relay, and serves the clocks, the
 calendar and the policies. Several replicas may run: the deadlines are claimed row by row
 and only the replica holding the relay lock publishes.
 """
@@ -18,7 +18,7 @@ import asyncpg
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
-from services.escalation import api, clocks_api, consumer, recalculation, scheduler
+from services.escalation import api, clocks_api, consumer, recalculation, scheduler, verdict_backfill
 from services.escalation.application import EscalationApplication
 from services.escalation.calendar import BUSINESS_HOURS_FILE, CALENDAR_DIR, Calendars, load_year_files
 from services.escalation.metrics import SlaLimits
@@ -61,6 +61,7 @@ async def migrate(pool: asyncpg.Pool) -> None:
     await RelayPositions(pool).create_tables()
     await scheduler.create_tables(pool)
     await recalculation.create_tables(pool)
+    await verdict_backfill.create_tables(pool)
 
 
 def create_app(settings: EscalationSettings | None = None) -> FastAPI:
@@ -78,6 +79,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
         await migrate(pool)
         escalation = await asyncio.to_thread(EscalationApplication, settings.eventsourcing_env(SCHEMA), rules, clock)
         await recalculation.apply_rule_changes(escalation, pool)
+        await verdict_backfill.record_missing_verdicts(escalation, pool)
         relay = Relay(
             name=RELAY_NAME,
             outbox=escalation_outbox(escalation),

@@ -1,6 +1,6 @@
-"""What the working-time clocks tell Prometheus: stopped clocks met or breached, their working
-durations (buckets at the SLA limits, so attainment at a limit reads straight off a bucket),
-and the limits themselves, drawn as targets.
+"""What the working-time clocks tell Prometheus: stopped clocks met or breached (the verdicts escalation
+records and publishes), their working durations (buckets at the SLA limits, so attainment at a limit
+reads straight off a bucket), and the limits themselves, drawn as targets.
 
 Labels are catalogue values and the province: never complaint ids, numbers or customers.
 """
@@ -53,12 +53,18 @@ def prepare_series(subject: SlaSubject) -> None:
         durations.labels(subject.priority)
 
 
-def count_stops(subject: SlaSubject, stops: list[ClockStop]) -> None:
-    """Called once the stops are stored, so a retried save counts nothing twice."""
-    for stop in stops:
-        counter, durations = CLOCK_METRICS[stop.clock]
-        counter.labels(*_labels(subject), "breached" if stop.breached else "met").inc()
-        durations.labels(subject.priority).observe(stop.working_seconds)
+def count_stops(subject: SlaSubject, verdicts: list[ClockStop]) -> None:
+    """Counts the subject's new verdicts, once they are stored, so a retried save counts nothing twice.
+
+    A clock that a reopen within the window restarted was counted at its first stop: its later
+    verdicts count no second response or resolution.
+    """
+    for verdict in verdicts:
+        if subject.restates_earlier_verdict(verdict):
+            continue
+        counter, durations = CLOCK_METRICS[verdict.clock]
+        counter.labels(*_labels(subject), "breached" if verdict.breached else "met").inc()
+        durations.labels(subject.priority).observe(verdict.working_seconds)
 
 
 def _labels(subject: SlaSubject) -> tuple[str, str, str, str]:

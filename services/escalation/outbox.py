@@ -1,4 +1,5 @@
-"""Escalation's store as the relay's outbox: fired milestones and recalculations become contracts."""
+"""Escalation's store as the relay's outbox: fired milestones, verdicts on stopped clocks and recalculations
+become contracts."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ from eventsourcing.domain import DomainEventProtocol
 
 from services.escalation.application import EscalationApplication
 from services.escalation.tracking import SlaSubject
-from shared.contracts import Contract, SlaBreachedV1, SlaEscalatedV1, SlaRecalculatedV1, SlaWarningV1
+from shared.contracts import (
+    Contract,
+    SlaBreachedV1,
+    SlaClockStoppedV1,
+    SlaEscalatedV1,
+    SlaRecalculatedV1,
+    SlaWarningV1,
+)
 from shared.outbox import EventStoreOutbox
 
 SOURCE = "escalation"
@@ -36,6 +44,21 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None
             "target_unit": domain_event.target_unit,
         }
         return contract.model_validate({name: fields[name] for name in contract.model_fields})
+    if isinstance(domain_event, SlaSubject.ClockStopped):
+        return SlaClockStoppedV1(
+            subject_id=domain_event.subject_id,
+            subject_kind=domain_event.subject_kind,
+            subject_started_at=domain_event.subject_started_at,
+            hall_id=domain_event.hall_id,
+            clock=domain_event.clock,
+            clock_started_at=domain_event.clock_started_at,
+            outcome="breached" if domain_event.breached else "met",
+            working_seconds=domain_event.working_seconds,
+            limit_working_seconds=domain_event.limit_working_seconds,
+            policy_version=domain_event.policy_version,
+            reopened=domain_event.reopened,
+            stopped_at=domain_event.stopped_at,
+        )
     if isinstance(domain_event, SlaSubject.Recalculated):
         return SlaRecalculatedV1(
             subject_id=domain_event.subject_id,

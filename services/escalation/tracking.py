@@ -1,9 +1,10 @@
 """The SLA clocks of one complaint or rectification order, as an event-sourced aggregate.
 
 The aggregate keeps only facts: the events that drive its clocks (with their instants),
-the milestones that fired, and each recalculation. Deadlines are always derived from
-those facts under the rules in force (policy version and calendar), so a new policy or
-calendar recomputes them from the same history.
+the milestones that fired, the verdict on each clock when it stopped, and each
+recalculation. Deadlines are always derived from those facts under the rules in force
+(policy version and calendar), so a new policy or calendar recomputes them from the same
+history; a verdict, once recorded, stays what it was.
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.application import project_aggregate
+from eventsourcing.domain import Aggregate, DomainEventProtocol, event
 
 from services.escalation.calendar import Calendars, WorkingCalendar
 from services.escalation.clocks import (
+    COMPLAINT_STEP_EFFECTS,
+    ORDER_STEP_EFFECTS,
     Clock,
     Limits,
     Milestone,
@@ -33,21 +38,7 @@ SubjectKind = Literal["complaint", "rectification_order"]
 SLA_NAMESPACE = uuid.UUID("0b7e2f4c-8d1a-4e6b-b3c5-2a9f7d6e1c08")
 
 # The complaint and order events that move a clock; all others leave the clocks alone.
-CLOCK_EVENTS = {
-    "complaint": frozenset(
-        {
-            "ComplaintAcknowledged",
-            "ComplaintResolvedOnSpot",
-            "ComplaintPaused",
-            "ComplaintResumed",
-            "ComplaintClosed",
-            "ComplaintReopened",
-        }
-    ),
-    "rectification_order": frozenset(
-        {"RectificationOrderRectified", "RectificationOrderRejected", "RectificationOrderVerified"}
-    ),
-}
+CLOCK_EVENTS = {"complaint": frozenset(COMPLAINT_STEP_EFFECTS), "rectification_order": frozenset(ORDER_STEP_EFFECTS)}
 
 
 @dataclass(frozen=True)
@@ -103,9 +94,21 @@ class ClockPlan:
 
 @dataclass(frozen=True)
 class ClockStop:
+    """The verdict on a clock that stopped: the working time it took, against its limit."""
+
     clock: str
+    clock_started_at: datetime
+    stopped_at: datetime
     working_seconds: float
-    breached: bool
+    limit_working_seconds: float
+    breached: bool  # its breach fired before it stopped
+    policy_version: str
+    reopened: bool  # the clock ran again after its subject was reopened
+
+    @property
+    def key(self) -> str:
+        """One verdict per stop: a clock restarted by a reopen and stopped again has a second one."""
+        return f"{self.clock}@{self.clock_started_at.isoformat()}/{self.stopped_at.isoformat()}"
 
 
 def sla_subject_id(subject_id: uuid.UUID) -> uuid.UUID:
@@ -115,7 +118,20 @@ def sla_subject_id(subject_id: uuid.UUID) -> uuid.UUID:
 class SlaSubject(Aggregate):
     """One complaint's (or rectification order's) clocks, replayed from the events that drive them."""
 
-    @event("Opened")
+    class Opened(Aggregate.Created):
+        subject_id: uuid.UUID
+        kind: SubjectKind
+        hall_unit: str
+        category: str
+        priority: str
+        channel: str
+        started_by: str
+        started_at: datetime
+        source_event_id: uuid.UUID
+        rules_version: str
+        deadlines: dict[str, str | None]
+
+    @event(Opened)
     def __init__(
         self,
         id: uuid.UUID,  # noqa: A002 - eventsourcing takes the aggregate id from this name
@@ -140,6 +156,7 @@ class SlaSubject(Aggregate):
         self.history: list[tuple[str, datetime]] = [(started_by, started_at)]
         self.seen = {source_event_id}
         self.fired: dict[str, datetime] = {}
+        self.verdicts: list[ClockStop] = []
         self.rules_version = rules_version
         self.deadlines = deadlines
 
@@ -187,31 +204,36 @@ class SlaSubject(Aggregate):
     def running_clocks(self, rules: SlaRules) -> set[str]:
         return {plan.name for plan in self.plans(rules) if plan.clock.stopped_at is None}
 
-    def stopped_since(self, rules: SlaRules, were_running: set[str]) -> list[ClockStop]:
-        """The clocks among `were_running` that have now stopped for the first time, with their working
-        time and whether they breached. A reopen within the window restarts the same clock: its
-        second stop is not a second response or resolution."""
-        stopped = [p for p in self.plans(rules) if p.name in were_running and p.clock.stopped_at is not None]
-        if not stopped:
-            return []  # most events stop nothing: spare them the replay of every earlier history below
-        stopped_before = {
-            (plan.name, plan.clock.started_at)
-            for end in range(1, len(self.history))
-            for plan in self.plans(rules, self.history[:end])
-            if plan.clock.stopped_at is not None
-        }
-        return [
-            ClockStop(
-                plan.name,
-                plan.clock.elapsed(plan.calendar, plan.clock.stopped_at).total_seconds(),
-                any(p.milestone.kind == "breach" and p.key in self.fired for p in plan.milestones),
+    def stops_since(self, rules: SlaRules, were_running: set[str]) -> list[ClockStop]:
+        """The verdict on each clock among `were_running` that has stopped since: breached if its breach
+        fired first, else met."""
+        verdicts = []
+        for plan in self.plans(rules):
+            clock, stopped_at = plan.clock, plan.clock.stopped_at
+            if plan.name not in were_running or stopped_at is None:
+                continue
+            verdicts.append(
+                ClockStop(
+                    clock=plan.name,
+                    clock_started_at=clock.started_at,
+                    stopped_at=stopped_at,
+                    working_seconds=clock.elapsed(plan.calendar, stopped_at).total_seconds(),
+                    limit_working_seconds=clock.limit.working_time(plan.calendar.working_day).total_seconds(),
+                    breached=any(p.milestone.kind == "breach" and p.key in self.fired for p in plan.milestones),
+                    policy_version=plan.policy.version,
+                    reopened=clock.reopened,
+                )
             )
-            for plan in stopped
-            if plan.clock.stopped_at is not None and (plan.name, plan.clock.started_at) not in stopped_before
-        ]
+        return verdicts
+
+    def restates_earlier_verdict(self, verdict: ClockStop) -> bool:
+        """The same clock, restarted by a reopen within the window, had a verdict before this one."""
+        earlier = self.verdicts[: self.verdicts.index(verdict)]
+        return any((v.clock, v.clock_started_at) == (verdict.clock, verdict.clock_started_at) for v in earlier)
 
     def observe(self, rules: SlaRules, event_id: uuid.UUID, event_type: str, at: datetime, now: datetime) -> bool:
-        """Records a clock-moving event; returns False if it was already recorded.
+        """Records a clock-moving event, and the verdict on each clock it stopped; returns False if the
+        event was already recorded.
 
         What fell due before the event happened fires first: a breach at 10:00 is a fact
         even when the acknowledgement of 10:01 is processed before the breach was fired.
@@ -219,11 +241,78 @@ class SlaSubject(Aggregate):
         if event_id in self.seen:
             return False
         self.fire_due(rules, up_to=min(at, now), now=now)
+        running = self.running_clocks(rules)
         after = breach_deadlines(self.plans(rules, [*self.history, (event_type, at)]))
         self._observed(event_id=event_id, event_type=event_type, at=at, deadlines=after)
+        for verdict in self.stops_since(rules, running):
+            self._judge(verdict, now)
         return True
 
-    @event("Observed")
+    def record_missing_verdicts(self, implied: list[ClockStop], now: datetime) -> int:
+        """Records each verdict of `implied` (see `replayed_with_verdicts`) this subject does not hold yet."""
+        recorded = {verdict.key for verdict in self.verdicts}
+        missing = [verdict for verdict in implied if verdict.key not in recorded]
+        for verdict in missing:
+            self._judge(verdict, now)
+        return len(missing)
+
+    def _judge(self, verdict: ClockStop, now: datetime) -> None:
+        self.trigger_event(
+            self.ClockStopped,
+            timestamp=now,
+            subject_id=self.subject_id,
+            subject_kind=self.kind,
+            subject_started_at=self.history[0][1],
+            hall_id=self.hall_id,
+            clock=verdict.clock,
+            clock_started_at=verdict.clock_started_at,
+            stopped_at=verdict.stopped_at,
+            working_seconds=verdict.working_seconds,
+            limit_working_seconds=verdict.limit_working_seconds,
+            breached=verdict.breached,
+            policy_version=verdict.policy_version,
+            reopened=verdict.reopened,
+        )
+
+    class ClockStopped(Aggregate.Event):
+        """Escalation's verdict on a stopped clock, published as `SlaClockStopped`."""
+
+        subject_id: uuid.UUID
+        subject_kind: str
+        subject_started_at: datetime
+        hall_id: str
+        clock: str
+        clock_started_at: datetime
+        stopped_at: datetime
+        working_seconds: float
+        limit_working_seconds: float
+        breached: bool
+        policy_version: str
+        reopened: bool
+
+        @property
+        def verdict(self) -> ClockStop:
+            return ClockStop(
+                clock=self.clock,
+                clock_started_at=self.clock_started_at,
+                stopped_at=self.stopped_at,
+                working_seconds=self.working_seconds,
+                limit_working_seconds=self.limit_working_seconds,
+                breached=self.breached,
+                policy_version=self.policy_version,
+                reopened=self.reopened,
+            )
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.verdicts.append(self.verdict)
+
+    class Observed(Aggregate.Event):
+        event_id: uuid.UUID
+        event_type: str
+        at: datetime
+        deadlines: dict[str, str | None]
+
+    @event(Observed)
     def _observed(self, event_id: uuid.UUID, event_type: str, at: datetime, deadlines: dict[str, str | None]) -> None:
         self.history.append((event_type, at))
         self.seen.add(event_id)
@@ -308,6 +397,23 @@ class SlaSubject(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.rules_version = self.rules_version
             aggregate.deadlines = self.deadlines
+
+
+def replayed_with_verdicts(
+    rules: SlaRules, stored: Iterable[DomainEventProtocol[uuid.UUID]]
+) -> tuple[SlaSubject, list[ClockStop]]:
+    """The subject its stored events make, and the verdict on every stop they imply, as `observe` reached
+    them: for subjects whose clocks stopped before escalation recorded its verdicts."""
+    subject: SlaSubject | None = None
+    verdicts: list[ClockStop] = []
+    for domain_event in stored:
+        running = subject.running_clocks(rules) if subject is not None else set()
+        subject = project_aggregate(subject, [domain_event])
+        if isinstance(domain_event, SlaSubject.Observed) and subject is not None:
+            verdicts += subject.stops_since(rules, running)
+    if subject is None:
+        raise ValueError("a subject's history starts with its opening; none was given")
+    return subject, verdicts
 
 
 def plan_clocks(

@@ -24,12 +24,12 @@ from shared.contracts import (
     IntegrationEvent,
     RectificationOrderOpenedV1,
     ScoreRecalculatedV1,
+    SlaClockStoppedV1,
 )
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.metrics import instrument
-from shared.scoring_policy import load_scoring_policies
 from shared.settings import ServiceSettings
 from shared.streaming import ConsumerStatus, consuming
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS
@@ -65,6 +65,7 @@ def handlers() -> dict[str, Handler]:
         RectificationOrderOpenedV1.event_type: opened,
         **{step.event_type: timeline.record_event for step in ORDER_STEPS},
         **{sla.event_type: timeline.record_sla_event for sla in SLA_EVENTS},
+        SlaClockStoppedV1.event_type: sla_gauges.record_clock_stop,
         ScoreRecalculatedV1.event_type: scores.record_score_change,
     }
 
@@ -111,7 +112,6 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app = FastAPI(title="projections", version="1", lifespan=lifespan)
     app.state.pool = None
     app.state.authenticator = Authenticator(auth)
-    app.state.scoring_policies = load_scoring_policies()
     app.include_router(api.router)
     app.include_router(scores_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers, consumer_status))

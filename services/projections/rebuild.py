@@ -43,6 +43,7 @@ READ_MODELS = {
     "timeline_halls": "aggregate_id",
     "timeline_hand_offs": "aggregate_id",
     "score_changes": "event_id",
+    "sla_clock_stops": "event_id",
 }
 
 

@@ -1,7 +1,8 @@
-"""Hall scores, grades and audit trails, from the scoring service's recalculations.
+"""Each hall's and complaint's trail of score changes, from the scoring service's recalculations.
 
-Every recalculation is kept, so any past state can be rebuilt. "As of" an instant means as
-the platform knew it then: the recalculations recorded up to that instant.
+Every recalculation is kept, with what caused it; "as of" an instant means as the platform knew
+it then: the recalculations recorded up to that instant. Grades apply the scoring policy, so the
+scoring service serves them.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel, TypeAdapter
 
-from services.projections.grades import GradedHall, Standing, grade_halls
 from shared.consumer import Connection
-from shared.contracts import IntegrationEvent, ScoreChange, ScoreRecalculatedV1, ScoreRecalculatedV2
-from shared.errors import ServiceError
-from shared.organisation import OrgUnit
-from shared.scoring_policy import InvalidScoringPolicy, ScoringPolicy, empty_score, period_start, scoring_policy_at
+from shared.contracts import (
+    IntegrationEvent,
+    ScoreChange,
+    ScoreRecalculatedV1,
+    ScoreRecalculatedV2,
+    ScoreRecalculatedV3,
+)
 
 SCORES_DDL = """
 CREATE TABLE IF NOT EXISTS score_changes (
@@ -61,39 +64,23 @@ class ScoreChangeEntry(BaseModel):
     changes: list[dict[str, Any]]
 
 
-class HallGrade(BaseModel):
-    hall_id: str
-    score: float
-    rank: int | None
-    grade: str | None
-    dropped_by_quota: bool
-    ungraded_reason: str | None
-
-
-class Grades(BaseModel):
-    period: str
-    scope: str
-    as_of: datetime | None
-    policy_version: str
-    graded_halls: int
-    excellent_places: int
-    good_places: int
-    halls: list[HallGrade]
-
-
 async def create_tables(pool: asyncpg.Pool) -> None:
     await pool.execute(SCORES_DDL)
 
 
 # The JSON columns, through pydantic's serializer: a third of the time of json.dumps, on a rebuild's millions of rows.
-FACT_JSON = TypeAdapter(dict[str, str | bool | int | float])
+UNTYPED_FACT_JSON = TypeAdapter(dict[str, str | bool | int | float])
 COMPONENTS_JSON = TypeAdapter(dict[str, float])
 CHANGES_JSON = TypeAdapter(list[ScoreChange])
 
 
 async def record_score_change(connection: Connection, event: IntegrationEvent) -> None:
     change = event.payload
-    if not isinstance(change, ScoreRecalculatedV1):
+    if isinstance(change, ScoreRecalculatedV3):
+        fact = change.fact.model_dump_json()
+    elif isinstance(change, ScoreRecalculatedV1):
+        fact = UNTYPED_FACT_JSON.dump_json(change.fact).decode()
+    else:
         raise TypeError(f"{event.event_type} is not a score change")
     await connection.execute(
         """
@@ -108,7 +95,7 @@ async def record_score_change(connection: Connection, event: IntegrationEvent) -
         change.hall_id,
         change.period,
         change.subject_id,
-        FACT_JSON.dump_json(change.fact).decode(),
+        fact,
         change.source_event_id,
         change.source_event_type,
         change.policy_version,
@@ -119,90 +106,13 @@ async def record_score_change(connection: Connection, event: IntegrationEvent) -
         CHANGES_JSON.dump_json(change.changes).decode(),
         change.at,
         event.envelope.occurred_at,
-        change.bonus if isinstance(change, ScoreRecalculatedV2) else 0.0,
+        change.bonus if isinstance(change, ScoreRecalculatedV2 | ScoreRecalculatedV3) else 0.0,
     )
 
 
-async def standings(
-    pool: asyncpg.Pool, period: str, scope: OrgUnit, policy: ScoringPolicy, as_of: datetime | None
-) -> list[Standing]:
-    """Every hall in the scope with its latest score for the period (as of `as_of`); no events: the empty score."""
+async def changes_of_hall(pool: asyncpg.Pool, hall_id: str, period: str) -> list[ScoreChangeEntry]:
     rows = await pool.fetch(
-        """
-        SELECT h.hall_id, h.level, h.ownership, latest.score
-        FROM halls h
-        LEFT JOIN LATERAL (
-            SELECT score FROM score_changes s
-            WHERE s.period = $1 AND s.hall_id = h.hall_id AND ($4::timestamptz IS NULL OR s.recorded_at <= $4)
-            ORDER BY s.scorecard_version DESC LIMIT 1
-        ) latest ON true
-        WHERE ($2::text IS NULL OR h.province = $2) AND ($3::text IS NULL OR h.city = $3)
-        """,
-        period,
-        scope.path[0] if len(scope.path) > 0 else None,
-        scope.path[1] if len(scope.path) > 1 else None,
-        as_of,
-    )
-    baseline = empty_score(policy)
-    return [
-        Standing(row["hall_id"], row["level"], row["ownership"], baseline if row["score"] is None else row["score"])
-        for row in rows
-    ]
-
-
-class NoScoringPolicy(ServiceError):
-    status_code = 422
-    error_type = "no_scoring_policy"
-    field = ("query", "period")
-
-
-def policy_for(policies: dict[str, ScoringPolicy], period: str) -> ScoringPolicy:
-    try:
-        return scoring_policy_at(policies, period_start(period))
-    except InvalidScoringPolicy as missing:
-        raise NoScoringPolicy(f"period {period}: {missing}") from None
-
-
-async def grades(
-    pool: asyncpg.Pool, policies: dict[str, ScoringPolicy], period: str, scope: OrgUnit, as_of: datetime | None
-) -> Grades:
-    policy = policy_for(policies, period)
-    graded: list[GradedHall] = grade_halls(await standings(pool, period, scope, policy, as_of), policy)
-    graded_count = sum(hall.grade is not None for hall in graded)
-    return Grades(
-        period=period,
-        scope=str(scope),
-        as_of=as_of,
-        policy_version=policy.version,
-        graded_halls=graded_count,
-        excellent_places=int(policy.quotas.excellent * graded_count),
-        good_places=int(policy.quotas.good * graded_count),
-        halls=[
-            HallGrade(
-                hall_id=hall.hall_id,
-                score=hall.score,
-                rank=hall.rank,
-                grade=hall.grade,
-                dropped_by_quota=hall.dropped_by_quota,
-                ungraded_reason=hall.ungraded_reason,
-            )
-            for hall in graded
-        ],
-    )
-
-
-async def changes_of_hall(
-    pool: asyncpg.Pool, hall_id: str, period: str, as_of: datetime | None = None
-) -> list[ScoreChangeEntry]:
-    rows = await pool.fetch(
-        """
-        SELECT * FROM score_changes
-        WHERE hall_id = $1 AND period = $2 AND ($3::timestamptz IS NULL OR recorded_at <= $3)
-        ORDER BY scorecard_version
-        """,
-        hall_id,
-        period,
-        as_of,
+        "SELECT * FROM score_changes WHERE hall_id = $1 AND period = $2 ORDER BY scorecard_version", hall_id, period
     )
     return [_entry(row) for row in rows]
 

@@ -3,9 +3,11 @@
 Counters of stopped clocks only see a breach once the complaint is answered or closed; these
 show a breach while it is still in progress. At risk: open, a running clock warned, none
 overdue. Overdue: open, and the clock breached and not stopped (an unanswered complaint past
-its first-response limit; an unclosed one past its resolution limit). A complaint reopened
-after the window has a new resolution clock, but its old clock's warnings and breach still
-count here until it is closed again.
+its first-response limit; an unclosed one past its resolution limit). Whether the first
+response was given is escalation's verdict (`SlaClockStopped`), kept in `sla_clock_stops`:
+escalation alone says which steps stop a clock. A complaint reopened after the window has a
+new resolution clock, but its old clock's warnings and breach still count here until it is
+closed again.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import asyncpg
 from prometheus_client import Gauge
 
 from shared.clock import Clock
+from shared.consumer import Connection
+from shared.contracts import IntegrationEvent, SlaClockStoppedV1
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +29,16 @@ AT_RISK = Gauge("complaints_at_risk", "Open complaints warned but not (yet) brea
 OVERDUE = Gauge("complaints_overdue", "Open complaints past a running clock's limit.", ["clock", "priority"])
 OLDEST_OPEN_AGE = Gauge("complaints_oldest_open_age_seconds", "Age of the oldest complaint not closed.")
 
-INDEX_DDL = """
-CREATE INDEX IF NOT EXISTS complaint_summaries_open ON complaint_summaries (priority) WHERE status <> 'closed'
+DDL = """
+CREATE INDEX IF NOT EXISTS complaint_summaries_open ON complaint_summaries (priority) WHERE status <> 'closed';
+CREATE TABLE IF NOT EXISTS sla_clock_stops (
+    event_id uuid PRIMARY KEY,
+    subject_id uuid NOT NULL,
+    clock text NOT NULL,
+    outcome text NOT NULL,
+    stopped_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sla_clock_stops_by_subject ON sla_clock_stops (subject_id, clock);
 """
 SLA_STATE = """
 SELECT s.priority,
@@ -46,9 +58,8 @@ CROSS JOIN LATERAL (
                AS response_breached,
            coalesce(bool_or(t.event_type = 'SlaBreached' AND t.details->>'clock' = 'resolution'), false)
                AS resolution_breached,
-           -- a closure stops the first-response clock too
-           coalesce(bool_or(t.event_type IN ('ComplaintAcknowledged', 'ComplaintResolvedOnSpot', 'ComplaintClosed')),
-                    false) AS responded
+           EXISTS (SELECT 1 FROM sla_clock_stops c WHERE c.subject_id = s.complaint_id AND c.clock = 'first_response')
+               AS responded
     FROM timelines t WHERE t.timeline_id = s.complaint_id
 ) sla
 WHERE s.status <> 'closed'
@@ -57,7 +68,21 @@ GROUP BY s.priority
 
 
 async def create_tables(pool: asyncpg.Pool) -> None:
-    await pool.execute(INDEX_DDL)
+    await pool.execute(DDL)
+
+
+async def record_clock_stop(connection: Connection, event: IntegrationEvent) -> None:
+    verdict = event.payload
+    if not isinstance(verdict, SlaClockStoppedV1):
+        raise TypeError(f"{event.event_type} is not a verdict on a stopped clock")
+    await connection.execute(
+        "INSERT INTO sla_clock_stops VALUES ($1, $2, $3, $4, $5)",
+        event.envelope.event_id,
+        verdict.subject_id,
+        verdict.clock,
+        verdict.outcome,
+        verdict.stopped_at,
+    )
 
 
 async def measure(pool: asyncpg.Pool, clock: Clock, priorities_seen: set[str]) -> None:

@@ -6,15 +6,15 @@ import contextlib
 import threading
 import uuid
 from collections.abc import Mapping
-from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from services.scoring.domain import Scorecard, SourceEvent, scorecard_id
+from services.scoring.policy import ScoringPolicy, period_start, scoring_policy_at
 from shared.clock import Clock, system_clock
 from shared.consumer import TransientError
-from shared.scoring_policy import ScoringPolicy, period_start, scoring_policy_at
+from shared.contracts import AnyScoringFact
 from shared.tracing import StoresTraceContext
 
 MAX_CONFLICT_RETRIES = 5
@@ -33,7 +33,7 @@ class ScoringApplication(StoresTraceContext):
         # Facts are applied to the cached scorecard itself, not to a copy of it, one at a time.
         self._applying = threading.Lock()
 
-    def apply(self, hall_id: str, period: str, source: SourceEvent, fact: dict[str, Any]) -> bool:
+    def apply(self, hall_id: str, period: str, source: SourceEvent, fact: AnyScoringFact) -> bool:
         """True if the fact was new to the scorecard; scored under the policy in force when the period began."""
         policy = scoring_policy_at(self.policies, period_start(period))
         card_id = scorecard_id(hall_id, period)
@@ -51,6 +51,14 @@ class ScoringApplication(StoresTraceContext):
                     raise
                 return True
         raise TransientError(f"scorecard {hall_id} {period}: still conflicting after {MAX_CONFLICT_RETRIES} attempts")
+
+    def facts_applied_after(self, position: int, limit: int) -> tuple[int, list[Scorecard.FactApplied]]:
+        """The facts the scorecards applied among the next `limit` events stored after `position`, in store
+        order, and the position of the last of those events (`position` if there were none)."""
+        notifications = self.recorder.select_notifications(start=position, limit=limit, inclusive_of_start=False)
+        events = [self.mapper.to_domain_event(notification) for notification in notifications]
+        applied = [event for event in events if isinstance(event, Scorecard.FactApplied)]
+        return (notifications[-1].id if notifications else position), applied
 
     def scorecard(self, hall_id: str, period: str) -> Scorecard | None:
         """A copy of the scorecard as stored, to read."""

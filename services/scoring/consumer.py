@@ -1,4 +1,5 @@
-"""Complaint, inspection and SLA events become facts on the scorecard of the hall and period they belong to.
+"""Complaint, inspection and SLA events become facts on the scorecard of the hall and period they belong to;
+hall registrations go into the registry that grades read (`read_model`).
 
 A complaint belongs to the period in which it was received, an order to the one in which it
 was opened; so do their later events, however late they come.
@@ -7,24 +8,42 @@ was opened; so do their later events, however late they come.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import asyncpg
 
+from services.scoring import read_model
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import SourceEvent
+from services.scoring.policy import period_of
 from shared.consumer import Connection, Handler
 from shared.contracts import (
+    AnyScoringFact,
+    CheckedFact,
     ComplaintCheckedV1,
+    ComplaintClosedFact,
+    ComplaintClosedV1,
+    ComplaintRegisteredFact,
     ComplaintRegisteredV1,
+    ComplaintReopenedFact,
+    ComplaintReopenedV1,
+    FeedbackFact,
     FeedbackReceivedV1,
+    FindingOpenedFact,
+    FirstResponseStoppedFact,
+    HallRegisteredV1,
+    InspectedFact,
     InspectionRecordedV1,
     InspectionRecordedV2,
     IntegrationEvent,
+    OrderOverdueFact,
     RectificationOrderOpenedV1,
+    RectificationStoppedFact,
+    ResolutionBreachedFact,
+    ResolutionStoppedFact,
+    ResponseBreachedFact,
     SlaBreachedV1,
+    SlaClockStoppedV1,
 )
-from shared.scoring_policy import period_of
 
 COMPLAINT_PERIODS_DDL = """
 CREATE TABLE IF NOT EXISTS complaint_periods (
@@ -33,12 +52,22 @@ CREATE TABLE IF NOT EXISTS complaint_periods (
     period text NOT NULL
 )
 """
-BREACH_FACTS = {"first_response": "response_breached", "resolution": "resolution_breached"}
-STEP_FACTS = {
-    "ComplaintAcknowledged": "acknowledged",
-    "ComplaintResolvedOnSpot": "acknowledged",
-    "ComplaintClosed": "closed",
-    "ComplaintReopened": "reopened",
+# A breach counts from the moment escalation fires it, so an unanswered complaint past its limit costs
+# before it is answered; the verdict on the stopped clock (met or breached) comes when it stops.
+BREACH_FACTS: dict[str, type[ResponseBreachedFact | ResolutionBreachedFact | OrderOverdueFact]] = {
+    "first_response": ResponseBreachedFact,
+    "resolution": ResolutionBreachedFact,
+    "rectification": OrderOverdueFact,
+}
+STOP_FACTS: dict[str, type[FirstResponseStoppedFact | ResolutionStoppedFact | RectificationStoppedFact]] = {
+    "first_response": FirstResponseStoppedFact,
+    "resolution": ResolutionStoppedFact,
+    "rectification": RectificationStoppedFact,
+}
+# The complaint's status, for the resolution rate; which steps stop a clock is escalation's to say.
+STATUS_FACTS: dict[str, type[ComplaintClosedFact | ComplaintReopenedFact]] = {
+    ComplaintClosedV1.event_type: ComplaintClosedFact,
+    ComplaintReopenedV1.event_type: ComplaintReopenedFact,
 }
 
 
@@ -51,7 +80,7 @@ class UnknownComplaint(LookupError):
 
 
 def handlers(application: ScoringApplication) -> dict[str, Handler]:
-    async def apply(event: IntegrationEvent, hall_id: str, period: str, fact: dict[str, Any]) -> None:
+    async def apply(event: IntegrationEvent, hall_id: str, period: str, fact: AnyScoringFact) -> None:
         envelope = event.envelope
         source = SourceEvent(envelope.event_id, envelope.event_type, envelope.occurred_at)
         await asyncio.to_thread(application.apply, hall_id, period, source, fact)
@@ -67,12 +96,7 @@ def handlers(application: ScoringApplication) -> dict[str, Handler]:
             complaint.hall_id,
             period,
         )
-        fact = {
-            "kind": "complaint_registered",
-            "subject": str(complaint_id),
-            "priority": complaint.priority,
-            "channel": complaint.channel,
-        }
+        fact = ComplaintRegisteredFact(subject=complaint_id, priority=complaint.priority, channel=complaint.channel)
         await apply(event, complaint.hall_id, period, fact)
 
     async def step(connection: Connection, event: IntegrationEvent) -> None:
@@ -82,46 +106,51 @@ def handlers(application: ScoringApplication) -> dict[str, Handler]:
         )
         if row is None:
             raise UnknownComplaint(f"complaint {complaint_id} was never registered here")
-        fact: dict[str, Any] = {"subject": str(complaint_id)}
         payload = event.payload
+        fact: AnyScoringFact
         if isinstance(payload, FeedbackReceivedV1):
-            fact |= {"kind": "feedback", "satisfaction": payload.satisfaction}
+            fact = FeedbackFact(subject=complaint_id, satisfaction=payload.satisfaction)
         elif isinstance(payload, ComplaintCheckedV1):
-            fact |= {"kind": "checked", "substantiated": payload.substantiated}
+            fact = CheckedFact(subject=complaint_id, substantiated=payload.substantiated)
         else:
-            fact["kind"] = STEP_FACTS[event.event_type]
+            fact = STATUS_FACTS[event.event_type](subject=complaint_id)
         await apply(event, row["hall_id"], row["period"], fact)
 
     async def inspected(connection: Connection, event: IntegrationEvent) -> None:
         inspection = event.payload
         if not isinstance(inspection, InspectionRecordedV2):
             return  # V1 inspections had neither an innovation rating nor highlights; findings come as orders
-        fact: dict[str, Any] = {
-            "kind": "inspected",
-            "subject": str(event.envelope.aggregate_id),
-            "bonus": sum(highlight.points for highlight in inspection.highlights),
-        }
-        if inspection.innovation_rating is not None:
-            fact["innovation_rating"] = inspection.innovation_rating
+        fact = InspectedFact(
+            subject=event.envelope.aggregate_id,
+            bonus=sum(highlight.points for highlight in inspection.highlights),
+            innovation_rating=inspection.innovation_rating,
+        )
         await apply(event, inspection.hall_id, period_of(inspection.at), fact)
 
     async def order_opened(connection: Connection, event: IntegrationEvent) -> None:
         order = event.payload
         assert isinstance(order, RectificationOrderOpenedV1)
-        fact = {"kind": "finding_opened", "subject": str(event.envelope.aggregate_id), "points": order.points}
+        fact = FindingOpenedFact(subject=event.envelope.aggregate_id, points=order.points)
         await apply(event, order.hall_id, period_of(order.at), fact)
 
     async def breached(connection: Connection, event: IntegrationEvent) -> None:
         breach = event.payload
         assert isinstance(breach, SlaBreachedV1)
-        kind = "order_overdue" if breach.subject_kind == "rectification_order" else BREACH_FACTS[breach.clock]
-        fact = {"kind": kind, "subject": str(breach.subject_id)}
+        fact = BREACH_FACTS[breach.clock](subject=breach.subject_id)
         await apply(event, breach.hall_id, period_of(breach.subject_started_at), fact)
 
+    async def clock_stopped(connection: Connection, event: IntegrationEvent) -> None:
+        verdict = event.payload
+        assert isinstance(verdict, SlaClockStoppedV1)
+        fact = STOP_FACTS[verdict.clock](subject=verdict.subject_id, breached=verdict.outcome == "breached")
+        await apply(event, verdict.hall_id, period_of(verdict.subject_started_at), fact)
+
     return {
+        HallRegisteredV1.event_type: read_model.record_hall,
         ComplaintRegisteredV1.event_type: registered,
-        **dict.fromkeys([*STEP_FACTS, FeedbackReceivedV1.event_type, ComplaintCheckedV1.event_type], step),
+        **dict.fromkeys([*STATUS_FACTS, FeedbackReceivedV1.event_type, ComplaintCheckedV1.event_type], step),
         InspectionRecordedV1.event_type: inspected,
         RectificationOrderOpenedV1.event_type: order_opened,
         SlaBreachedV1.event_type: breached,
+        SlaClockStoppedV1.event_type: clock_stopped,
     }

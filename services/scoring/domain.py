@@ -9,8 +9,9 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from shared.scorecard import PeriodFacts, Score, score, score_of_tally
-from shared.scoring_policy import ScoringPolicy
+from services.scoring.policy import ScoringPolicy
+from services.scoring.scorecard import PeriodFacts, Score, score, score_of_tally
+from shared.contracts import SCORING_FACT, AnyScoringFact
 
 SCORECARD_NAMESPACE = uuid.UUID("5d0c6a4e-7f3b-4b8e-a1d2-9c4e8f7a6b10")
 
@@ -31,7 +32,7 @@ class SourceEvent:
 @dataclass(frozen=True)
 class HeldFact:
     source: SourceEvent
-    fact: dict[str, Any]
+    fact: AnyScoringFact
 
 
 class Scorecard(Aggregate):
@@ -48,7 +49,7 @@ class Scorecard(Aggregate):
     def open(cls, hall_id: str, period: str) -> Scorecard:
         return cls(id=scorecard_id(hall_id, period), hall_id=hall_id, period=period)
 
-    def apply_fact(self, policy: ScoringPolicy, source: SourceEvent, fact: dict[str, Any], now: datetime) -> bool:
+    def apply_fact(self, policy: ScoringPolicy, source: SourceEvent, fact: AnyScoringFact, now: datetime) -> bool:
         """Records the fact and what it did to the score; False if this source event was applied before.
 
         A fact about a complaint not registered yet (or an order not opened yet) came first on the other
@@ -64,7 +65,7 @@ class Scorecard(Aggregate):
                 source_event_id=source.event_id,
                 source_event_type=source.event_type,
                 occurred_at=source.occurred_at,
-                fact=fact,
+                fact=fact.model_dump(mode="json"),
             )
             return True
         self._record(policy, source, fact, now)
@@ -72,7 +73,7 @@ class Scorecard(Aggregate):
             self._record(policy, held.source, held.fact, now)
         return True
 
-    def _record(self, policy: ScoringPolicy, source: SourceEvent, fact: dict[str, Any], now: datetime) -> None:
+    def _record(self, policy: ScoringPolicy, source: SourceEvent, fact: AnyScoringFact, now: datetime) -> None:
         before = score(self.facts, policy)
         after = score_of_tally(self.facts.tally_with(fact), policy)
         self.trigger_event(
@@ -83,7 +84,7 @@ class Scorecard(Aggregate):
             source_event_id=source.event_id,
             source_event_type=source.event_type,
             occurred_at=source.occurred_at,
-            fact=fact,
+            fact=fact.model_dump(mode="json"),
             policy_version=policy.version,
             score_before=before.total,
             score_after=after.total,
@@ -99,11 +100,11 @@ class Scorecard(Aggregate):
         source_event_id: uuid.UUID
         source_event_type: str
         occurred_at: datetime
-        fact: dict[str, Any]
+        fact: dict[str, Any]  # stored as JSON; SCORING_FACT reads it
 
         def apply(self, aggregate: Any) -> None:
             source = SourceEvent(self.source_event_id, self.source_event_type, self.occurred_at)
-            aggregate.held[self.source_event_id] = HeldFact(source, self.fact)
+            aggregate.held[self.source_event_id] = HeldFact(source, SCORING_FACT.validate_python(self.fact))
             aggregate.seen.add(self.source_event_id)
 
     class FactApplied(Aggregate.Event):
@@ -114,7 +115,7 @@ class Scorecard(Aggregate):
         source_event_id: uuid.UUID
         source_event_type: str
         occurred_at: datetime
-        fact: dict[str, Any]
+        fact: dict[str, Any]  # stored as JSON; SCORING_FACT reads it
         policy_version: str
         score_before: float
         score_after: float
@@ -128,8 +129,12 @@ class Scorecard(Aggregate):
             """Before highlights were scored no fact earned a bonus."""
             state["bonus"] = 0.0
 
+        @property
+        def scoring_fact(self) -> AnyScoringFact:
+            return SCORING_FACT.validate_python(self.fact)
+
         def apply(self, aggregate: Any) -> None:
-            aggregate.facts.apply(self.fact)
+            aggregate.facts.apply(self.scoring_fact)
             aggregate.seen.add(self.source_event_id)
             aggregate.held.pop(self.source_event_id, None)
             aggregate.score = self.score_after

@@ -1,7 +1,8 @@
 """Composition root of the scoring service: `uvicorn --factory services.scoring.main:create_app`.
 
 Consumes complaint and SLA events into per-hall, per-period scorecards and publishes each
-recalculation to `scoring.events.v1`, where the projections build grades and audit trails.
+recalculation to `scoring.events.v1`, where the projections keep each hall's and complaint's
+trail of changes. Serves what applies the scoring policy: grades, audits and what-ifs.
 """
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ from collections.abc import AsyncIterator
 import asyncpg
 from fastapi import FastAPI
 
-from services.scoring import consumer
+from services.scoring import api, consumer, read_model
 from services.scoring.application import ScoringApplication
 from services.scoring.outbox import scoring_outbox
-from shared.auth import AuthSettings
+from services.scoring.policy import load_scoring_policies
+from shared.auth import Authenticator, AuthSettings
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.metrics import instrument
 from shared.relay import Relay, RelayPositions, relaying
-from shared.scoring_policy import load_scoring_policies
 from shared.settings import ServiceSettings
 from shared.streaming import ConsumerStatus, consuming
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS
@@ -37,6 +38,7 @@ RELAY_NAME = "scoring-events"
 async def migrate(pool: asyncpg.Pool) -> None:
     await RelayPositions(pool).create_tables()
     await consumer.create_tables(pool)
+    await read_model.create_tables(pool)
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
@@ -44,7 +46,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     logging.basicConfig(level=settings.log_level)
     setup_tracing(SCHEMA, settings.traces_exporter)
     policies = load_scoring_policies()  # an invalid policy file stops the service here, naming the entry
-    clock = settings.clock(AuthSettings().environment)
+    auth = AuthSettings()
+    clock = settings.clock(auth.environment)
     consumer_status = ConsumerStatus()  # joins in the background; `/readyz` reports it
 
     @contextlib.asynccontextmanager
@@ -63,6 +66,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         try:
             async with (
                 relaying(relay, pool, str(settings.database_url), ScoringApplication.name),
+                read_model.copying_score_changes(scoring, pool, str(settings.database_url)),
                 consuming(
                     name=CONSUMER_NAME,
                     pool=pool,
@@ -82,6 +86,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="scoring", version="1", lifespan=lifespan)
     app.state.pool = None
+    app.state.authenticator = Authenticator(auth)
+    app.state.policies = policies
+    app.include_router(api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers, consumer_status))
     install_error_handlers(app)
     trace_requests(app)

@@ -8,7 +8,7 @@ from eventsourcing.domain import DomainEventProtocol
 
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import Scorecard
-from shared.contracts import Contract, ScoreRecalculatedV2
+from shared.contracts import Contract, ScoreRecalculatedV3
 from shared.outbox import EventStoreOutbox
 
 SOURCE = "scoring"
@@ -17,11 +17,12 @@ SOURCE = "scoring"
 def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None:
     if not isinstance(domain_event, Scorecard.FactApplied):
         return None
-    return ScoreRecalculatedV2(
+    fact = domain_event.scoring_fact
+    return ScoreRecalculatedV3(
         hall_id=domain_event.hall_id,
         period=domain_event.period,
-        subject_id=uuid.UUID(domain_event.fact["subject"]),
-        fact=domain_event.fact,
+        subject_id=fact.subject,
+        fact=fact,
         source_event_id=domain_event.source_event_id,
         source_event_type=domain_event.source_event_type,
         policy_version=domain_event.policy_version,

@@ -114,6 +114,10 @@ class StackClient:
     def escalation_url(self) -> str:
         return self.stack.services["escalation"].url
 
+    @property
+    def scoring_url(self) -> str:
+        return self.stack.services["scoring"].url
+
     def move_clock_to(self, instant: datetime) -> None:
         """Every service of the stack reads the time from this file (CLOCK_OFFSET_FILE)."""
         MovableClock.move_to(self.clock_offset_file, instant)
@@ -162,14 +166,25 @@ class StackClient:
                 assert caught_up, f"{consumer} did not consume {topic} within {timeout} s"
 
     async def wait_until_scored(self) -> None:
-        """Until every event stored so far, and the breaches escalation derives from it, has been scored
-        and its score changes are in the projections."""
+        """Until every event stored so far, and the breaches and verdicts escalation derives from it, has
+        been scored, its score changes are in the projections and the grades read them."""
         await self.wait_until_relayed("complaints")
         await self.wait_until_consumed("escalation")
         await self.wait_until_relayed("escalation")
         await self.wait_until_consumed("scoring")
         await self.wait_until_relayed("scoring")
         await self.wait_until_consumed("projections")
+        await self.wait_until_graded()
+
+    async def wait_until_graded(self, timeout: float = 60) -> None:
+        """Until the scoring service's grades read every score change it had stored when called."""
+        stored = await self.database.fetchval("SELECT max(notification_id) FROM scoring.scoring_events")
+
+        async def copied() -> bool:
+            position = await self.database.fetchval("SELECT position FROM scoring.score_changes_copied")
+            return (position or 0) >= (stored or 0)
+
+        assert await eventually(copied, timeout=timeout), f"the grades did not read every score change in {timeout} s"
 
     async def clocks(self, complaint_id: str, kind: str = "complaints", timeout: float = 30) -> dict[str, Any]:
         """A subject's SLA clocks, once the escalation service has them."""

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.scoring_policy import SCORING_POLICY_DIR
+from services.scoring.policy import SCORING_POLICY_DIR
 from tests.integration.harness import StackClient, complaint_body
 
 FAR_FUTURE = "9999-12-31T23:59:59-14:00"
@@ -87,7 +87,7 @@ async def test_non_finite_innovation_rating_is_a_422_naming_it(client: StackClie
 
 async def test_nan_as_the_what_if_policy_version_is_a_422_naming_it(client: StackClient) -> None:
     response = await post_raw(
-        client, f"{client.projections_url}/api/v1/grades/what-if?period={PERIOD}", {"policy_version": float("nan")}
+        client, f"{client.scoring_url}/api/v1/grades/what-if?period={PERIOD}", {"policy_version": float("nan")}
     )
 
     assert_refused(response, "body", "policy_version")
@@ -100,9 +100,7 @@ async def test_what_if_draft_with_an_absurd_weight_is_a_422_naming_the_weight(
     draft = policy_draft()
     draft["weights"]["innovation"] = weight
 
-    response = await post_raw(
-        client, f"{client.projections_url}/api/v1/grades/what-if?period={PERIOD}", {"policy": draft}
-    )
+    response = await post_raw(client, f"{client.scoring_url}/api/v1/grades/what-if?period={PERIOD}", {"policy": draft})
 
     assert_refused(response, "body", "policy", "weights", "innovation")
 
@@ -112,7 +110,7 @@ async def test_what_if_draft_within_the_bounds_is_replayed(client: StackClient) 
     draft["weights"]["innovation"] = 30
 
     response = await client.http.post(
-        f"{client.projections_url}/api/v1/grades/what-if", params={"period": PERIOD}, json={"policy": draft}
+        f"{client.scoring_url}/api/v1/grades/what-if", params={"period": PERIOD}, json={"policy": draft}
     )
 
     assert response.status_code == 200, response.text
@@ -152,9 +150,7 @@ async def test_list_cursor_returned_by_the_list_still_pages(client: StackClient)
 
 @pytest.mark.parametrize("instant", [FAR_FUTURE, FAR_PAST])
 async def test_grades_as_of_an_extreme_instant_is_a_422_naming_as_of(client: StackClient, instant: str) -> None:
-    response = await client.http.get(
-        f"{client.projections_url}/api/v1/grades", params={"period": PERIOD, "as_of": instant}
-    )
+    response = await client.http.get(f"{client.scoring_url}/api/v1/grades", params={"period": PERIOD, "as_of": instant})
 
     assert_refused(response, "query", "as_of")
 
@@ -162,9 +158,7 @@ async def test_grades_as_of_an_extreme_instant_is_a_422_naming_as_of(client: Sta
 async def test_audit_as_of_an_extreme_instant_is_a_422_naming_as_of(client: StackClient) -> None:
     hall_id = await client.register_hall()
 
-    response = await client.http.get(
-        f"{client.projections_url}/api/v1/halls/{hall_id}/audit", params={"as_of": FAR_PAST}
-    )
+    response = await client.http.get(f"{client.scoring_url}/api/v1/halls/{hall_id}/audit", params={"as_of": FAR_PAST})
 
     assert_refused(response, "query", "as_of")
 
@@ -366,10 +360,10 @@ async def test_every_accepted_hall_is_graded_and_refused_ones_appear_nowhere(cli
     accepted_ids = {hall_id for name, hall_id in registered if name in {text[:200] for text in accepted}}
     refused_ids = {hall_id for name, hall_id in registered if name in {text[:200] for text in refused}}
     await client.wait_until_relayed("complaints")
-    await client.wait_until_consumed("projections")
+    await client.wait_until_consumed("projections", "scoring")
 
     grades = await client.http.get(
-        f"{client.projections_url}/api/v1/grades", params={"period": PERIOD, "scope": f"group/{province}"}
+        f"{client.scoring_url}/api/v1/grades", params={"period": PERIOD, "scope": f"group/{province}"}
     )
     assert grades.status_code == 200, grades.text
     assert {hall["hall_id"] for hall in grades.json()["halls"]} == accepted_ids

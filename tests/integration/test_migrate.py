@@ -45,6 +45,8 @@ async def test_the_migration_job_creates_every_services_tables_and_can_run_again
         ("escalation", "sla_deadlines"),
         ("scoring", "scoring_events"),
         ("scoring", "complaint_periods"),
+        ("scoring", "halls"),
+        ("scoring", "score_changes"),
         ("scoring", "consumer_inbox"),
         ("escalation", "consumer_epochs"),
         ("projections", "complaint_summaries"),

@@ -19,9 +19,9 @@ import httpx
 from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
+from services.scoring.policy import SCORING_POLICY_DIR, period_of
 from shared.auth import Role
 from shared.organisation import OrgUnit
-from shared.scoring_policy import SCORING_POLICY_DIR, period_of
 from tests.integration.harness import StackClient, bearer, complaint_body, staff_token
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")

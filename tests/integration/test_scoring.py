@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.scoring.policy import SCORING_POLICY_DIR, period_of
 from shared.auth import Role
 from shared.clock import CHINA_TIME
 from shared.organisation import OrgUnit
-from shared.scoring_policy import SCORING_POLICY_DIR, period_of
 from shared.streaming import wait_until_caught_up
 from shared.topics import ESCALATION_EVENTS
 from tests.integration.harness import StackClient, bearer, complaint_body, staff_token
@@ -105,7 +105,7 @@ async def grades_when(client: StackClient, settled: Any, timeout: float = 90, **
     deadline = time.monotonic() + timeout
     while True:
         response = await client.http.get(
-            f"{client.projections_url}/api/v1/grades", params={"period": PERIOD, "scope": SCOPE, **params}
+            f"{client.scoring_url}/api/v1/grades", params={"period": PERIOD, "scope": SCOPE, **params}
         )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
@@ -161,7 +161,8 @@ async def test_the_same_events_again_change_no_score(client: StackClient) -> Non
     await client.wait_until_scored()
 
     applied = await client.database.fetchval(
-        "SELECT count(*) FROM projections.score_changes WHERE source_event_type <> 'SlaBreached'"
+        "SELECT count(*) FROM projections.score_changes"
+        " WHERE source_event_type NOT IN ('SlaBreached', 'SlaClockStopped')"  # escalation's, not republished
     )
     assert applied > 0
     assert duplicates_dropped((await client.http.get(f"{scoring.url}/metrics")).text) >= applied
@@ -172,6 +173,7 @@ async def test_the_same_events_again_change_no_score(client: StackClient) -> Non
 async def test_one_halls_new_complaint_changes_another_halls_grade_and_the_past_stays_queryable(
     client: StackClient,
 ) -> None:
+    await client.wait_until_scored()  # escalation's verdicts too, which move no score here
     before = client.now()
     response = await client.post_complaint(complaint_body("ZJ-01"))  # unresolved: resolution 1 of 2
     assert response.status_code == 201
@@ -182,16 +184,18 @@ async def test_one_halls_new_complaint_changes_another_halls_grade_and_the_past_
     assert (halls["ZJ-01"]["score"], halls["ZJ-01"]["grade"]) == (85, "meets")
     assert (halls["ZJ-02"]["grade"], halls["ZJ-02"]["dropped_by_quota"]) == ("excellent", False)  # 98 now leads
     audit = await client.http.get(
-        f"{client.projections_url}/api/v1/halls/ZJ-01/audit", params={"as_of": before.isoformat(), "scope": SCOPE}
+        f"{client.scoring_url}/api/v1/halls/ZJ-01/audit", params={"as_of": before.isoformat(), "scope": SCOPE}
     )
     assert audit.status_code == 200, audit.text
     standing = audit.json()["standing"]
     assert (standing["score"], standing["grade"], standing["rank"]) == (100, "excellent", 1)
-    assert [c["source_event_type"] for c in audit.json()["changes"]] == [
-        "ComplaintRegistered",
-        "ComplaintResolvedOnSpot",
-        "FeedbackReceived",
-        "ComplaintClosed",
+    # Escalation's verdicts on the two clocks arrive on their own topic: in no fixed order among the steps.
+    assert sorted((c["source_event_type"], c["fact"]) for c in audit.json()["changes"]) == [
+        ("ComplaintClosed", "closed"),
+        ("ComplaintRegistered", "complaint_registered"),
+        ("FeedbackReceived", "feedback"),
+        ("SlaClockStopped", "first_response_stopped"),
+        ("SlaClockStopped", "resolution_stopped"),
     ]
     effects = await client.http.get(f"{client.projections_url}/api/v1/complaints/{response.json()['id']}/score-effects")
     [effect] = effects.json()
@@ -208,7 +212,7 @@ async def test_a_what_if_with_other_weights_reports_the_changed_grades_and_leave
     draft["weights"] |= {"resolution_rate": 20, "satisfaction": 30}
 
     response = await client.http.post(
-        f"{client.projections_url}/api/v1/grades/what-if",
+        f"{client.scoring_url}/api/v1/grades/what-if",
         params={"period": PERIOD, "scope": SCOPE},
         json={"policy": draft},
     )
@@ -268,7 +272,7 @@ async def test_highlights_earn_a_capped_bonus_innovation_its_rating_and_media_ex
     # 2026-12 adds the media-exposure deduction (10) that 2026-01 left out: a substantiated complaint
     # that came through the internet media costs it.
     what_if = await client.http.post(
-        f"{client.projections_url}/api/v1/grades/what-if",
+        f"{client.scoring_url}/api/v1/grades/what-if",
         params={"period": PERIOD, "scope": "group/江苏"},
         json={"policy_version": "2026-12"},
     )
@@ -282,7 +286,7 @@ async def test_a_what_if_policy_with_a_bad_entry_is_refused_naming_it(client: St
     draft["weights"]["speed"] = 5  # no such component
 
     response = await client.http.post(
-        f"{client.projections_url}/api/v1/grades/what-if", params={"period": PERIOD}, json={"policy": draft}
+        f"{client.scoring_url}/api/v1/grades/what-if", params={"period": PERIOD}, json={"policy": draft}
     )
 
     assert response.status_code == 422
@@ -324,6 +328,44 @@ async def test_a_breach_consumed_before_its_registration_is_booked_to_the_breach
     assert [(e["source_event_type"], moved(e)) for e in effects.json()] == [
         ("ComplaintRegistered", {"resolution_rate": (30, 0)}),
         ("SlaBreached", {"response_timeliness": (20, 0)}),
+    ]
+
+
+async def test_a_complaint_closed_without_an_acknowledgement_was_answered_in_time_by_escalations_verdict(
+    client: StackClient,
+) -> None:
+    """A closure stops the first-response clock too. Scoring takes escalation's verdict on the clock, so the
+    closed complaint counts as answered in time, beside one whose response breached at registration."""
+    hall_id = await client.register_hall(province="福建", city="福州", hall_id="FJ-01")
+    received_late = datetime(2026, 11, 12, 10, tzinfo=CHINA_TIME)  # response due on the 13th, resolution on the 19th
+    late = await client.post_complaint(complaint_body(hall_id) | {"received_at": received_late.isoformat()})
+    assert late.status_code == 201, late.text
+    closed = await client.post_complaint(complaint_body(hall_id))
+    assert closed.status_code == 201, closed.text
+    closed_id = closed.json()["id"]
+    check = {"substantiated": True, "root_cause": "duplicate billing run", "responsible_unit": hall_id}
+    rectify = {"action": "refund", "owner": "billing-team", "deadline": "2030-01-01T18:00:00+08:00", "evidence": []}
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("check", check),
+        ("contact", {"outcome": "reached"}),
+        ("rectify", rectify),
+        ("feedback", {"satisfaction": "satisfied"}),
+        ("close", {}),
+    ]
+    for action, body in steps:
+        assert (await client.step(closed_id, action, body)).status_code == 200, action
+    await client.wait_until_scored()
+
+    card = await client.http.get(
+        f"{client.projections_url}/api/v1/halls/{hall_id}/scorecard", params={"period": PERIOD}
+    )
+    assert card.status_code == 200, card.text
+    # By hand: response 1 of 2 in time 10 (were the closure not a response: 0 of 1, 0); resolution 1 of 2 15;
+    # satisfaction 20; efficiency 15; innovation without data 15.
+    assert (card.json()["components"]["response_timeliness"], card.json()["score"]) == (10, 75)
+    effects = await client.http.get(f"{client.projections_url}/api/v1/complaints/{closed_id}/score-effects")
+    assert ("SlaClockStopped", "first_response_stopped") in [
+        (e["source_event_type"], e["fact"]) for e in effects.json()
     ]
 
 

@@ -7,10 +7,16 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.contracts import (
+    SCORING_FACT,
+    AcknowledgedFact,
+    ComplaintRegisteredFact,
     ComplaintRegisteredV1,
     ComplaintRegisteredV2,
     Envelope,
+    FirstResponseStoppedFact,
+    InspectedFact,
     InvalidEvent,
+    ScoreRecalculatedV3,
     build_event,
     decode_event,
     encode_event,
@@ -108,3 +114,62 @@ def test_empty_or_non_json_messages_are_refused(raw: bytes | None) -> None:
 
 def test_published_complaint_carries_no_customer_contact() -> None:
     assert not {"customer_name", "customer_phone", "customer"} & set(ComplaintRegisteredV1.model_fields)
+
+
+def score_change(fact: dict[str, object]) -> bytes:
+    """A version-3 score change as scoring publishes it, with `fact` as its JSON."""
+    change = ScoreRecalculatedV3(
+        hall_id="GD-SZ-001",
+        period="2026-11",
+        subject_id=uuid.UUID(int=7),
+        fact=InspectedFact(subject=uuid.UUID(int=7), bonus=3.0),
+        source_event_id=uuid.UUID(int=8),
+        source_event_type="InspectionRecorded",
+        policy_version="2026-01",
+        score_before=100,
+        score=100,
+        components={},
+        deductions=0,
+        changes=[],
+        at=datetime(2026, 11, 16, 2, tzinfo=UTC),
+        bonus=3,
+    )
+    event = build_event(
+        change, source="scoring", aggregate_id=uuid.UUID(int=9), aggregate_version=1, occurred_at=change.at
+    )
+    document = json.loads(encode_event(event))
+    document["data"]["fact"] = fact
+    return json.dumps(document).encode()
+
+
+def test_a_score_changes_fact_decodes_to_its_typed_fact() -> None:
+    subject = str(uuid.UUID(int=7))
+    decoded = decode_event(score_change({"kind": "first_response_stopped", "subject": subject, "breached": True}))
+
+    assert isinstance(decoded.payload, ScoreRecalculatedV3)
+    assert decoded.payload.fact == FirstResponseStoppedFact(subject=uuid.UUID(int=7), breached=True)
+
+
+def test_the_untyped_facts_of_earlier_score_changes_read_as_typed_facts() -> None:
+    """Stored scorecards and score_changes rows hold facts as versions 1 and 2 published them."""
+    subject = str(uuid.UUID(int=7))
+    earlier = [
+        {"kind": "acknowledged", "subject": subject},  # before escalation published verdicts
+        {"kind": "inspected", "subject": subject, "bonus": 2},  # not rated: no innovation_rating at all
+        {"kind": "complaint_registered", "subject": subject, "priority": "major", "channel": "app"},
+    ]
+
+    assert [SCORING_FACT.validate_python(fact) for fact in earlier] == [
+        AcknowledgedFact(subject=uuid.UUID(int=7)),
+        InspectedFact(subject=uuid.UUID(int=7), bonus=2.0, innovation_rating=None),
+        ComplaintRegisteredFact(subject=uuid.UUID(int=7), priority="major", channel="app"),
+    ]
+
+
+def test_a_score_change_whose_fact_is_of_no_known_kind_or_lacks_a_field_is_refused_naming_it() -> None:
+    subject = str(uuid.UUID(int=7))
+
+    with pytest.raises(InvalidEvent, match="bad ScoreRecalculated v3 data: fact: Input tag 'teleported'"):
+        decode_event(score_change({"kind": "teleported", "subject": subject}))
+    with pytest.raises(InvalidEvent, match=r"fact\.first_response_stopped\.breached: Field required"):
+        decode_event(score_change({"kind": "first_response_stopped", "subject": subject}))

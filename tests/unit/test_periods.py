@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from shared.scoring_policy import load_scoring_policies, period_of, period_start, scoring_policy_at
+from services.scoring.policy import load_scoring_policies, period_of, period_start, scoring_policy_at
 
 CHINA = timezone(timedelta(hours=8))
 

@@ -3,29 +3,47 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from services.projections.grades import Standing, grade_halls
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import Scorecard, SourceEvent
+from services.scoring.grades import Standing, grade_halls
+from services.scoring.policy import ScoringPolicy, empty_score, load_scoring_policies, period_of, period_start
+from services.scoring.scorecard import PeriodFacts, score
 from shared.clock import CHINA_TIME
-from shared.scorecard import PeriodFacts, score
-from shared.scoring_policy import ScoringPolicy, empty_score, load_scoring_policies, period_of, period_start
+from shared.contracts import (
+    AcknowledgedFact,
+    AnyScoringFact,
+    CheckedFact,
+    ComplaintClosedFact,
+    ComplaintRegisteredFact,
+    FeedbackFact,
+    FindingOpenedFact,
+    FirstResponseStoppedFact,
+    InspectedFact,
+    OrderOverdueFact,
+    ResolutionBreachedFact,
+    ResponseBreachedFact,
+)
 
 POLICY = load_scoring_policies()["2026-01"]
 WITH_MEDIA_EXPOSURE = load_scoring_policies()["2026-12"]
 
 
-def facts(*applied: dict[str, object]) -> PeriodFacts:
+A, B, M = (uuid.UUID(int=n) for n in range(1, 4))  # complaints
+O1, O2 = (uuid.UUID(int=n) for n in range(11, 13))  # rectification orders
+I1, I2, I3 = (uuid.UUID(int=n) for n in range(21, 24))  # inspections
+
+
+def facts(*applied: AnyScoringFact) -> PeriodFacts:
     period = PeriodFacts()
     for fact in applied:
-        period.apply(dict(fact))
+        period.apply(fact)
     return period
 
 
-def registered(subject: str, priority: str = "normal", channel: str = "app") -> dict[str, object]:
-    return {"kind": "complaint_registered", "subject": subject, "priority": priority, "channel": channel}
+def registered(subject: uuid.UUID, priority: str = "normal", channel: str = "app") -> ComplaintRegisteredFact:
+    return ComplaintRegisteredFact(subject=subject, priority=priority, channel=channel)
 
 
 def test_a_hall_without_events_scores_full_marks_by_default() -> None:
@@ -35,14 +53,14 @@ def test_a_hall_without_events_scores_full_marks_by_default() -> None:
 def test_each_component_follows_its_share() -> None:
     result = score(
         facts(
-            registered("a"),
-            registered("b"),
-            {"kind": "acknowledged", "subject": "a"},
-            {"kind": "response_breached", "subject": "b"},
-            {"kind": "acknowledged", "subject": "b"},
-            {"kind": "closed", "subject": "a"},
-            {"kind": "feedback", "subject": "a", "satisfaction": "basically_satisfied"},
-            {"kind": "resolution_breached", "subject": "b"},
+            registered(A),
+            registered(B),
+            FirstResponseStoppedFact(subject=A, breached=False),
+            ResponseBreachedFact(subject=B),
+            FirstResponseStoppedFact(subject=B, breached=True),
+            ComplaintClosedFact(subject=A),
+            FeedbackFact(subject=A, satisfaction="basically_satisfied"),
+            ResolutionBreachedFact(subject=B),
         ),
         POLICY,
     )
@@ -59,19 +77,45 @@ def test_each_component_follows_its_share() -> None:
 
 def test_a_breach_seen_before_its_registration_still_counts() -> None:
     early = facts(
-        {"kind": "response_breached", "subject": "a"}, registered("a"), {"kind": "acknowledged", "subject": "a"}
+        ResponseBreachedFact(subject=A),
+        registered(A),
+        FirstResponseStoppedFact(subject=A, breached=True),
     )
-    assert early.complaints["a"].response_breached and score(early, POLICY).components["response_timeliness"] == 0
+    assert early.complaints[A].response_breached and score(early, POLICY).components["response_timeliness"] == 0
+
+
+def test_the_first_response_counts_once_escalation_judges_its_clock_stopped_whichever_step_stopped_it() -> None:
+    """Escalation's verdict decides: scoring knows no list of the steps that stop the clock."""
+    undecided = facts(registered(A), registered(B), ResponseBreachedFact(subject=B))
+    judged = facts(
+        registered(A),
+        registered(B),
+        ResponseBreachedFact(subject=B),
+        FirstResponseStoppedFact(subject=A, breached=False),  # e.g. closed, never acknowledged
+    )
+    late = facts(registered(A), FirstResponseStoppedFact(subject=A, breached=True))
+
+    assert score(undecided, POLICY).components["response_timeliness"] == 0  # only b is decided, and late
+    assert score(judged, POLICY).components["response_timeliness"] == 10
+    assert score(late, POLICY).components["response_timeliness"] == 0
+
+
+def test_a_response_recorded_before_escalation_judged_clocks_still_counts_as_on_time() -> None:
+    late_b: list[AnyScoringFact] = [registered(A), registered(B), ResponseBreachedFact(subject=B)]
+    legacy = facts(*late_b, AcknowledgedFact(subject=A))
+    judged = facts(*late_b, FirstResponseStoppedFact(subject=A, breached=False))
+    assert score(legacy, POLICY) == score(judged, POLICY)
+    assert score(legacy, POLICY).components["response_timeliness"] == 10
 
 
 def test_findings_deduct_their_points_doubled_when_overdue_and_negative_impact_costs_more() -> None:
     result = score(
         facts(
-            {"kind": "finding_opened", "subject": "o1", "points": 2},
-            {"kind": "finding_opened", "subject": "o2", "points": 3},
-            {"kind": "order_overdue", "subject": "o2"},
-            registered("m", priority="major", channel="regulator_appeal"),
-            {"kind": "checked", "subject": "m", "substantiated": True},
+            FindingOpenedFact(subject=O1, points=2),
+            FindingOpenedFact(subject=O2, points=3),
+            OrderOverdueFact(subject=O2),
+            registered(M, priority="major", channel="regulator_appeal"),
+            CheckedFact(subject=M, substantiated=True),
         ),
         POLICY,
     )
@@ -80,10 +124,10 @@ def test_findings_deduct_their_points_doubled_when_overdue_and_negative_impact_c
 
 def test_innovation_is_the_mean_rating_and_highlight_bonus_is_capped_then_the_total() -> None:
     inspections = facts(
-        {"kind": "inspected", "subject": "i1", "innovation_rating": 0.6, "bonus": 3.0},
-        {"kind": "inspected", "subject": "i2", "innovation_rating": 0.2, "bonus": 4.0},
-        {"kind": "inspected", "subject": "i3", "bonus": 0.0},  # not rated: leaves the mean alone
-        {"kind": "finding_opened", "subject": "o1", "points": 3},
+        InspectedFact(subject=I1, innovation_rating=0.6, bonus=3.0),
+        InspectedFact(subject=I2, innovation_rating=0.2, bonus=4.0),
+        InspectedFact(subject=I3, bonus=0.0),  # not rated: leaves the mean alone
+        FindingOpenedFact(subject=O1, points=3),
     )
     result = score(inspections, POLICY)
     # innovation: 15 x mean(0.6, 0.2) = 6; bonus 3 + 4 capped at 5; other components without data: 85
@@ -93,18 +137,14 @@ def test_innovation_is_the_mean_rating_and_highlight_bonus_is_capped_then_the_to
 
 
 def test_the_bonus_cannot_lift_a_score_over_the_final_cap() -> None:
-    assert score(facts({"kind": "inspected", "subject": "i", "bonus": 5.0}), POLICY).total == 100
+    assert score(facts(InspectedFact(subject=I1, bonus=5.0)), POLICY).total == 100
 
 
 def test_a_substantiated_complaint_that_reached_the_media_costs_from_2026_12() -> None:
-    exposed = facts(
-        registered("m", channel="internet_media"), {"kind": "checked", "subject": "m", "substantiated": True}
-    )
+    exposed = facts(registered(M, channel="internet_media"), CheckedFact(subject=M, substantiated=True))
     assert score(exposed, POLICY).deductions == 0  # 2026-01 left media exposure out
     assert score(exposed, WITH_MEDIA_EXPOSURE).deductions == 10
-    unfounded = facts(
-        registered("m", channel="internet_media"), {"kind": "checked", "subject": "m", "substantiated": False}
-    )
+    unfounded = facts(registered(M, channel="internet_media"), CheckedFact(subject=M, substantiated=False))
     assert score(unfounded, WITH_MEDIA_EXPOSURE).deductions == 0
 
 
@@ -115,14 +155,14 @@ def source(event_type: str) -> SourceEvent:
     return SourceEvent(uuid.uuid4(), event_type, NOW)
 
 
-Arrival = tuple[SourceEvent, Mapping[str, object]]
+Arrival = tuple[SourceEvent, AnyScoringFact]
 Booking = tuple[float, float, dict[str, tuple[float, float]]]  # score before, after, and each component moved
 
 
 def booked(card: Scorecard, *arrivals: Arrival) -> dict[str, Booking]:
     """Applies the facts in arrival order; what each source event was recorded as doing to the score."""
     for event, fact in arrivals:
-        card.apply_fact(POLICY, event, dict(fact), NOW)
+        card.apply_fact(POLICY, event, fact, NOW)
     return {
         event.source_event_type: (
             event.score_before,
@@ -135,8 +175,8 @@ def booked(card: Scorecard, *arrivals: Arrival) -> dict[str, Booking]:
 
 
 def test_a_breach_that_arrives_before_its_registration_is_booked_to_the_breach_once_it_arrives() -> None:
-    registration: Arrival = (source("ComplaintRegistered"), registered("a"))
-    breach: Arrival = (source("SlaBreached"), {"kind": "response_breached", "subject": "a"})
+    registration: Arrival = (source("ComplaintRegistered"), registered(A))
+    breach: Arrival = (source("SlaBreached"), ResponseBreachedFact(subject=A))
     early = Scorecard.open("H", "2026-11")
 
     assert booked(early, breach) == {}  # nothing to score yet: the complaint is not registered here
@@ -151,8 +191,8 @@ def test_a_breach_that_arrives_before_its_registration_is_booked_to_the_breach_o
 
 
 def test_an_order_seen_overdue_before_its_opening_books_the_doubled_deduction_to_the_overdue() -> None:
-    overdue: Arrival = (source("SlaBreached"), {"kind": "order_overdue", "subject": "o"})
-    opened: Arrival = (source("RectificationOrderOpened"), {"kind": "finding_opened", "subject": "o", "points": 3})
+    overdue: Arrival = (source("SlaBreached"), OrderOverdueFact(subject=O1))
+    opened: Arrival = (source("RectificationOrderOpened"), FindingOpenedFact(subject=O1, points=3))
 
     assert booked(Scorecard.open("H", "2026-11"), overdue, opened) == {
         "RectificationOrderOpened": (100, 97, {"deductions": (0, 3)}),
@@ -162,11 +202,11 @@ def test_an_order_seen_overdue_before_its_opening_books_the_doubled_deduction_to
 
 def test_a_held_breach_is_kept_by_the_stored_scorecard_and_counted_once() -> None:
     scoring = ScoringApplication({}, {POLICY.version: POLICY}, clock=lambda: NOW)
-    breach, fact = source("SlaBreached"), {"kind": "response_breached", "subject": "a"}
+    breach, fact = source("SlaBreached"), ResponseBreachedFact(subject=A)
 
     assert scoring.apply("H", "2026-11", breach, fact)
     assert not scoring.apply("H", "2026-11", breach, fact)  # redelivered while held
-    assert scoring.apply("H", "2026-11", source("ComplaintRegistered"), registered("a"))
+    assert scoring.apply("H", "2026-11", source("ComplaintRegistered"), registered(A))
     assert not scoring.apply("H", "2026-11", breach, fact)  # redelivered after it took effect
 
     card = scoring.scorecard("H", "2026-11")
@@ -221,5 +261,5 @@ def test_a_policy_written_before_a_component_gives_it_no_weight() -> None:
     older = ScoringPolicy.model_validate(draft)
 
     assert older.weights["innovation"] == 0
-    rated = facts({"kind": "inspected", "subject": "i", "bonus": 0, "innovation_rating": 0.0})
+    rated = facts(InspectedFact(subject=I1, bonus=0, innovation_rating=0.0))
     assert score(rated, older).total == 85  # the other components' full marks; innovation moves nothing

@@ -5,25 +5,41 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import Scorecard, SourceEvent
-from shared.scorecard import PeriodFacts, Score, Subject, contribution, score
-from shared.scoring_policy import COMPONENTS, ScoringPolicy, load_scoring_policies
+from services.scoring.policy import COMPONENTS, ScoringPolicy, load_scoring_policies
+from services.scoring.scorecard import PeriodFacts, Score, Subject, contribution, score
+from shared.contracts import (
+    AcknowledgedFact,
+    AnyScoringFact,
+    CheckedFact,
+    ComplaintClosedFact,
+    ComplaintRegisteredFact,
+    ComplaintReopenedFact,
+    FeedbackFact,
+    FindingOpenedFact,
+    FirstResponseStoppedFact,
+    InspectedFact,
+    OrderOverdueFact,
+    RectificationStoppedFact,
+    ResolutionBreachedFact,
+    ResolutionStoppedFact,
+    ResponseBreachedFact,
+)
 
 POLICIES = load_scoring_policies()
 NOW = datetime(2026, 11, 16, 2, tzinfo=UTC)
-SUBJECTS = ["a", "b", "c"]
+SUBJECTS = [uuid.UUID(int=n) for n in range(1, 4)]
 
 
 def reference_score(facts: PeriodFacts, policy: ScoringPolicy) -> Score:
     """The score read straight off every fact, one complaint, finding and inspection at a time."""
     complaints = [c for c in facts.complaints.values() if c.registered]
-    decided = [c for c in complaints if c.acknowledged or c.response_breached]
+    decided = [c for c in complaints if c.responded or c.response_breached]
     rated = [policy.satisfaction_values[c.satisfaction] for c in complaints if c.satisfaction]
     innovation = [i.innovation_rating for i in facts.inspections.values() if i.innovation_rating is not None]
 
@@ -59,47 +75,49 @@ def reference_score(facts: PeriodFacts, policy: ScoringPolicy) -> Score:
 
 subjects = st.sampled_from(SUBJECTS)
 complaint_facts = st.one_of(
-    st.fixed_dictionaries(
-        {
-            "kind": st.just("complaint_registered"),
-            "subject": subjects,
-            "priority": st.sampled_from(["normal", "major"]),
-            "channel": st.sampled_from(["app", "regulator_appeal", "internet_media"]),
-        }
+    st.builds(
+        ComplaintRegisteredFact,
+        subject=subjects,
+        priority=st.sampled_from(["normal", "major"]),
+        channel=st.sampled_from(["app", "regulator_appeal", "internet_media"]),
     ),
-    st.fixed_dictionaries(
-        {
-            "kind": st.sampled_from(["acknowledged", "response_breached", "resolution_breached", "closed", "reopened"]),
-            "subject": subjects,
-        }
+    *(
+        st.builds(fact, subject=subjects)
+        for fact in (
+            AcknowledgedFact,
+            ResponseBreachedFact,
+            ResolutionBreachedFact,
+            ComplaintClosedFact,
+            ComplaintReopenedFact,
+        )
     ),
-    st.fixed_dictionaries(
-        {
-            "kind": st.just("feedback"),
-            "subject": subjects,
-            "satisfaction": st.sampled_from(sorted(POLICIES["2026-01"].satisfaction_values)),
-        }
+    st.builds(
+        FeedbackFact,
+        subject=subjects,
+        satisfaction=st.sampled_from(sorted(POLICIES["2026-01"].satisfaction_values)),
     ),
-    st.fixed_dictionaries({"kind": st.just("checked"), "subject": subjects, "substantiated": st.booleans()}),
+    st.builds(CheckedFact, subject=subjects, substantiated=st.booleans()),
+    *(
+        st.builds(fact, subject=subjects, breached=st.booleans())
+        for fact in (FirstResponseStoppedFact, ResolutionStoppedFact)
+    ),
 )
 inspection_facts = st.one_of(
-    st.fixed_dictionaries(
-        {
-            "kind": st.just("inspected"),
-            "subject": subjects,
-            "bonus": st.integers(0, 5),
-            "innovation_rating": st.sampled_from([0.0, 0.25, 0.5, 0.8, 1.0]),
-        }
+    st.builds(
+        InspectedFact,
+        subject=subjects,
+        bonus=st.integers(0, 5).map(float),
+        innovation_rating=st.sampled_from([None, 0.0, 0.25, 0.5, 0.8, 1.0]),
     ),
-    st.fixed_dictionaries({"kind": st.just("inspected"), "subject": subjects, "bonus": st.integers(0, 5)}),
-    st.fixed_dictionaries({"kind": st.just("finding_opened"), "subject": subjects, "points": st.integers(0, 10)}),
-    st.fixed_dictionaries({"kind": st.just("order_overdue"), "subject": subjects}),
+    st.builds(FindingOpenedFact, subject=subjects, points=st.integers(0, 10)),
+    st.builds(OrderOverdueFact, subject=subjects),
+    st.builds(RectificationStoppedFact, subject=subjects, breached=st.booleans()),
 )
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(complaint_facts, inspection_facts), max_size=40), st.sampled_from(sorted(POLICIES)))
-def test_the_tally_scores_what_the_facts_say(applied: list[dict[str, Any]], version: str) -> None:
+def test_the_tally_scores_what_the_facts_say(applied: list[AnyScoringFact], version: str) -> None:
     facts = PeriodFacts()
     for fact in applied:
         expected_tally = facts.tally_with(fact)
@@ -127,13 +145,14 @@ def test_replicas_that_share_a_store_each_see_what_the_other_applied(tmp_path: P
     policies = {"2026-01": POLICIES["2026-01"]}
     first, second = (ScoringApplication(sqlite_env(tmp_path / "store.db"), policies, lambda: NOW) for _ in "12")
 
-    def apply(scoring: ScoringApplication, fact: dict[str, Any]) -> None:
+    def apply(scoring: ScoringApplication, fact: AnyScoringFact) -> None:
         assert scoring.apply("H", "2026-11", SourceEvent(uuid.uuid4(), "Event", NOW), fact)
 
-    apply(first, {"kind": "complaint_registered", "subject": "a", "priority": "normal", "channel": "app"})
-    apply(second, {"kind": "acknowledged", "subject": "a"})  # first's cached scorecard is now behind
-    apply(first, {"kind": "closed", "subject": "a"})
-    apply(second, {"kind": "feedback", "subject": "a", "satisfaction": "unsatisfied"})
+    complaint = SUBJECTS[0]
+    apply(first, ComplaintRegisteredFact(subject=complaint, priority="normal", channel="app"))
+    apply(second, FirstResponseStoppedFact(subject=complaint, breached=False))  # first's cached card is behind
+    apply(first, ComplaintClosedFact(subject=complaint))
+    apply(second, FeedbackFact(subject=complaint, satisfaction="unsatisfied"))
 
     for scoring in (first, second):
         card = scoring.scorecard("H", "2026-11")

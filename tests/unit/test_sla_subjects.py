@@ -10,9 +10,11 @@ from prometheus_client import REGISTRY
 from services.escalation.application import EscalationApplication
 from services.escalation.calendar import Calendars
 from services.escalation.metrics import SlaLimits
+from services.escalation.outbox import to_contract
 from services.escalation.policy import Limit, Rule, load_policies
-from services.escalation.tracking import Opening, SlaRules, SlaSubject
+from services.escalation.tracking import ClockStop, Opening, SlaRules, SlaSubject, breach_deadlines, sla_subject_id
 from shared.clock import CHINA_TIME
+from shared.contracts import SlaClockStoppedV1
 from shared.organisation import OrgUnit
 
 HALL = OrgUnit(("广东", "深圳", "GD-SZ-001"))
@@ -44,6 +46,12 @@ def urgent_complaint(received_at: datetime) -> Opening:
         priority="urgent",
         channel="app",
     )
+
+
+def verdicts(application: EscalationApplication, subject_id: uuid.UUID) -> list[ClockStop]:
+    subject = application.subject(subject_id)
+    assert subject is not None
+    return subject.verdicts
 
 
 def fired(application: EscalationApplication, subject_id: uuid.UUID) -> list[tuple[str, str, int]]:
@@ -205,31 +213,123 @@ def test_a_stopped_clock_is_counted_once_met_or_breached_with_its_working_time()
     application.observe(late.subject_id, uuid.uuid4(), "ComplaintAcknowledged", at("2026-10-12 11:30"))
 
     assert (counted("met") - before[0], counted("breached") - before[1]) == (1, 1)
-    subject = application.subject(late.subject_id)
-    assert subject is not None
-    [stop] = subject.stopped_since(RULES, {"first_response"})
-    assert (stop.working_seconds, stop.breached) == (2.5 * 3600, True)
+    [late_verdict] = [v for v in verdicts(application, late.subject_id) if v.clock == "first_response"]
+    assert (late_verdict.working_seconds, late_verdict.breached) == (2.5 * 3600, True)
 
 
 def test_a_complaint_reopened_within_the_window_and_closed_again_is_resolved_once() -> None:
+    labels = {"channel": "app", "category": "billing", "priority": "urgent", "province": "广东"}
+
+    def resolved() -> float:
+        return sum(
+            REGISTRY.get_sample_value("complaints_resolved_total", {**labels, "sla": outcome}) or 0.0
+            for outcome in ("met", "breached")
+        )
+
+    before = resolved()
     time = Time(at("2026-10-12 09:00"))
     application = EscalationApplication({}, RULES, time)
     opening = urgent_complaint(at("2026-10-12 09:00"))
     application.open(opening)
     steps = [("ComplaintAcknowledged", "09:10"), ("ComplaintClosed", "10:00")]
     steps += [("ComplaintReopened", "11:00"), ("ComplaintClosed", "12:00")]
-    stops = []
     for event_type, hour in steps:
         time.now = at(f"2026-10-12 {hour}")
-        subject = application.subject(opening.subject_id)
-        assert subject is not None
-        running = subject.running_clocks(RULES)
         application.observe(opening.subject_id, uuid.uuid4(), event_type, at(f"2026-10-12 {hour}"))
-        subject = application.subject(opening.subject_id)
-        assert subject is not None
-        stops += [(stop.clock, hour) for stop in subject.stopped_since(RULES, running)]
 
-    assert stops == [("first_response", "09:10"), ("resolution", "10:00")]
+    assert [(v.clock, v.stopped_at, v.reopened) for v in verdicts(application, opening.subject_id)] == [
+        ("first_response", at("2026-10-12 09:10"), False),
+        ("resolution", at("2026-10-12 10:00"), False),
+        ("resolution", at("2026-10-12 12:00"), True),  # the same clock ran on: 2 of its working hours in all
+    ]
+    assert verdicts(application, opening.subject_id)[-1].working_seconds == 2 * 3600
+    assert resolved() - before == 1
+
+
+def test_a_closure_without_acknowledgement_stops_both_clocks_and_a_pause_stops_none() -> None:
+    time = Time(at("2026-10-12 09:00"))
+    application = EscalationApplication({}, RULES, time)
+    opening = urgent_complaint(at("2026-10-12 09:00"))
+    application.open(opening)
+
+    time.now = at("2026-10-12 09:40")
+    application.observe(opening.subject_id, uuid.uuid4(), "ComplaintPaused", at("2026-10-12 09:30"))
+    paused = verdicts(application, opening.subject_id)
+    application.observe(opening.subject_id, uuid.uuid4(), "ComplaintClosed", at("2026-10-12 09:40"))
+
+    assert paused == []
+    assert [(v.clock, v.breached, v.working_seconds) for v in verdicts(application, opening.subject_id)] == [
+        ("first_response", False, 30 * 60),  # paused from 09:30: the closure is its first response
+        ("resolution", False, 30 * 60),
+    ]
+
+
+def test_a_redelivered_step_gives_no_second_verdict_and_the_verdict_is_published_without_personal_data() -> None:
+    time = Time(at("2026-10-12 12:00"))
+    application = EscalationApplication({}, RULES, time)
+    opening = urgent_complaint(at("2026-10-12 09:00"))
+    application.open(opening)  # already past the 2 working hours: the breach fires at once
+    acknowledged = uuid.uuid4()
+    for _ in range(2):
+        application.observe(opening.subject_id, acknowledged, "ComplaintAcknowledged", at("2026-10-12 11:30"))
+
+    subject = application.subject(opening.subject_id)
+    assert subject is not None
+    published = [
+        contract
+        for stored in application.repository.event_store.get(subject.id)
+        if isinstance(contract := to_contract(stored), SlaClockStoppedV1)
+    ]
+    assert published == [
+        SlaClockStoppedV1(
+            subject_id=opening.subject_id,
+            subject_kind="complaint",
+            subject_started_at=at("2026-10-12 09:00"),
+            hall_id="GD-SZ-001",
+            clock="first_response",
+            clock_started_at=at("2026-10-12 09:00"),
+            outcome="breached",
+            working_seconds=2.5 * 3600,
+            limit_working_seconds=2 * 3600,
+            policy_version="2026-01",
+            reopened=False,
+            stopped_at=at("2026-10-12 11:30"),
+        )
+    ]
+
+
+def observe_as_before_verdicts(application: EscalationApplication, subject_id: uuid.UUID, step: str, when: str) -> None:
+    """What `observe` stored before escalation recorded verdicts: the step, and the milestones due before it."""
+    subject = application.subject(subject_id)
+    assert subject is not None
+    instant = at(f"2026-10-12 {when}")
+    subject.fire_due(RULES, up_to=instant, now=instant)
+    deadlines = breach_deadlines(subject.plans(RULES, [*subject.history, (step, instant)]))
+    subject._observed(event_id=uuid.uuid4(), event_type=step, at=instant, deadlines=deadlines)
+    application.save(subject)
+
+
+def test_the_verdicts_missing_from_a_subject_stored_before_verdicts_are_those_observe_records_now() -> None:
+    steps = [("ComplaintAcknowledged", "11:30"), ("ComplaintClosed", "12:00")]
+    steps += [("ComplaintReopened", "13:00"), ("ComplaintClosed", "14:00")]
+    time = Time(at("2026-10-12 09:00"))
+    live, stored_before = EscalationApplication({}, RULES, time), EscalationApplication({}, RULES, time)
+    opening = urgent_complaint(at("2026-10-12 09:00"))
+    for application in (live, stored_before):
+        application.open(opening)
+    for step, when in steps:
+        time.now = at(f"2026-10-12 {when}")
+        live.observe(opening.subject_id, uuid.uuid4(), step, at(f"2026-10-12 {when}"))
+        observe_as_before_verdicts(stored_before, opening.subject_id, step, when)
+    sla_id = sla_subject_id(opening.subject_id)
+    assert verdicts(stored_before, opening.subject_id) == []
+
+    recorded = stored_before.record_missing_verdicts([sla_id])
+    recorded_again = stored_before.record_missing_verdicts([sla_id])
+
+    assert (recorded, recorded_again) == (3, 0)
+    assert verdicts(stored_before, opening.subject_id) == verdicts(live, opening.subject_id)
+    assert [v.breached for v in verdicts(live, opening.subject_id)] == [True, False, False]
 
 
 def test_the_limits_drawn_as_targets_are_those_in_force_at_the_scrape() -> None:

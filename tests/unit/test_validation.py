@@ -12,8 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import Field, ValidationError
 
 from services.complaints.checklist import UnknownChecklist, load_checklist
+from services.scoring.policy import SCORING_POLICY_DIR, ScoringPolicy, load_scoring_policies
 from shared.errors import validation_error_body
-from shared.scoring_policy import SCORING_POLICY_DIR, ScoringPolicy, load_scoring_policies
 from shared.validation import RequestModel
 
 

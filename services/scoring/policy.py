@@ -1,7 +1,7 @@
-"""Scoring policies: versioned data files in `scoring_policies/`, each effective from a date.
+"""Scoring policies: versioned data files in `policies/`, each effective from a date.
 
-Shared because two services read them: scoring computes scores with them, and the grades
-projection applies their thresholds and quotas. A new version is a new file, never an edit.
+They hold both the score's rules (weights, deductions, caps) and the grades' (thresholds and
+quotas), so scores and grades are worked out here alone. A new version is a new file, never an edit.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from shared.clock import CHINA_TIME
 from shared.validation import RequestModel
 from shared.versioned import in_force_at, load_version
 
-SCORING_POLICY_DIR = Path(__file__).parent / "scoring_policies"
+SCORING_POLICY_DIR = Path(__file__).parent / "policies"
 Component = Literal["response_timeliness", "resolution_rate", "satisfaction", "handling_efficiency", "innovation"]
 COMPONENTS: tuple[Component, ...] = (
     "response_timeliness",

@@ -1,8 +1,8 @@
 """A hall's score for one period, as a pure function of the facts the period's events established.
 
 Components (weights from the policy):
-- response timeliness: of the complaints whose first response is decided (acknowledged, or its
-  response clock breached), the share answered without a breach;
+- response timeliness: of the complaints whose first response is decided (escalation judged their
+  first-response clock stopped, or its breach fired), the share answered without a breach;
 - resolution rate: the share of the period's complaints that are closed (a reopen undoes it);
 - satisfaction: the mean value of each complaint's latest feedback (satisfied 1, basically 0.8, ...);
 - handling efficiency: the share of the period's complaints whose resolution clock never breached;
@@ -17,10 +17,27 @@ capped by the policy's bonus cap. Total: components - deductions + bonus, betwee
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-from shared.scoring_policy import COMPONENTS, Component, ScoringPolicy
+from services.scoring.policy import COMPONENTS, Component, ScoringPolicy
+from shared.contracts import (
+    AcknowledgedFact,
+    AnyScoringFact,
+    CheckedFact,
+    ComplaintClosedFact,
+    ComplaintRegisteredFact,
+    ComplaintReopenedFact,
+    FeedbackFact,
+    FindingOpenedFact,
+    FirstResponseStoppedFact,
+    InspectedFact,
+    OrderOverdueFact,
+    RectificationStoppedFact,
+    ResolutionBreachedFact,
+    ResolutionStoppedFact,
+    ResponseBreachedFact,
+)
 
 
 @dataclass
@@ -31,7 +48,7 @@ class ComplaintFacts:
     registered: bool = False
     priority: str = ""
     channel: str = ""
-    acknowledged: bool = False
+    responded: bool = False
     response_breached: bool = False
     resolution_breached: bool = False
     closed: bool = False
@@ -58,55 +75,54 @@ MICROS = 1_000_000  # the unit of ratings and bonus points in a tally
 Subject = ComplaintFacts | FindingFacts | InspectionFacts
 
 
+FindingFact = FindingOpenedFact | OrderOverdueFact | RectificationStoppedFact
+
+
 @dataclass
 class PeriodFacts:
     """The facts of a period, with their running tally: applying a fact costs the same however many
     the period already holds, and so does scoring them."""
 
-    complaints: dict[str, ComplaintFacts] = field(default_factory=dict)
-    findings: dict[str, FindingFacts] = field(default_factory=dict)  # by rectification order
-    inspections: dict[str, InspectionFacts] = field(default_factory=dict)
+    complaints: dict[uuid.UUID, ComplaintFacts] = field(default_factory=dict)
+    findings: dict[uuid.UUID, FindingFacts] = field(default_factory=dict)  # by rectification order
+    inspections: dict[uuid.UUID, InspectionFacts] = field(default_factory=dict)
     tally: Tally = field(default_factory=dict)
 
-    def apply(self, fact: dict[str, Any]) -> None:
-        """`fact` is one of the shapes `services/scoring/consumer.py` builds from integration events."""
+    def apply(self, fact: AnyScoringFact) -> None:
         before, after = self._change(fact)
         self.tally = _shifted(self.tally, before, after)
-        subject = fact["subject"]
         if isinstance(after, InspectionFacts):
-            self.inspections[subject] = after
+            self.inspections[fact.subject] = after
         elif isinstance(after, FindingFacts):
-            self.findings[subject] = after
+            self.findings[fact.subject] = after
         else:
-            self.complaints[subject] = after
+            self.complaints[fact.subject] = after
 
-    def tally_with(self, fact: dict[str, Any]) -> Tally:
+    def tally_with(self, fact: AnyScoringFact) -> Tally:
         """The tally once `fact` is applied, leaving these facts as they are."""
         return _shifted(self.tally, *self._change(fact))
 
-    def _change(self, fact: dict[str, Any]) -> tuple[Subject | None, Subject]:
+    def _change(self, fact: AnyScoringFact) -> tuple[Subject | None, Subject]:
         """The fact's subject as it is, and as the fact leaves it."""
-        kind, subject = fact["kind"], fact["subject"]
-        if kind == "inspected":
-            return self.inspections.get(subject), _inspected(fact)
-        if kind in ("finding_opened", "order_overdue"):
-            finding = self.findings.get(subject)
+        if isinstance(fact, InspectedFact):
+            return self.inspections.get(fact.subject), InspectionFacts(fact.innovation_rating, fact.bonus)
+        if isinstance(fact, FindingFact):
+            finding = self.findings.get(fact.subject)
             return finding, _finding_after(finding, fact)
-        complaint = self.complaints.get(subject)
+        complaint = self.complaints.get(fact.subject)
         return complaint, _complaint_after(complaint, fact)
 
-    def awaits_subject(self, fact: dict[str, Any]) -> bool:
+    def awaits_subject(self, fact: AnyScoringFact) -> bool:
         """True if the fact is about a complaint not registered yet or an order not opened yet.
 
         Such a fact moves nothing now (the score counts registered complaints and opened findings),
         but will once its subject is known: it came first on the other topic.
         """
-        kind, subject = fact["kind"], fact["subject"]
-        if kind in ("complaint_registered", "finding_opened", "inspected"):
+        if isinstance(fact, ComplaintRegisteredFact | FindingOpenedFact | InspectedFact):
             return False
-        if kind == "order_overdue":
-            return subject not in self.findings
-        complaint = self.complaints.get(subject)
+        if isinstance(fact, FindingFact):
+            return fact.subject not in self.findings
+        complaint = self.complaints.get(fact.subject)
         return complaint is None or not complaint.registered
 
 
@@ -120,38 +136,38 @@ def _shifted(tally: Tally, before: Subject | None, after: Subject) -> Tally:
     return shifted
 
 
-def _inspected(fact: dict[str, Any]) -> InspectionFacts:
-    return InspectionFacts(fact.get("innovation_rating"), fact["bonus"])
-
-
-def _finding_after(finding: FindingFacts | None, fact: dict[str, Any]) -> FindingFacts:
+def _finding_after(finding: FindingFacts | None, fact: FindingFact) -> FindingFacts:
     after = replace(finding) if finding else FindingFacts()
-    if fact["kind"] == "finding_opened":
-        after.points = fact["points"]
-    else:
+    if isinstance(fact, FindingOpenedFact):
+        after.points = fact.points
+    elif isinstance(fact, OrderOverdueFact) or fact.breached:
         after.overdue = True
     return after
 
 
-def _complaint_after(complaint: ComplaintFacts | None, fact: dict[str, Any]) -> ComplaintFacts:
+def _complaint_after(complaint: ComplaintFacts | None, fact: AnyScoringFact) -> ComplaintFacts:
     after = replace(complaint) if complaint else ComplaintFacts()
-    kind = fact["kind"]
-    if kind == "complaint_registered":
-        after.registered, after.priority, after.channel = True, fact["priority"], fact["channel"]
-    elif kind == "acknowledged":
-        after.acknowledged = True
-    elif kind == "response_breached":
+    if isinstance(fact, ComplaintRegisteredFact):
+        after.registered, after.priority, after.channel = True, fact.priority, fact.channel
+    elif isinstance(fact, FirstResponseStoppedFact):
+        after.responded = True
+        after.response_breached = after.response_breached or fact.breached
+    elif isinstance(fact, AcknowledgedFact):
+        after.responded = True
+    elif isinstance(fact, ResolutionStoppedFact):
+        after.resolution_breached = after.resolution_breached or fact.breached
+    elif isinstance(fact, ResponseBreachedFact):
         after.response_breached = True
-    elif kind == "resolution_breached":
+    elif isinstance(fact, ResolutionBreachedFact):
         after.resolution_breached = True
-    elif kind == "closed":
+    elif isinstance(fact, ComplaintClosedFact):
         after.closed = True
-    elif kind == "reopened":
+    elif isinstance(fact, ComplaintReopenedFact):
         after.closed = False
-    elif kind == "feedback":
-        after.satisfaction = fact["satisfaction"]
-    elif kind == "checked":
-        after.substantiated = fact["substantiated"]
+    elif isinstance(fact, FeedbackFact):
+        after.satisfaction = fact.satisfaction
+    elif isinstance(fact, CheckedFact):
+        after.substantiated = fact.substantiated
     return after
 
 
@@ -168,7 +184,7 @@ def contribution(subject: Subject) -> Tally:
         return {"overdue_finding_points" if subject.overdue else "finding_points": subject.points}
     if not subject.registered:
         return {}
-    decided = subject.acknowledged or subject.response_breached
+    decided = subject.responded or subject.response_breached
     tally: Tally = {
         "complaints": 1,
         "decided": decided,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from shared.scoring_policy import Grade, ScoringPolicy
+from services.scoring.policy import Grade, ScoringPolicy
 
 
 @dataclass(frozen=True)

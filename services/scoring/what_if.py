@@ -1,22 +1,21 @@
 """What-if: a period's scores and grades recomputed under another scoring policy, beside the live ones.
 
-Every fact the scoring service applied is kept with its recalculation, so each hall's score
-can be replayed under any policy without touching the scoring service or the live grades.
+Every fact a scorecard applied is kept with its recalculation (`read_model.score_changes`), so
+each hall's score can be replayed under any policy without touching the scorecards or the live
+grades.
 """
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
-
 import asyncpg
 from pydantic import BaseModel
 
-from services.projections.grades import GradedHall, Standing, grade_halls
-from services.projections.scores import grades
+from services.scoring import read_model
+from services.scoring.grades import GradedHall, Standing, grade_halls
+from services.scoring.policy import ScoringPolicy, empty_score
+from services.scoring.scorecard import PeriodFacts, score
+from services.scoring.standings import grades
 from shared.organisation import OrgUnit
-from shared.scorecard import PeriodFacts, score
-from shared.scoring_policy import ScoringPolicy, empty_score
 
 
 class GradeDifference(BaseModel):
@@ -38,28 +37,17 @@ class WhatIf(BaseModel):
 
 
 async def replayed_standings(pool: asyncpg.Pool, period: str, scope: OrgUnit, policy: ScoringPolicy) -> list[Standing]:
-    rows = await pool.fetch(
-        """
-        SELECT h.hall_id, h.level, h.ownership, s.fact
-        FROM halls h LEFT JOIN score_changes s ON s.hall_id = h.hall_id AND s.period = $1
-        WHERE ($2::text IS NULL OR h.province = $2) AND ($3::text IS NULL OR h.city = $3)
-        ORDER BY h.hall_id, s.scorecard_version
-        """,
-        period,
-        scope.path[0] if len(scope.path) > 0 else None,
-        scope.path[1] if len(scope.path) > 1 else None,
-    )
-    halls: dict[str, tuple[int, str]] = {}
-    facts: defaultdict[str, PeriodFacts] = defaultdict(PeriodFacts)
-    for row in rows:
-        halls[row["hall_id"]] = (row["level"], row["ownership"])
-        if row["fact"] is not None:
-            facts[row["hall_id"]].apply(json.loads(row["fact"]))
+    """Every hall in the scope with the score its period's facts earn under `policy`."""
     baseline = empty_score(policy)
-    return [
-        Standing(hall_id, level, ownership, score(facts[hall_id], policy).total if hall_id in facts else baseline)
-        for hall_id, (level, ownership) in halls.items()
-    ]
+    standings = []
+    for hall in await read_model.facts_of_period(pool, period, scope):
+        facts = PeriodFacts()
+        for fact in hall.facts:
+            facts.apply(fact)
+        standings.append(
+            Standing(hall.hall_id, hall.level, hall.ownership, score(facts, policy).total if hall.facts else baseline)
+        )
+    return standings
 
 
 async def what_if(

@@ -1,0 +1,145 @@
+"""Grades, audits and what-ifs over REST, limited to the caller's part of the organisation: the reads
+that apply the scoring policy's rules, served where those rules live."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import asyncpg
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, model_validator
+
+from services.scoring import read_model, standings
+from services.scoring.policy import ScoringPolicy, period_of
+from services.scoring.read_model import ScoreChangeEntry
+from services.scoring.standings import Grades, HallGrade
+from services.scoring.what_if import WhatIf, what_if
+from shared.auth import Caller, Principal
+from shared.errors import ServiceError
+from shared.organisation import OrgUnit
+from shared.validation import Instant, RequestModel, TextParam
+
+router = APIRouter(prefix="/api/v1", tags=["scores"])
+PERIOD = Query(pattern=r"^2\d{3}-(0[1-9]|1[0-2])$", description="A calendar month, e.g. 2026-11.")
+SCOPE = Query(description="The evaluation scope: group, group/<province> or group/<province>/<city>.")
+
+
+class NotFound(ServiceError):
+    status_code = 404
+    error_type = "not_found"
+
+
+class BadScope(ServiceError):
+    status_code = 422
+    error_type = "bad_scope"
+    field = ("query", "scope")
+
+
+class Audit(BaseModel):
+    """Where the hall stood at an instant, and every recalculation that brought it there."""
+
+    hall_id: str
+    as_of: datetime
+    period: str
+    scope: str
+    standing: HallGrade
+    changes: list[ScoreChangeEntry]
+
+
+def visible_scope(caller: Principal, scope: str) -> OrgUnit:
+    try:
+        unit = OrgUnit.parse(scope)
+    except ValueError as error:
+        raise BadScope(str(error)) from None
+    if len(unit.path) > 2:
+        raise BadScope("a scope is the group, a province or a city, not a hall")
+    if not caller.can_see(unit):
+        raise NotFound(f"no scope {scope} within your unit {caller.unit}", ("query", "scope"))
+    return unit
+
+
+async def visible_hall(pool: asyncpg.Pool, caller: Principal, hall_id: str) -> OrgUnit:
+    unit = await read_model.hall_unit(pool, hall_id)
+    if unit is None or not caller.can_see(unit):
+        raise NotFound(f"no hall {hall_id}", ("path", "hall_id"))
+    return unit
+
+
+@router.get("/grades", response_model=Grades)
+async def grades(
+    request: Request,
+    caller: Caller,
+    period: Annotated[str, PERIOD],
+    scope: Annotated[TextParam, SCOPE] = "group",
+    as_of: Annotated[Instant | None, Query(description="As the platform knew it then.")] = None,
+) -> Grades:
+    """Every hall in the scope with its score, rank and grade for the period, quotas applied."""
+    unit = visible_scope(caller, scope)
+    policies: dict[str, ScoringPolicy] = request.app.state.policies
+    return await standings.grades(request.app.state.pool, policies, period, unit, as_of)
+
+
+@router.get("/halls/{hall_id}/audit", response_model=Audit)
+async def audit(
+    request: Request,
+    caller: Caller,
+    hall_id: TextParam,
+    as_of: Annotated[Instant, Query(description="The instant to look back to.")],
+    scope: Annotated[TextParam, SCOPE] = "group",
+) -> Audit:
+    """What the hall's score, rank and grade were at `as_of` (period of that instant), and why."""
+    pool = request.app.state.pool
+    await visible_hall(pool, caller, hall_id)
+    unit = visible_scope(caller, scope)
+    period = period_of(as_of)
+    try:
+        standing = await standings.grades(pool, request.app.state.policies, period, unit, as_of)
+    except standings.NoScoringPolicy as missing:
+        raise standings.NoScoringPolicy(str(missing), ("query", "as_of")) from None
+    hall = next((h for h in standing.halls if h.hall_id == hall_id), None)
+    if hall is None:
+        raise NotFound(f"hall {hall_id} is not in scope {scope}", ("query", "scope"))
+    changes = await read_model.changes_of_hall(pool, hall_id, period, as_of)
+    return Audit(hall_id=hall_id, as_of=as_of, period=period, scope=str(unit), standing=hall, changes=changes)
+
+
+class WhatIfRequest(RequestModel):
+    """Either a stored policy version or a whole policy document (e.g. a draft of new weights)."""
+
+    policy_version: str | None = None
+    policy: ScoringPolicy | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> WhatIfRequest:
+        if (self.policy_version is None) == (self.policy is None):
+            raise ValueError("give exactly one of policy_version and policy")
+        return self
+
+
+class UnknownPolicyVersion(ServiceError):
+    status_code = 422
+    error_type = "unknown_policy_version"
+    field = ("body", "policy_version")
+
+
+@router.post("/grades/what-if", response_model=WhatIf)
+async def grades_what_if(
+    request: Request,
+    caller: Caller,
+    body: WhatIfRequest,
+    period: Annotated[str, PERIOD],
+    scope: Annotated[TextParam, SCOPE] = "group",
+) -> WhatIf:
+    """The period's scores and grades replayed under another policy, and every hall that would change.
+
+    Nothing live changes: the replay runs over the recorded facts in memory.
+    """
+    unit = visible_scope(caller, scope)
+    policies: dict[str, ScoringPolicy] = request.app.state.policies
+    policy = body.policy
+    if policy is None:
+        if body.policy_version not in policies:
+            raise UnknownPolicyVersion(f"no scoring policy {body.policy_version!r}; known: {', '.join(policies)}")
+        policy = policies[body.policy_version]
+    return await what_if(request.app.state.pool, policies, period, unit, policy)

@@ -1,0 +1,249 @@
+"""What grades, audits and what-ifs read, in scoring's own schema: the halls, and every score change.
+
+`halls` is the hall registry, from `HallRegistered`: which halls a scope holds and which are
+graded. `score_changes` holds each fact the scorecards applied, copied from scoring's own event
+store in store order, with the position reached recorded in the same transaction, so a crash
+copies nothing twice and starting from position 0 copies every change ever stored. Replicas
+may copy side by side: a change already copied is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel, TypeAdapter
+
+from services.scoring.application import ScoringApplication
+from services.scoring.domain import Scorecard
+from shared.consumer import Connection
+from shared.contracts import SCORING_FACT, AnyScoringFact, HallRegisteredV1, IntegrationEvent
+from shared.organisation import OrgUnit
+
+logger = logging.getLogger(__name__)
+
+DDL = """
+CREATE TABLE IF NOT EXISTS halls (
+    hall_id text PRIMARY KEY,
+    province text NOT NULL,
+    city text NOT NULL,
+    level integer NOT NULL,
+    ownership text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS score_changes (
+    scorecard_id uuid NOT NULL,
+    scorecard_version integer NOT NULL,
+    hall_id text NOT NULL,
+    period text NOT NULL,
+    subject_id uuid NOT NULL,
+    fact jsonb NOT NULL,
+    source_event_id uuid NOT NULL,
+    source_event_type text NOT NULL,
+    policy_version text NOT NULL,
+    score_before double precision NOT NULL,
+    score double precision NOT NULL,
+    changes jsonb NOT NULL,
+    happened_at timestamptz NOT NULL,
+    recorded_at timestamptz NOT NULL,
+    PRIMARY KEY (scorecard_id, scorecard_version)
+);
+CREATE INDEX IF NOT EXISTS score_changes_by_hall ON score_changes (period, hall_id, scorecard_version);
+CREATE TABLE IF NOT EXISTS score_changes_copied (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    position bigint NOT NULL
+);
+"""
+CHANGES_JSON = TypeAdapter(list[dict[str, Any]])
+
+
+@dataclass(frozen=True)
+class HallScore:
+    hall_id: str
+    level: int
+    ownership: str
+    score: float | None  # None: no change reached the hall's scorecard
+
+
+@dataclass(frozen=True)
+class HallFacts:
+    hall_id: str
+    level: int
+    ownership: str
+    facts: list[AnyScoringFact] = field(default_factory=list)  # in the order the scorecard applied them
+
+
+class ScoreChangeEntry(BaseModel):
+    happened_at: datetime
+    recorded_at: datetime
+    source_event_type: str
+    source_event_id: uuid.UUID
+    subject_id: uuid.UUID
+    fact: str
+    policy_version: str
+    score_before: float
+    score: float
+    changes: list[dict[str, Any]]
+
+
+async def create_tables(pool: asyncpg.Pool) -> None:
+    await pool.execute(DDL)
+
+
+async def record_hall(connection: Connection, event: IntegrationEvent) -> None:
+    hall = event.payload
+    assert isinstance(hall, HallRegisteredV1)
+    await connection.execute(
+        "INSERT INTO halls VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hall_id) DO NOTHING",
+        hall.hall_id,
+        hall.province,
+        hall.city,
+        hall.level,
+        hall.ownership,
+    )
+
+
+async def copy_score_changes(application: ScoringApplication, pool: asyncpg.Pool, batch_size: int = 500) -> bool:
+    """Copies the score changes among the next events stored since the last copy; False if there were none."""
+    position = await pool.fetchval("SELECT position FROM score_changes_copied") or 0
+    reached, applied = await asyncio.to_thread(application.facts_applied_after, position, batch_size)
+    if reached == position:
+        return False
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.executemany(
+            """
+            INSERT INTO score_changes VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12::jsonb, $13, $14)
+            ON CONFLICT DO NOTHING
+            """,
+            [_row(fact) for fact in applied],
+        )
+        await connection.execute(
+            """
+            INSERT INTO score_changes_copied (position) VALUES ($1)
+            ON CONFLICT (only_row) DO UPDATE SET position = greatest(score_changes_copied.position, $1)
+            """,
+            reached,
+        )
+    return True
+
+
+def _row(applied: Scorecard.FactApplied) -> tuple[object, ...]:
+    fact = applied.scoring_fact
+    return (
+        applied.originator_id,
+        applied.originator_version,
+        applied.hall_id,
+        applied.period,
+        fact.subject,
+        fact.model_dump_json(),
+        applied.source_event_id,
+        applied.source_event_type,
+        applied.policy_version,
+        applied.score_before,
+        applied.score_after,
+        CHANGES_JSON.dump_json(applied.changes).decode(),
+        applied.occurred_at,
+        applied.timestamp,
+    )
+
+
+@contextlib.asynccontextmanager
+async def copying_score_changes(
+    application: ScoringApplication, pool: asyncpg.Pool, database_url: str, idle_seconds: float = 1.0
+) -> AsyncIterator[None]:
+    """Copies for the block, woken by the store's NOTIFY on each commit (and at least every `idle_seconds`)."""
+    stored = asyncio.Event()
+    listener = await asyncpg.connect(database_url)
+    await listener.add_listener(f"{ScoringApplication.name}_events", lambda *_: stored.set())
+
+    async def copy_as_stored() -> None:
+        while True:
+            stored.clear()  # before reading: a commit during the copy wakes the next wait at once
+            try:
+                if await copy_score_changes(application, pool):
+                    continue
+            except Exception:  # the database may come back; the grades must not freeze for good
+                logger.exception("score changes not copied; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stored.wait(), idle_seconds)
+
+    task = asyncio.create_task(copy_as_stored(), name="copy score changes")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await listener.close()
+
+
+async def hall_unit(pool: asyncpg.Pool, hall_id: str) -> OrgUnit | None:
+    row = await pool.fetchrow("SELECT province, city FROM halls WHERE hall_id = $1", hall_id)
+    return OrgUnit.of_hall(row["province"], row["city"], hall_id) if row else None
+
+
+def _scope(scope: OrgUnit) -> tuple[str | None, str | None]:
+    return (scope.path[0] if len(scope.path) > 0 else None, scope.path[1] if len(scope.path) > 1 else None)
+
+
+async def latest_scores(pool: asyncpg.Pool, period: str, scope: OrgUnit, as_of: datetime | None) -> list[HallScore]:
+    """Every hall in the scope with its latest score for the period, as recorded up to `as_of`."""
+    rows = await pool.fetch(
+        """
+        SELECT h.hall_id, h.level, h.ownership, latest.score
+        FROM halls h
+        LEFT JOIN LATERAL (
+            SELECT score FROM score_changes s
+            WHERE s.period = $1 AND s.hall_id = h.hall_id AND ($4::timestamptz IS NULL OR s.recorded_at <= $4)
+            ORDER BY s.scorecard_version DESC LIMIT 1
+        ) latest ON true
+        WHERE ($2::text IS NULL OR h.province = $2) AND ($3::text IS NULL OR h.city = $3)
+        """,
+        period,
+        *_scope(scope),
+        as_of,
+    )
+    return [HallScore(row["hall_id"], row["level"], row["ownership"], row["score"]) for row in rows]
+
+
+async def facts_of_period(pool: asyncpg.Pool, period: str, scope: OrgUnit) -> list[HallFacts]:
+    """Every hall in the scope with the facts its scorecard applied in the period."""
+    rows = await pool.fetch(
+        """
+        SELECT h.hall_id, h.level, h.ownership, s.fact
+        FROM halls h LEFT JOIN score_changes s ON s.hall_id = h.hall_id AND s.period = $1
+        WHERE ($2::text IS NULL OR h.province = $2) AND ($3::text IS NULL OR h.city = $3)
+        ORDER BY h.hall_id, s.scorecard_version
+        """,
+        period,
+        *_scope(scope),
+    )
+    halls: dict[str, HallFacts] = {}
+    for row in rows:
+        hall = halls.setdefault(row["hall_id"], HallFacts(row["hall_id"], row["level"], row["ownership"]))
+        if row["fact"] is not None:
+            hall.facts.append(SCORING_FACT.validate_json(row["fact"]))
+    return list(halls.values())
+
+
+async def changes_of_hall(pool: asyncpg.Pool, hall_id: str, period: str, as_of: datetime) -> list[ScoreChangeEntry]:
+    """The hall's score changes in the period recorded up to `as_of`, in the order applied."""
+    rows = await pool.fetch(
+        """
+        SELECT happened_at, recorded_at, source_event_type, source_event_id, subject_id, fact->>'kind' AS fact,
+               policy_version, score_before, score, changes
+        FROM score_changes WHERE hall_id = $1 AND period = $2 AND recorded_at <= $3
+        ORDER BY scorecard_version
+        """,
+        hall_id,
+        period,
+        as_of,
+    )
+    return [ScoreChangeEntry(**{**dict(row), "changes": json.loads(row["changes"])}) for row in rows]

@@ -1,0 +1,96 @@
+"""Scoring's read model on PostgreSQL: every score change its store holds is copied once, in store order,
+those stored before the read model existed included, and the grades read them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from devstack.postgres import EmbeddedPostgres
+from services.scoring import read_model, standings
+from services.scoring.application import ScoringApplication
+from services.scoring.domain import Scorecard, SourceEvent
+from services.scoring.policy import load_scoring_policies
+from shared.contracts import (
+    AnyScoringFact,
+    ComplaintRegisteredFact,
+    FirstResponseStoppedFact,
+    HallRegisteredV1,
+    ResponseBreachedFact,
+    build_event,
+)
+from shared.database import create_pool
+from shared.organisation import OrgUnit
+from shared.relay import RelayPositions
+from shared.settings import ServiceSettings
+
+NOW = datetime(2026, 11, 16, 2, tzinfo=UTC)
+POLICIES = load_scoring_policies()
+
+
+@pytest.fixture
+async def scoring(postgres: EmbeddedPostgres) -> AsyncIterator[tuple[ScoringApplication, asyncpg.Pool]]:
+    """Scoring's store in a schema of its own, and a pool on it; the read model's tables not made yet."""
+    schema = f"scoring_{uuid.uuid4().hex[:12]}"
+    pool = await create_pool(postgres.url, schema)
+    await RelayPositions(pool).create_tables()  # the trace contexts the application stores beside events
+    application = ScoringApplication(
+        ServiceSettings(database_url=postgres.url).eventsourcing_env(schema), POLICIES, lambda: NOW
+    )
+    try:
+        yield application, pool
+    finally:
+        application.close()
+        await pool.close()
+
+
+def apply(application: ScoringApplication, hall_id: str, fact: AnyScoringFact) -> None:
+    assert application.apply(hall_id, "2026-11", SourceEvent(uuid.uuid4(), "Event", NOW), fact)
+
+
+async def copy_all(application: ScoringApplication, pool: asyncpg.Pool) -> int:
+    copies = 0
+    while await read_model.copy_score_changes(application, pool, batch_size=2):
+        copies += 1
+    return copies
+
+
+async def test_score_changes_stored_before_the_read_model_are_copied_once_in_order_and_graded(
+    scoring: tuple[ScoringApplication, asyncpg.Pool],
+) -> None:
+    application, pool = scoring
+    late, answered = uuid.uuid4(), uuid.uuid4()
+    apply(application, "ZJ-01", ResponseBreachedFact(subject=late))  # held until its registration
+    for complaint in (late, answered):
+        apply(application, "ZJ-01", ComplaintRegisteredFact(subject=complaint, priority="normal", channel="app"))
+    apply(application, "ZJ-01", FirstResponseStoppedFact(subject=answered, breached=False))
+    await read_model.create_tables(pool)
+
+    copies = await copy_all(application, pool)
+    copied_again = await copy_all(application, pool)
+
+    card = application.scorecard("ZJ-01", "2026-11")
+    assert card is not None
+    applied = [e for e in application.repository.event_store.get(card.id) if isinstance(e, Scorecard.FactApplied)]
+    rows = await pool.fetch("SELECT scorecard_version, source_event_id, score FROM score_changes ORDER BY 1")
+    assert [(row["source_event_id"], row["score"]) for row in rows] == [
+        (e.source_event_id, e.score_after) for e in applied
+    ]
+    assert copies >= 2 and copied_again == 0  # batches of two events: more than one copy was needed
+
+    hall = HallRegisteredV1(
+        hall_id="ZJ-01", name="西湖营业厅", province="浙江", city="杭州", level=1, ownership="self_operated"
+    )
+    event = build_event(hall, source="complaints", aggregate_id=uuid.uuid4(), aggregate_version=1, occurred_at=NOW)
+    async with pool.acquire() as connection:
+        await read_model.record_hall(connection, event)
+    graded = await standings.grades(pool, POLICIES, "2026-11", OrgUnit(("浙江",)), as_of=None)
+    assert [(h.hall_id, h.score) for h in graded.halls] == [("ZJ-01", card.score)]
+    before_any = await standings.grades(
+        pool, POLICIES, "2026-11", OrgUnit(("浙江",)), as_of=datetime(2026, 11, 1, tzinfo=UTC)
+    )
+    assert [h.score for h in before_any.halls] == [100]  # nothing recorded yet then: the empty scorecard's
