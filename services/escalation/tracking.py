@@ -159,12 +159,14 @@ class SlaSubject(Aggregate):
         self.verdicts: list[ClockStop] = []
         self.rules_version = rules_version
         self.deadlines = deadlines
+        # Plans depend only on the rules and the history, which only grows; one step plans several times.
+        self._planned: tuple[SlaRules, int, list[ClockPlan]] | None = None
 
     @classmethod
     def open(cls, rules: SlaRules, opening: Opening) -> SlaSubject:
         history = [(opening.started_by, opening.started_at)]
         plans = plan_clocks(opening.kind, history, opening.hall, rules, opening.matching)
-        return cls(
+        subject = cls(
             id=sla_subject_id(opening.subject_id),
             subject_id=opening.subject_id,
             kind=opening.kind,
@@ -178,6 +180,8 @@ class SlaSubject(Aggregate):
             rules_version=rules_version(plans, rules),
             deadlines=breach_deadlines(plans),
         )
+        subject._planned = (rules, len(history), plans)
+        return subject
 
     @property
     def hall(self) -> OrgUnit:
@@ -188,8 +192,16 @@ class SlaSubject(Aggregate):
         return self.hall.path[-1]
 
     def plans(self, rules: SlaRules, history: list[tuple[str, datetime]] | None = None) -> list[ClockPlan]:
+        """The clocks' plans after the subject's own history, or after `history` (e.g. one step more)."""
+        if history is None and self._planned is not None:
+            planned_rules, planned_steps, plans = self._planned
+            if planned_rules is rules and planned_steps == len(self.history):
+                return plans
         matching = {"category": self.category, "priority": self.priority, "channel": self.channel}
-        return plan_clocks(self.kind, history or self.history, self.hall, rules, matching)
+        plans = plan_clocks(self.kind, history or self.history, self.hall, rules, matching)
+        if history is None:
+            self._planned = (rules, len(self.history), plans)
+        return plans
 
     def next_due(self, plans: list[ClockPlan]) -> datetime | None:
         """The earliest milestone still to fire, if any clock is running."""
