@@ -5,6 +5,12 @@ from __future__ import annotations
 import asyncpg
 
 
+async def keep_session_state(connection: asyncpg.Connection) -> None:
+    """Takes a connection back without asyncpg's reset query (unlock, close, unlisten, reset all): one
+    more round trip per use, a quarter of a projection's CPU per event. asyncpg still rolls back an
+    open transaction; whoever takes a session-level lock or setting on a pool connection undoes it."""
+
+
 async def create_pool(database_url: str, schema: str, *, max_size: int = 10) -> asyncpg.Pool:
     """Creates the schema if needed and returns a pool whose search_path is that schema."""
     connection = await asyncpg.connect(database_url)
@@ -15,7 +21,11 @@ async def create_pool(database_url: str, schema: str, *, max_size: int = 10) -> 
     finally:
         await connection.close()
     pool = await asyncpg.create_pool(
-        database_url, min_size=1, max_size=max_size, server_settings={"search_path": schema}
+        database_url,
+        min_size=1,
+        max_size=max_size,
+        server_settings={"search_path": schema},
+        reset=keep_session_state,
     )
     assert pool is not None
     return pool

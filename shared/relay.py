@@ -276,7 +276,10 @@ async def run_as_leader(pool: asyncpg.Pool, relay: Relay, retry_seconds: float =
         try:
             async with pool.acquire() as connection:
                 if await connection.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", relay.name):
-                    await relay.run()
+                    try:
+                        await relay.run()
+                    finally:  # the pool does not reset a connection it takes back (see shared/database.py)
+                        await connection.execute("SELECT pg_advisory_unlock(hashtext($1))", relay.name)
         except asyncio.CancelledError:
             raise
         except Exception:
