@@ -208,7 +208,7 @@ async def run(data_dir: Path) -> None:
         postgres.stop()
 
     rate = applied / rebuild_seconds
-    print(f"\nrebuild: {applied:,} events applied in {rebuild_seconds:.0f} s: {rate:,.0f} events/s (target 20,000)")
+    print(f"\nrebuild: {applied:,} events applied in {rebuild_seconds:.0f} s: {rate:,.0f} events/s (target 30,000)")
     print(f"baseline: reading and decoding the same events without applying them: {baseline:,.0f} events/s")
     print(f"ratio to baseline: {rate / baseline:.2f}; refused: {len(refused)}")
     print(

@@ -132,6 +132,7 @@ class Relay:
         topic: str,
         batch_size: int = 500,
         idle_poll_seconds: float = 1.0,
+        linger_seconds: float = 0.02,
     ) -> None:
         self.name = name
         self.outbox = outbox
@@ -142,6 +143,7 @@ class Relay:
         self.topic = topic
         self.batch_size = batch_size
         self.idle_poll_seconds = idle_poll_seconds
+        self.linger_seconds = linger_seconds
         self._wake = asyncio.Event()
         self._position: int | None = None  # as of this relay's last advance; None: read it from the table
         self._next_forgetting = 0.0
@@ -170,7 +172,10 @@ class Relay:
                     continue
                 if published < self.batch_size:
                     await self._forget_old_trace_contexts()
-                    if not await self._woken_within_poll():
+                    if await self._woken_within_poll():
+                        # Commits come one at a time; a moment's wait lets the next batch hold several.
+                        await asyncio.sleep(self.linger_seconds)
+                    else:
                         self._position = None
         finally:
             await self._drop_producer()
