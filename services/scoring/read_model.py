@@ -29,6 +29,8 @@ from shared.contracts import SCORING_FACT, AnyScoringFact, HallRegisteredV1, Int
 from shared.organisation import OrgUnit
 
 logger = logging.getLogger(__name__)
+COPY_BATCH_SIZE = 500
+COPY_LINGER_SECONDS = 0.02  # as the relays linger (shared/relay.py)
 
 DDL = """
 CREATE TABLE IF NOT EXISTS halls (
@@ -110,12 +112,15 @@ async def record_hall(connection: Connection, event: IntegrationEvent) -> None:
     )
 
 
-async def copy_score_changes(application: ScoringApplication, pool: asyncpg.Pool, batch_size: int = 500) -> bool:
-    """Copies the score changes among the next events stored since the last copy; False if there were none."""
+async def copy_score_changes(
+    application: ScoringApplication, pool: asyncpg.Pool, batch_size: int = COPY_BATCH_SIZE
+) -> int:
+    """Copies the score changes among the next events stored since the last copy; returns how far the
+    copy's position moved (0 if nothing was stored since). Below `batch_size`, the copy is caught up."""
     position = await pool.fetchval("SELECT position FROM score_changes_copied") or 0
     reached, applied = await asyncio.to_thread(application.facts_applied_after, position, batch_size)
     if reached == position:
-        return False
+        return 0
     async with pool.acquire() as connection, connection.transaction():
         await connection.executemany(
             """
@@ -131,7 +136,7 @@ async def copy_score_changes(application: ScoringApplication, pool: asyncpg.Pool
             """,
             reached,
         )
-    return True
+    return int(reached - position)
 
 
 def _row(applied: Scorecard.FactApplied) -> tuple[object, ...]:
@@ -167,12 +172,15 @@ async def copying_score_changes(
         while True:
             stored.clear()  # before reading: a commit during the copy wakes the next wait at once
             try:
-                if await copy_score_changes(application, pool):
-                    continue
+                if await copy_score_changes(application, pool) >= COPY_BATCH_SIZE:
+                    continue  # a full batch: more may be waiting
             except Exception:  # the database may come back; the grades must not freeze for good
                 logger.exception("score changes not copied; trying again")
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(stored.wait(), idle_seconds)
+            except TimeoutError:
+                continue
+            await asyncio.sleep(COPY_LINGER_SECONDS)  # commits come one at a time: let the copy take several
 
     task = asyncio.create_task(copy_as_stored(), name="copy score changes")
     try:
