@@ -7,8 +7,9 @@ import asyncpg
 
 async def keep_session_state(connection: asyncpg.Connection) -> None:
     """Takes a connection back without asyncpg's reset query (unlock, close, unlisten, reset all): one
-    more round trip per use, a quarter of a projection's CPU per event. asyncpg still rolls back an
-    open transaction; whoever takes a session-level lock or setting on a pool connection undoes it."""
+    more round trip per use (0.38 -> 0.33 ms CPU per acquire-insert-commit, measured in isolation).
+    asyncpg still rolls back an open transaction; whoever takes a session-level lock or setting on a
+    pool connection undoes it."""
 
 
 async def create_pool(database_url: str, schema: str, *, max_size: int = 10) -> asyncpg.Pool:
