@@ -1,6 +1,6 @@
 """At-least-once delivery, exactly-once effects.
 
-Each message is decoded against the contracts; one that is malformed, unknown or
+Messages come in batches. Each is decoded against the contracts; one that is malformed, unknown or
 whose handler refuses it goes to the consumer's dead-letter topic with the reason,
 and the stream moves on. A valid event's effect and the record that it was
 processed are committed in one transaction, so a redelivered event changes nothing.
@@ -13,7 +13,8 @@ import asyncio
 import enum
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -24,7 +25,7 @@ from opentelemetry import trace
 from shared.clock import Clock, system_clock
 from shared.contracts import IntegrationEvent, InvalidEvent, decode_event
 from shared.metrics import CONSUMED, CONSUMER_DELAY
-from shared.tracing import Headers, context_from_headers
+from shared.tracing import Headers, context_from_headers, traceparent_of
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -101,70 +102,133 @@ def dead_letter_record(message: ReceivedMessage, reason: str, consumer: str) -> 
     ).encode()
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """An event to apply, with the trace context of its consume span: what the events it causes carry on."""
+
+    event: IntegrationEvent
+    traceparent: str | None
+
+
+# Applies a batch of new events, in stream order, in the transaction that records them as processed.
+BatchHandler = Callable[[Connection, Sequence[Delivery]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Handling:
+    """The event types a consumer takes, and how it applies a batch of them."""
+
+    event_types: frozenset[str]
+    apply: BatchHandler
+
+    @classmethod
+    def one_by_one(cls, handlers: Mapping[str, Handler]) -> Handling:
+        """Each event applied with its own handler."""
+
+        async def apply(connection: Connection, deliveries: Sequence[Delivery]) -> None:
+            for delivery in deliveries:
+                await handlers[delivery.event.event_type](connection, delivery.event)
+
+        return cls(frozenset(handlers), apply)
+
+
+@dataclass
+class _Item:
+    message: ReceivedMessage
+    delivery: Delivery
+    span: trace.Span
+
+
 class IdempotentConsumer:
+    """Applies messages a batch at a time: one transaction records the batch's events in the inbox and
+    applies the new ones. Should the handler refuse a batch, its events are applied again one at a time,
+    so that only the refused one is dead-lettered."""
+
     def __init__(
         self,
         *,
         name: str,
         pool: asyncpg.Pool,
-        handlers: Mapping[str, Handler],
+        handling: Handling,
         dead_letters: DeadLetterSink,
         retry_delay_seconds: float = 1.0,
         clock: Clock = system_clock,
     ) -> None:
         self.name = name
         self.pool = pool
-        self.handlers = handlers
+        self.handling = handling
         self.dead_letters = dead_letters
         self.retry_delay_seconds = retry_delay_seconds
         self.clock = clock
 
-    async def handle(self, message: ReceivedMessage) -> Outcome:
-        outcome = await self._handle(message)
-        CONSUMED.labels(self.name, outcome.value).inc()
-        return outcome
+    async def handle(self, messages: Sequence[ReceivedMessage]) -> list[Outcome]:
+        """The outcome of each message, in order."""
+        outcomes: dict[int, Outcome] = {}
+        items: dict[int, _Item] = {}
+        first_of: dict[uuid.UUID, int] = {}
+        for index, message in enumerate(messages):
+            try:
+                event = decode_event(message.value)
+            except InvalidEvent as invalid:
+                outcomes[index] = await self._dead_letter(message, str(invalid))
+                continue
+            if event.event_type not in self.handling.event_types:
+                outcomes[index] = Outcome.IGNORED
+            elif event.envelope.event_id in first_of:  # delivered twice in one batch
+                outcomes[index] = Outcome.DUPLICATE
+            else:
+                first_of[event.envelope.event_id] = index
+                span = tracer.start_span(
+                    f"consume {event.event_type}",
+                    context=context_from_headers(message.headers),
+                    kind=trace.SpanKind.CONSUMER,
+                    attributes={"messaging.consumer.group.name": self.name},
+                )
+                items[index] = _Item(message, Delivery(event, traceparent_of(span)), span)
+        if items:
+            outcomes.update(zip(items, await self._apply(list(items.values())), strict=True))
+        now = self.clock()
+        for index, item in items.items():
+            item.span.set_attribute("outcome", outcomes[index].value)
+            item.span.end()
+            if outcomes[index] is Outcome.APPLIED:
+                delay = now - item.delivery.event.envelope.occurred_at
+                CONSUMER_DELAY.labels(self.name).observe(max(delay.total_seconds(), 0.0))
+        ordered = [outcomes[index] for index in range(len(messages))]
+        for outcome in ordered:
+            CONSUMED.labels(self.name, outcome.value).inc()
+        return ordered
 
-    async def _handle(self, message: ReceivedMessage) -> Outcome:
-        try:
-            event = decode_event(message.value)
-        except InvalidEvent as invalid:
-            return await self._dead_letter(message, str(invalid))
-        handler = self.handlers.get(event.event_type)
-        if handler is None:
-            return Outcome.IGNORED
-        with tracer.start_as_current_span(
-            f"consume {event.event_type}", context=context_from_headers(message.headers), kind=trace.SpanKind.CONSUMER
-        ) as span:
-            span.set_attribute("messaging.consumer.group.name", self.name)
-            outcome = await self._apply(handler, event, message)
-            span.set_attribute("outcome", outcome.value)
-        if outcome is Outcome.APPLIED:
-            delay = self.clock() - event.envelope.occurred_at
-            CONSUMER_DELAY.labels(self.name).observe(max(delay.total_seconds(), 0.0))
-        return outcome
-
-    async def _apply(self, handler: Handler, event: IntegrationEvent, message: ReceivedMessage) -> Outcome:
+    async def _apply(self, items: list[_Item]) -> list[Outcome]:
         while True:
             try:
-                return await self._apply_once(handler, event)
+                return await self._apply_once(items)
             except TRANSIENT_ERRORS:
-                logger.warning("%s: database unavailable; retrying event %s", self.name, event.envelope.event_id)
+                logger.warning("%s: database unavailable; retrying a batch of %d events", self.name, len(items))
                 await asyncio.sleep(self.retry_delay_seconds)
             except Exception as refused:
-                logger.exception("%s: handler refused event %s", self.name, event.envelope.event_id)
-                return await self._dead_letter(message, f"handler error: {type(refused).__name__}: {refused}")
+                if len(items) > 1:
+                    return [outcome for item in items for outcome in await self._apply([item])]
+                [item] = items
+                logger.exception("%s: handler refused event %s", self.name, item.delivery.event.envelope.event_id)
+                return [await self._dead_letter(item.message, f"handler error: {type(refused).__name__}: {refused}")]
 
-    async def _apply_once(self, handler: Handler, event: IntegrationEvent) -> Outcome:
+    async def _apply_once(self, items: list[_Item]) -> list[Outcome]:
         async with self.pool.acquire() as connection, connection.transaction():
-            first_time = await connection.fetchval(
-                "INSERT INTO consumer_inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+            rows = await connection.fetch(
+                "INSERT INTO consumer_inbox (consumer, event_id) SELECT $1, unnest($2::uuid[])"
+                " ON CONFLICT DO NOTHING RETURNING event_id",
                 self.name,
-                event.envelope.event_id,
+                [item.delivery.event.envelope.event_id for item in items],
             )
-            if not first_time:
-                return Outcome.DUPLICATE
-            await handler(connection, event)
-        return Outcome.APPLIED
+            first_time = {row["event_id"] for row in rows}
+            new = [item.delivery for item in items if item.delivery.event.envelope.event_id in first_time]
+            if new:
+                await self.handling.apply(connection, new)
+        return [
+            Outcome.APPLIED if item.delivery.event.envelope.event_id in first_time else Outcome.DUPLICATE
+            for item in items
+        ]
 
     async def _dead_letter(self, message: ReceivedMessage, reason: str) -> Outcome:
         logger.warning(

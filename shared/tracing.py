@@ -103,6 +103,15 @@ def current_traceparent() -> str | None:
     return carrier.get("traceparent")
 
 
+def traceparent_of(span: trace.Span) -> str | None:
+    """The trace context of `span`, to be carried on by what it causes."""
+    if not _enabled:
+        return None
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier.get("traceparent")
+
+
 def context_of(traceparent: str | None) -> Context | None:
     return propagate.extract({"traceparent": traceparent}) if traceparent else None
 
@@ -130,6 +139,14 @@ class StoresTraceContext(ServiceApplication):
             events = (event for obj in objs for event in (obj.pending_events if isinstance(obj, Aggregate) else [obj]))
             self.store_trace_contexts((event, traceparent) for event in events)
         return super().save(*objs, **kwargs)
+
+    def save_traced(
+        self, aggregates: Sequence[Aggregate], traced: Iterable[tuple[DomainEventProtocol[uuid.UUID], str]]
+    ) -> list[Recording[uuid.UUID]]:
+        """Saves the aggregates, with the trace context given for each event in `traced` rather than the
+        current one: a batch holds events of many traces."""
+        self.store_trace_contexts(traced)
+        return super().save(*aggregates)
 
     def store_trace_contexts(self, traced: Iterable[tuple[DomainEventProtocol[uuid.UUID], str]]) -> None:
         """Stores each event's trace context, in one statement for all of them."""

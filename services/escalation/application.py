@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
@@ -41,6 +42,16 @@ class Due:
     open: bool  # False once every clock has stopped: nothing is left to watch
 
 
+@dataclass(frozen=True)
+class Observation:
+    """A step of a complaint or order that may start, pause, resume or stop its clocks."""
+
+    subject_id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    at: datetime
+
+
 class UnknownSubject(LookupError):
     """An event for a complaint or order whose opening event was never seen."""
 
@@ -55,37 +66,53 @@ class EscalationApplication(StoresTraceContext):
 
     def open(self, opening: Opening) -> Due:
         """Starts a subject's clocks; opening it again changes nothing."""
-        existing = self.subject(opening.subject_id)
-        if existing is not None:
-            return self.due(existing)
-        subject = SlaSubject.open(self.rules, opening)
-        now = self.clock()
-        subject.fire_due(self.rules, up_to=now, now=now)  # e.g. registered late, already overdue
-        try:
-            self._save(subject)
-        except IntegrityError:  # opened concurrently by a redelivery
-            return self.open(opening)
-        if subject.kind == "complaint":
-            prepare_series(subject)
-        return self.due(subject)
+        [due] = self.track([(opening, None)])
+        return due
 
     def observe(self, subject_id: uuid.UUID, event_id: uuid.UUID, event_type: str, at: datetime) -> Due:
+        [due] = self.track([(Observation(subject_id, event_id, event_type, at), None)])
+        return due
+
+    def track(self, changes: Sequence[tuple[Opening | Observation, str | None]]) -> list[Due]:
+        """Applies openings and observed steps in order, each with the trace context its events carry on:
+        every subject is loaded once and all are saved in one transaction. The `Due` of each subject touched.
+        """
         for _ in range(MAX_CONFLICT_RETRIES):
-            subject = self.subject(subject_id)
-            if subject is None:
-                raise UnknownSubject(f"no clocks for {subject_id}: its opening event was never received")
             now = self.clock()
-            subject.recalculate(self.rules, now)  # closed while the rules changed, and now reopened
-            judged = len(subject.verdicts)
-            subject.observe(self.rules, event_id, event_type, at, now)
+            subjects: dict[uuid.UUID, SlaSubject] = {}
+            opened: list[SlaSubject] = []
+            judged: dict[uuid.UUID, int] = {}  # verdicts each observed subject had before this batch
+            traced: list[tuple[DomainEventProtocol[uuid.UUID], str]] = []
+            for change, traceparent in changes:
+                sla_id = sla_subject_id(change.subject_id)
+                subject = subjects.get(sla_id) or self.subject(change.subject_id)
+                before = len(subject.pending_events) if subject is not None else 0
+                if isinstance(change, Opening):
+                    if subject is None:
+                        subject = SlaSubject.open(self.rules, change)
+                        subject.fire_due(self.rules, up_to=now, now=now)  # e.g. registered late, already overdue
+                        opened.append(subject)
+                elif subject is None:
+                    raise UnknownSubject(f"no clocks for {change.subject_id}: its opening event was never received")
+                else:
+                    subject.recalculate(self.rules, now)  # closed while the rules changed, and now reopened
+                    judged.setdefault(sla_id, len(subject.verdicts))
+                    subject.observe(self.rules, change.event_id, change.event_type, change.at, now)
+                subjects[sla_id] = subject
+                if traceparent is not None:
+                    traced += [(event, traceparent) for event in subject.pending_events[before:]]
             try:
-                self._save(subject)
-            except IntegrityError:
+                self._save(*subjects.values(), traced=traced)
+            except IntegrityError:  # another replica, the scheduler or a redelivery saved one first
                 continue
-            if subject.kind == "complaint":
-                count_stops(subject, subject.verdicts[judged:])
-            return self.due(subject)
-        raise TransientError(f"{subject_id}: still conflicting after {MAX_CONFLICT_RETRIES} attempts")
+            for subject in opened:
+                if subject.kind == "complaint":
+                    prepare_series(subject)
+            for sla_id, verdicts_before in judged.items():
+                if (subject := subjects[sla_id]).kind == "complaint":
+                    count_stops(subject, subject.verdicts[verdicts_before:])
+            return [self.due(subject) for subject in subjects.values()]
+        raise TransientError(f"{len(changes)} changes still conflicting after {MAX_CONFLICT_RETRIES} attempts")
 
     def fire_due(self, sla_ids: Sequence[uuid.UUID]) -> list[Due]:
         """Fires what is due on each subject, all saved in one transaction."""
@@ -132,9 +159,10 @@ class EscalationApplication(StoresTraceContext):
             return [self.due(subject) for subject in subjects], len(changed)
         raise TransientError(f"batch of {len(sla_ids)} still conflicting after {MAX_CONFLICT_RETRIES} attempts")
 
-    def _save(self, *subjects: SlaSubject) -> None:
+    def _save(self, *subjects: SlaSubject, traced: Sequence[tuple[DomainEventProtocol[uuid.UUID], str]] = ()) -> None:
         """Saves, then counts the milestones that fired: only once they are stored."""
-        for recording in self.save(*subjects):
+        recordings = self.save_traced(subjects, traced) if traced else self.save(*subjects)
+        for recording in recordings:
             fired = recording.domain_event
             if isinstance(fired, SlaSubject.MilestoneReached):
                 SLA_MILESTONES.labels(fired.clock, fired.milestone, str(fired.level)).inc()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
-from services.escalation.application import EscalationApplication
+from services.escalation.application import EscalationApplication, Observation
 from services.escalation.scheduler import record_due
 from services.escalation.tracking import CLOCK_EVENTS, Opening
-from shared.consumer import Connection, Handler
+from shared.consumer import Connection, Delivery, Handling
 from shared.contracts import (
     ComplaintRegisteredV1,
     ComplaintRegisteredV2,
@@ -30,48 +31,38 @@ def hall_unit(opening: Contract) -> OrgUnit:
     return OrgUnit.of_hall(opening.province, opening.city, opening.hall_id)
 
 
-def handlers(application: EscalationApplication) -> dict[str, Handler]:
-    async def complaint_registered(connection: Connection, event: IntegrationEvent) -> None:
-        complaint = event.payload
-        assert isinstance(complaint, ComplaintRegisteredV1)
-        opening = Opening(
-            subject_id=event.envelope.aggregate_id,
+def change_of(event: IntegrationEvent) -> Opening | Observation:
+    """What a complaint or order event does to its subject's clocks."""
+    payload, envelope = event.payload, event.envelope
+    if isinstance(payload, ComplaintRegisteredV1):
+        return Opening(
+            subject_id=envelope.aggregate_id,
             kind="complaint",
-            hall=hall_unit(complaint),
-            started_by=complaint.event_type,
-            started_at=complaint.received_at,
-            source_event_id=event.envelope.event_id,
-            category=complaint.category,
-            priority=complaint.priority,
-            channel=complaint.channel,
+            hall=hall_unit(payload),
+            started_by=payload.event_type,
+            started_at=payload.received_at,
+            source_event_id=envelope.event_id,
+            category=payload.category,
+            priority=payload.priority,
+            channel=payload.channel,
         )
-        await record_due(connection, [await asyncio.to_thread(application.open, opening)])
-
-    async def order_opened(connection: Connection, event: IntegrationEvent) -> None:
-        order = event.payload
-        assert isinstance(order, RectificationOrderOpenedV1)
-        opening = Opening(
-            subject_id=event.envelope.aggregate_id,
+    if isinstance(payload, RectificationOrderOpenedV1):
+        return Opening(
+            subject_id=envelope.aggregate_id,
             kind="rectification_order",
-            hall=hall_unit(order),
-            started_by=order.event_type,
-            started_at=order.at,
-            source_event_id=event.envelope.event_id,
+            hall=hall_unit(payload),
+            started_by=payload.event_type,
+            started_at=payload.at,
+            source_event_id=envelope.event_id,
         )
-        await record_due(connection, [await asyncio.to_thread(application.open, opening)])
+    assert isinstance(payload, LoopStep)
+    return Observation(envelope.aggregate_id, envelope.event_id, envelope.event_type, payload.at)
 
-    async def clock_step(connection: Connection, event: IntegrationEvent) -> None:
-        step = event.payload
-        assert isinstance(step, LoopStep)
-        envelope = event.envelope
-        due = await asyncio.to_thread(
-            application.observe, envelope.aggregate_id, envelope.event_id, envelope.event_type, step.at
-        )
-        await record_due(connection, [due])
 
-    steps = {event_type: clock_step for kind in CLOCK_EVENTS.values() for event_type in kind}
-    return {
-        ComplaintRegisteredV1.event_type: complaint_registered,
-        RectificationOrderOpenedV1.event_type: order_opened,
-        **steps,
-    }
+def handling(application: EscalationApplication) -> Handling:
+    async def apply(connection: Connection, deliveries: Sequence[Delivery]) -> None:
+        changes = [(change_of(delivery.event), delivery.traceparent) for delivery in deliveries]
+        await record_due(connection, await asyncio.to_thread(application.track, changes))
+
+    steps = {event_type for kind in CLOCK_EVENTS.values() for event_type in kind}
+    return Handling(frozenset({ComplaintRegisteredV1.event_type, RectificationOrderOpenedV1.event_type, *steps}), apply)

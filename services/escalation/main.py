@@ -105,7 +105,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
                 consuming(
                     name=CONSUMER_NAME,
                     pool=pool,
-                    handlers=consumer.handlers(escalation),
+                    handling=consumer.handling(escalation),
                     topics=[COMPLAINTS_EVENTS],
                     bootstrap_servers=settings.kafka_bootstrap_servers,
                     fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,

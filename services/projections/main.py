@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from services.projections import api, complaints, scores, scores_api, sla_gauges, timeline
 from shared.auth import Authenticator, AuthSettings
-from shared.consumer import Connection, Handler
+from shared.consumer import Connection, Handler, Handling
 from shared.contracts import (
     COMPLAINT_STEPS,
     ORDER_STEPS,
@@ -95,7 +95,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             async with consuming(
                 name=CONSUMER_NAME,
                 pool=pool,
-                handlers=handlers(),
+                handling=Handling.one_by_one(handlers()),
                 topics=[COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS],
                 bootstrap_servers=settings.kafka_bootstrap_servers,
                 fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,

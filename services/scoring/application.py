@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
 from services.scoring.domain import Scorecard, SourceEvent, scorecard_id
@@ -23,6 +25,17 @@ MAX_CONFLICT_RETRIES = 5
 CACHED_SCORECARDS = 2000
 
 
+@dataclass(frozen=True)
+class HallFact:
+    """A fact for the scorecard of a hall and period, and the trace context its score change carries on."""
+
+    hall_id: str
+    period: str
+    source: SourceEvent
+    fact: AnyScoringFact
+    traceparent: str | None = None
+
+
 class ScoringApplication(StoresTraceContext):
     name = "scoring"
 
@@ -30,27 +43,46 @@ class ScoringApplication(StoresTraceContext):
         super().__init__({**env, "AGGREGATE_CACHE_MAXSIZE": str(CACHED_SCORECARDS)})
         self.policies = policies
         self.clock = clock  # when each change was recorded: what "as of" audits compare with
-        # Facts are applied to the cached scorecard itself, not to a copy of it, one at a time.
+        # Facts are applied to the cached scorecards themselves, not to copies, one batch at a time.
         self._applying = threading.Lock()
 
     def apply(self, hall_id: str, period: str, source: SourceEvent, fact: AnyScoringFact) -> bool:
         """True if the fact was new to the scorecard; scored under the policy in force when the period began."""
-        policy = scoring_policy_at(self.policies, period_start(period))
-        card_id = scorecard_id(hall_id, period)
+        [new] = self.apply_all([HallFact(hall_id, period, source, fact)])
+        return new
+
+    def apply_all(self, facts: Sequence[HallFact]) -> list[bool]:
+        """Applies facts in order, saving every scorecard they touch in one transaction; whether each was new."""
         with self._applying:
             for _ in range(MAX_CONFLICT_RETRIES):
-                card = self._cached_scorecard(card_id) or Scorecard.open(hall_id, period)
-                if not card.apply_fact(policy, source, fact, self.clock()):
-                    return False
+                cards: dict[uuid.UUID, Scorecard] = {}
                 try:
-                    self.save(card)
+                    new, traced = self._apply_each(facts, cards)
+                    self.save_traced(list(cards.values()), traced)
                 except Exception as failure:
-                    self._forget(card_id)  # the cached one holds events that were not stored
-                    if isinstance(failure, IntegrityError):  # another consumer wrote the scorecard first
+                    for card_id in cards:
+                        self._forget(card_id)  # the cached ones hold events that were not stored
+                    if isinstance(failure, IntegrityError):  # another consumer wrote a scorecard first
                         continue
                     raise
-                return True
-        raise TransientError(f"scorecard {hall_id} {period}: still conflicting after {MAX_CONFLICT_RETRIES} attempts")
+                return new
+        raise TransientError(f"{len(facts)} facts: still conflicting after {MAX_CONFLICT_RETRIES} attempts")
+
+    def _apply_each(
+        self, facts: Sequence[HallFact], cards: dict[uuid.UUID, Scorecard]
+    ) -> tuple[list[bool], list[tuple[DomainEventProtocol[uuid.UUID], str]]]:
+        new: list[bool] = []
+        traced: list[tuple[DomainEventProtocol[uuid.UUID], str]] = []
+        for item in facts:
+            card_id = scorecard_id(item.hall_id, item.period)
+            card = cards.get(card_id) or self._cached_scorecard(card_id) or Scorecard.open(item.hall_id, item.period)
+            cards[card_id] = card
+            before = len(card.pending_events)
+            policy = scoring_policy_at(self.policies, period_start(item.period))
+            new.append(card.apply_fact(policy, item.source, item.fact, self.clock()))
+            if item.traceparent is not None:
+                traced += [(event, item.traceparent) for event in card.pending_events[before:]]
+        return new, traced
 
     def facts_applied_after(self, position: int, limit: int) -> tuple[int, list[Scorecard.FactApplied]]:
         """The facts the scorecards applied among the next `limit` events stored after `position`, in store

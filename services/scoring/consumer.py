@@ -8,14 +8,16 @@ was opened; so do their later events, however late they come.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
 from services.scoring import read_model
-from services.scoring.application import ScoringApplication
+from services.scoring.application import HallFact, ScoringApplication
 from services.scoring.domain import SourceEvent
 from services.scoring.policy import period_of
-from shared.consumer import Connection, Handler
+from shared.consumer import Connection, Delivery, Handling
 from shared.contracts import (
     AnyScoringFact,
     CheckedFact,
@@ -79,13 +81,18 @@ class UnknownComplaint(LookupError):
     pass
 
 
-def handlers(application: ScoringApplication) -> dict[str, Handler]:
-    async def apply(event: IntegrationEvent, hall_id: str, period: str, fact: AnyScoringFact) -> None:
+FactOf = Callable[[Connection, IntegrationEvent], Awaitable[HallFact | None]]
+
+
+def facts() -> dict[str, FactOf]:
+    """For each event type, the fact an event brings to its hall's scorecard, if any."""
+
+    def fact_for(event: IntegrationEvent, hall_id: str, period: str, fact: AnyScoringFact) -> HallFact:
         envelope = event.envelope
         source = SourceEvent(envelope.event_id, envelope.event_type, envelope.occurred_at)
-        await asyncio.to_thread(application.apply, hall_id, period, source, fact)
+        return HallFact(hall_id, period, source, fact)
 
-    async def registered(connection: Connection, event: IntegrationEvent) -> None:
+    async def registered(connection: Connection, event: IntegrationEvent) -> HallFact:
         complaint = event.payload
         assert isinstance(complaint, ComplaintRegisteredV1)
         complaint_id = event.envelope.aggregate_id
@@ -97,9 +104,9 @@ def handlers(application: ScoringApplication) -> dict[str, Handler]:
             period,
         )
         fact = ComplaintRegisteredFact(subject=complaint_id, priority=complaint.priority, channel=complaint.channel)
-        await apply(event, complaint.hall_id, period, fact)
+        return fact_for(event, complaint.hall_id, period, fact)
 
-    async def step(connection: Connection, event: IntegrationEvent) -> None:
+    async def step(connection: Connection, event: IntegrationEvent) -> HallFact:
         complaint_id = event.envelope.aggregate_id
         row = await connection.fetchrow(
             "SELECT hall_id, period FROM complaint_periods WHERE complaint_id = $1", complaint_id
@@ -114,36 +121,36 @@ def handlers(application: ScoringApplication) -> dict[str, Handler]:
             fact = CheckedFact(subject=complaint_id, substantiated=payload.substantiated)
         else:
             fact = STATUS_FACTS[event.event_type](subject=complaint_id)
-        await apply(event, row["hall_id"], row["period"], fact)
+        return fact_for(event, row["hall_id"], row["period"], fact)
 
-    async def inspected(connection: Connection, event: IntegrationEvent) -> None:
+    async def inspected(connection: Connection, event: IntegrationEvent) -> HallFact | None:
         inspection = event.payload
         if not isinstance(inspection, InspectionRecordedV2):
-            return  # V1 inspections had neither an innovation rating nor highlights; findings come as orders
+            return None  # V1 inspections had neither an innovation rating nor highlights; findings come as orders
         fact = InspectedFact(
             subject=event.envelope.aggregate_id,
             bonus=sum(highlight.points for highlight in inspection.highlights),
             innovation_rating=inspection.innovation_rating,
         )
-        await apply(event, inspection.hall_id, period_of(inspection.at), fact)
+        return fact_for(event, inspection.hall_id, period_of(inspection.at), fact)
 
-    async def order_opened(connection: Connection, event: IntegrationEvent) -> None:
+    async def order_opened(connection: Connection, event: IntegrationEvent) -> HallFact:
         order = event.payload
         assert isinstance(order, RectificationOrderOpenedV1)
         fact = FindingOpenedFact(subject=event.envelope.aggregate_id, points=order.points)
-        await apply(event, order.hall_id, period_of(order.at), fact)
+        return fact_for(event, order.hall_id, period_of(order.at), fact)
 
-    async def breached(connection: Connection, event: IntegrationEvent) -> None:
+    async def breached(connection: Connection, event: IntegrationEvent) -> HallFact:
         breach = event.payload
         assert isinstance(breach, SlaBreachedV1)
         fact = BREACH_FACTS[breach.clock](subject=breach.subject_id)
-        await apply(event, breach.hall_id, period_of(breach.subject_started_at), fact)
+        return fact_for(event, breach.hall_id, period_of(breach.subject_started_at), fact)
 
-    async def clock_stopped(connection: Connection, event: IntegrationEvent) -> None:
+    async def clock_stopped(connection: Connection, event: IntegrationEvent) -> HallFact:
         verdict = event.payload
         assert isinstance(verdict, SlaClockStoppedV1)
         fact = STOP_FACTS[verdict.clock](subject=verdict.subject_id, breached=verdict.outcome == "breached")
-        await apply(event, verdict.hall_id, period_of(verdict.subject_started_at), fact)
+        return fact_for(event, verdict.hall_id, period_of(verdict.subject_started_at), fact)
 
     return {
         HallRegisteredV1.event_type: read_model.record_hall,
@@ -154,3 +161,18 @@ def handlers(application: ScoringApplication) -> dict[str, Handler]:
         SlaBreachedV1.event_type: breached,
         SlaClockStoppedV1.event_type: clock_stopped,
     }
+
+
+def handling(application: ScoringApplication) -> Handling:
+    """A batch's facts are worked out in its transaction, in order, then applied together."""
+    fact_of = facts()
+
+    async def apply(connection: Connection, deliveries: Sequence[Delivery]) -> None:
+        batch: list[HallFact] = []
+        for delivery in deliveries:
+            if (fact := await fact_of[delivery.event.event_type](connection, delivery.event)) is not None:
+                batch.append(dataclasses.replace(fact, traceparent=delivery.traceparent))
+        if batch:
+            await asyncio.to_thread(application.apply_all, batch)
+
+    return Handling(frozenset(fact_of), apply)

@@ -70,7 +70,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 consuming(
                     name=CONSUMER_NAME,
                     pool=pool,
-                    handlers=consumer.handlers(scoring),
+                    handling=consumer.handling(scoring),
                     topics=[COMPLAINTS_EVENTS, ESCALATION_EVENTS],
                     bootstrap_servers=settings.kafka_bootstrap_servers,
                     fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,

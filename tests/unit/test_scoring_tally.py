@@ -6,10 +6,11 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.scoring.application import ScoringApplication
+from services.scoring.application import HallFact, ScoringApplication
 from services.scoring.domain import Scorecard, SourceEvent
 from services.scoring.policy import COMPONENTS, ScoringPolicy, load_scoring_policies
 from services.scoring.scorecard import PeriodFacts, Score, Subject, contribution, score
@@ -160,3 +161,47 @@ def test_replicas_that_share_a_store_each_see_what_the_other_applied(tmp_path: P
         steps = [e for e in scoring.repository.event_store.get(card.id) if isinstance(e, Scorecard.FactApplied)]
         assert [e.score_before for e in steps[1:]] == [e.score_after for e in steps[:-1]]  # one unbroken chain
         assert card.score == steps[-1].score_after == 80.0  # unsatisfied: the satisfaction component's 20 lost
+
+
+def test_a_batch_of_facts_scores_every_hall_as_applying_them_one_at_a_time_does(tmp_path: Path) -> None:
+    one_at_a_time, batched = (ScoringApplication({}, POLICIES, lambda: NOW) for _ in "12")
+    complaint, other = SUBJECTS[0], SUBJECTS[1]
+    facts = [
+        HallFact("H1", "2026-11", SourceEvent(uuid.uuid4(), "Event", NOW), fact)
+        for fact in (
+            ComplaintRegisteredFact(subject=complaint, priority="normal", channel="app"),
+            ResponseBreachedFact(subject=complaint),
+            FeedbackFact(subject=complaint, satisfaction="satisfied"),
+        )
+    ]
+    facts.insert(
+        1,
+        HallFact(
+            "H2",
+            "2026-11",
+            SourceEvent(uuid.uuid4(), "Event", NOW),
+            ComplaintRegisteredFact(subject=other, priority="urgent", channel="hotline"),
+        ),
+    )
+    facts.append(facts[0])  # delivered again
+
+    singles = [one_at_a_time.apply(f.hall_id, f.period, f.source, f.fact) for f in facts]
+    assert batched.apply_all(facts) == singles == [True, True, True, True, False]
+
+    for hall_id in ("H1", "H2"):
+        expected, got = (app.scorecard(hall_id, "2026-11") for app in (one_at_a_time, batched))
+        assert expected is not None and got is not None
+        assert (got.score, got.version) == (expected.score, expected.version)
+
+
+def test_a_refused_batch_leaves_no_unsaved_change_in_the_cached_scorecards() -> None:
+    scoring = ScoringApplication({}, POLICIES, lambda: NOW)
+    registered = ComplaintRegisteredFact(subject=SUBJECTS[0], priority="normal", channel="app")
+    assert scoring.apply("H", "2026-11", SourceEvent(uuid.uuid4(), "Event", NOW), registered)
+    closed = HallFact("H", "2026-11", SourceEvent(uuid.uuid4(), "Event", NOW), ComplaintClosedFact(subject=SUBJECTS[0]))
+    unknown_period = HallFact("H", "not-a-period", SourceEvent(uuid.uuid4(), "Event", NOW), registered)
+
+    with pytest.raises(ValueError):
+        scoring.apply_all([closed, unknown_period])
+
+    assert scoring.apply_all([closed]) == [True]  # not already applied by the refused batch

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+import pytest
 from prometheus_client import REGISTRY
 
-from services.escalation.application import EscalationApplication
+from services.escalation.application import EscalationApplication, Observation, UnknownSubject
 from services.escalation.calendar import Calendars
 from services.escalation.metrics import SlaLimits
 from services.escalation.outbox import to_contract
@@ -360,3 +361,43 @@ def test_with_no_policy_in_force_no_limit_is_drawn_and_the_scrape_goes_on() -> N
     [family] = limits.collect()
 
     assert (family.name, family.samples) == ("sla_limit_working_seconds", [])
+
+
+def test_a_batch_of_changes_leaves_every_subject_as_tracking_them_one_at_a_time_does() -> None:
+    time = Time(at("2026-10-12 12:00"))
+    one_at_a_time, batched = EscalationApplication({}, RULES, time), EscalationApplication({}, RULES, time)
+    first, second = urgent_complaint(at("2026-10-12 09:00")), urgent_complaint(at("2026-10-12 09:30"))
+    acknowledged = uuid.uuid4()
+    changes: list[Opening | Observation] = [
+        first,
+        second,
+        Observation(first.subject_id, acknowledged, "ComplaintAcknowledged", at("2026-10-12 10:30")),
+        Observation(second.subject_id, uuid.uuid4(), "ComplaintAcknowledged", at("2026-10-12 11:45")),
+        Observation(first.subject_id, acknowledged, "ComplaintAcknowledged", at("2026-10-12 10:30")),  # again
+        Observation(first.subject_id, uuid.uuid4(), "ComplaintClosed", at("2026-10-12 11:50")),
+    ]
+    for change in changes:
+        one_at_a_time.track([(change, None)])
+
+    dues = batched.track([(change, None) for change in changes])
+
+    assert [due.sla_id for due in dues] == [sla_subject_id(first.subject_id), sla_subject_id(second.subject_id)]
+    for opening, due in zip((first, second), dues, strict=True):
+        expected = one_at_a_time.subject(opening.subject_id)
+        assert expected is not None
+        assert due == one_at_a_time.due(expected)
+        assert verdicts(batched, opening.subject_id) == expected.verdicts
+        assert fired(batched, opening.subject_id) == fired(one_at_a_time, opening.subject_id)
+    assert [v.clock for v in verdicts(batched, first.subject_id)] == ["first_response", "resolution"]
+    assert [(v.clock, v.breached) for v in verdicts(batched, second.subject_id)] == [("first_response", True)]
+
+
+def test_a_batch_with_a_step_of_an_unknown_subject_is_refused_whole() -> None:
+    application = EscalationApplication({}, RULES, Time(at("2026-10-12 09:00")))
+    opening = urgent_complaint(at("2026-10-12 09:00"))
+    stray = Observation(uuid.uuid4(), uuid.uuid4(), "ComplaintAcknowledged", at("2026-10-12 09:05"))
+
+    with pytest.raises(UnknownSubject):
+        application.track([(opening, None), (stray, None)])
+
+    assert application.subject(opening.subject_id) is None
