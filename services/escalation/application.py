@@ -77,7 +77,9 @@ class EscalationApplication(StoresTraceContext):
         """Applies openings and observed steps in order, each with the trace context its events carry on:
         every subject is loaded once and all are saved in one transaction. The `Due` of each subject touched.
         """
-        for _ in range(MAX_CONFLICT_RETRIES):
+        for attempt in range(MAX_CONFLICT_RETRIES):
+            # A subject is opened once: only a redelivered opening finds it stored, and then its save conflicts.
+            look_up_openings = attempt > 0
             now = self.clock()
             subjects: dict[uuid.UUID, SlaSubject] = {}
             opened: list[SlaSubject] = []
@@ -85,7 +87,9 @@ class EscalationApplication(StoresTraceContext):
             traced: list[tuple[DomainEventProtocol[uuid.UUID], str]] = []
             for change, traceparent in changes:
                 sla_id = sla_subject_id(change.subject_id)
-                subject = subjects.get(sla_id) or self.subject(change.subject_id)
+                subject = subjects.get(sla_id)
+                if subject is None and (look_up_openings or not isinstance(change, Opening)):
+                    subject = self.subject(change.subject_id)
                 before = len(subject.pending_events) if subject is not None else 0
                 if isinstance(change, Opening):
                     if subject is None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import cast
 
 import asyncpg
 from fastapi import FastAPI
 
 from services.projections import api, complaints, scores, scores_api, sla_gauges, timeline
+from services.projections.statements import Statements
 from shared.auth import Authenticator, AuthSettings
-from shared.consumer import Connection, Handler, Handling
+from shared.consumer import Connection, Delivery, Handler, Handling
 from shared.contracts import (
     COMPLAINT_STEPS,
     ORDER_STEPS,
@@ -70,6 +72,24 @@ def handlers() -> dict[str, Handler]:
     }
 
 
+def handling() -> Handling:
+    """A batch's writes go to the database as a few statements (see `Statements`)."""
+    by_type = handlers()
+    one_by_one = Handling.one_by_one(by_type)
+
+    async def apply(connection: Connection, deliveries: Sequence[Delivery]) -> None:
+        statements = Statements()
+        try:
+            for delivery in deliveries:
+                await by_type[delivery.event.event_type](cast(Connection, statements), delivery.event)
+        except NotImplementedError:  # a handler that does more than insert and update in order
+            await one_by_one.apply(connection, deliveries)
+            return
+        await statements.run(connection)
+
+    return Handling(one_by_one.event_types, apply)
+
+
 async def migrate(pool: asyncpg.Pool) -> None:
     await timeline.create_tables(pool)
     await complaints.create_tables(pool)
@@ -95,7 +115,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             async with consuming(
                 name=CONSUMER_NAME,
                 pool=pool,
-                handling=Handling.one_by_one(handlers()),
+                handling=handling(),
                 topics=[COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS],
                 bootstrap_servers=settings.kafka_bootstrap_servers,
                 fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import itertools
 import multiprocessing
 import os
-import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -26,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from services.projections.main import SCHEMA, handlers, migrate
+from services.projections.statements import Statements
 from shared.consumer import Connection, Handler
 from shared.contracts import IntegrationEvent, InvalidEvent, decode_event
 from shared.database import create_pool
@@ -106,50 +105,6 @@ async def rebuild(
         await shadow.close()
 
 
-# An insert without ON CONFLICT can be a COPY, several times faster; its values are all parameters.
-# A statement's first word, by statement: a rebuild classifies millions of statements, of a handful of texts.
-STATEMENT_KINDS: dict[str, str] = {}
-PLAIN_INSERT = re.compile(
-    r"^\s*INSERT INTO (?P<table>\w+)\s*(?:\((?P<columns>[^)]*)\))?\s*VALUES\s*\((?:\s*\$\d+(?:::\w+)?\s*,?)+\)\s*$",
-    re.IGNORECASE,
-)
-
-
-class _Statements:
-    """Collects what a batch's handlers execute, to run it as a few `executemany` calls.
-
-    Read-model handlers only insert rows, and update rows only in stream order (each update
-    names its row and version). So a batch's inserts, grouped per statement, go first; then
-    its updates in stream order. A handler that reads or does anything else fails here, and
-    the batch is applied again one event at a time. The comparison with the live models is
-    what proves the result is the same.
-    """
-
-    def __init__(self) -> None:
-        self.inserts: dict[str, list[tuple[object, ...]]] = {}
-        self.updates: list[tuple[str, tuple[object, ...]]] = []
-
-    async def execute(self, statement: str, *arguments: object) -> str:
-        kind = STATEMENT_KINDS.get(statement) or STATEMENT_KINDS.setdefault(statement, statement.split()[0].upper())
-        if kind == "INSERT":
-            self.inserts.setdefault(statement, []).append(arguments)
-        elif kind == "UPDATE":
-            self.updates.append((statement, arguments))
-        else:
-            raise NotImplementedError(f"a batched rebuild cannot run {kind}")
-        return ""
-
-    async def run(self, connection: asyncpg.Connection) -> None:
-        for statement, rows in self.inserts.items():
-            if plain := PLAIN_INSERT.match(statement):
-                columns = [c.strip() for c in plain["columns"].split(",")] if plain["columns"] else None
-                await connection.copy_records_to_table(plain["table"], records=rows, columns=columns)
-            else:
-                await connection.executemany(statement, rows)
-        for statement, run in itertools.groupby(self.updates, key=lambda update: update[0]):
-            await connection.executemany(statement, [arguments for _, arguments in run])
-
-
 Work = list[tuple[ConsumerRecord[bytes, bytes], IntegrationEvent, Handler]]
 
 
@@ -161,10 +116,10 @@ class _Applier:
         self.seen: set[uuid.UUID] = set()
         self.refused: list[str] = []
 
-    async def prepare(self, records: list[ConsumerRecord[bytes, bytes]]) -> tuple[Work, _Statements]:
+    async def prepare(self, records: list[ConsumerRecord[bytes, bytes]]) -> tuple[Work, Statements]:
         """Decodes a batch and collects its statements; no database work yet."""
         work: Work = []
-        statements = _Statements()
+        statements = Statements()
         for record in records:
             try:
                 event = decode_event(record.value)
@@ -178,7 +133,7 @@ class _Applier:
                 await handler(cast(Connection, statements), event)
         return work, statements
 
-    async def apply(self, connection: asyncpg.Connection, work: Work, statements: _Statements) -> None:
+    async def apply(self, connection: asyncpg.Connection, work: Work, statements: Statements) -> None:
         try:
             async with connection.transaction():
                 await statements.run(connection)

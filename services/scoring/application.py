@@ -7,6 +7,7 @@ import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import DomainEventProtocol
@@ -20,8 +21,7 @@ from shared.contracts import AnyScoringFact
 from shared.tracing import StoresTraceContext
 
 MAX_CONFLICT_RETRIES = 5
-# Hall-months kept in memory, each brought up to date with the events stored since (by any replica)
-# before use: replaying a busy hall's month for every fact would cost more with each fact.
+# Hall-months kept in memory: replaying a busy hall's month for every fact would cost more with each fact.
 CACHED_SCORECARDS = 2000
 
 
@@ -101,6 +101,12 @@ class ScoringApplication(StoresTraceContext):
         return card
 
     def _cached_scorecard(self, card_id: uuid.UUID) -> Scorecard | None:
+        """The scorecard as this replica last saw it, without asking the store for newer events: should
+        another replica have saved it since, the save conflicts and the batch is applied again."""
+        cache = self.repository.cache
+        assert cache is not None
+        with contextlib.suppress(KeyError):
+            return cast(Scorecard, cache.get(card_id))
         try:
             card: Scorecard = self.repository.get(card_id, deepcopy_from_cache=False)
         except AggregateNotFoundError:

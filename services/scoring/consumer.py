@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 
 import asyncpg
 
@@ -81,37 +82,32 @@ class UnknownComplaint(LookupError):
     pass
 
 
-FactOf = Callable[[Connection, IntegrationEvent], Awaitable[HallFact | None]]
+# Where each complaint of a batch belongs: its hall and period, as recorded when it was registered.
+Periods = Mapping[uuid.UUID, tuple[str, str]]
+FactOf = Callable[[IntegrationEvent, Periods], HallFact | None]
+# Steps of a complaint: they belong to the hall and period of its registration.
+COMPLAINT_STEP_TYPES = frozenset([*STATUS_FACTS, FeedbackReceivedV1.event_type, ComplaintCheckedV1.event_type])
 
 
 def facts() -> dict[str, FactOf]:
-    """For each event type, the fact an event brings to its hall's scorecard, if any."""
+    """For each event type but hall registrations, the fact an event brings to its hall's scorecard, if any."""
 
     def fact_for(event: IntegrationEvent, hall_id: str, period: str, fact: AnyScoringFact) -> HallFact:
         envelope = event.envelope
         source = SourceEvent(envelope.event_id, envelope.event_type, envelope.occurred_at)
         return HallFact(hall_id, period, source, fact)
 
-    async def registered(connection: Connection, event: IntegrationEvent) -> HallFact:
+    def registered(event: IntegrationEvent, periods: Periods) -> HallFact:
         complaint = event.payload
         assert isinstance(complaint, ComplaintRegisteredV1)
-        complaint_id = event.envelope.aggregate_id
-        period = period_of(complaint.received_at)
-        await connection.execute(
-            "INSERT INTO complaint_periods VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            complaint_id,
-            complaint.hall_id,
-            period,
+        fact = ComplaintRegisteredFact(
+            subject=event.envelope.aggregate_id, priority=complaint.priority, channel=complaint.channel
         )
-        fact = ComplaintRegisteredFact(subject=complaint_id, priority=complaint.priority, channel=complaint.channel)
-        return fact_for(event, complaint.hall_id, period, fact)
+        return fact_for(event, complaint.hall_id, period_of(complaint.received_at), fact)
 
-    async def step(connection: Connection, event: IntegrationEvent) -> HallFact:
+    def step(event: IntegrationEvent, periods: Periods) -> HallFact:
         complaint_id = event.envelope.aggregate_id
-        row = await connection.fetchrow(
-            "SELECT hall_id, period FROM complaint_periods WHERE complaint_id = $1", complaint_id
-        )
-        if row is None:
+        if complaint_id not in periods:
             raise UnknownComplaint(f"complaint {complaint_id} was never registered here")
         payload = event.payload
         fact: AnyScoringFact
@@ -121,9 +117,9 @@ def facts() -> dict[str, FactOf]:
             fact = CheckedFact(subject=complaint_id, substantiated=payload.substantiated)
         else:
             fact = STATUS_FACTS[event.event_type](subject=complaint_id)
-        return fact_for(event, row["hall_id"], row["period"], fact)
+        return fact_for(event, *periods[complaint_id], fact)
 
-    async def inspected(connection: Connection, event: IntegrationEvent) -> HallFact | None:
+    def inspected(event: IntegrationEvent, periods: Periods) -> HallFact | None:
         inspection = event.payload
         if not isinstance(inspection, InspectionRecordedV2):
             return None  # V1 inspections had neither an innovation rating nor highlights; findings come as orders
@@ -134,28 +130,27 @@ def facts() -> dict[str, FactOf]:
         )
         return fact_for(event, inspection.hall_id, period_of(inspection.at), fact)
 
-    async def order_opened(connection: Connection, event: IntegrationEvent) -> HallFact:
+    def order_opened(event: IntegrationEvent, periods: Periods) -> HallFact:
         order = event.payload
         assert isinstance(order, RectificationOrderOpenedV1)
         fact = FindingOpenedFact(subject=event.envelope.aggregate_id, points=order.points)
         return fact_for(event, order.hall_id, period_of(order.at), fact)
 
-    async def breached(connection: Connection, event: IntegrationEvent) -> HallFact:
+    def breached(event: IntegrationEvent, periods: Periods) -> HallFact:
         breach = event.payload
         assert isinstance(breach, SlaBreachedV1)
         fact = BREACH_FACTS[breach.clock](subject=breach.subject_id)
         return fact_for(event, breach.hall_id, period_of(breach.subject_started_at), fact)
 
-    async def clock_stopped(connection: Connection, event: IntegrationEvent) -> HallFact:
+    def clock_stopped(event: IntegrationEvent, periods: Periods) -> HallFact:
         verdict = event.payload
         assert isinstance(verdict, SlaClockStoppedV1)
         fact = STOP_FACTS[verdict.clock](subject=verdict.subject_id, breached=verdict.outcome == "breached")
         return fact_for(event, verdict.hall_id, period_of(verdict.subject_started_at), fact)
 
     return {
-        HallRegisteredV1.event_type: read_model.record_hall,
         ComplaintRegisteredV1.event_type: registered,
-        **dict.fromkeys([*STATUS_FACTS, FeedbackReceivedV1.event_type, ComplaintCheckedV1.event_type], step),
+        **dict.fromkeys(COMPLAINT_STEP_TYPES, step),
         InspectionRecordedV1.event_type: inspected,
         RectificationOrderOpenedV1.event_type: order_opened,
         SlaBreachedV1.event_type: breached,
@@ -163,16 +158,42 @@ def facts() -> dict[str, FactOf]:
     }
 
 
+async def record_periods(connection: Connection, events: Sequence[IntegrationEvent]) -> Periods:
+    """Records the hall and period of each complaint registered in `events`; gives those of every
+    complaint they name."""
+    registered = [
+        (event.envelope.aggregate_id, event.payload.hall_id, period_of(event.payload.received_at))
+        for event in events
+        if isinstance(event.payload, ComplaintRegisteredV1)
+    ]
+    if registered:
+        await connection.executemany(
+            "INSERT INTO complaint_periods VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", registered
+        )
+    stepped = list({event.envelope.aggregate_id for event in events if event.event_type in COMPLAINT_STEP_TYPES})
+    if not stepped:
+        return {}
+    rows = await connection.fetch(
+        "SELECT complaint_id, hall_id, period FROM complaint_periods WHERE complaint_id = ANY($1::uuid[])", stepped
+    )
+    return {row["complaint_id"]: (row["hall_id"], row["period"]) for row in rows}
+
+
 def handling(application: ScoringApplication) -> Handling:
     """A batch's facts are worked out in its transaction, in order, then applied together."""
     fact_of = facts()
 
     async def apply(connection: Connection, deliveries: Sequence[Delivery]) -> None:
+        events = [delivery.event for delivery in deliveries]
+        periods = await record_periods(connection, events)
         batch: list[HallFact] = []
         for delivery in deliveries:
-            if (fact := await fact_of[delivery.event.event_type](connection, delivery.event)) is not None:
+            event = delivery.event
+            if isinstance(event.payload, HallRegisteredV1):
+                await read_model.record_hall(connection, event)
+            elif (fact := fact_of[event.event_type](event, periods)) is not None:
                 batch.append(dataclasses.replace(fact, traceparent=delivery.traceparent))
         if batch:
             await asyncio.to_thread(application.apply_all, batch)
 
-    return Handling(frozenset(fact_of), apply)
+    return Handling(frozenset({HallRegisteredV1.event_type, *fact_of}), apply)

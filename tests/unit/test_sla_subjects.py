@@ -391,6 +391,10 @@ def test_a_batch_of_changes_leaves_every_subject_as_tracking_them_one_at_a_time_
     assert [v.clock for v in verdicts(batched, first.subject_id)] == ["first_response", "resolution"]
     assert [(v.clock, v.breached) for v in verdicts(batched, second.subject_id)] == [("first_response", True)]
 
+    redelivered = batched.track([(first, None), (second, None)])  # openings again, in a later batch
+
+    assert redelivered == dues
+
 
 def test_a_batch_with_a_step_of_an_unknown_subject_is_refused_whole() -> None:
     application = EscalationApplication({}, RULES, Time(at("2026-10-12 09:00")))
