@@ -99,7 +99,7 @@ async def audit(
         raise standings.NoScoringPolicy(str(missing), ("query", "as_of")) from None
     hall = next((h for h in standing.halls if h.hall_id == hall_id), None)
     if hall is None:
-        raise NotFound(f"hall {hall_id} is not in scope {scope}", ("query", "scope"))
+        raise NotFound(f"hall {hall_id} is not in scope {scope} as of {as_of.isoformat()}", ("query", "scope"))
     changes = await read_model.changes_of_hall(pool, hall_id, period, as_of)
     return Audit(hall_id=hall_id, as_of=as_of, period=period, scope=str(unit), standing=hall, changes=changes)
 

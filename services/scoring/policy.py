@@ -26,6 +26,14 @@ COMPONENTS: tuple[Component, ...] = (
     "innovation",
 )
 Grade = Literal["excellent", "good", "meets", "below"]
+# What decides between halls of equal score, each the higher the better (see `scorecard.tie_break_values`).
+TieBreakKey = Literal["inspection_score", "satisfaction", "response_timeliness", "fewer_substantiated_complaints"]
+DEFAULT_TIE_BREAK: tuple[TieBreakKey, ...] = (
+    "inspection_score",
+    "satisfaction",
+    "response_timeliness",
+    "fewer_substantiated_complaints",
+)
 SATISFACTION_LEVELS = ("satisfied", "basically_satisfied", "unsatisfied")
 # The bounds every policy meets, whether a file or a what-if draft: scores are out of 100, so no
 # weight, deduction, cap or threshold goes beyond it (and RequestModel refuses NaN and Infinity).
@@ -67,6 +75,13 @@ class Quotas(RequestModel):
     good: Share
 
 
+class Evidence(RequestModel):
+    """What a hall needs in the period to be graded; without it, it is "not assessed" and takes no quota place."""
+
+    model_config = ConfigDict(frozen=True)
+    inspections: int = Field(default=1, ge=0, le=100)  # the seeds inspect every hall monthly
+
+
 class ScoringPolicy(RequestModel):
     """A policy file, or a draft sent to what-if: both meet the same bounds."""
 
@@ -86,6 +101,9 @@ class ScoringPolicy(RequestModel):
     final_cap: Points = Field(gt=0)
     grade_thresholds: GradeThresholds
     quotas: Quotas
+    # Keys a policy written before them leaves out take these defaults (README, "Scoring policy").
+    evidence: Evidence = Evidence()
+    tie_break: tuple[TieBreakKey, ...] = DEFAULT_TIE_BREAK
 
     @field_validator("weights")
     @classmethod
@@ -93,6 +111,13 @@ class ScoringPolicy(RequestModel):
         """A component the policy does not name weighs 0: a policy written before a component was
         added keeps validating, and keeps scoring as it did."""
         return {name: weights.get(name, 0.0) for name in COMPONENTS}
+
+    @field_validator("tie_break")
+    @classmethod
+    def _each_key_once(cls, keys: tuple[TieBreakKey, ...]) -> tuple[TieBreakKey, ...]:
+        if len(set(keys)) != len(keys):
+            raise ValueError("name each tie-break key at most once")
+        return keys
 
     @field_validator("satisfaction_values")
     @classmethod

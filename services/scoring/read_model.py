@@ -58,6 +58,14 @@ CREATE TABLE IF NOT EXISTS score_changes (
     PRIMARY KEY (scorecard_id, scorecard_version)
 );
 CREATE INDEX IF NOT EXISTS score_changes_by_hall ON score_changes (period, hall_id, scorecard_version);
+-- When the hall was registered, for grades as of an instant; NULL in rows from before it was kept
+-- (`make republish` fills them in). Only if missing: an ALTER would lock out readers at every start.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = current_schema()
+                   AND table_name = 'halls' AND column_name = 'registered_at') THEN
+        ALTER TABLE halls ADD COLUMN registered_at timestamptz;
+    END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS score_changes_copied (
     only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
     position bigint NOT NULL
@@ -72,6 +80,7 @@ class HallScore:
     level: int
     ownership: str
     score: float | None  # None: no change reached the hall's scorecard
+    inspections: int
 
 
 @dataclass(frozen=True)
@@ -103,12 +112,16 @@ async def record_hall(connection: Connection, event: IntegrationEvent) -> None:
     hall = event.payload
     assert isinstance(hall, HallRegisteredV1)
     await connection.execute(
-        "INSERT INTO halls VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hall_id) DO NOTHING",
+        """
+        INSERT INTO halls (hall_id, province, city, level, ownership, registered_at) VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (hall_id) DO UPDATE SET registered_at = EXCLUDED.registered_at WHERE halls.registered_at IS NULL
+        """,
         hall.hall_id,
         hall.province,
         hall.city,
         hall.level,
         hall.ownership,
+        event.envelope.occurred_at,
     )
 
 
@@ -201,37 +214,56 @@ def _scope(scope: OrgUnit) -> tuple[str | None, str | None]:
     return (scope.path[0] if len(scope.path) > 0 else None, scope.path[1] if len(scope.path) > 1 else None)
 
 
+# The halls of a scope, as registered by `$4` (all, if NULL).
+HALLS_IN_SCOPE = """
+    ($2::text IS NULL OR h.province = $2) AND ($3::text IS NULL OR h.city = $3)
+    AND ($4::timestamptz IS NULL OR h.registered_at IS NULL OR h.registered_at <= $4)
+"""
+
+
 async def latest_scores(pool: asyncpg.Pool, period: str, scope: OrgUnit, as_of: datetime | None) -> list[HallScore]:
-    """Every hall in the scope with its latest score for the period, as recorded up to `as_of`."""
+    """Every hall in the scope with its latest score for the period and its inspections in it, as recorded
+    up to `as_of`."""
     rows = await pool.fetch(
-        """
-        SELECT h.hall_id, h.level, h.ownership, latest.score
+        f"""
+        SELECT h.hall_id, h.level, h.ownership, latest.score, inspected.inspections
         FROM halls h
         LEFT JOIN LATERAL (
             SELECT score FROM score_changes s
             WHERE s.period = $1 AND s.hall_id = h.hall_id AND ($4::timestamptz IS NULL OR s.recorded_at <= $4)
             ORDER BY s.scorecard_version DESC LIMIT 1
         ) latest ON true
-        WHERE ($2::text IS NULL OR h.province = $2) AND ($3::text IS NULL OR h.city = $3)
-        """,
+        LEFT JOIN LATERAL (
+            SELECT count(DISTINCT subject_id) AS inspections FROM score_changes s
+            WHERE s.period = $1 AND s.hall_id = h.hall_id AND s.fact->>'kind' = 'inspected'
+              AND ($4::timestamptz IS NULL OR s.recorded_at <= $4)
+        ) inspected ON true
+        WHERE {HALLS_IN_SCOPE}
+        """,  # noqa: S608 - the text is a constant
         period,
         *_scope(scope),
         as_of,
     )
-    return [HallScore(row["hall_id"], row["level"], row["ownership"], row["score"]) for row in rows]
+    return [HallScore(row["hall_id"], row["level"], row["ownership"], row["score"], row["inspections"]) for row in rows]
 
 
-async def facts_of_period(pool: asyncpg.Pool, period: str, scope: OrgUnit) -> list[HallFacts]:
-    """Every hall in the scope with the facts its scorecard applied in the period."""
+async def facts_of_period(
+    pool: asyncpg.Pool, period: str, scope: OrgUnit, as_of: datetime | None = None, hall_ids: list[str] | None = None
+) -> list[HallFacts]:
+    """Every hall in the scope (or those of `hall_ids` in it) with the facts its scorecard applied in the
+    period, as recorded up to `as_of`."""
     rows = await pool.fetch(
-        """
+        f"""
         SELECT h.hall_id, h.level, h.ownership, s.fact
         FROM halls h LEFT JOIN score_changes s ON s.hall_id = h.hall_id AND s.period = $1
-        WHERE ($2::text IS NULL OR h.province = $2) AND ($3::text IS NULL OR h.city = $3)
+            AND ($4::timestamptz IS NULL OR s.recorded_at <= $4)
+        WHERE {HALLS_IN_SCOPE} AND ($5::text[] IS NULL OR h.hall_id = ANY($5::text[]))
         ORDER BY h.hall_id, s.scorecard_version
-        """,
+        """,  # noqa: S608 - the text is a constant
         period,
         *_scope(scope),
+        as_of,
+        hall_ids,
     )
     halls: dict[str, HallFacts] = {}
     for row in rows:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field, replace
 
-from services.scoring.policy import COMPONENTS, Component, ScoringPolicy
+from services.scoring.policy import COMPONENTS, Component, ScoringPolicy, TieBreakKey
 from shared.contracts import (
     AcknowledgedFact,
     AnyScoringFact,
@@ -204,7 +204,8 @@ def contribution(subject: Subject) -> Tally:
 @dataclass(frozen=True)
 class Score:
     components: dict[Component, float]
-    deductions: float
+    deductions: float  # of which `finding_deductions` come from inspection findings
+    finding_deductions: float
     bonus: float
     total: float
 
@@ -232,14 +233,29 @@ def score_of_tally(tally: Tally, policy: ScoringPolicy) -> Score:
         share = shares[name]
         components[name] = round(policy.weights[name] * (without_data if share is None else share), 2)
     per_point = policy.finding_deduction_per_point
-    deductions = per_point * (counted("finding_points") + policy.overdue_multiplier * counted("overdue_finding_points"))
+    findings = per_point * (counted("finding_points") + policy.overdue_multiplier * counted("overdue_finding_points"))
+    deductions = findings
     impact = policy.negative_impact
     deductions += impact.get("substantiated_major_complaint", 0.0) * counted("substantiated_major")
     deductions += impact.get("regulator_appeal_upheld", 0.0) * counted("substantiated_via:regulator_appeal")
     deductions += impact.get("media_exposure", 0.0) * counted("substantiated_via:internet_media")
     bonus = min(counted("bonus_micros") / MICROS, policy.bonus_cap)
     total = min(max(sum(components.values()) - deductions + bonus, 0.0), policy.final_cap)
-    return Score(components, round(deductions, 2), round(bonus, 2), round(total, 2))
+    return Score(components, round(deductions, 2), round(findings, 2), round(bonus, 2), round(total, 2))
+
+
+def tie_break_values(facts: PeriodFacts, policy: ScoringPolicy) -> tuple[float, ...]:
+    """The hall's value for each of the policy's tie-break keys, in order; higher is better for each."""
+    scored = score(facts, policy)
+    substantiated = sum(n for key, n in facts.tally.items() if key.startswith("substantiated_via:"))
+    values: dict[TieBreakKey, float] = {
+        # What the inspections gave and took: the innovation rating, highlights and findings.
+        "inspection_score": round(scored.components["innovation"] + scored.bonus - scored.finding_deductions, 2),
+        "satisfaction": scored.components["satisfaction"],
+        "response_timeliness": scored.components["response_timeliness"],
+        "fewer_substantiated_complaints": -substantiated,
+    }
+    return tuple(values[key] for key in policy.tie_break)
 
 
 def _share(part: float, whole: float) -> float | None:

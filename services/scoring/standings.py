@@ -3,13 +3,14 @@ now), graded under the policy in force when the period began."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 import asyncpg
 from pydantic import BaseModel
 
 from services.scoring import read_model
-from services.scoring.grades import GradedHall, Standing, grade_halls
+from services.scoring.grades import GradedHall, Standing, Status, grade_halls, tied_on_score
 from services.scoring.policy import (
     InvalidScoringPolicy,
     ScoringPolicy,
@@ -17,6 +18,7 @@ from services.scoring.policy import (
     period_start,
     scoring_policy_at,
 )
+from services.scoring.scorecard import PeriodFacts, tie_break_values
 from shared.errors import ServiceError
 from shared.organisation import OrgUnit
 
@@ -26,8 +28,11 @@ class HallGrade(BaseModel):
     score: float
     rank: int | None
     grade: str | None
+    status: Status
     dropped_by_quota: bool
+    tied_at_boundary: bool  # equal to others on every key where a quota ends: the campaign decides
     ungraded_reason: str | None
+    tie_break: dict[str, float] | None  # the tie-break values, for a hall whose score another shares
 
 
 class Grades(BaseModel):
@@ -35,7 +40,9 @@ class Grades(BaseModel):
     scope: str
     as_of: datetime | None
     policy_version: str
-    graded_halls: int
+    graded_halls: int  # the assessed ones: the quota base
+    not_assessed_halls: int
+    tie_break_keys: list[str]
     excellent_places: int
     good_places: int
     halls: list[HallGrade]
@@ -57,12 +64,25 @@ def policy_for(policies: dict[str, ScoringPolicy], period: str) -> ScoringPolicy
 async def standings(
     pool: asyncpg.Pool, period: str, scope: OrgUnit, policy: ScoringPolicy, as_of: datetime | None
 ) -> list[Standing]:
-    """Every hall in the scope with its latest score for the period; no change yet: the empty score."""
+    """Every hall in the scope with its latest score for the period (no change yet: the empty score), and
+    the tie-break values of those whose score another shares."""
     baseline = empty_score(policy)
-    return [
-        Standing(hall.hall_id, hall.level, hall.ownership, baseline if hall.score is None else hall.score)
+    standings = [
+        Standing(
+            hall.hall_id, hall.level, hall.ownership, baseline if hall.score is None else hall.score, hall.inspections
+        )
         for hall in await read_model.latest_scores(pool, period, scope, as_of)
     ]
+    tied = tied_on_score(standings, policy)
+    if not tied or not policy.tie_break:
+        return standings
+    tie_break = {}
+    for hall in await read_model.facts_of_period(pool, period, scope, as_of, sorted(tied)):
+        facts = PeriodFacts()
+        for fact in hall.facts:
+            facts.apply(fact)
+        tie_break[hall.hall_id] = tie_break_values(facts, policy)
+    return [dataclasses.replace(s, tie_break=tie_break.get(s.hall_id, ())) for s in standings]
 
 
 async def grades(
@@ -70,13 +90,15 @@ async def grades(
 ) -> Grades:
     policy = policy_for(policies, period)
     graded: list[GradedHall] = grade_halls(await standings(pool, period, scope, policy, as_of), policy)
-    graded_count = sum(hall.grade is not None for hall in graded)
+    graded_count = sum(hall.status == "graded" for hall in graded)
     return Grades(
         period=period,
         scope=str(scope),
         as_of=as_of,
         policy_version=policy.version,
         graded_halls=graded_count,
+        not_assessed_halls=sum(hall.status == "not_assessed" for hall in graded),
+        tie_break_keys=list(policy.tie_break),
         excellent_places=int(policy.quotas.excellent * graded_count),
         good_places=int(policy.quotas.good * graded_count),
         halls=[
@@ -85,8 +107,11 @@ async def grades(
                 score=hall.score,
                 rank=hall.rank,
                 grade=hall.grade,
+                status=hall.status,
                 dropped_by_quota=hall.dropped_by_quota,
+                tied_at_boundary=hall.tied_at_boundary,
                 ungraded_reason=hall.ungraded_reason,
+                tie_break=dict(zip(policy.tie_break, hall.tie_break, strict=True)) if hall.tie_break else None,
             )
             for hall in graded
         ],

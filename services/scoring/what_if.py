@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from services.scoring import read_model
 from services.scoring.grades import GradedHall, Standing, grade_halls
 from services.scoring.policy import ScoringPolicy, empty_score
-from services.scoring.scorecard import PeriodFacts, score
+from services.scoring.scorecard import PeriodFacts, score, tie_break_values
 from services.scoring.standings import grades
 from shared.organisation import OrgUnit
 
@@ -45,7 +45,14 @@ async def replayed_standings(pool: asyncpg.Pool, period: str, scope: OrgUnit, po
         for fact in hall.facts:
             facts.apply(fact)
         standings.append(
-            Standing(hall.hall_id, hall.level, hall.ownership, score(facts, policy).total if hall.facts else baseline)
+            Standing(
+                hall.hall_id,
+                hall.level,
+                hall.ownership,
+                score(facts, policy).total if hall.facts else baseline,
+                len(facts.inspections),
+                tie_break_values(facts, policy),
+            )
         )
     return standings
 

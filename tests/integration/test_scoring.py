@@ -2,7 +2,8 @@
 
 Default policy: response 20, resolution 30, satisfaction 20, efficiency 15, innovation 15 (the 40
 halls' inspections rate no innovation, so it is full), full marks without data, a finding costs its
-checklist points (A1 2, B1 4, E1 3). 36 halls are graded: 1 excellent place (5%), 7 good (20%).
+checklist points (A1 2, B1 4, E1 3). Every hall but one is inspected once, the evidence a grade needs;
+the one with nothing recorded is not assessed. 36 halls are graded: 1 excellent place (5%), 7 good (20%).
 The stack's clock is pinned to a working Monday of November 2026 (policy 2026-01 in force) before
 anything is registered, so no expectation depends on the day the tests run.
 """
@@ -36,8 +37,8 @@ PERIOD = period_of(NOW)  # complaints are received at the stack's now
 INSPECTOR = bearer(staff_token("inspector-3", OrgUnit(), Role.inspector))
 
 # Each profile: what happens in the hall this month, and the score it earns by the policy.
-PROFILES: dict[str, tuple[list[str], list[str], float]] = {
-    # name: (complaint outcomes, failed checklist items, expected score)
+PROFILES: dict[str, tuple[list[str], list[str] | None, float]] = {
+    # name: (complaint outcomes, failed checklist items or None if never inspected, expected score)
     "perfect": (["closed:satisfied"], [], 20 + 30 + 20 + 15 + 15),  # 100
     "find_A1": ([], ["A1"], 100 - 2),
     "find_E1": ([], ["E1"], 100 - 3),
@@ -49,6 +50,7 @@ PROFILES: dict[str, tuple[list[str], list[str], float]] = {
     "half_closed": (["closed:satisfied", "on_spot"], [], 20 + 15 + 20 + 15 + 15),  # 85
     "open": (["registered"], [], 20 + 0 + 20 + 15 + 15),  # 70: response undecided, nothing resolved
     "unsatisfied": (["feedback:unsatisfied"], [], 20 + 0 + 0 + 15 + 15),  # 50
+    "unknown": ([], None, 100),  # full marks for want of data, but no evidence
 }
 # (hall, profile, level, ownership, expected grade, dropped by the quota)
 HALLS: list[tuple[str, str, int, str, str | None, bool]] = [
@@ -71,6 +73,7 @@ HALLS: list[tuple[str, str, int, str, str | None, bool]] = [
     ("ZJ-L4-2", "open", 4, "self_operated", None, False),
     ("ZJ-P-1", "perfect", 1, "partner", None, False),
     ("ZJ-P-2", "find_all", 2, "partner", None, False),
+    ("ZJ-U-1", "unknown", 1, "self_operated", None, False),
 ]
 
 
@@ -95,7 +98,7 @@ async def play(client: StackClient, hall_id: str, profile: str) -> None:
         }
         for action, body in walks[kind]:
             assert (await client.step(complaint_id, action, body)).status_code == 200, action
-    if failed_items:
+    if failed_items is not None:
         findings = [{"item_id": item, "description": f"{item} failed"} for item in failed_items]
         response = await inspect(client, hall_id, failed_items=failed_items, findings=findings)
         assert response.status_code == 201, response.text
@@ -133,6 +136,16 @@ async def test_forty_halls_get_the_scores_and_grades_worked_out_by_hand(client: 
     halls = by_hall(body)
     assert {hall: halls[hall]["score"] for hall in halls} == scores
     assert (body["graded_halls"], body["excellent_places"], body["good_places"]) == (36, 1, 7)
+    assert (body["not_assessed_halls"], halls["ZJ-U-1"]["status"], halls["ZJ-U-1"]["rank"]) == (1, "not_assessed", None)
+    assert halls["ZJ-U-1"]["ungraded_reason"].startswith("not assessed: 0 inspection(s)")
+    # The three at 93 are equal on every tie-break key too: tied at the boundary, for the campaign to decide.
+    assert sorted(h for h, x in halls.items() if x["tied_at_boundary"]) == ["ZJ-07", "ZJ-08", "ZJ-09"]
+    assert halls["ZJ-07"]["tie_break"] == {
+        "inspection_score": 15 - 7,  # innovation without data 15, findings B1 and E1 cost 7
+        "satisfaction": 20,
+        "response_timeliness": 20,
+        "fewer_substantiated_complaints": 0,
+    }
     assert {hall: (halls[hall]["grade"], halls[hall]["dropped_by_quota"]) for hall, *_ in HALLS} == {
         hall: (grade, dropped) for hall, _, _, _, grade, dropped in HALLS
     }
@@ -201,6 +214,11 @@ async def test_one_halls_new_complaint_changes_another_halls_grade_and_the_past_
     [effect] = effects.json()
     assert (effect["score_before"], effect["score"]) == (100, 85)
     assert {c["component"]: (c["before"], c["after"]) for c in effect["changes"]} == {"resolution_rate": (30, 15)}
+
+    await client.register_hall(province=PROVINCE, city="杭州", hall_id="ZJ-LATER")  # after `before`
+    assert "ZJ-LATER" in by_hall(await grades_when(client, lambda b: "ZJ-LATER" in by_hall(b)))
+    past = by_hall(await grades_when(client, lambda b: True, as_of=before.isoformat()))
+    assert "ZJ-LATER" not in past and past["ZJ-01"]["score"] == 100
 
 
 async def test_a_what_if_with_other_weights_reports_the_changed_grades_and_leaves_live_ones(

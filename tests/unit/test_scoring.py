@@ -5,11 +5,21 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import pytest
+from pydantic import ValidationError
+
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import Scorecard, SourceEvent
 from services.scoring.grades import Standing, grade_halls
-from services.scoring.policy import ScoringPolicy, empty_score, load_scoring_policies, period_of, period_start
-from services.scoring.scorecard import PeriodFacts, score
+from services.scoring.policy import (
+    DEFAULT_TIE_BREAK,
+    ScoringPolicy,
+    empty_score,
+    load_scoring_policies,
+    period_of,
+    period_start,
+)
+from services.scoring.scorecard import PeriodFacts, score, tie_break_values
 from shared.clock import CHINA_TIME
 from shared.contracts import (
     AcknowledgedFact,
@@ -215,8 +225,15 @@ def test_a_held_breach_is_kept_by_the_stored_scorecard_and_counted_once() -> Non
     assert (last.source_event_id, last.timestamp) == (breach.event_id, NOW)  # recorded at the scoring clock's time
 
 
-def standing(hall_id: str, score: float, level: int = 1, ownership: str = "self_operated") -> Standing:
-    return Standing(hall_id, level, ownership, score)
+def standing(
+    hall_id: str,
+    score: float,
+    level: int = 1,
+    ownership: str = "self_operated",
+    inspections: int = 1,
+    tie_break: tuple[float, ...] = (),
+) -> Standing:
+    return Standing(hall_id, level, ownership, score, inspections, tie_break)
 
 
 def test_quotas_drop_the_overflow_by_rank_and_a_tie_at_the_boundary_drops_together() -> None:
@@ -239,6 +256,7 @@ def test_quotas_drop_the_overflow_by_rank_and_a_tie_at_the_boundary_drops_togeth
     ]
     assert graded["H01"].dropped_by_quota and not graded["H03"].dropped_by_quota
     assert (graded["H04"].rank, graded["H05"].rank, graded["H06"].rank) == (5, 5, 7)
+    assert [h for h, hall in graded.items() if hall.tied_at_boundary] == ["H04", "H05"]
     assert graded["H14"].grade == "below"
     assert graded["P1"].grade is None and graded["P1"].ungraded_reason == "partner hall: not graded"
     assert graded["L4"].rank is None and "level-4" in (graded["L4"].ungraded_reason or "")
@@ -263,3 +281,73 @@ def test_a_policy_written_before_a_component_gives_it_no_weight() -> None:
     assert older.weights["innovation"] == 0
     rated = facts(InspectedFact(subject=I1, bonus=0, innovation_rating=0.0))
     assert score(rated, older).total == 85  # the other components' full marks; innovation moves nothing
+
+
+def test_halls_without_evidence_are_not_assessed_and_ties_go_through_the_keys_then_to_the_campaign() -> None:
+    """The 40 halls of issue 13 under policy 2026-12, worked out by hand.
+
+    10 halls with no inspection would score 100: not assessed, so 30 halls make the quota base,
+    1 excellent place and 6 good. The two at 97 differ on inspection score: one excellent, one drops to
+    good. Good then holds it and ten at 92, of which four are told apart by the keys and six are equal on
+    every key; the sixth good place falls inside those six, so all six are tied at the boundary and drop.
+    """
+    policy = load_scoring_policies()["2026-12"]
+    assert policy.tie_break == DEFAULT_TIE_BREAK  # inspection score, satisfaction, response, substantiated
+    halls = [standing(f"E{n:02}", 100, inspections=0) for n in range(10)]
+    halls += [standing("A97", 97, tie_break=(15, 20, 20, 0)), standing("B97", 97, tie_break=(14, 20, 20, 0))]
+    halls += [standing(f"G{n}", 92, tie_break=(15 - n, 20, 20, 0)) for n in range(1, 5)]
+    halls += [standing(f"G{n}", 92, tie_break=(10, 18, 20, -1)) for n in range(5, 11)]
+    halls += [standing(f"M{n:02}", 85) for n in range(18)]
+
+    graded = {hall.hall_id: hall for hall in grade_halls(halls, policy)}
+
+    assert {h: graded[h].status for h in ("E00", "E09")} == {"E00": "not_assessed", "E09": "not_assessed"}
+    assert graded["E00"].grade is None and graded["E00"].rank is None
+    assert graded["E00"].ungraded_reason == "not assessed: 0 inspection(s) in the period, the policy asks for 1"
+    by_grade: dict[str | None, set[str]] = {}
+    for hall in graded.values():
+        by_grade.setdefault(hall.grade, set()).add(hall.hall_id)
+    assert by_grade["excellent"] == {"A97"}
+    assert by_grade["good"] == {"B97", "G1", "G2", "G3", "G4"}
+    assert by_grade["meets"] == {f"G{n}" for n in range(5, 11)} | {f"M{n:02}" for n in range(18)}
+    assert {h for h, hall in graded.items() if hall.tied_at_boundary} == {f"G{n}" for n in range(5, 11)}
+    assert graded["B97"].dropped_by_quota and not graded["B97"].tied_at_boundary
+    assert [graded[h].rank for h in ("A97", "B97", "G1", "G4", "G5", "G10", "M00")] == [1, 2, 3, 6, 7, 7, 13]
+
+
+def test_halls_equal_on_every_key_inside_a_quota_share_their_rank_and_are_not_flagged() -> None:
+    halls = [standing(f"H{n:02}", 92 if n < 2 else 89 - n, tie_break=(1.0,)) for n in range(20)]  # 4 good places
+    graded = {hall.hall_id: hall for hall in grade_halls(halls, POLICY)}
+    assert [(graded[h].grade, graded[h].rank, graded[h].tied_at_boundary) for h in ("H00", "H01")] == [
+        ("good", 1, False),
+        ("good", 1, False),
+    ]
+
+
+def test_tie_break_values_come_from_the_periods_facts_in_the_policys_order() -> None:
+    policy = load_scoring_policies()["2026-12"]
+    facts = PeriodFacts()
+    inspection, order, complaint = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for fact in (
+        InspectedFact(subject=inspection, bonus=2.0, innovation_rating=0.5),
+        FindingOpenedFact(subject=order, points=3),
+        ComplaintRegisteredFact(subject=complaint, priority="normal", channel="hotline"),
+        FirstResponseStoppedFact(subject=complaint, breached=True),
+        FeedbackFact(subject=complaint, satisfaction="basically_satisfied"),
+        CheckedFact(subject=complaint, substantiated=True),
+    ):
+        facts.apply(fact)
+
+    # inspection: innovation 15 * 0.5 + bonus 2 - finding 3; satisfaction 20 * 0.8; response 0 of 1 on time
+    assert tie_break_values(facts, policy) == (6.5, 16.0, 0.0, -1)
+    reordered = policy.model_copy(update={"tie_break": ("fewer_substantiated_complaints", "satisfaction")})
+    assert tie_break_values(facts, reordered) == (-1, 16.0)
+
+
+def test_a_policy_from_before_evidence_and_tie_breaks_asks_for_one_inspection_and_the_default_keys() -> None:
+    draft = POLICY.model_dump(mode="json")
+    draft.pop("evidence"), draft.pop("tie_break")
+    policy = ScoringPolicy.model_validate(draft)
+    assert (policy.evidence.inspections, policy.tie_break) == (1, DEFAULT_TIE_BREAK)
+    with pytest.raises(ValidationError, match="at most once"):
+        ScoringPolicy.model_validate({**draft, "tie_break": ["satisfaction", "satisfaction"]})

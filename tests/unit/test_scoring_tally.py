@@ -59,10 +59,11 @@ def reference_score(facts: PeriodFacts, policy: ScoringPolicy) -> Score:
         name: round(policy.weights[name] * (without_data if shares[name] is None else shares[name]), 2)  # type: ignore[operator]
         for name in COMPONENTS
     }
-    deductions = sum(
+    findings = sum(
         f.points * policy.finding_deduction_per_point * (policy.overdue_multiplier if f.overdue else 1)
         for f in facts.findings.values()
     )
+    deductions = findings
     for c in complaints:
         if c.substantiated:
             impact = policy.negative_impact
@@ -71,7 +72,7 @@ def reference_score(facts: PeriodFacts, policy: ScoringPolicy) -> Score:
             deductions += impact.get("media_exposure", 0.0) if c.channel == "internet_media" else 0.0
     bonus = min(sum(i.bonus for i in facts.inspections.values()), policy.bonus_cap)
     total = min(max(sum(components.values()) - deductions + bonus, 0.0), policy.final_cap)
-    return Score(components, round(deductions, 2), round(bonus, 2), round(total, 2))
+    return Score(components, round(deductions, 2), round(findings, 2), round(bonus, 2), round(total, 2))
 
 
 subjects = st.sampled_from(SUBJECTS)
