@@ -7,6 +7,7 @@ with `InvalidEvent` whose message names the problem.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Union
@@ -21,7 +22,7 @@ class InvalidEvent(ValueError):
 
 
 class Contract(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     event_type: ClassVar[str]
     schema_version: ClassVar[int]
 
@@ -178,13 +179,13 @@ COMPLAINT_STEPS: tuple[type[LoopStep], ...] = (
 
 
 class ChecklistResult(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     item_id: str
     passed: bool
 
 
 class FindingRef(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     order_id: uuid.UUID
     item_id: str
     points: int
@@ -206,7 +207,7 @@ class InspectionRecordedV1(Contract):
 
 
 class Highlight(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     description: str
     points: float
 
@@ -357,7 +358,7 @@ SLA_EVENTS: tuple[type[Contract], ...] = (SlaWarningV1, SlaBreachedV1, SlaEscala
 
 
 class ScoreChange(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     component: str
     before: float
     after: float
@@ -366,7 +367,7 @@ class ScoreChange(BaseModel):
 class ScoringFact(BaseModel):
     """What one event established for a hall's score, as scoring applies it; `kind` names which fact."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     subject: uuid.UUID  # the complaint, rectification order or inspection the fact is about
 
 
@@ -534,7 +535,7 @@ CONTRACTS: dict[tuple[str, int], type[Contract]] = {(c.event_type, c.schema_vers
 class EnvelopeHeader(BaseModel):
     """What every message carries besides its data."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     event_id: uuid.UUID
     event_type: str
@@ -569,8 +570,12 @@ def _envelope_of(contract: type[Contract]) -> type[ContractEnvelope]:
 ENVELOPES: dict[tuple[str, int], type[ContractEnvelope]] = {key: _envelope_of(c) for key, c in CONTRACTS.items()}
 
 
+@functools.cache
 def _any_known_event() -> TypeAdapter[ContractEnvelope]:
-    """Picks the envelope by event type, then by schema version, as one validator: one pass over the bytes."""
+    """Picks the envelope by event type, then by schema version, as one validator: one pass over the bytes.
+
+    Built when first needed, not on import: it is a good part of a service's start-up.
+    """
     by_type: dict[str, list[type[ContractEnvelope]]] = {}
     for (event_type, _), envelope in ENVELOPES.items():
         by_type.setdefault(event_type, []).append(envelope)
@@ -580,9 +585,6 @@ def _any_known_event() -> TypeAdapter[ContractEnvelope]:
     ]
     union: Any = Annotated[Union[tuple(by_version)], Field(discriminator="event_type")]  # noqa: UP007
     return TypeAdapter(union)
-
-
-ANY_KNOWN_EVENT = _any_known_event()
 
 
 class IntegrationEvent(NamedTuple):  # a tuple: made for every message a consumer reads
@@ -628,7 +630,7 @@ def decode_event(raw: bytes | None) -> IntegrationEvent:
     if not raw:
         raise InvalidEvent("empty message")
     try:
-        envelope = ANY_KNOWN_EVENT.validate_json(raw)  # parsing and checking in one pass: rebuilds read millions
+        envelope = _any_known_event().validate_json(raw)  # parsing and checking in one pass: rebuilds read millions
     except ValidationError:
         return _decode_in_two_steps(raw)  # slower, but it names what is wrong
     return IntegrationEvent(envelope, envelope.data)

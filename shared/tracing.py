@@ -22,7 +22,6 @@ from eventsourcing.persistence import Recording
 from fastapi import FastAPI
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
@@ -58,7 +57,13 @@ def setup_tracing(service_name: str, exporter: TracesExporter) -> None:
     global _enabled
     if exporter == "none":
         return
-    span_exporter: SpanExporter = OTLPSpanExporter() if exporter == "otlp" else ConsoleSpanExporter()
+    if exporter == "otlp":
+        # Imported only when used: it is a tenth of a service's start-up.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        span_exporter: SpanExporter = OTLPSpanExporter()
+    else:
+        span_exporter = ConsoleSpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     provider.add_span_processor(BatchSpanProcessor(span_exporter, schedule_delay_millis=200))
     trace.set_tracer_provider(provider)

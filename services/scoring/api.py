@@ -47,15 +47,30 @@ class Audit(BaseModel):
     changes: list[ScoreChangeEntry]
 
 
-def visible_scope(caller: Principal, scope: str) -> OrgUnit:
+def evaluation_scope(scope: str) -> OrgUnit:
     try:
         unit = OrgUnit.parse(scope)
     except ValueError as error:
         raise BadScope(str(error)) from None
     if len(unit.path) > 2:
         raise BadScope("a scope is the group, a province or a city, not a hall")
+    return unit
+
+
+def visible_scope(caller: Principal, scope: str) -> OrgUnit:
+    """A scope the caller oversees."""
+    unit = evaluation_scope(scope)
     if not caller.can_see(unit):
         raise NotFound(f"no scope {scope} within your unit {caller.unit}", ("query", "scope"))
+    return unit
+
+
+def ranking_scope(caller: Principal, scope: str) -> OrgUnit:
+    """A scope whose ranking the caller may read: one it oversees, or one its own unit is ranked in (a hall
+    manager reads the grade its hall holds in its city, province or the group, and not the others')."""
+    unit = evaluation_scope(scope)
+    if not (caller.can_see(unit) or unit.contains(caller.unit)):
+        raise NotFound(f"no scope {scope} above or within your unit {caller.unit}", ("query", "scope"))
     return unit
 
 
@@ -74,10 +89,16 @@ async def grades(
     scope: Annotated[TextParam, SCOPE] = "group",
     as_of: Annotated[Instant | None, Query(description="As the platform knew it then.")] = None,
 ) -> Grades:
-    """Every hall in the scope with its score, rank and grade for the period, quotas applied."""
-    unit = visible_scope(caller, scope)
+    """Every hall in the scope with its score, rank and grade for the period, quotas applied; to a caller
+    ranked in the scope but not overseeing it, only the halls of its own unit."""
+    unit = ranking_scope(caller, scope)
     policies: dict[str, ScoringPolicy] = request.app.state.policies
-    return await standings.grades(request.app.state.pool, policies, period, unit, as_of)
+    pool = request.app.state.pool
+    graded = await standings.grades(pool, policies, period, unit, as_of)
+    if caller.can_see(unit):
+        return graded
+    own = await read_model.halls_within(pool, caller.unit)
+    return graded.model_copy(update={"halls": [hall for hall in graded.halls if hall.hall_id in own]})
 
 
 @router.get("/halls/{hall_id}/audit", response_model=Audit)
@@ -91,7 +112,7 @@ async def audit(
     """What the hall's score, rank and grade were at `as_of` (period of that instant), and why."""
     pool = request.app.state.pool
     await visible_hall(pool, caller, hall_id)
-    unit = visible_scope(caller, scope)
+    unit = ranking_scope(caller, scope)
     period = period_of(as_of)
     try:
         standing = await standings.grades(pool, request.app.state.policies, period, unit, as_of)

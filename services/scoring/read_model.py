@@ -210,6 +210,20 @@ async def hall_unit(pool: asyncpg.Pool, hall_id: str) -> OrgUnit | None:
     return OrgUnit.of_hall(row["province"], row["city"], hall_id) if row else None
 
 
+async def halls_within(pool: asyncpg.Pool, unit: OrgUnit) -> set[str]:
+    """The halls at or below `unit`."""
+    province, city = _scope(unit)
+    hall = unit.path[2] if len(unit.path) > 2 else None
+    rows = await pool.fetch(
+        "SELECT hall_id FROM halls WHERE ($1::text IS NULL OR province = $1) AND ($2::text IS NULL OR city = $2)"
+        " AND ($3::text IS NULL OR hall_id = $3)",
+        province,
+        city,
+        hall,
+    )
+    return {row["hall_id"] for row in rows}
+
+
 def _scope(scope: OrgUnit) -> tuple[str | None, str | None]:
     return (scope.path[0] if len(scope.path) > 0 else None, scope.path[1] if len(scope.path) > 1 else None)
 

@@ -154,6 +154,45 @@ async def test_forty_halls_get_the_scores_and_grades_worked_out_by_hand(client: 
     assert [halls[h]["rank"] for h in ("ZJ-01", "ZJ-04", "ZJ-05", "ZJ-06", "ZJ-07", "ZJ-09")] == [1, 4, 4, 6, 7, 7]
 
 
+async def test_a_hall_manager_reads_its_own_hall_ranked_in_its_city_province_and_group_and_no_other(
+    client: StackClient,
+) -> None:
+    await grades_when(client, lambda b: {h: x["score"] for h, x in by_hall(b).items()} == expected_scores())
+    manager = bearer(staff_token("manager-zj-04", OrgUnit((PROVINCE, "杭州", "ZJ-04")), Role.hall_manager))
+
+    for scope in ("group", SCOPE, f"{SCOPE}/杭州"):
+        response = await client.http.get(
+            f"{client.scoring_url}/api/v1/grades", params={"period": PERIOD, "scope": scope}, headers=manager
+        )
+        assert response.status_code == 200, response.text
+        [own] = response.json()["halls"]
+        assert (own["hall_id"], own["grade"], own["rank"]) == ("ZJ-04", "good", 4)
+    assert response.json()["graded_halls"] == 36  # ranked among the whole scope
+
+    audit = await client.http.get(
+        f"{client.scoring_url}/api/v1/halls/ZJ-04/audit",
+        params={"as_of": client.now().isoformat(), "scope": SCOPE},
+        headers=manager,
+    )
+    assert audit.status_code == 200, audit.text
+    assert audit.json()["standing"]["grade"] == "good"
+    other_scope = await client.http.get(
+        f"{client.scoring_url}/api/v1/grades", params={"period": PERIOD, "scope": "group/江苏"}, headers=manager
+    )
+    other_audit = await client.http.get(
+        f"{client.scoring_url}/api/v1/halls/ZJ-05/audit",
+        params={"as_of": client.now().isoformat(), "scope": SCOPE},
+        headers=manager,
+    )
+    what_if = await client.http.post(
+        f"{client.scoring_url}/api/v1/grades/what-if",
+        params={"period": PERIOD, "scope": SCOPE},
+        json={"policy_version": "2026-12"},
+        headers=manager,
+    )
+    assert (other_scope.status_code, other_audit.status_code, what_if.status_code) == (404, 404, 404)
+
+
 def duplicates_dropped(metrics: str) -> float:
     """From a consumer's /metrics: how many events it received again and dropped."""
     return sum(
