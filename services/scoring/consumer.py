@@ -190,7 +190,7 @@ def handling(application: ScoringApplication) -> Handling:
         for delivery in deliveries:
             event = delivery.event
             if isinstance(event.payload, HallRegisteredV1):
-                await read_model.record_hall(connection, event)
+                await read_model.record_hall(connection, event, application.clock())
             elif (fact := fact_of[event.event_type](event, periods)) is not None:
                 batch.append(dataclasses.replace(fact, traceparent=delivery.traceparent))
         if batch:

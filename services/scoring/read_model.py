@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS score_changes (
     PRIMARY KEY (scorecard_id, scorecard_version)
 );
 CREATE INDEX IF NOT EXISTS score_changes_by_hall ON score_changes (period, hall_id, scorecard_version);
--- When the hall was registered, for grades as of an instant; NULL in rows from before it was kept
+-- When scoring recorded the hall, for grades as of an instant; NULL in rows from before it was kept
 -- (`make republish` fills them in). Only if missing: an ALTER would lock out readers at every start.
 DO $$ BEGIN
     IF NOT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = current_schema()
@@ -108,7 +108,9 @@ async def create_tables(pool: asyncpg.Pool) -> None:
     await pool.execute(DDL)
 
 
-async def record_hall(connection: Connection, event: IntegrationEvent) -> None:
+async def record_hall(connection: Connection, event: IntegrationEvent, recorded_at: datetime) -> None:
+    """`recorded_at`: by scoring's clock, as score changes are, so that grades as of an instant list the
+    halls that scoring knew of then."""
     hall = event.payload
     assert isinstance(hall, HallRegisteredV1)
     await connection.execute(
@@ -121,7 +123,7 @@ async def record_hall(connection: Connection, event: IntegrationEvent) -> None:
         hall.city,
         hall.level,
         hall.ownership,
-        event.envelope.occurred_at,
+        recorded_at,
     )
 
 

@@ -246,6 +246,7 @@ async def test_one_halls_new_complaint_changes_another_halls_grade_and_the_past_
         ("ComplaintClosed", "closed"),
         ("ComplaintRegistered", "complaint_registered"),
         ("FeedbackReceived", "feedback"),
+        ("InspectionRecorded", "inspected"),
         ("SlaClockStopped", "first_response_stopped"),
         ("SlaClockStopped", "resolution_stopped"),
     ]

@@ -87,10 +87,14 @@ async def test_score_changes_stored_before_the_read_model_are_copied_once_in_ord
     )
     event = build_event(hall, source="complaints", aggregate_id=uuid.uuid4(), aggregate_version=1, occurred_at=NOW)
     async with pool.acquire() as connection:
-        await read_model.record_hall(connection, event)
+        await read_model.record_hall(connection, event, recorded_at=datetime(2026, 10, 20, tzinfo=UTC))
     graded = await standings.grades(pool, POLICIES, "2026-11", OrgUnit(("浙江",)), as_of=None)
     assert [(h.hall_id, h.score) for h in graded.halls] == [("ZJ-01", card.score)]
     before_any = await standings.grades(
         pool, POLICIES, "2026-11", OrgUnit(("浙江",)), as_of=datetime(2026, 11, 1, tzinfo=UTC)
     )
     assert [h.score for h in before_any.halls] == [100]  # nothing recorded yet then: the empty scorecard's
+    before_the_hall = await standings.grades(
+        pool, POLICIES, "2026-11", OrgUnit(("浙江",)), as_of=datetime(2026, 10, 19, tzinfo=UTC)
+    )
+    assert before_the_hall.halls == []  # scoring did not know of it yet
