@@ -22,6 +22,10 @@ from shared.validation import Instant, RequestModel, TextParam
 
 router = APIRouter(prefix="/api/v1", tags=["scores"])
 PERIOD = Query(pattern=r"^2\d{3}-(0[1-9]|1[0-2])$", description="A calendar month, e.g. 2026-11.")
+GRADING_PERIOD = Query(
+    pattern=r"^2\d{3}(-(0[1-9]|1[0-2]|Q[1-4]))?$",
+    description="A calendar month (2026-11), quarter (2026-Q4) or year (2026); China time.",
+)
 SCOPE = Query(description="The evaluation scope: group, group/<province> or group/<province>/<city>.")
 
 
@@ -85,7 +89,7 @@ async def visible_hall(pool: asyncpg.Pool, caller: Principal, hall_id: str) -> O
 async def grades(
     request: Request,
     caller: Caller,
-    period: Annotated[str, PERIOD],
+    period: Annotated[str, GRADING_PERIOD],
     scope: Annotated[TextParam, SCOPE] = "group",
     as_of: Annotated[Instant | None, Query(description="As the platform knew it then.")] = None,
 ) -> Grades:

@@ -6,6 +6,7 @@ quotas), so scores and grades are worked out here alone. A new version is a new 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -104,6 +105,8 @@ class ScoringPolicy(RequestModel):
     # Keys a policy written before them leaves out take these defaults (README, "Scoring policy").
     evidence: Evidence = Evidence()
     tie_break: tuple[TieBreakKey, ...] = DEFAULT_TIE_BREAK
+    # How a quarter or a year is scored from its months: the mean of each hall's monthly scores.
+    longer_periods: Literal["mean_of_months"] = "mean_of_months"
 
     @field_validator("weights")
     @classmethod
@@ -156,3 +159,16 @@ def period_of(instant: datetime) -> str:
 
 def period_start(period: str) -> datetime:
     return datetime.strptime(period, "%Y-%m").replace(tzinfo=CHINA_TIME)
+
+
+def months_of(period: str) -> list[str]:
+    """The calendar months a grading period spans: a month ("2026-11") itself, a quarter's ("2026-Q4")
+    three or a year's ("2026") twelve."""
+    if re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
+        return [period]
+    if quarter := re.fullmatch(r"(\d{4})-Q([1-4])", period):
+        last = 3 * int(quarter[2])
+        return [f"{quarter[1]}-{month:02}" for month in range(last - 2, last + 1)]
+    if re.fullmatch(r"\d{4}", period):
+        return [f"{period}-{month:02}" for month in range(1, 13)]
+    raise ValueError(f"{period!r} is not a month (2026-11), a quarter (2026-Q4) or a year (2026)")

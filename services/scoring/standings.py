@@ -4,6 +4,7 @@ now), graded under the policy in force when the period began."""
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from datetime import datetime
 
 import asyncpg
@@ -15,6 +16,7 @@ from services.scoring.policy import (
     InvalidScoringPolicy,
     ScoringPolicy,
     empty_score,
+    months_of,
     period_start,
     scoring_policy_at,
 )
@@ -55,33 +57,56 @@ class NoScoringPolicy(ServiceError):
 
 
 def policy_for(policies: dict[str, ScoringPolicy], period: str) -> ScoringPolicy:
+    """The policy in force when the period (a month, quarter or year) began."""
     try:
-        return scoring_policy_at(policies, period_start(period))
+        return scoring_policy_at(policies, period_start(months_of(period)[0]))
     except InvalidScoringPolicy as missing:
         raise NoScoringPolicy(f"period {period}: {missing}") from None
 
 
 async def standings(
-    pool: asyncpg.Pool, period: str, scope: OrgUnit, policy: ScoringPolicy, as_of: datetime | None
+    pool: asyncpg.Pool, policies: dict[str, ScoringPolicy], period: str, scope: OrgUnit, as_of: datetime | None
 ) -> list[Standing]:
-    """Every hall in the scope with its latest score for the period (no change yet: the empty score), and
-    the tie-break values of those whose score another shares."""
-    baseline = empty_score(policy)
+    """Every hall in the scope with its score for the period, and the tie-break values of those whose score
+    another shares.
+
+    A month's score is the hall's latest (no change yet: the empty score), under the policy in force when
+    the month began. A quarter's or a year's is the mean of its months' scores, its inspections theirs
+    summed, its tie-break values the means of theirs; graded under the policy in force when it began.
+    """
+    months = months_of(period)
+    policy = policy_for(policies, period)
+    monthly: dict[str, list[read_model.HallScore]] = {}
+    for month in months:
+        baseline = empty_score(policy_for(policies, month))
+        for hall in await read_model.latest_scores(pool, month, scope, as_of):
+            monthly.setdefault(hall.hall_id, []).append(
+                dataclasses.replace(hall, score=baseline if hall.score is None else hall.score)
+            )
     standings = [
         Standing(
-            hall.hall_id, hall.level, hall.ownership, baseline if hall.score is None else hall.score, hall.inspections
+            hall_id,
+            scores[0].level,
+            scores[0].ownership,
+            round(statistics.fmean(hall.score or 0.0 for hall in scores), 2),
+            sum(hall.inspections for hall in scores),
         )
-        for hall in await read_model.latest_scores(pool, period, scope, as_of)
+        for hall_id, scores in monthly.items()
     ]
     tied = tied_on_score(standings, policy)
     if not tied or not policy.tie_break:
         return standings
-    tie_break = {}
-    for hall in await read_model.facts_of_period(pool, period, scope, as_of, sorted(tied)):
-        facts = PeriodFacts()
-        for fact in hall.facts:
-            facts.apply(fact)
-        tie_break[hall.hall_id] = tie_break_values(facts, policy)
+    values: dict[str, list[tuple[float, ...]]] = {}
+    for month in months:
+        keys_in_order = policy_for(policies, month).model_copy(update={"tie_break": policy.tie_break})
+        for hall_facts in await read_model.facts_of_period(pool, month, scope, as_of, sorted(tied)):
+            facts = PeriodFacts()
+            for fact in hall_facts.facts:
+                facts.apply(fact)
+            values.setdefault(hall_facts.hall_id, []).append(tie_break_values(facts, keys_in_order))
+    tie_break = {
+        hall: tuple(round(statistics.fmean(key), 2) for key in zip(*v, strict=True)) for hall, v in values.items()
+    }
     return [dataclasses.replace(s, tie_break=tie_break.get(s.hall_id, ())) for s in standings]
 
 
@@ -89,7 +114,7 @@ async def grades(
     pool: asyncpg.Pool, policies: dict[str, ScoringPolicy], period: str, scope: OrgUnit, as_of: datetime | None
 ) -> Grades:
     policy = policy_for(policies, period)
-    graded: list[GradedHall] = grade_halls(await standings(pool, period, scope, policy, as_of), policy)
+    graded: list[GradedHall] = grade_halls(await standings(pool, policies, period, scope, as_of), policy)
     graded_count = sum(hall.status == "graded" for hall in graded)
     return Grades(
         period=period,

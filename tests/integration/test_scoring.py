@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.scoring.policy import SCORING_POLICY_DIR, period_of
+from services.scoring.policy import SCORING_POLICY_DIR, months_of, period_of
 from shared.auth import Role
 from shared.clock import CHINA_TIME
 from shared.organisation import OrgUnit
@@ -290,6 +291,27 @@ async def test_a_what_if_with_other_weights_reports_the_changed_grades_and_leave
     scores = {d["hall_id"]: d["what_if_score"] for d in report["differences"]}
     assert (scores["ZJ-01"], scores["ZJ-04"], scores["ZJ-14"], scores["ZJ-11"]) == (90, 94, 90, 93.33)
     assert await grades_when(client, lambda b: True) == live_before
+
+
+async def test_a_quarter_and_a_year_grade_each_hall_on_the_mean_of_its_monthly_scores(client: StackClient) -> None:
+    await client.wait_until_scored()
+    year = PERIOD[:4]
+    quarter = f"{year}-Q{(int(PERIOD[5:]) + 2) // 3}"
+    months = {month: by_hall(await grades_when(client, lambda b: True, period=month)) for month in months_of(year)}
+
+    for period in (quarter, year):
+        body = await grades_when(client, lambda b: True, period=period)
+        halls = by_hall(body)
+        in_period = months_of(period)
+        assert len(in_period) == (3 if period == quarter else 12)
+        assert {hall: halls[hall]["score"] for hall in halls} == {
+            hall: round(statistics.fmean(months[month][hall]["score"] for month in in_period), 2) for hall in halls
+        }
+        # The month's inspections are the quarter's and the year's evidence: the same halls are assessed.
+        assert {h for h, x in halls.items() if x["status"] == "graded"} == {
+            h for h, x in months[PERIOD].items() if x["status"] == "graded"
+        }
+        assert body["policy_version"] == "2026-01"  # in force when the quarter and the year began
 
 
 async def test_highlights_earn_a_capped_bonus_innovation_its_rating_and_media_exposure_costs_from_2026_12(

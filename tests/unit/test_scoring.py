@@ -16,6 +16,7 @@ from services.scoring.policy import (
     ScoringPolicy,
     empty_score,
     load_scoring_policies,
+    months_of,
     period_of,
     period_start,
 )
@@ -351,3 +352,11 @@ def test_a_policy_from_before_evidence_and_tie_breaks_asks_for_one_inspection_an
     assert (policy.evidence.inspections, policy.tie_break) == (1, DEFAULT_TIE_BREAK)
     with pytest.raises(ValidationError, match="at most once"):
         ScoringPolicy.model_validate({**draft, "tie_break": ["satisfaction", "satisfaction"]})
+
+
+def test_a_quarter_spans_three_months_and_a_year_twelve() -> None:
+    assert months_of("2026-Q4") == ["2026-10", "2026-11", "2026-12"]
+    assert months_of("2027-Q1")[0] == "2027-01" and months_of("2026") == [f"2026-{m:02}" for m in range(1, 13)]
+    assert months_of("2026-11") == ["2026-11"]
+    with pytest.raises(ValueError, match="not a month"):
+        months_of("2026-Q5")
