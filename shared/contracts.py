@@ -105,6 +105,16 @@ class ComplaintCheckedV1(LoopStep):
     responsible_unit: str
 
 
+class ComplaintCheckReviewedV1(LoopStep):
+    """A unit above the complaint's hall rules again on whether it was substantiated: the hall's own
+    ruling moves its own score, so it does not stand alone."""
+
+    event_type = "ComplaintCheckReviewed"
+    schema_version = 1
+    substantiated: bool
+    reviewing_unit: str
+
+
 class CustomerContactedV1(LoopStep):
     event_type = "CustomerContacted"
     schema_version = 1
@@ -166,6 +176,7 @@ COMPLAINT_STEPS: tuple[type[LoopStep], ...] = (
     ComplaintHandOffAcceptedV1,
     ComplaintAcknowledgedV1,
     ComplaintCheckedV1,
+    ComplaintCheckReviewedV1,
     CustomerContactedV1,
     ComplaintRectifiedV1,
     FeedbackReceivedV1,

@@ -30,6 +30,7 @@ from services.complaints.schemas import (
     PublicProgress,
     PublicStep,
     RectifyBody,
+    ReviewCheckBody,
     StepBody,
 )
 from shared.auth import Caller, Principal, Role, require_roles
@@ -229,6 +230,32 @@ def check(
             request,
             lambda complaint, step: complaint.check(body.substantiated, body.root_cause, body.responsible_unit, step),
         ),
+    )
+
+
+@router.post("/complaints/{complaint_id}/review-check", response_model=ComplaintPublic)
+def review_check(
+    complaint_id: uuid.UUID,
+    body: ReviewCheckBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintPublic:
+    """A quality manager of a unit above the hall rules again on the hall's check (复核), open or closed;
+    the hall cannot check again after that, and scoring takes the review's ruling."""
+    return take_step(
+        "review-check",
+        complaint_id,
+        body,
+        request,
+        response,
+        caller,
+        idempotency_key,
+        lambda complaint_id, step_request, viewer: application(request).review_check(
+            complaint_id, body.substantiated, step_request, viewer
+        ),
+        roles=(Role.quality_manager,),
     )
 
 

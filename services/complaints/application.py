@@ -364,6 +364,19 @@ class ComplaintsApplication(StoresTraceContext):
 
         return self.act(complaint_id, request, perform, viewer)
 
+    def review_check(
+        self, complaint_id: uuid.UUID, substantiated: bool, request: StepRequest, viewer: Principal
+    ) -> tuple[Complaint, bool]:
+        """A unit above the complaint's hall rules again on the hall's check (its city, province or the group)."""
+
+        def perform(complaint: Complaint, step: Step) -> None:
+            hall = self._registering_unit(complaint)
+            if not viewer.can_see(hall) or viewer.unit == hall:
+                raise NotResponsible(f"only a unit above {hall} can review its check")
+            complaint.review_check(substantiated, str(viewer.unit), step)
+
+        return self._take_step(lambda: self.get_complaint(complaint_id, viewer), request, perform)
+
     def accept(self, complaint_id: uuid.UUID, request: StepRequest, viewer: Principal) -> tuple[Complaint, bool]:
         """The receiving unit (or one above it) takes a hand-off over and becomes the owner."""
 

@@ -153,6 +153,7 @@ class Complaint(RemembersRequests):
         self.resolved_on_spot = False
         self.checked = False
         self.substantiated: bool | None = None
+        self.check_reviewed_by: str | None = None  # the unit above the hall that ruled last
         self.contacts = 0
         self.rectified = False
         self.satisfaction: str | None = None
@@ -194,9 +195,18 @@ class Complaint(RemembersRequests):
 
     def check(self, substantiated: bool, root_cause: str, responsible_unit: str, step: Step) -> None:
         self._require_open()
+        if self.check_reviewed_by is not None:
+            raise StepRefused(f"{self.check_reviewed_by} reviewed the check; only a review can change its ruling")
         self._checked(
             substantiated=substantiated, root_cause=root_cause, responsible_unit=responsible_unit, **step.fields()
         )
+
+    def review_check(self, substantiated: bool, reviewing_unit: str, step: Step) -> None:
+        """`reviewing_unit`: a unit above the complaint's hall (the caller makes sure). Open or closed alike:
+        a ruling may be reviewed after the loop has closed."""
+        if not self.checked:
+            raise StepRefused("nothing to review: the complaint has not been checked")
+        self._check_reviewed(substantiated=substantiated, reviewing_unit=reviewing_unit, **step.fields())
 
     def contact(self, outcome: str, step: Step) -> None:
         self._require_open()
@@ -330,6 +340,21 @@ class Complaint(RemembersRequests):
     ) -> None:
         self.checked = True
         self.substantiated = substantiated
+        self._remember(request_key, request_fingerprint)
+
+    @event("CheckReviewed")
+    def _check_reviewed(
+        self,
+        substantiated: bool,
+        reviewing_unit: str,
+        actor: str,
+        reason: str,
+        at: datetime,
+        request_key: str | None,
+        request_fingerprint: str | None,
+    ) -> None:
+        self.substantiated = substantiated
+        self.check_reviewed_by = reviewing_unit
         self._remember(request_key, request_fingerprint)
 
     @event("CustomerContacted")

@@ -228,6 +228,16 @@ class CheckBody(StepBody):
     responsible_unit: Code
 
 
+class ReviewCheckBody(StepBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"reason": "The recording shows the counter refused the refund", "substantiated": True}]
+        }
+    )
+
+    substantiated: bool
+
+
 class ContactBody(StepBody):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"reason": "Explained the refund", "outcome": "reached"}]}

@@ -23,6 +23,7 @@ from shared.contracts import (
     AnyScoringFact,
     CheckedFact,
     ComplaintCheckedV1,
+    ComplaintCheckReviewedV1,
     ComplaintClosedFact,
     ComplaintClosedV1,
     ComplaintRegisteredFact,
@@ -86,7 +87,9 @@ class UnknownComplaint(LookupError):
 Periods = Mapping[uuid.UUID, tuple[str, str]]
 FactOf = Callable[[IntegrationEvent, Periods], HallFact | None]
 # Steps of a complaint: they belong to the hall and period of its registration.
-COMPLAINT_STEP_TYPES = frozenset([*STATUS_FACTS, FeedbackReceivedV1.event_type, ComplaintCheckedV1.event_type])
+COMPLAINT_STEP_TYPES = frozenset(
+    [*STATUS_FACTS, FeedbackReceivedV1.event_type, ComplaintCheckedV1.event_type, ComplaintCheckReviewedV1.event_type]
+)
 
 
 def facts() -> dict[str, FactOf]:
@@ -113,7 +116,7 @@ def facts() -> dict[str, FactOf]:
         fact: AnyScoringFact
         if isinstance(payload, FeedbackReceivedV1):
             fact = FeedbackFact(subject=complaint_id, satisfaction=payload.satisfaction)
-        elif isinstance(payload, ComplaintCheckedV1):
+        elif isinstance(payload, ComplaintCheckedV1 | ComplaintCheckReviewedV1):  # a review replaces the ruling
             fact = CheckedFact(subject=complaint_id, substantiated=payload.substantiated)
         else:
             fact = STATUS_FACTS[event.event_type](subject=complaint_id)

@@ -361,6 +361,30 @@ async def test_highlights_earn_a_capped_bonus_innovation_its_rating_and_media_ex
     assert (difference["hall_id"], difference["live_score"], difference["what_if_score"]) == ("JS-01", 67, 57)
 
 
+async def test_the_units_review_of_a_halls_check_replaces_its_ruling_in_the_score(client: StackClient) -> None:
+    await client.register_hall(province="江苏", city="苏州", hall_id="JS-SZ-01")
+    hall = OrgUnit(("江苏", "苏州", "JS-SZ-01"))
+    manager = bearer(staff_token("manager-js-sz", hall, Role.hall_manager))
+    city_quality = bearer(staff_token("quality-sz", OrgUnit(("江苏", "苏州")), Role.quality_manager))
+    complaint = await client.post_complaint(complaint_body("JS-SZ-01") | {"priority": "major"})
+    complaint_id = complaint.json()["id"]
+    ruling = {"substantiated": False, "root_cause": "customer misread the bill", "responsible_unit": "JS-SZ-01"}
+    assert (await client.step(complaint_id, "check", ruling, headers=manager)).status_code == 200
+
+    own_review = await client.step(complaint_id, "review-check", {"substantiated": True}, headers=manager)
+    review = await client.step(complaint_id, "review-check", {"substantiated": True}, headers=city_quality)
+    again = await client.step(complaint_id, "check", ruling, headers=manager)
+
+    assert (own_review.status_code, review.status_code, again.status_code) == (403, 200, 409)
+    await client.wait_until_scored()
+    card = await client.http.get(f"{client.projections_url}/api/v1/halls/JS-SZ-01/scorecard", params={"period": PERIOD})
+    # By hand, policy 2026-01: an open, unanswered complaint (resolution 0 of 1) scores 70; a substantiated
+    # major complaint costs 5 more, which the hall's own ruling had spared it.
+    assert (card.json()["score"], card.json()["deductions"]) == (65, 5)
+    [reviewed] = [c for c in card.json()["changes"] if c["source_event_type"] == "ComplaintCheckReviewed"]
+    assert (reviewed["score_before"], reviewed["score"]) == (70, 65)
+
+
 async def test_a_what_if_policy_with_a_bad_entry_is_refused_naming_it(client: StackClient) -> None:
     draft = json.loads((SCORING_POLICY_DIR / "2026-01.json").read_text())
     draft["weights"]["speed"] = 5  # no such component

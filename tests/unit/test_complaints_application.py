@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -15,13 +15,17 @@ from services.complaints.application import (
     VERIFICATION_WINDOW,
     ComplaintsApplication,
     IdempotencyKeyReused,
+    NotResponsible,
     PublicComplaintNotFound,
     ReceivedAtOutOfRange,
     RegisterComplaint,
     RegisterHall,
+    StepNotAllowed,
+    StepRequest,
     TooManyAttempts,
     UnknownHall,
 )
+from services.complaints.domain import Complaint, Step
 from services.complaints.repositories import BLOCK_SIZE, InMemorySerialBlocks, InMemoryVerificationFailures
 from shared.auth import Principal, Role
 from shared.organisation import OrgUnit
@@ -165,3 +169,34 @@ async def test_a_number_is_locked_after_repeated_wrong_digits_until_the_window_p
     clock.now += VERIFICATION_WINDOW
     found, _ = await complaints.public_progress(registered.number, "5678")
     assert found.id == registered.id
+
+
+async def test_a_unit_above_the_hall_reviews_its_check_and_the_hall_cannot_rule_again(
+    complaints: ComplaintsApplication,
+) -> None:
+    hall = OrgUnit(("广东", "深圳", HALL.hall_code))
+    manager = Principal("manager-1", hall, frozenset({Role.hall_manager}))
+    city_quality = Principal("quality-sz", OrgUnit(("广东", "深圳")), frozenset({Role.quality_manager}))
+    registered, _ = await complaints.register_complaint(complaint(), manager)
+
+    def check(substantiated: bool) -> Callable[[Complaint, Step], None]:
+        return lambda c, step: c.check(substantiated, "counter refused a refund", HALL.hall_code, step)
+
+    def review(viewer: Principal, substantiated: bool = True) -> tuple[Complaint, bool]:
+        return complaints.review_check(
+            registered.id, substantiated, StepRequest(viewer.subject, "recording heard"), viewer
+        )
+
+    with pytest.raises(StepNotAllowed, match="not been checked"):
+        review(city_quality)
+    complaints.act(registered.id, StepRequest("manager-1", "no fault found"), check(False), manager)
+    with pytest.raises(NotResponsible, match="only a unit above"):
+        review(manager)  # the hall itself
+
+    reviewed, changed = review(city_quality)
+
+    assert changed and (reviewed.substantiated, reviewed.check_reviewed_by) == (True, "group/广东/深圳")
+    with pytest.raises(StepNotAllowed, match="reviewed the check"):
+        complaints.act(registered.id, StepRequest("manager-1", "again"), check(False), manager)
+    overruled, _ = review(ADMIN, substantiated=False)  # the group may review the city's review
+    assert (overruled.substantiated, overruled.check_reviewed_by) == (False, "group")
