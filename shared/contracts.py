@@ -17,6 +17,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, V
 EVENT_ID_NAMESPACE = uuid.UUID("6f1d3c1e-2b7a-4f0e-9a51-8f0c1d2e3a4b")
 
 
+# Who gave a satisfaction verdict: the customer (their survey), staff of the graded hall, or staff of
+# another unit (e.g. the city's callback team, 回访).
+SatisfactionSource = Literal["customer", "graded_hall", "other_unit"]
+
+
 class InvalidEvent(ValueError):
     """The message is not a valid integration event; the text says why."""
 
@@ -135,6 +140,14 @@ class FeedbackReceivedV1(LoopStep):
     schema_version = 1
     satisfaction: Literal["satisfied", "basically_satisfied", "unsatisfied"]
     score: int = Field(ge=1, le=5)
+
+
+class FeedbackReceivedV2(FeedbackReceivedV1):
+    """Says who gave the verdict: the customer (their survey), staff of the graded hall, or staff of
+    another unit (e.g. a callback team). Version 1 did not: staff, of a unit unknown."""
+
+    schema_version = 2
+    source: SatisfactionSource
 
 
 class ComplaintClosedV1(LoopStep):
@@ -427,6 +440,8 @@ class ComplaintReopenedFact(ScoringFact):
 class FeedbackFact(ScoringFact):
     kind: Literal["feedback"] = "feedback"
     satisfaction: Literal["satisfied", "basically_satisfied", "unsatisfied"]
+    # Facts from before sources were recorded: staff of a unit unknown, which the default policy counts.
+    source: SatisfactionSource = "other_unit"
 
 
 class CheckedFact(ScoringFact):
@@ -531,6 +546,7 @@ PUBLISHED: tuple[type[Contract], ...] = (
     ComplaintRegisteredV1,
     ComplaintRegisteredV2,
     *COMPLAINT_STEPS,
+    FeedbackReceivedV2,
     InspectionRecordedV1,
     InspectionRecordedV2,
     RectificationOrderOpenedV1,

@@ -13,6 +13,7 @@ from services.complaints.application import (
     RegisterComplaint,
     RegisterHall,
     StepRequest,
+    SurveyNotFound,
     fingerprint_of,
 )
 from services.complaints.domain import Complaint, Step
@@ -32,8 +33,13 @@ from services.complaints.schemas import (
     RectifyBody,
     ReviewCheckBody,
     StepBody,
+    SurveyAnswer,
+    SurveyLink,
+    SurveyRecorded,
 )
+from services.complaints.surveys import InvalidSurveyToken, SurveyTicket, SurveyTokens
 from shared.auth import Caller, Principal, Role, require_roles
+from shared.errors import ServiceError
 from shared.metrics import COMPLAINTS_REGISTERED
 from shared.validation import TextParam
 
@@ -131,6 +137,21 @@ def get_complaint(complaint_id: uuid.UUID, request: Request, response: Response,
     return present(application(request).get_complaint(complaint_id, caller), request, caller, response)
 
 
+@router.post("/public/surveys/{token}", response_model=SurveyRecorded, tags=["public"])
+def answer_survey(token: TextParam, body: SurveyAnswer, request: Request) -> SurveyRecorded:
+    """The customer's satisfaction survey (满意度回访), from the link sent once the result was recorded: no
+    credentials, once per result. 409 if already answered, 410 once expired or replaced by a newer result.
+    A staff credential is refused (403): the survey is the customer's own voice."""
+    if request.headers.get("authorization"):
+        raise StaffCannotAnswer("a staff credential cannot answer a customer's survey; send none")
+    try:
+        ticket = survey_tokens(request).read(token)
+    except InvalidSurveyToken:
+        raise SurveyNotFound("no such survey") from None
+    complaint = application(request).answer_survey(ticket, body.satisfaction)
+    return SurveyRecorded(number=complaint.number, satisfaction=body.satisfaction)
+
+
 @router.get("/public/complaints/{number}", response_model=PublicProgress, tags=["public"])
 async def public_progress(
     number: TextParam,
@@ -153,6 +174,21 @@ async def public_progress(
 
 
 Use = Callable[[uuid.UUID, StepRequest, Principal], tuple[Complaint, bool]]
+
+
+# Steps that record a complaint's result: their answer carries the customer's survey link.
+RESULT_STEPS = frozenset({"rectify", "resolve-on-spot"})
+
+
+class StaffCannotAnswer(ServiceError):
+    status_code = 403
+    error_type = "forbidden"
+    field = ("header", "authorization")
+
+
+def survey_tokens(request: Request) -> SurveyTokens:
+    tokens: SurveyTokens = request.app.state.survey_tokens
+    return tokens
 
 
 def by_owner(request: Request, perform: Callable[[Complaint, Step], None]) -> Use:
@@ -180,7 +216,13 @@ def take_step(
         fingerprint=fingerprint_of(action, str(complaint_id), body.model_dump(mode="json")),
     )
     complaint, created = use(complaint_id, step_request, caller)
-    return present(complaint, request, caller, response, created)
+    public = present(complaint, request, caller, response, created)
+    if action in RESULT_STEPS and complaint.result_at is not None:
+        ticket = SurveyTicket.for_result(complaint.id, complaint.result_at)
+        token = survey_tokens(request).issue(ticket)
+        link = SurveyLink(path=f"/api/v1/public/surveys/{token}", token=token, expires_at=ticket.expires_at)
+        public = public.model_copy(update={"survey": link})
+    return public
 
 
 @router.post("/complaints/{complaint_id}/dispatch", response_model=ComplaintPublic)
@@ -324,7 +366,9 @@ def feedback(
         response,
         caller,
         idempotency_key,
-        by_owner(request, lambda complaint, step: complaint.feedback(body.satisfaction, step)),
+        lambda complaint_id, step_request, viewer: application(request).give_feedback(
+            complaint_id, body.satisfaction, step_request, viewer
+        ),
     )
 
 

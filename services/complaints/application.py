@@ -30,6 +30,7 @@ from services.complaints.domain import (
     RemembersRequests,
     Step,
     StepRefused,
+    SurveyStale,
     hall_aggregate_id,
     number_aggregate_id,
 )
@@ -37,8 +38,10 @@ from services.complaints.group_commit import GroupCommitter
 from services.complaints.inspections import Inspection, RectificationOrder, order_id_for
 from services.complaints.numbers import Serials
 from services.complaints.repositories import LegacyNumbers, SerialBlocks, VerificationFailures
+from services.complaints.surveys import SurveyTicket
 from shared.auth import Principal
 from shared.clock import CHINA_TIME, Clock, system_clock
+from shared.contracts import SatisfactionSource
 from shared.errors import ServiceError
 from shared.organisation import OrgUnit
 from shared.tracing import StoresTraceContext
@@ -105,6 +108,20 @@ class UnknownUnit(ComplaintsError):
 
 class StepNotAllowed(ComplaintsError):
     error_type = "step_not_allowed"
+
+
+class SurveyNotFound(ComplaintsError):
+    status_code = 404
+    error_type = "not_found"
+    field = ("path", "token")
+
+
+class SurveyGone(ComplaintsError):
+    """Expired, or about a result that a newer one replaced."""
+
+    status_code = 410
+    error_type = "survey_gone"
+    field = ("path", "token")
 
 
 class ConcurrentChange(ComplaintsError):
@@ -363,6 +380,40 @@ class ComplaintsApplication(StoresTraceContext):
             complaint.dispatch(str(self._dispatch_target(complaint, to_unit)), str(self.owner_unit(complaint)), step)
 
         return self.act(complaint_id, request, perform, viewer)
+
+    def give_feedback(
+        self, complaint_id: uuid.UUID, satisfaction: str, request: StepRequest, viewer: Principal
+    ) -> tuple[Complaint, bool]:
+        """Staff record the customer's verdict, noted as the graded hall's own when they belong to it."""
+
+        def perform(complaint: Complaint, step: Step) -> None:
+            source: SatisfactionSource = (
+                "graded_hall" if self._registering_unit(complaint).contains(viewer.unit) else "other_unit"
+            )
+            complaint.feedback(satisfaction, source, step)
+
+        return self.act(complaint_id, request, perform, viewer)
+
+    def answer_survey(self, ticket: SurveyTicket, satisfaction: str) -> Complaint:
+        """The customer's answer to the survey `ticket` was issued for; no credentials, no personal data."""
+        complaint = self._find(Complaint, ticket.complaint_id)
+        if complaint is None:
+            raise SurveyNotFound("no such survey")
+        if self.clock() >= ticket.expires_at:
+            raise SurveyGone(f"the survey expired at {ticket.expires_at.isoformat()}")
+
+        def perform(target: Complaint, step: Step) -> None:
+            try:
+                target.answer_survey(ticket.result_at, satisfaction, step)
+            except SurveyStale as stale:
+                raise SurveyGone(str(stale)) from None
+
+        answered, _ = self._take_step(
+            lambda: self._find(Complaint, ticket.complaint_id) or complaint,
+            StepRequest(actor="customer", reason="the customer's survey answer"),
+            perform,
+        )
+        return answered
 
     def review_check(
         self, complaint_id: uuid.UUID, substantiated: bool, request: StepRequest, viewer: Principal

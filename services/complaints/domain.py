@@ -9,6 +9,8 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
+from shared.contracts import SatisfactionSource
+
 HALL_ID_NAMESPACE = uuid.UUID("0b8a4f8e-6a53-4b43-9d0c-1f7e0d7c2a11")
 NUMBER_ID_NAMESPACE = uuid.UUID("3f6d2b9a-8c41-4e7f-b5a0-6d1c9e2f4a83")
 
@@ -60,6 +62,10 @@ class Hall(Aggregate):
 
 class StepRefused(Exception):
     """The complaint is not at a point where this step is allowed; the text says what is missing."""
+
+
+class SurveyStale(Exception):
+    """The survey asks about a result that a newer one has replaced."""
 
 
 SATISFACTION_SCORES = {"satisfied": 5, "basically_satisfied": 3, "unsatisfied": 1}
@@ -157,6 +163,8 @@ class Complaint(RemembersRequests):
         self.contacts = 0
         self.rectified = False
         self.satisfaction: str | None = None
+        self.result_at: datetime | None = None  # when the latest result (rectified, resolved on the spot) came
+        self.surveyed_result_at: datetime | None = None  # the result the customer's survey answer was about
         self.callback_needed = False
         self.paused_since: datetime | None = None
         self.escalation_level = 0
@@ -231,14 +239,28 @@ class Complaint(RemembersRequests):
             **step.fields(),
         )
 
-    def feedback(self, satisfaction: str, step: Step) -> None:
+    def feedback(self, satisfaction: str, source: SatisfactionSource, step: Step) -> None:
+        """Staff record the customer's verdict; `source` says whether they are of the graded hall."""
         self._require_open()
         self._require_no_callback_owed("asking for feedback")
         if not (self.rectified or self.resolved_on_spot):
             raise StepRefused("rectify (or resolve on the spot) before asking for feedback")
         if self.satisfaction is not None:
             raise StepRefused("feedback was already given; close or reopen")
-        self._feedback_received(satisfaction=satisfaction, score=SATISFACTION_SCORES[satisfaction], **step.fields())
+        self._feedback_received(
+            satisfaction=satisfaction, score=SATISFACTION_SCORES[satisfaction], source=source, **step.fields()
+        )
+
+    def answer_survey(self, result_at: datetime, satisfaction: str, step: Step) -> None:
+        """The customer's own answer about the result recorded at `result_at`; given once, open or closed,
+        whatever staff recorded before."""
+        if self.result_at is None or result_at != self.result_at:
+            raise SurveyStale("a newer result was recorded since this survey was sent")
+        if self.surveyed_result_at == result_at:
+            raise StepRefused("the survey was already answered")
+        self._feedback_received(
+            satisfaction=satisfaction, score=SATISFACTION_SCORES[satisfaction], source="customer", **step.fields()
+        )
 
     def close(self, step: Step) -> None:
         self._require_open()
@@ -294,6 +316,7 @@ class Complaint(RemembersRequests):
         self, actor: str, reason: str, at: datetime, request_key: str | None, request_fingerprint: str | None
     ) -> None:
         self.resolved_on_spot = True
+        self.result_at = at
         self._remember(request_key, request_fingerprint)
 
     @event("Dispatched")
@@ -384,6 +407,7 @@ class Complaint(RemembersRequests):
         request_fingerprint: str | None,
     ) -> None:
         self.rectified = True
+        self.result_at = at
         self._remember(request_key, request_fingerprint)
 
     @event("FeedbackReceived")
@@ -396,8 +420,11 @@ class Complaint(RemembersRequests):
         at: datetime,
         request_key: str | None,
         request_fingerprint: str | None,
+        source: SatisfactionSource = "other_unit",  # events from before sources were recorded: staff, unit unknown
     ) -> None:
         self.satisfaction = satisfaction
+        if source == "customer":
+            self.surveyed_result_at = self.result_at
         self._remember(request_key, request_fingerprint)
 
     @event("Closed")

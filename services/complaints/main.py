@@ -14,6 +14,7 @@ from services.complaints import api, inspections_api
 from services.complaints.application import ComplaintsApplication
 from services.complaints.outbox import complaints_outbox
 from services.complaints.repositories import LegacyNumbers, PostgresSerialBlocks, PostgresVerificationFailures
+from services.complaints.surveys import SurveyTokens
 from shared.auth import Authenticator, AuthSettings
 from shared.database import create_pool
 from shared.errors import install_error_handlers
@@ -78,6 +79,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
     app = FastAPI(title="complaints", version="1", lifespan=lifespan)
     app.state.pool = None
     app.state.authenticator = Authenticator(auth)
+    app.state.survey_tokens = SurveyTokens(auth.jwt_secret.get_secret_value().encode())
     app.include_router(api.router)
     app.include_router(inspections_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))

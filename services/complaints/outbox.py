@@ -28,7 +28,7 @@ from shared.contracts import (
     ComplaintResumedV1,
     Contract,
     CustomerContactedV1,
-    FeedbackReceivedV1,
+    FeedbackReceivedV2,
     HallRegisteredV1,
     InspectionRecordedV2,
     LoopStep,
@@ -53,7 +53,7 @@ STEP_CONTRACTS: dict[str, type[LoopStep]] = {
     "Complaint.CheckReviewed": ComplaintCheckReviewedV1,
     "Complaint.CustomerContacted": CustomerContactedV1,
     "Complaint.Rectified": ComplaintRectifiedV1,
-    "Complaint.FeedbackReceived": FeedbackReceivedV1,
+    "Complaint.FeedbackReceived": FeedbackReceivedV2,
     "Complaint.Closed": ComplaintClosedV1,
     "Complaint.Reopened": ComplaintReopenedV1,
     "Complaint.CallbackMade": CallbackMadeV1,
@@ -124,7 +124,11 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID], hall_of: HallOf) -
         )
     step_contract = STEP_CONTRACTS.get(type(domain_event).__qualname__)
     if step_contract is not None:
-        return step_contract.model_validate({name: getattr(domain_event, name) for name in step_contract.model_fields})
+        fields = {name: getattr(domain_event, name) for name in step_contract.model_fields if name != "source"}
+        if step_contract is FeedbackReceivedV2:
+            # Feedback stored before its source was: staff, of a unit unknown (as the complaint reads it too).
+            fields["source"] = getattr(domain_event, "source", "other_unit")
+        return step_contract.model_validate(fields)
     return None
 
 

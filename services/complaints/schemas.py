@@ -111,6 +111,25 @@ class Contact(BaseModel):
     phone: str
 
 
+class SurveyLink(BaseModel):
+    """For the calling system to send the customer: `POST {path}` with the answer, once, before `expires_at`."""
+
+    path: str
+    token: str
+    expires_at: datetime
+
+
+class SurveyAnswer(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"satisfaction": "satisfied"}]})
+
+    satisfaction: Literal["satisfied", "basically_satisfied", "unsatisfied"]
+
+
+class SurveyRecorded(BaseModel):
+    number: str
+    satisfaction: str
+
+
 class ComplaintPublic(BaseModel):
     id: uuid.UUID
     number: str
@@ -138,6 +157,9 @@ class ComplaintPublic(BaseModel):
     received_at: datetime
     registered_at: datetime
     version: int
+    survey: SurveyLink | None = Field(
+        default=None, description="Only in the answer to the step that records a result (rectify, resolve-on-spot)."
+    )
 
     @classmethod
     def of(cls, complaint: Complaint, *, owner_unit: str, unmasked: bool = False) -> ComplaintPublic:

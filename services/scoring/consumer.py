@@ -32,6 +32,7 @@ from shared.contracts import (
     ComplaintReopenedV1,
     FeedbackFact,
     FeedbackReceivedV1,
+    FeedbackReceivedV2,
     FindingOpenedFact,
     FirstResponseStoppedFact,
     HallRegisteredV1,
@@ -114,7 +115,9 @@ def facts() -> dict[str, FactOf]:
             raise UnknownComplaint(f"complaint {complaint_id} was never registered here")
         payload = event.payload
         fact: AnyScoringFact
-        if isinstance(payload, FeedbackReceivedV1):
+        if isinstance(payload, FeedbackReceivedV2):
+            fact = FeedbackFact(subject=complaint_id, satisfaction=payload.satisfaction, source=payload.source)
+        elif isinstance(payload, FeedbackReceivedV1):  # staff, of a unit unknown
             fact = FeedbackFact(subject=complaint_id, satisfaction=payload.satisfaction)
         elif isinstance(payload, ComplaintCheckedV1 | ComplaintCheckReviewedV1):  # a review replaces the ruling
             fact = CheckedFact(subject=complaint_id, substantiated=payload.substantiated)

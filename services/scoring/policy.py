@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, ConfigDict, Field, field_validator, model_validator
 
 from shared.clock import CHINA_TIME
+from shared.contracts import SatisfactionSource
 from shared.validation import RequestModel
 from shared.versioned import in_force_at, load_version
 
@@ -104,6 +105,9 @@ class ScoringPolicy(RequestModel):
     quotas: Quotas
     # Keys a policy written before them leaves out take these defaults (README, "Scoring policy").
     evidence: Evidence = Evidence()
+    # Whose satisfaction verdicts count: by default the customer's own and other units', never the graded
+    # hall's alone (it would grade itself).
+    satisfaction_sources: frozenset[SatisfactionSource] = frozenset({"customer", "other_unit"})
     tie_break: tuple[TieBreakKey, ...] = DEFAULT_TIE_BREAK
     # How a quarter or a year is scored from its months: the mean of each hall's monthly scores.
     longer_periods: Literal["mean_of_months"] = "mean_of_months"

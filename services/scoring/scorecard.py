@@ -4,7 +4,8 @@ Components (weights from the policy):
 - response timeliness: of the complaints whose first response is decided (escalation judged their
   first-response clock stopped, or its breach fired), the share answered without a breach;
 - resolution rate: the share of the period's complaints that are closed (a reopen undoes it);
-- satisfaction: the mean value of each complaint's latest feedback (satisfied 1, basically 0.8, ...);
+- satisfaction: the mean value (satisfied 1, basically 0.8, ...) of the verdicts from the sources the
+  policy accepts (`satisfaction_sources`), counting each complaint's latest verdict of each source;
 - handling efficiency: the share of the period's complaints whose resolution clock never breached;
 - innovation / highlights: the mean of the innovation ratings (0-1) the period's inspections gave.
 A component without data scores full marks or zero, as the policy says. Deductions: each
@@ -37,6 +38,7 @@ from shared.contracts import (
     ResolutionBreachedFact,
     ResolutionStoppedFact,
     ResponseBreachedFact,
+    SatisfactionSource,
 )
 
 
@@ -52,7 +54,7 @@ class ComplaintFacts:
     response_breached: bool = False
     resolution_breached: bool = False
     closed: bool = False
-    satisfaction: str | None = None
+    satisfaction: dict[SatisfactionSource, str] = field(default_factory=dict)  # the latest verdict of each source
     substantiated: bool = False
 
 
@@ -165,7 +167,7 @@ def _complaint_after(complaint: ComplaintFacts | None, fact: AnyScoringFact) -> 
     elif isinstance(fact, ComplaintReopenedFact):
         after.closed = False
     elif isinstance(fact, FeedbackFact):
-        after.satisfaction = fact.satisfaction
+        after.satisfaction = {**after.satisfaction, fact.source: fact.satisfaction}
     elif isinstance(fact, CheckedFact):
         after.substantiated = fact.substantiated
     return after
@@ -192,9 +194,9 @@ def contribution(subject: Subject) -> Tally:
         "closed": subject.closed,
         "resolution_kept": not subject.resolution_breached,
     }
-    if subject.satisfaction:
-        tally["rated"] = 1
-        tally[f"satisfaction:{subject.satisfaction}"] = 1
+    for source, level in subject.satisfaction.items():
+        tally[f"rated:{source}"] = 1
+        tally[f"satisfaction:{level}:{source}"] = 1
     if subject.substantiated:
         tally["substantiated_major"] = subject.priority == "major"
         tally[f"substantiated_via:{subject.channel}"] = 1
@@ -218,8 +220,13 @@ def score_of_tally(tally: Tally, policy: ScoringPolicy) -> Score:
     def counted(key: str) -> int:
         return tally.get(key, 0)
 
-    rated = counted("rated")
-    satisfaction = sum(value * counted(f"satisfaction:{level}") for level, value in policy.satisfaction_values.items())
+    sources = policy.satisfaction_sources
+    rated = sum(counted(f"rated:{source}") for source in sources)
+    satisfaction = sum(
+        value * counted(f"satisfaction:{level}:{source}")
+        for level, value in policy.satisfaction_values.items()
+        for source in sources
+    )
     shares: dict[Component, float | None] = {
         "response_timeliness": _share(counted("decided_on_time"), counted("decided")),
         "resolution_rate": _share(counted("closed"), counted("complaints")),

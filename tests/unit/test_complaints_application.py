@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -22,11 +23,13 @@ from services.complaints.application import (
     RegisterHall,
     StepNotAllowed,
     StepRequest,
+    SurveyGone,
     TooManyAttempts,
     UnknownHall,
 )
 from services.complaints.domain import Complaint, Step
 from services.complaints.repositories import BLOCK_SIZE, InMemorySerialBlocks, InMemoryVerificationFailures
+from services.complaints.surveys import SurveyTicket
 from shared.auth import Principal, Role
 from shared.organisation import OrgUnit
 
@@ -200,3 +203,50 @@ async def test_a_unit_above_the_hall_reviews_its_check_and_the_hall_cannot_rule_
         complaints.act(registered.id, StepRequest("manager-1", "again"), check(False), manager)
     overruled, _ = review(ADMIN, substantiated=False)  # the group may review the city's review
     assert (overruled.substantiated, overruled.check_reviewed_by) == (False, "group")
+
+
+def resolved_on_spot(complaints: ComplaintsApplication, complaint_id: uuid.UUID, viewer: Principal) -> Complaint:
+    resolved, _ = complaints.act(complaint_id, StepRequest(viewer.subject, "fixed"), Complaint.resolve_on_spot, viewer)
+    return resolved
+
+
+async def test_staff_feedback_says_whether_the_graded_hall_gave_it(complaints: ComplaintsApplication) -> None:
+    manager = Principal("manager-1", OrgUnit(("广东", "深圳", HALL.hall_code)), frozenset({Role.hall_manager}))
+    callback_team = Principal("callback-sz", OrgUnit(("广东", "深圳")), frozenset({Role.quality_manager}))
+    for viewer, source in ((manager, "graded_hall"), (callback_team, "other_unit")):
+        registered, _ = await complaints.register_complaint(complaint(), ADMIN)
+        resolved_on_spot(complaints, registered.id, ADMIN)
+        complaints.give_feedback(registered.id, "satisfied", StepRequest(viewer.subject, "asked"), viewer)
+        [feedback] = [
+            e for e in complaints.repository.event_store.get(registered.id) if type(e).__name__ == "FeedbackReceived"
+        ]
+        assert feedback.source == source  # type: ignore[attr-defined]
+
+
+async def test_a_survey_is_answered_once_before_it_expires_and_only_about_the_latest_result(
+    complaints: ComplaintsApplication, clock: SettableClock
+) -> None:
+    manager = Principal("manager-1", OrgUnit(("广东", "深圳", HALL.hall_code)), frozenset({Role.hall_manager}))
+    registered, _ = await complaints.register_complaint(complaint(), manager)
+    resolved = resolved_on_spot(complaints, registered.id, manager)
+    assert resolved.result_at is not None
+    ticket = SurveyTicket.for_result(registered.id, resolved.result_at)
+    complaints.give_feedback(registered.id, "satisfied", StepRequest("manager-1", "asked"), manager)  # the hall's own
+
+    answered = complaints.answer_survey(ticket, "unsatisfied")
+
+    assert answered.satisfaction == "unsatisfied" and answered.surveyed_result_at == resolved.result_at
+    with pytest.raises(StepNotAllowed, match="already answered"):
+        complaints.answer_survey(ticket, "satisfied")
+    complaints.act(registered.id, StepRequest("manager-1", "customer unhappy"), Complaint.reopen, manager)
+    complaints.act(
+        registered.id, StepRequest("manager-1", "called"), lambda c, step: c.callback("reached", step), manager
+    )
+    clock.now += timedelta(hours=1)
+    resolved_again = resolved_on_spot(complaints, registered.id, manager)
+    with pytest.raises(SurveyGone, match="newer result"):
+        complaints.answer_survey(ticket, "satisfied")
+    assert resolved_again.result_at is not None
+    clock.now += timedelta(days=8)
+    with pytest.raises(SurveyGone, match="expired"):
+        complaints.answer_survey(SurveyTicket.for_result(registered.id, resolved_again.result_at), "satisfied")

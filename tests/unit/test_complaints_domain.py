@@ -76,7 +76,7 @@ def test_closing_needs_feedback_and_feedback_needs_rectification() -> None:
     complaint = register()
 
     assert refusal(lambda: complaint.close(step())) == "feedback from the customer is missing"
-    assert "rectify" in refusal(lambda: complaint.feedback("satisfied", step()))
+    assert "rectify" in refusal(lambda: complaint.feedback("satisfied", "other_unit", step()))
 
 
 REGISTERING_HALL = "group/广东/深圳/GD-SZ-001"
@@ -104,7 +104,7 @@ def test_a_complaint_is_not_handed_to_the_unit_that_owns_it() -> None:
 def unsatisfied_and_reopened(resolve: Callable[[Complaint], None]) -> Complaint:
     complaint = register()
     resolve(complaint)
-    complaint.feedback("unsatisfied", step())
+    complaint.feedback("unsatisfied", "other_unit", step())
     complaint.reopen(step())
     return complaint
 
@@ -131,7 +131,7 @@ def test_while_a_callback_is_owed_no_step_can_end_the_loop(
     for attempt in (
         lambda: complaint.resolve_on_spot(step()),
         lambda: complaint.rectify("again", "billing", datetime(2026, 10, 9, tzinfo=UTC), [], step()),
-        lambda: complaint.feedback("satisfied", step()),
+        lambda: complaint.feedback("satisfied", "other_unit", step()),
         lambda: complaint.close(step()),
     ):
         assert "supervisor callback" in refusal(attempt), name
@@ -139,7 +139,7 @@ def test_while_a_callback_is_owed_no_step_can_end_the_loop(
 
     complaint.callback("apologised", step("supervisor"))
     complaint.resolve_on_spot(step())
-    complaint.feedback("satisfied", step())
+    complaint.feedback("satisfied", "other_unit", step())
     complaint.close(step())
     assert complaint.status == "closed" and not complaint.callback_needed
 
@@ -149,7 +149,7 @@ def test_unsatisfied_feedback_requires_reopen_and_callback() -> None:
     complaint.check(True, "billing error", "billing", step())
     complaint.contact("reached", step())
     complaint.rectify("refund", "billing", datetime(2026, 10, 9, tzinfo=UTC), [], step())
-    complaint.feedback("unsatisfied", step())
+    complaint.feedback("unsatisfied", "other_unit", step())
 
     assert "reopen" in refusal(lambda: complaint.close(step()))
     complaint.reopen(step())
@@ -158,7 +158,7 @@ def test_unsatisfied_feedback_requires_reopen_and_callback() -> None:
     )
     complaint.callback("apologised", step("supervisor"))
     complaint.rectify("refund plus credit", "billing", datetime(2026, 10, 9, tzinfo=UTC), [], step())
-    complaint.feedback("satisfied", step())
+    complaint.feedback("satisfied", "other_unit", step())
     complaint.close(step())
     assert complaint.status == "closed" and complaint.reopen_count == 1
 
@@ -166,7 +166,7 @@ def test_unsatisfied_feedback_requires_reopen_and_callback() -> None:
 def test_nothing_but_reopen_acts_on_a_closed_complaint() -> None:
     complaint = register()
     complaint.resolve_on_spot(step())
-    complaint.feedback("satisfied", step())
+    complaint.feedback("satisfied", "other_unit", step())
     complaint.close(step())
 
     assert refusal(lambda: complaint.pause(step())) == "the complaint is closed; reopen it first"

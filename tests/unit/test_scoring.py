@@ -360,3 +360,18 @@ def test_a_quarter_spans_three_months_and_a_year_twelve() -> None:
     assert months_of("2026-11") == ["2026-11"]
     with pytest.raises(ValueError, match="not a month"):
         months_of("2026-Q5")
+
+
+def test_satisfaction_counts_only_from_the_sources_the_policy_accepts() -> None:
+    policy = load_scoring_policies()["2026-12"]
+    assert policy.satisfaction_sources == {"customer", "other_unit"}  # the default: never the hall alone
+    complaint = uuid.uuid4()
+    facts = PeriodFacts()
+    facts.apply(ComplaintRegisteredFact(subject=complaint, priority="normal", channel="app"))
+    facts.apply(FeedbackFact(subject=complaint, satisfaction="unsatisfied", source="graded_hall"))
+
+    assert score(facts, policy).components["satisfaction"] == 20  # no verdict it accepts: without data
+    facts.apply(FeedbackFact(subject=complaint, satisfaction="basically_satisfied", source="customer"))
+    assert score(facts, policy).components["satisfaction"] == 16
+    trusting = policy.model_copy(update={"satisfaction_sources": frozenset({"graded_hall", "customer"})})
+    assert score(facts, trusting).components["satisfaction"] == round(20 * (0 + 0.8) / 2, 2)

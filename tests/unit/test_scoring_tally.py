@@ -41,7 +41,12 @@ def reference_score(facts: PeriodFacts, policy: ScoringPolicy) -> Score:
     """The score read straight off every fact, one complaint, finding and inspection at a time."""
     complaints = [c for c in facts.complaints.values() if c.registered]
     decided = [c for c in complaints if c.responded or c.response_breached]
-    rated = [policy.satisfaction_values[c.satisfaction] for c in complaints if c.satisfaction]
+    rated = [
+        policy.satisfaction_values[level]
+        for c in complaints
+        for source, level in c.satisfaction.items()
+        if source in policy.satisfaction_sources
+    ]
     innovation = [i.innovation_rating for i in facts.inspections.values() if i.innovation_rating is not None]
 
     def share(part: float, whole: int) -> float | None:
@@ -97,6 +102,7 @@ complaint_facts = st.one_of(
         FeedbackFact,
         subject=subjects,
         satisfaction=st.sampled_from(sorted(POLICIES["2026-01"].satisfaction_values)),
+        source=st.sampled_from(["customer", "graded_hall", "other_unit"]),
     ),
     st.builds(CheckedFact, subject=subjects, substantiated=st.booleans()),
     *(
