@@ -171,6 +171,14 @@ class ComplaintPausedV1(LoopStep):
     schema_version = 1
 
 
+class ComplaintPauseApprovedV1(LoopStep):
+    """A unit above the hall lets the pause under way stop the SLA clocks past the policy's cap."""
+
+    event_type = "ComplaintPauseApproved"
+    schema_version = 1
+    approving_unit: str
+
+
 class ComplaintResumedV1(LoopStep):
     event_type = "ComplaintResumed"
     schema_version = 1
@@ -197,6 +205,7 @@ COMPLAINT_STEPS: tuple[type[LoopStep], ...] = (
     ComplaintReopenedV1,
     CallbackMadeV1,
     ComplaintPausedV1,
+    ComplaintPauseApprovedV1,
     ComplaintResumedV1,
     ComplaintEscalatedV1,
 )

@@ -301,6 +301,32 @@ def review_check(
     )
 
 
+@router.post("/complaints/{complaint_id}/approve-pause", response_model=ComplaintPublic)
+def approve_pause(
+    complaint_id: uuid.UUID,
+    body: StepBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintPublic:
+    """A quality manager of a unit above the hall lets the pause under way stop the SLA clocks past the
+    policy's cap (`max_pause`); without it, the clocks run again once the cap is used up."""
+    return take_step(
+        "approve-pause",
+        complaint_id,
+        body,
+        request,
+        response,
+        caller,
+        idempotency_key,
+        lambda complaint_id, step_request, viewer: application(request).approve_pause(
+            complaint_id, step_request, viewer
+        ),
+        roles=(Role.quality_manager,),
+    )
+
+
 @router.post("/complaints/{complaint_id}/contact", response_model=ComplaintPublic)
 def contact(
     complaint_id: uuid.UUID,

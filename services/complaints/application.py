@@ -421,12 +421,25 @@ class ComplaintsApplication(StoresTraceContext):
         """A unit above the complaint's hall rules again on the hall's check (its city, province or the group)."""
 
         def perform(complaint: Complaint, step: Step) -> None:
-            hall = self._registering_unit(complaint)
-            if not viewer.can_see(hall) or viewer.unit == hall:
-                raise NotResponsible(f"only a unit above {hall} can review its check")
+            self._require_above_hall(complaint, viewer, "review its check")
             complaint.review_check(substantiated, str(viewer.unit), step)
 
         return self._take_step(lambda: self.get_complaint(complaint_id, viewer), request, perform)
+
+    def approve_pause(self, complaint_id: uuid.UUID, request: StepRequest, viewer: Principal) -> tuple[Complaint, bool]:
+        """A unit above the complaint's hall lets its pause stop the SLA clocks past the policy's cap."""
+
+        def perform(complaint: Complaint, step: Step) -> None:
+            self._require_above_hall(complaint, viewer, "approve its long pause")
+            complaint.approve_pause(str(viewer.unit), step)
+
+        return self._take_step(lambda: self.get_complaint(complaint_id, viewer), request, perform)
+
+    def _require_above_hall(self, complaint: Complaint, viewer: Principal, to: str) -> None:
+        """Rulings on what grades the hall (its check, its pauses) are not the hall's own to make."""
+        hall = self._registering_unit(complaint)
+        if not viewer.can_see(hall) or viewer.unit == hall:
+            raise NotResponsible(f"only a unit above {hall} can {to}")
 
     def accept(self, complaint_id: uuid.UUID, request: StepRequest, viewer: Principal) -> tuple[Complaint, bool]:
         """The receiving unit (or one above it) takes a hand-off over and becomes the owner."""

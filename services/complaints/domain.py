@@ -290,6 +290,13 @@ class Complaint(RemembersRequests):
             raise StepRefused("the complaint is already waiting on the customer")
         self._paused(**step.fields())
 
+    def approve_pause(self, approving_unit: str, step: Step) -> None:
+        """`approving_unit`: a unit above the complaint's hall (the caller makes sure)."""
+        self._require_open()
+        if self.paused_since is None:
+            raise StepRefused("the complaint is not waiting on the customer: no pause to approve")
+        self._pause_approved(approving_unit=approving_unit, **step.fields())
+
     def resume(self, step: Step) -> None:
         self._require_open()
         if self.paused_since is None:
@@ -465,6 +472,18 @@ class Complaint(RemembersRequests):
         self, actor: str, reason: str, at: datetime, request_key: str | None, request_fingerprint: str | None
     ) -> None:
         self.paused_since = at
+        self._remember(request_key, request_fingerprint)
+
+    @event("PauseApproved")
+    def _pause_approved(
+        self,
+        approving_unit: str,
+        actor: str,
+        reason: str,
+        at: datetime,
+        request_key: str | None,
+        request_fingerprint: str | None,
+    ) -> None:
         self._remember(request_key, request_fingerprint)
 
     @event("Resumed")

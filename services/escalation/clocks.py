@@ -31,20 +31,35 @@ class Milestone:
 
 
 @dataclass
+class Pause:
+    start: datetime
+    end: datetime | None = None  # None while it lasts
+    approved: bool = False  # a supervisor let it stop the clock past the cap
+
+
+@dataclass
 class Clock:
     started_at: datetime
     limit: Limit
     stopped_at: datetime | None = None
-    pauses: list[tuple[datetime, datetime | None]] = field(default_factory=list)
+    pauses: list[Pause] = field(default_factory=list)
     reopened: bool = False  # runs again since its subject was reopened (a complaint, or an order's rejected report)
+    # The working time one pause may stop the clock for without a supervisor's approval; past it the
+    # clock runs again, so a hall cannot stop its own clocks without limit. None: no cap.
+    pause_cap: timedelta | None = None
 
     def pause(self, at: datetime) -> None:
         if not self.paused:
-            self.pauses.append((at, None))
+            self.pauses.append(Pause(at))
 
     def resume(self, at: datetime) -> None:
         if self.paused:
-            self.pauses[-1] = (self.pauses[-1][0], at)
+            self.pauses[-1].end = at
+
+    def approve_pause(self) -> None:
+        """The pause under way may stop the clock until it ends, however long."""
+        if self.paused:
+            self.pauses[-1].approved = True
 
     def stop(self, at: datetime) -> None:
         self.resume(at)
@@ -53,29 +68,41 @@ class Clock:
     def restart(self) -> None:
         """A reopen within the window: the original clock runs on from where it was stopped."""
         if self.stopped_at is not None:
-            self.pauses.append((self.stopped_at, None))
+            self.pauses.append(Pause(self.stopped_at, approved=True))  # the closed stretch: not a wait, no cap
             self.stopped_at = None
             self.reopened = True
 
     @property
     def paused(self) -> bool:
-        return bool(self.pauses) and self.pauses[-1][1] is None
+        """A pause is under way (it may have run past its cap, and stopped stopping the clock)."""
+        return bool(self.pauses) and self.pauses[-1].end is None
+
+    def pause_end(self, calendar: WorkingCalendar, pause: Pause) -> datetime | None:
+        """When `pause` stops stopping the clock: its end, or its cap's end if sooner and not approved."""
+        if pause.approved or self.pause_cap is None:
+            return pause.end
+        capped = calendar.add_working_time(pause.start, self.pause_cap)
+        return capped if pause.end is None else min(pause.end, capped)
 
     def elapsed(self, calendar: WorkingCalendar, now: datetime) -> timedelta:
         """Working time counted so far."""
         end = min(now, self.stopped_at) if self.stopped_at else now
         total = calendar.working_time_between(self.started_at, end)
-        for paused_from, paused_to in self.pauses:
-            total -= calendar.working_time_between(paused_from, min(paused_to or end, end))
+        for pause in self.pauses:
+            pause_end = self.pause_end(calendar, pause)
+            if pause.start < end:
+                total -= calendar.working_time_between(pause.start, min(pause_end or end, end))
         return total
 
     def due_at(self, calendar: WorkingCalendar, fraction: float, policy_day: timedelta) -> datetime | None:
-        """When `fraction` of the limit is used up, if the clock keeps running from now on."""
-        if self.stopped_at is not None or self.paused:
+        """When `fraction` of the limit is used up, if the clock keeps running from now on (or from its
+        pause's cap on)."""
+        if self.stopped_at is not None:
+            return None
+        resumed_at = self.pause_end(calendar, self.pauses[-1]) if self.pauses else self.started_at
+        if resumed_at is None:  # paused, without a cap: waits for the resume
             return None
         target = self.limit.working_time(policy_day) * fraction
-        resumed_at = self.pauses[-1][1] if self.pauses else self.started_at
-        assert resumed_at is not None
         counted = self.elapsed(calendar, resumed_at)
         if counted >= target:
             return resumed_at
@@ -106,11 +133,12 @@ def escalation_target(hall: OrgUnit, level: int) -> OrgUnit | None:
 REOPEN_WINDOW = timedelta(days=30)
 # What each step does to the clocks: the one place that says which steps stop which clock. A step
 # not named here moves no clock (and the escalation consumer does not subscribe to it).
-ComplaintStepEffect = Literal["respond", "pause", "resume", "close", "reopen"]
+ComplaintStepEffect = Literal["respond", "pause", "approve_pause", "resume", "close", "reopen"]
 COMPLAINT_STEP_EFFECTS: dict[str, ComplaintStepEffect] = {
     "ComplaintAcknowledged": "respond",  # stops the first-response clock
     "ComplaintResolvedOnSpot": "respond",
-    "ComplaintPaused": "pause",  # every running clock
+    "ComplaintPaused": "pause",  # every running clock, for at most the policy's cap
+    "ComplaintPauseApproved": "approve_pause",  # a supervisor lets the pause run past the cap
     "ComplaintResumed": "resume",
     "ComplaintClosed": "close",  # stops every running clock: a closure is a response too
     "ComplaintReopened": "reopen",  # restarts the resolution clock, or starts a new one after the window
@@ -127,6 +155,7 @@ ORDER_STEP_EFFECTS: dict[str, OrderStepEffect] = {
 class Limits:
     first_response: Limit
     resolution: Limit
+    pause_cap: timedelta | None = None
 
 
 def clocks_from_history(
@@ -141,8 +170,8 @@ def clocks_from_history(
     (first_type, received_at), *steps = history
     if first_type != "ComplaintRegistered":
         raise ValueError(f"a complaint's history starts with its registration, not {first_type}")
-    response = Clock(started_at=received_at, limit=limits.first_response)
-    resolution = Clock(started_at=received_at, limit=limits.resolution)
+    response = Clock(started_at=received_at, limit=limits.first_response, pause_cap=limits.pause_cap)
+    resolution = Clock(started_at=received_at, limit=limits.resolution, pause_cap=limits.pause_cap)
     closed_at: datetime | None = None
     for event_type, at in steps:
         running = [clock for clock in (response, resolution) if clock.stopped_at is None]
@@ -152,6 +181,9 @@ def clocks_from_history(
         elif effect == "pause":
             for clock in running:
                 clock.pause(at)
+        elif effect == "approve_pause":
+            for clock in running:
+                clock.approve_pause()
         elif effect == "resume":
             for clock in running:
                 clock.resume(at)
@@ -164,7 +196,7 @@ def clocks_from_history(
                 resolution.restart()
                 resolution.resume(at)
             else:
-                resolution = Clock(started_at=at, limit=limits.resolution, reopened=True)
+                resolution = Clock(started_at=at, limit=limits.resolution, reopened=True, pause_cap=limits.pause_cap)
             closed_at = None
     return {"first_response": response, "resolution": resolution}
 

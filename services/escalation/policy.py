@@ -58,6 +58,8 @@ class Policy(BaseModel):
     escalation_step: float = Field(gt=0)
     rules: list[Rule] = Field(min_length=1)
     rectification_order: Limit
+    # How long one pause of a complaint may stop its clocks without a supervisor's approval; none: no cap.
+    max_pause: Limit | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:

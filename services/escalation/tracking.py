@@ -440,7 +440,8 @@ def plan_clocks(
     calendar = rules.calendars.for_unit(hall)
     clocks: dict[str, Clock]
     if kind == "complaint":
-        limits = Limits(policy.limit("first_response", **matching), policy.limit("resolution", **matching))
+        cap = policy.max_pause.working_time(calendar.working_day) if policy.max_pause else None
+        limits = Limits(policy.limit("first_response", **matching), policy.limit("resolution", **matching), cap)
         clocks = clocks_from_history(history, limits)
     else:
         clocks = order_clock_from_history(history, policy.rectification_order)

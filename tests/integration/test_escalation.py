@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from services.escalation.calendar import Calendars
-from services.escalation.policy import POLICY_DIR
+from services.escalation.policy import POLICY_DIR, load_policies, load_policy, policy_at
 from shared.auth import Role
 from shared.clock import CHINA_TIME
 from shared.organisation import OrgUnit
@@ -141,6 +141,40 @@ async def test_a_pause_extends_the_response_deadline_by_exactly_the_paused_worki
     assert instant(response["deadline"]) - instant(before) == paused_for
 
 
+async def test_a_pause_stops_the_clocks_for_one_working_day_at_most_unless_a_unit_above_approves_it(
+    client: StackClient,
+) -> None:
+    capped_policy = load_policy(POLICY_DIR / "2026-12.json")
+    assert capped_policy.max_pause is not None
+    client.move_clock_to(max(client.now(), capped_policy.effective_from))
+    start = next_working_morning(client)  # policy 2026-12 in force: one pause stops the clocks 1 working day
+    client.move_clock_to(start)
+    hall_id = await client.register_hall()
+    capped = await register_urgent(client, hall_id, start)
+    approved = await register_urgent(client, hall_id, start)
+    city_quality = bearer(staff_token("quality-sz", OrgUnit(("广东", "深圳")), Role.quality_manager))
+    hall_manager = bearer(staff_token("manager-1", OrgUnit(("广东", "深圳", hall_id)), Role.hall_manager))
+    paused_at = start + timedelta(minutes=30)
+    client.move_clock_to(paused_at)
+    for complaint_id in (capped, approved):
+        assert (await client.step(complaint_id, "pause")).status_code == 200
+    own_approval = await client.step(approved, "approve-pause", headers=hall_manager)
+    approval = await client.step(approved, "approve-pause", headers=city_quality)
+    assert (own_approval.status_code, approval.status_code) == (403, 200)
+
+    async def caught_up() -> bool:
+        timeline = await client.wait_for_timeline(approved, 4)
+        states = [clock_named(await client.clocks(c), "first_response")["state"] for c in (capped, approved)]
+        return any(e["type"] == "ComplaintPauseApproved" for e in timeline) and states == ["paused", "paused"]
+
+    assert await eventually(caught_up)
+    assert clock_named(await client.clocks(approved), "first_response")["deadline"] is None  # until resumed
+    # The capped one runs again a working day after the pause began, with 1.5 of its 2 working hours left.
+    runs_again = CALENDAR.add_working_time(paused_at, capped_policy.max_pause.working_time(CALENDAR.working_day))
+    expected = CALENDAR.add_working_time(runs_again, URGENT_RESPONSE - timedelta(minutes=30))
+    assert instant(clock_named(await client.clocks(capped), "first_response")["deadline"]) == expected
+
+
 async def test_deadlines_passed_while_the_service_was_killed_fire_once_on_restart(client: StackClient) -> None:
     start = next_working_morning(client)
     client.move_clock_to(start)
@@ -190,24 +224,26 @@ async def test_a_new_policy_recalculates_open_clocks_and_records_the_change(
     start = next_working_morning(client)
     client.move_clock_to(start)
     complaint_id = await register_urgent(client, await client.register_hall(), start)
-    assert clock_named(await client.clocks(complaint_id), "first_response")["policy_version"] == "2026-01"
+    in_force = policy_at(load_policies(), start)
+    assert clock_named(await client.clocks(complaint_id), "first_response")["policy_version"] == in_force.version
 
     policies = tmp_path / "policies"
     shutil.copytree(POLICY_DIR, policies)
-    stricter = json.loads((POLICY_DIR / "2026-01.json").read_text())
-    stricter["version"] = "2026-11"
-    stricter["effective_from"] = "2026-11-01T00:00:00+08:00"
+    stricter = json.loads((POLICY_DIR / f"{in_force.version}.json").read_text())
+    stricter["version"] = "stricter"
+    stricter["effective_from"] = (start - timedelta(minutes=1)).isoformat()  # after every other, before the complaint
     stricter["rules"].append({"match": {"priority": "urgent"}, "first_response": {"working_hours": 1}})
-    (policies / "2026-11.json").write_text(json.dumps(stricter))
+    (policies / "stricter.json").write_text(json.dumps(stricter))
     client.stack.config.extra_env["POLICY_DIR"] = str(policies)
     # Not a clean stop: after two clean leaves in a row the local broker never regroups (README, known limits).
     client.stack.services["escalation"].kill()
     client.stack.restart_service("escalation")
 
     response = clock_named(await client.clocks(complaint_id), "first_response")
-    assert (response["policy_version"], instant(response["deadline"])) == ("2026-11", start + timedelta(hours=1))
+    assert (response["policy_version"], instant(response["deadline"])) == ("stricter", start + timedelta(hours=1))
     changes = (await client.http.get(f"{client.escalation_url}/api/v1/sla/rule-changes")).json()
-    assert [change["policy_versions"] for change in changes][-2:] == [["2026-01"], ["2026-01", "2026-11"]]
+    known = [policy.version for policy in load_policies()]
+    assert [change["policy_versions"] for change in changes][-2:] == [known, [*known, "stricter"]]
     assert changes[-1]["recalculated"] >= 1
 
     async def recorded() -> bool:

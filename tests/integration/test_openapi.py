@@ -325,6 +325,9 @@ class Seeds:
         assert inspected.status_code == 201, inspected.text
         inspection = inspected.json()
         [order_id] = inspection["rectification_orders"]
+        surveyed = await client.post_complaint(complaint_body(hall_id))
+        resolved = await client.step(surveyed.json()["id"], "resolve-on-spot")
+        assert resolved.status_code == 200, resolved.text
         now = client.now()
         reason = {"reason": "called the customer back"}
         policy = json.loads((SCORING_POLICY_DIR / "2026-12.json").read_text())
@@ -336,6 +339,7 @@ class Seeds:
                 "inspection_id": inspection["id"],
                 "order_id": order_id,
                 "rectification_order_id": order_id,
+                "token": resolved.json()["survey"]["token"],
             },
             query={
                 "phone_last_four": "5678",
@@ -378,6 +382,8 @@ class Seeds:
                     "responsible_unit": "SZ-BILL",
                 },
                 "ContactBody": {**reason, "outcome": "reached"},
+                "ReviewCheckBody": {**reason, "substantiated": False},
+                "SurveyAnswer": {"satisfaction": "satisfied"},
                 "RectifyBody": {
                     **reason,
                     "action": "refund",

@@ -250,3 +250,26 @@ async def test_a_survey_is_answered_once_before_it_expires_and_only_about_the_la
     clock.now += timedelta(days=8)
     with pytest.raises(SurveyGone, match="expired"):
         complaints.answer_survey(SurveyTicket.for_result(registered.id, resolved_again.result_at), "satisfied")
+
+
+async def test_only_a_unit_above_the_hall_approves_a_pause_and_only_while_it_lasts(
+    complaints: ComplaintsApplication,
+) -> None:
+    manager = Principal("manager-1", OrgUnit(("广东", "深圳", HALL.hall_code)), frozenset({Role.hall_manager}))
+    city_quality = Principal("quality-sz", OrgUnit(("广东", "深圳")), frozenset({Role.quality_manager}))
+    registered, _ = await complaints.register_complaint(complaint(), manager)
+
+    def approve(viewer: Principal) -> tuple[Complaint, bool]:
+        return complaints.approve_pause(registered.id, StepRequest(viewer.subject, "customer abroad"), viewer)
+
+    with pytest.raises(StepNotAllowed, match="no pause to approve"):
+        approve(city_quality)
+    complaints.act(registered.id, StepRequest("manager-1", "waiting on the customer"), Complaint.pause, manager)
+    with pytest.raises(NotResponsible, match="only a unit above"):
+        approve(manager)
+
+    _, changed = approve(city_quality)
+
+    assert changed
+    kinds = [type(e).__name__ for e in complaints.repository.event_store.get(registered.id)]
+    assert kinds[-2:] == ["Paused", "PauseApproved"]

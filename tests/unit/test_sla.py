@@ -8,12 +8,12 @@ import pytest
 
 from services.escalation.calendar import WorkingCalendar
 from services.escalation.clocks import Clock, Limits, clocks_from_history, escalation_target, milestones
-from services.escalation.policy import POLICY_DIR, InvalidPolicy, Limit, load_policies, load_policy, policy_at
+from services.escalation.policy import POLICY_DIR, InvalidPolicy, Limit, load_policy, policy_at
 from shared.clock import CHINA_TIME
 from shared.organisation import OrgUnit
 
 calendar = WorkingCalendar()
-policy = load_policies()[-1]
+policy = load_policy(POLICY_DIR / "2026-01.json")  # the defaults of DOMAIN.md, without a pause cap
 HALL = OrgUnit(("广东", "深圳", "GD-SZ-001"))
 
 
@@ -134,3 +134,20 @@ def test_the_policy_in_force_is_chosen_by_effective_date() -> None:
     assert policy_at([policy, newer], at("2026-07-01 00:00")).version == "2026-07"
     with pytest.raises(InvalidPolicy, match="no SLA policy was in force"):
         policy_at([newer], at("2026-01-01 00:00"))
+
+
+def test_a_pause_past_its_cap_stops_the_clock_no_longer_unless_a_supervisor_approved_it() -> None:
+    # 09:00-18:00 working days: 30 minutes run, then a pause at 09:30 capped at 1 working hour.
+    history = [("ComplaintRegistered", at("2026-10-12 09:00")), ("ComplaintPaused", at("2026-10-12 09:30"))]
+    limits = Limits(Limit(working_hours=2), Limit(working_days=5), pause_cap=timedelta(hours=1))
+
+    capped = clocks_from_history(history, limits)["first_response"]
+    approved = clocks_from_history([*history, ("ComplaintPauseApproved", at("2026-10-12 10:00"))], limits)
+    resumed_late = clocks_from_history([*history, ("ComplaintResumed", at("2026-10-12 14:30"))], limits)
+
+    # Runs again at 10:30, the cap's end, with 1.5 of its 2 hours left: the breach falls due at 12:00.
+    assert {m.fraction: m.due_at for m in milestones(capped, policy, calendar, HALL)}[1.0] == at("2026-10-12 12:00")
+    assert capped.elapsed(calendar, at("2026-10-12 11:30")) == timedelta(hours=1, minutes=30)
+    assert {m.due_at for m in milestones(approved["first_response"], policy, calendar, HALL)} == {None}
+    # 5.5 working hours since 09:00, of which the pause stopped the clock for its 1 hour cap only.
+    assert resumed_late["first_response"].elapsed(calendar, at("2026-10-12 14:30")) == timedelta(hours=4, minutes=30)

@@ -185,7 +185,7 @@ def test_a_policy_that_moves_the_breach_does_not_fire_it_again() -> None:
     application = EscalationApplication({}, RULES, time)
     opening = urgent_complaint(at("2026-10-12 09:00"))
     due = application.open(opening)  # the breach at 11:00 fires on opening
-    earlier_breach = POLICIES[-1].model_copy(update={"breach_at": 0.9, "warning_thresholds": [0.4, 0.7]})
+    earlier_breach = POLICIES[0].model_copy(update={"breach_at": 0.9, "warning_thresholds": [0.4, 0.7]})
     application.rules = SlaRules([earlier_breach], RULES.calendars)
 
     application.recalculate([due.sla_id])
@@ -336,12 +336,12 @@ def test_the_verdicts_missing_from_a_subject_stored_before_verdicts_are_those_ob
 def test_the_limits_drawn_as_targets_are_those_in_force_at_the_scrape() -> None:
     faster = POLICIES[-1].model_copy(
         update={
-            "version": "2026-12",
-            "effective_from": at("2026-12-01 00:00"),
+            "version": "faster",
+            "effective_from": at("2027-07-01 00:00"),
             "rules": [*POLICIES[-1].rules, Rule(match={"priority": "urgent"}, first_response=Limit(working_hours=1))],
         }
     )
-    time = Time(at("2026-11-30 23:59"))
+    time = Time(at("2027-06-30 23:59"))
     limits = SlaLimits(SlaRules([*POLICIES, faster], RULES.calendars), time)
 
     def urgent_first_response() -> float:
@@ -350,7 +350,7 @@ def test_the_limits_drawn_as_targets_are_those_in_force_at_the_scrape() -> None:
         return value
 
     before = urgent_first_response()
-    time.now = at("2026-12-01 00:00")
+    time.now = at("2027-07-01 00:00")
 
     assert (before, urgent_first_response()) == (2 * 3600, 3600)
 
