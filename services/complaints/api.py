@@ -301,32 +301,6 @@ def review_check(
     )
 
 
-@router.post("/complaints/{complaint_id}/approve-pause", response_model=ComplaintPublic)
-def approve_pause(
-    complaint_id: uuid.UUID,
-    body: StepBody,
-    request: Request,
-    response: Response,
-    caller: Caller,
-    idempotency_key: IdempotencyKey = None,
-) -> ComplaintPublic:
-    """A quality manager of a unit above the hall lets the pause under way stop the SLA clocks past the
-    policy's cap (`max_pause`); without it, the clocks run again once the cap is used up."""
-    return take_step(
-        "approve-pause",
-        complaint_id,
-        body,
-        request,
-        response,
-        caller,
-        idempotency_key,
-        lambda complaint_id, step_request, viewer: application(request).approve_pause(
-            complaint_id, step_request, viewer
-        ),
-        roles=(Role.quality_manager,),
-    )
-
-
 @router.post("/complaints/{complaint_id}/contact", response_model=ComplaintPublic)
 def contact(
     complaint_id: uuid.UUID,
@@ -443,7 +417,9 @@ def escalate(
     )
 
 
-def add_plain_step(action: str, use_of: Callable[[Request], Use], description: str) -> None:
+def add_plain_step(
+    action: str, use_of: Callable[[Request], Use], description: str, roles: tuple[Role, ...] = HANDLING
+) -> None:
     """A step whose body is only its reason; `use_of` gives the use case that takes it."""
 
     def endpoint(
@@ -454,7 +430,7 @@ def add_plain_step(action: str, use_of: Callable[[Request], Use], description: s
         caller: Caller,
         idempotency_key: IdempotencyKey = None,
     ) -> ComplaintPublic:
-        return take_step(action, complaint_id, body, request, response, caller, idempotency_key, use_of(request))
+        return take_step(action, complaint_id, body, request, response, caller, idempotency_key, use_of(request), roles)
 
     name = action.replace("-", "_")
     router.add_api_route(
@@ -494,3 +470,10 @@ for plain_step in (
     ("resume", owner_takes(Complaint.resume), "The customer is back: the SLA clocks run again."),
 ):
     add_plain_step(*plain_step)
+add_plain_step(
+    "approve-pause",
+    lambda request: application(request).approve_pause,
+    "A quality manager of a unit above the hall lets the pause under way stop the SLA clocks past the"
+    " policy's cap (`max_pause`); without it, the clocks run again once the cap is used up.",
+    roles=(Role.quality_manager,),
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.escalation.policy import load_policies
 from tests.integration.harness import StackClient
 
 
@@ -40,5 +41,7 @@ async def test_sla_policies_are_listed_with_their_versions(client: StackClient) 
     response = await client.http.get(f"{client.stack.services['escalation'].url}/api/v1/sla/policies")
 
     assert response.status_code == 200
-    [policy] = response.json()
-    assert policy["version"] == "2026-01" and policy["warning_thresholds"] == [0.5, 0.8]
+    listed = response.json()
+    assert [policy["version"] for policy in listed] == [policy.version for policy in load_policies()]
+    assert listed[0]["version"] == "2026-01" and listed[0]["warning_thresholds"] == [0.5, 0.8]
+    assert (listed[0]["max_pause"], listed[-1]["max_pause"]) == (None, {"working_days": 1, "working_hours": None})
