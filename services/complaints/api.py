@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
+from services.complaints.access import ACCESS
 from services.complaints.application import (
     ComplaintsApplication,
     RegisterComplaint,
@@ -38,7 +39,7 @@ from services.complaints.schemas import (
     SurveyRecorded,
 )
 from services.complaints.surveys import InvalidSurveyToken, SurveyTicket, SurveyTokens
-from shared.auth import Caller, Principal, Role, require_roles
+from shared.auth import Caller, Principal
 from shared.errors import ServiceError
 from shared.metrics import COMPLAINTS_REGISTERED
 from shared.validation import TextParam
@@ -54,9 +55,6 @@ IdempotencyKey = Annotated[
     ),
 ]
 # Roles that carry complaints through the loop; auditors and inspectors only read them.
-HANDLING = (Role.front_line, Role.handler, Role.hall_manager, Role.quality_manager)
-SUPERVISING = (Role.hall_manager, Role.quality_manager)
-SEES_CONTACT = (Role.handler, Role.hall_manager)
 
 
 def application(request: Request) -> ComplaintsApplication:
@@ -75,13 +73,14 @@ def present(
 ) -> ComplaintPublic:
     mark_replayed(response, created)
     owner_unit = str(application(request).owner_unit(complaint))
-    return ComplaintPublic.of(complaint, owner_unit=owner_unit, unmasked=caller.has_any(*SEES_CONTACT))
+    unmasked = caller.has_any(*ACCESS.actions["complaint.see_contact"])
+    return ComplaintPublic.of(complaint, owner_unit=owner_unit, unmasked=unmasked)
 
 
 @router.post("/halls", status_code=status.HTTP_201_CREATED, response_model=HallPublic)
 def register_hall(body: HallCreate, request: Request, caller: Caller) -> HallPublic:
     """Registers a service hall. Its `hall_id` is the operator's code; registering it twice is a 409."""
-    require_roles(caller, Role.quality_manager)
+    ACCESS.require(caller, "hall.register")
     hall = application(request).register_hall(
         RegisterHall(
             hall_code=body.hall_id,
@@ -110,7 +109,7 @@ async def register_complaint(
     A repeat with the same `Idempotency-Key` returns the same complaint (header
     `Idempotent-Replayed: true`) and records nothing new.
     """
-    require_roles(caller, *HANDLING)
+    ACCESS.require(caller, "complaint.register")
     complaint, created = await application(request).register_complaint(
         RegisterComplaint(
             hall_code=body.hall_id,
@@ -206,9 +205,8 @@ def take_step(
     caller: Principal,
     idempotency_key: str | None,
     use: Use,
-    roles: tuple[Role, ...] = HANDLING,
 ) -> ComplaintPublic:
-    require_roles(caller, *roles)
+    ACCESS.require(caller, f"complaint.{action}")
     step_request = StepRequest(
         actor=caller.subject,
         reason=body.reason,
@@ -297,7 +295,6 @@ def review_check(
         lambda complaint_id, step_request, viewer: application(request).review_check(
             complaint_id, body.substantiated, step_request, viewer
         ),
-        roles=(Role.quality_manager,),
     )
 
 
@@ -391,7 +388,6 @@ def callback(
         caller,
         idempotency_key,
         by_owner(request, lambda complaint, step: complaint.callback(body.outcome, step)),
-        roles=SUPERVISING,
     )
 
 
@@ -417,9 +413,7 @@ def escalate(
     )
 
 
-def add_plain_step(
-    action: str, use_of: Callable[[Request], Use], description: str, roles: tuple[Role, ...] = HANDLING
-) -> None:
+def add_plain_step(action: str, use_of: Callable[[Request], Use], description: str) -> None:
     """A step whose body is only its reason; `use_of` gives the use case that takes it."""
 
     def endpoint(
@@ -430,7 +424,7 @@ def add_plain_step(
         caller: Caller,
         idempotency_key: IdempotencyKey = None,
     ) -> ComplaintPublic:
-        return take_step(action, complaint_id, body, request, response, caller, idempotency_key, use_of(request), roles)
+        return take_step(action, complaint_id, body, request, response, caller, idempotency_key, use_of(request))
 
     name = action.replace("-", "_")
     router.add_api_route(
@@ -475,5 +469,4 @@ add_plain_step(
     lambda request: application(request).approve_pause,
     "A quality manager of a unit above the hall lets the pause under way stop the SLA clocks past the"
     " policy's cap (`max_pause`); without it, the clocks run again once the cap is used up.",
-    roles=(Role.quality_manager,),
 )

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, Request, Response, status
 
+from services.complaints.access import ACCESS
 from services.complaints.api import IdempotencyKey, application, mark_replayed
 from services.complaints.application import (
     FindingInput,
@@ -18,12 +19,9 @@ from services.complaints.application import (
 from services.complaints.domain import Step
 from services.complaints.inspections import RectificationOrder
 from services.complaints.schemas import InspectionCreate, InspectionPublic, OrderPublic, OrderRectifyBody, StepBody
-from shared.auth import Caller, Principal, Role, require_roles
+from shared.auth import Caller, Principal
 
 router = APIRouter(prefix="/api/v1", tags=["inspections"])
-
-INSPECTING = (Role.inspector, Role.quality_manager)
-HALL_SIDE = (Role.hall_manager, Role.handler)
 
 
 @router.post("/inspections", status_code=status.HTTP_201_CREATED, response_model=InspectionPublic)
@@ -31,7 +29,7 @@ def record_inspection(
     body: InspectionCreate, request: Request, response: Response, caller: Caller, idempotency_key: IdempotencyKey = None
 ) -> InspectionPublic:
     """Records an inspection of a hall against the checklist; each finding opens a rectification order."""
-    require_roles(caller, *INSPECTING)
+    ACCESS.require(caller, "inspection.record")
     inspection, created = application(request).record_inspection(
         RecordInspection(
             hall_code=body.hall_id,
@@ -67,10 +65,9 @@ def order_step(
     response: Response,
     caller: Principal,
     idempotency_key: str | None,
-    roles: tuple[Role, ...],
     perform: Callable[[RectificationOrder, Step], None],
 ) -> OrderPublic:
-    require_roles(caller, *roles)
+    ACCESS.require(caller, f"rectification_order.{action}")
     step_request = StepRequest(
         actor=caller.subject,
         reason=body.reason,
@@ -100,14 +97,11 @@ def rectify(
         response,
         caller,
         idempotency_key,
-        HALL_SIDE,
         lambda order, step: order.rectify(body.report, body.evidence, step),
     )
 
 
-def add_plain_step(
-    action: str, roles: tuple[Role, ...], perform: Callable[[RectificationOrder, Step], None], description: str
-) -> None:
+def add_plain_step(action: str, perform: Callable[[RectificationOrder, Step], None], description: str) -> None:
     """A step whose body is only its reason."""
 
     def endpoint(
@@ -118,7 +112,7 @@ def add_plain_step(
         caller: Caller,
         idempotency_key: IdempotencyKey = None,
     ) -> OrderPublic:
-        return order_step(action, order_id, body, request, response, caller, idempotency_key, roles, perform)
+        return order_step(action, order_id, body, request, response, caller, idempotency_key, perform)
 
     router.add_api_route(
         f"/rectification-orders/{{order_id}}/{action}",
@@ -132,9 +126,9 @@ def add_plain_step(
 
 
 for plain_step in (
-    ("communicate", INSPECTING, RectificationOrder.communicate, "The findings are communicated to the hall (沟通)."),
-    ("acknowledge", HALL_SIDE, RectificationOrder.acknowledge, "The hall manager acknowledges the findings."),
-    ("verify", INSPECTING, RectificationOrder.verify, "The inspector verifies the rectification: closed."),
-    ("reject", INSPECTING, RectificationOrder.reject, "The inspector rejects it: the hall rectifies again."),
+    ("communicate", RectificationOrder.communicate, "The findings are communicated to the hall (沟通)."),
+    ("acknowledge", RectificationOrder.acknowledge, "The hall manager acknowledges the findings."),
+    ("verify", RectificationOrder.verify, "The inspector verifies the rectification: closed."),
+    ("reject", RectificationOrder.reject, "The inspector rejects it: the hall rectifies again."),
 ):
     add_plain_step(*plain_step)
