@@ -102,19 +102,26 @@ def trace_requests(app: FastAPI) -> None:
     app.add_middleware(SpanPerRequest)
 
 
-def current_traceparent() -> str | None:
+def current_traceparent(context: Context | None = None) -> str | None:
+    """The trace context current now, or in `context`."""
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    propagate.inject(carrier, context=context)
     return carrier.get("traceparent")
 
 
 def traceparent_of(span: trace.Span) -> str | None:
     """The trace context of `span`, to be carried on by what it causes."""
-    if not _enabled:
-        return None
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier, context=trace.set_span_in_context(span))
-    return carrier.get("traceparent")
+    return current_traceparent(trace.set_span_in_context(span)) if _enabled else None
+
+
+def traced_events(
+    aggregate: Aggregate, already_pending: int, traceparent: str | None
+) -> list[tuple[DomainEventProtocol[uuid.UUID], str]]:
+    """The events `aggregate` has pending beyond the first `already_pending`, each with `traceparent`, for
+    `StoresTraceContext.save_traced` (none without a trace context)."""
+    if traceparent is None:
+        return []
+    return [(event, traceparent) for event in aggregate.pending_events[already_pending:]]
 
 
 def context_of(traceparent: str | None) -> Context | None:

@@ -54,7 +54,6 @@ IdempotencyKey = Annotated[
         description="Makes a retried POST safe: the same key returns the first response and records nothing new.",
     ),
 ]
-# Roles that carry complaints through the loop; auditors and inspectors only read them.
 
 
 def application(request: Request) -> ComplaintsApplication:

@@ -396,23 +396,23 @@ class ComplaintsApplication(StoresTraceContext):
 
     def answer_survey(self, ticket: SurveyTicket, satisfaction: str) -> Complaint:
         """The customer's answer to the survey `ticket` was issued for; no credentials, no personal data."""
-        complaint = self._find(Complaint, ticket.complaint_id)
-        if complaint is None:
-            raise SurveyNotFound("no such survey")
         if self.clock() >= ticket.expires_at:
             raise SurveyGone(f"the survey expired at {ticket.expires_at.isoformat()}")
 
-        def perform(target: Complaint, step: Step) -> None:
+        def load() -> Complaint:
+            complaint = self._find(Complaint, ticket.complaint_id)
+            if complaint is None:
+                raise SurveyNotFound("no such survey")
+            return complaint
+
+        def perform(complaint: Complaint, step: Step) -> None:
             try:
-                target.answer_survey(ticket.result_at, satisfaction, step)
+                complaint.answer_survey(ticket.result_at, satisfaction, step)
             except SurveyStale as stale:
                 raise SurveyGone(str(stale)) from None
 
-        answered, _ = self._take_step(
-            lambda: self._find(Complaint, ticket.complaint_id) or complaint,
-            StepRequest(actor="customer", reason="the customer's survey answer"),
-            perform,
-        )
+        request = StepRequest(actor="customer", reason="the customer's survey answer")
+        answered, _ = self._take_step(load, request, perform)
         return answered
 
     def review_check(

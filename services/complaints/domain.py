@@ -69,6 +69,8 @@ class SurveyStale(Exception):
 
 
 SATISFACTION_SCORES = {"satisfied": 5, "basically_satisfied": 3, "unsatisfied": 1}
+# Whom feedback stored before its source was recorded came from: staff, of a unit unknown.
+UNRECORDED_FEEDBACK_SOURCE: SatisfactionSource = "other_unit"
 
 
 @dataclass(frozen=True)
@@ -427,7 +429,7 @@ class Complaint(RemembersRequests):
         at: datetime,
         request_key: str | None,
         request_fingerprint: str | None,
-        source: SatisfactionSource = "other_unit",  # events from before sources were recorded: staff, unit unknown
+        source: SatisfactionSource = UNRECORDED_FEEDBACK_SOURCE,
     ) -> None:
         self.satisfaction = satisfaction
         if source == "customer":

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from eventsourcing.domain import DomainEventProtocol
 
 from services.complaints.application import ComplaintsApplication
-from services.complaints.domain import Complaint, Hall
+from services.complaints.domain import UNRECORDED_FEEDBACK_SOURCE, Complaint, Hall
 from services.complaints.inspections import Inspection, RectificationOrder
 from shared.contracts import (
     CallbackMadeV1,
@@ -128,8 +128,7 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID], hall_of: HallOf) -
     if step_contract is not None:
         fields = {name: getattr(domain_event, name) for name in step_contract.model_fields if name != "source"}
         if step_contract is FeedbackReceivedV2:
-            # Feedback stored before its source was: staff, of a unit unknown (as the complaint reads it too).
-            fields["source"] = getattr(domain_event, "source", "other_unit")
+            fields["source"] = getattr(domain_event, "source", UNRECORDED_FEEDBACK_SOURCE)
         return step_contract.model_validate(fields)
     return None
 

@@ -24,7 +24,7 @@ from services.escalation.tracking import Opening, SlaRules, SlaSubject, replayed
 from shared.clock import Clock
 from shared.consumer import TransientError
 from shared.metrics import SLA_MILESTONES
-from shared.tracing import StoresTraceContext
+from shared.tracing import StoresTraceContext, traced_events
 
 logger = logging.getLogger(__name__)
 # Another writer (the consumer or a second replica) saved the same subject first: load it again and redo.
@@ -103,8 +103,7 @@ class EscalationApplication(StoresTraceContext):
                     judged.setdefault(sla_id, len(subject.verdicts))
                     subject.observe(self.rules, change.event_id, change.event_type, change.at, now)
                 subjects[sla_id] = subject
-                if traceparent is not None:
-                    traced += [(event, traceparent) for event in subject.pending_events[before:]]
+                traced += traced_events(subject, before, traceparent)
             try:
                 self._save(*subjects.values(), traced=traced)
             except IntegrityError:  # another replica, the scheduler or a redelivery saved one first

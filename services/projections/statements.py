@@ -39,7 +39,7 @@ class Statements:
         elif kind == "UPDATE":
             self.updates.append((statement, arguments))
         else:
-            raise NotImplementedError(f"a batched rebuild cannot run {kind}")
+            raise NotImplementedError(f"a batch of read-model writes cannot run {kind}")
         return ""
 
     async def run(self, connection: asyncpg.Connection | Connection) -> None:

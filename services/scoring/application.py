@@ -18,7 +18,7 @@ from services.scoring.policy import ScoringPolicy, period_start, scoring_policy_
 from shared.clock import Clock, system_clock
 from shared.consumer import TransientError
 from shared.contracts import AnyScoringFact
-from shared.tracing import StoresTraceContext
+from shared.tracing import StoresTraceContext, traced_events
 
 MAX_CONFLICT_RETRIES = 5
 # Hall-months kept in memory: replaying a busy hall's month for every fact would cost more with each fact.
@@ -80,8 +80,7 @@ class ScoringApplication(StoresTraceContext):
             before = len(card.pending_events)
             policy = scoring_policy_at(self.policies, period_start(item.period))
             new.append(card.apply_fact(policy, item.source, item.fact, self.clock()))
-            if item.traceparent is not None:
-                traced += [(event, item.traceparent) for event in card.pending_events[before:]]
+            traced += traced_events(card, before, item.traceparent)
         return new, traced
 
     def facts_applied_after(self, position: int, limit: int) -> tuple[int, list[Scorecard.FactApplied]]:

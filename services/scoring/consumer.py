@@ -104,10 +104,9 @@ def facts() -> dict[str, FactOf]:
     def registered(event: IntegrationEvent, periods: Periods) -> HallFact:
         complaint = event.payload
         assert isinstance(complaint, ComplaintRegisteredV1)
-        fact = ComplaintRegisteredFact(
-            subject=event.envelope.aggregate_id, priority=complaint.priority, channel=complaint.channel
-        )
-        return fact_for(event, complaint.hall_id, period_of(complaint.received_at), fact)
+        complaint_id = event.envelope.aggregate_id
+        fact = ComplaintRegisteredFact(subject=complaint_id, priority=complaint.priority, channel=complaint.channel)
+        return fact_for(event, *periods[complaint_id], fact)
 
     def step(event: IntegrationEvent, periods: Periods) -> HallFact:
         complaint_id = event.envelope.aggregate_id
@@ -166,7 +165,7 @@ def facts() -> dict[str, FactOf]:
 
 async def record_periods(connection: Connection, events: Sequence[IntegrationEvent]) -> Periods:
     """Records the hall and period of each complaint registered in `events`; gives those of every
-    complaint they name."""
+    complaint they register or take a step of, as stored (a registration seen before keeps its own)."""
     registered = [
         (event.envelope.aggregate_id, event.payload.hall_id, period_of(event.payload.received_at))
         for event in events
@@ -176,11 +175,13 @@ async def record_periods(connection: Connection, events: Sequence[IntegrationEve
         await connection.executemany(
             "INSERT INTO complaint_periods VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", registered
         )
-    stepped = list({event.envelope.aggregate_id for event in events if event.event_type in COMPLAINT_STEP_TYPES})
-    if not stepped:
+    named = {complaint_id for complaint_id, _, _ in registered} | {
+        event.envelope.aggregate_id for event in events if event.event_type in COMPLAINT_STEP_TYPES
+    }
+    if not named:
         return {}
     rows = await connection.fetch(
-        "SELECT complaint_id, hall_id, period FROM complaint_periods WHERE complaint_id = ANY($1::uuid[])", stepped
+        "SELECT complaint_id, hall_id, period FROM complaint_periods WHERE complaint_id = ANY($1::uuid[])", list(named)
     )
     return {row["complaint_id"]: (row["hall_id"], row["period"]) for row in rows}
 

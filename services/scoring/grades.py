@@ -15,6 +15,7 @@ drops: no hall gains a place by the accident of its id or the order of events.
 
 from __future__ import annotations
 
+import collections
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -67,12 +68,15 @@ def _standing_key(standing: Standing) -> tuple[float, ...]:
     return (standing.score, *standing.tie_break)
 
 
+def _assessed(standings: list[Standing], policy: ScoringPolicy) -> list[Standing]:
+    """The graded halls with the evidence the policy asks for: those ranked and counted for the quotas."""
+    return [s for s in standings if ungraded_reason(s) is None and unassessed_reason(s, policy) is None]
+
+
 def grade_halls(standings: list[Standing], policy: ScoringPolicy) -> list[GradedHall]:
     """Every hall of the scope: assessed ones by rank first, then those not assessed, then the ungraded."""
-    gradable = [s for s in standings if ungraded_reason(s) is None]
     assessed = sorted(
-        (s for s in gradable if unassessed_reason(s, policy) is None),
-        key=lambda s: (tuple(-value for value in _standing_key(s)), s.hall_id),
+        _assessed(standings, policy), key=lambda s: (tuple(-value for value in _standing_key(s)), s.hall_id)
     )
     grades = {s.hall_id: policy.grade_thresholds.grade_of(s.score) for s in assessed}
     dropped: set[str] = set()
@@ -102,7 +106,10 @@ def grade_halls(standings: list[Standing], policy: ScoringPolicy) -> list[Graded
         )
         for s, rank in zip(assessed, ranks, strict=True)
     ]
-    unassessed = sorted((s for s in gradable if unassessed_reason(s, policy) is not None), key=lambda s: s.hall_id)
+    unassessed = sorted(
+        (s for s in standings if ungraded_reason(s) is None and unassessed_reason(s, policy) is not None),
+        key=lambda s: s.hall_id,
+    )
     result += [
         GradedHall(s.hall_id, s.score, None, None, "not_assessed", unassessed_reason(s, policy)) for s in unassessed
     ]
@@ -112,9 +119,9 @@ def grade_halls(standings: list[Standing], policy: ScoringPolicy) -> list[Graded
 
 def tied_on_score(standings: list[Standing], policy: ScoringPolicy) -> set[str]:
     """The assessed halls whose score another assessed hall shares: only their tie-break values matter."""
-    assessed = [s for s in standings if ungraded_reason(s) is None and unassessed_reason(s, policy) is None]
-    scores = [s.score for s in assessed]
-    return {s.hall_id for s in assessed if scores.count(s.score) > 1}
+    assessed = _assessed(standings, policy)
+    halls_per_score = collections.Counter(s.score for s in assessed)
+    return {s.hall_id for s in assessed if halls_per_score[s.score] > 1}
 
 
 def _places(holders: list[Standing], quota: int) -> tuple[int, list[Standing]]:

@@ -76,22 +76,20 @@ async def standings(
     """
     months = months_of(period)
     policy = policy_for(policies, period)
-    monthly: dict[str, list[read_model.HallScore]] = {}
+    monthly: dict[str, list[tuple[read_model.HallScore, float]]] = {}  # each month's row and score, by hall
     for month in months:
         baseline = empty_score(policy_for(policies, month))
         for hall in await read_model.latest_scores(pool, month, scope, as_of):
-            monthly.setdefault(hall.hall_id, []).append(
-                dataclasses.replace(hall, score=baseline if hall.score is None else hall.score)
-            )
+            monthly.setdefault(hall.hall_id, []).append((hall, baseline if hall.score is None else hall.score))
     standings = [
         Standing(
             hall_id,
-            scores[0].level,
-            scores[0].ownership,
-            round(statistics.fmean(hall.score or 0.0 for hall in scores), 2),
-            sum(hall.inspections for hall in scores),
+            months_of_hall[0][0].level,
+            months_of_hall[0][0].ownership,
+            round(statistics.fmean(score for _, score in months_of_hall), 2),
+            sum(hall.inspections for hall, _ in months_of_hall),
         )
-        for hall_id, scores in monthly.items()
+        for hall_id, months_of_hall in monthly.items()
     ]
     tied = tied_on_score(standings, policy)
     if not tied or not policy.tie_break:
