@@ -17,16 +17,16 @@ class ServiceError(Exception):
 
     status_code = 409
     error_type = "conflict"
-    field: tuple[str, ...] = ()
+    field: tuple[str | int, ...] = ()  # list indices as numbers, as in FastAPI's own `loc`
 
     def __init__(self, message: str, field: tuple[str | int, ...] | None = None) -> None:
         """`field` overrides the class's for refusals whose field is known only when raised."""
         super().__init__(message)
         if field is not None:
-            self.field = tuple(str(part) for part in field)
+            self.field = field
 
 
-def error_body(location: tuple[str, ...], message: str, error_type: str) -> dict[str, object]:
+def error_body(location: tuple[str | int, ...], message: str, error_type: str) -> dict[str, object]:
     """Same shape as FastAPI's validation errors, so clients parse one format."""
     return {"detail": [{"loc": list(location), "msg": message, "type": error_type}]}
 

@@ -22,8 +22,9 @@ from shared.validation import Instant, RequestModel, TextParam
 
 router = APIRouter(prefix="/api/v1", tags=["scores"])
 PERIOD = Query(pattern=r"^2\d{3}-(0[1-9]|1[0-2])$", description="A calendar month, e.g. 2026-11.")
+GRADING_PERIOD_PATTERN = r"^2\d{3}(-(0[1-9]|1[0-2]|Q[1-4]))?$"
 GRADING_PERIOD = Query(
-    pattern=r"^2\d{3}(-(0[1-9]|1[0-2]|Q[1-4]))?$",
+    pattern=GRADING_PERIOD_PATTERN,
     description="A calendar month (2026-11), quarter (2026-Q4) or year (2026); China time.",
 )
 SCOPE = Query(description="The evaluation scope: group, group/<province> or group/<province>/<city>.")

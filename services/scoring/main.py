@@ -2,7 +2,8 @@
 
 Consumes complaint and SLA events into per-hall, per-period scorecards and publishes each
 recalculation to `scoring.events.v1`, where the projections keep each hall's and complaint's
-trail of changes. Serves what applies the scoring policy: grades, audits and what-ifs.
+trail of changes. Serves what applies the scoring policy: grades, audits, what-ifs and the
+evaluation campaigns.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 from fastapi import FastAPI
 
-from services.scoring import api, consumer, read_model
+from services.scoring import api, campaigns_api, consumer, read_model
 from services.scoring.application import ScoringApplication
+from services.scoring.campaigns import Campaigns
 from services.scoring.outbox import scoring_outbox
 from services.scoring.policy import load_scoring_policies
 from shared.auth import Authenticator, AuthSettings
@@ -63,6 +65,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             topic=SCORING_EVENTS,
         )
         app.state.pool = pool
+        app.state.campaigns = Campaigns(scoring, pool, policies, clock)
         try:
             async with (
                 relaying(relay, pool, str(settings.database_url), ScoringApplication.name),
@@ -89,6 +92,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.authenticator = Authenticator(auth)
     app.state.policies = policies
     app.include_router(api.router)
+    app.include_router(campaigns_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers, consumer_status))
     install_error_handlers(app)
     trace_requests(app)

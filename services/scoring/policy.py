@@ -84,6 +84,27 @@ class Evidence(RequestModel):
     inspections: int = Field(default=1, ge=0, le=100)  # the seeds inspect every hall monthly
 
 
+Outcome = Literal["reward", "penalty", "none"]
+DEFAULT_OUTCOMES: dict[Grade, Outcome] = {"excellent": "reward", "good": "reward", "meets": "none", "below": "penalty"}
+
+
+class CampaignRules(RequestModel):
+    """The evaluation campaign's margins (差额) and what each certified grade brings (README, "Evaluation
+    campaign"). The seeds: the province certifies "good" competitively, fewer than its cities nominated,
+    and the group certifies "excellent" with a 20% margin, at most 80% of the nominees."""
+
+    model_config = ConfigDict(frozen=True)
+    province_margin: int = Field(default=1, ge=0, le=1000)  # how many fewer than nominated, at least
+    group_certified_share: Share = 0.8
+    outcomes: dict[Grade, Outcome] = Field(default_factory=lambda: dict(DEFAULT_OUTCOMES))
+
+    @field_validator("outcomes")
+    @classmethod
+    def _every_grade(cls, outcomes: dict[Grade, Outcome]) -> dict[Grade, Outcome]:
+        """A grade the policy does not name brings what the defaults say."""
+        return {**DEFAULT_OUTCOMES, **outcomes}
+
+
 class ScoringPolicy(RequestModel):
     """A policy file, or a draft sent to what-if: both meet the same bounds."""
 
@@ -111,6 +132,7 @@ class ScoringPolicy(RequestModel):
     tie_break: tuple[TieBreakKey, ...] = DEFAULT_TIE_BREAK
     # How a quarter or a year is scored from its months: the mean of each hall's monthly scores.
     longer_periods: Literal["mean_of_months"] = "mean_of_months"
+    campaign: CampaignRules = CampaignRules()
 
     @field_validator("weights")
     @classmethod

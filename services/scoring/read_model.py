@@ -226,6 +226,12 @@ async def halls_within(pool: asyncpg.Pool, unit: OrgUnit) -> set[str]:
     return {row["hall_id"] for row in rows}
 
 
+async def units_of(pool: asyncpg.Pool, hall_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """Each hall's province and city."""
+    rows = await pool.fetch("SELECT hall_id, province, city FROM halls WHERE hall_id = ANY($1::text[])", hall_ids)
+    return {row["hall_id"]: (row["province"], row["city"]) for row in rows}
+
+
 def _scope(scope: OrgUnit) -> tuple[str | None, str | None]:
     return (scope.path[0] if len(scope.path) > 0 else None, scope.path[1] if len(scope.path) > 1 else None)
 
@@ -303,3 +309,26 @@ async def changes_of_hall(pool: asyncpg.Pool, hall_id: str, period: str, as_of: 
         as_of,
     )
     return [ScoreChangeEntry(**{**dict(row), "changes": json.loads(row["changes"])}) for row in rows]
+
+
+class Adjustment(ScoreChangeEntry):
+    hall_id: str
+    period: str
+
+
+async def changes_after(
+    pool: asyncpg.Pool, periods: list[str], hall_ids: list[str], after: datetime
+) -> list[Adjustment]:
+    """The halls' score changes in the periods recorded after `after`, in the order recorded."""
+    rows = await pool.fetch(
+        """
+        SELECT hall_id, period, happened_at, recorded_at, source_event_type, source_event_id, subject_id,
+               fact->>'kind' AS fact, policy_version, score_before, score, changes
+        FROM score_changes WHERE period = ANY($1::text[]) AND hall_id = ANY($2::text[]) AND recorded_at > $3
+        ORDER BY recorded_at, hall_id, scorecard_version
+        """,
+        periods,
+        hall_ids,
+        after,
+    )
+    return [Adjustment(**{**dict(row), "changes": json.loads(row["changes"])}) for row in rows]

@@ -104,7 +104,7 @@ async def test_unknown_checklist_item_is_refused_naming_the_field(client: StackC
     response = await inspect(client, hall_id, findings=[{"item_id": "Z9", "description": "x"}])
 
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "findings", "0", "item_id"]
+    assert response.json()["detail"][0]["loc"] == ["body", "findings", 0, "item_id"]
 
 
 async def test_a_retried_inspection_opens_its_orders_once(client: StackClient) -> None:
