@@ -88,8 +88,8 @@ async def test_forty_halls_are_graded_with_the_ties_flagged_and_no_hall_without_
     # NJ-01 also closes a complaint, its customer satisfied: still 97, still equal on every key.
     registered = await client.post_complaint(complaint_body(hall("NJ", 1)))
     state["complaint"] = registered.json()["id"]
-    for action, body in (("resolve-on-spot", {}), ("feedback", {"satisfaction": "satisfied"}), ("close", {})):
-        assert (await client.step(state["complaint"], action, body)).status_code == 200, action
+    for action, step in (("resolve-on-spot", {}), ("feedback", {"satisfaction": "satisfied"}), ("close", {})):
+        assert (await client.step(state["complaint"], action, step)).status_code == 200, action
 
     expected = {hall(city, n): expected_score(n) for city in CITIES for n in range(1, 21)}
     deadline = time.monotonic() + 90
