@@ -20,6 +20,23 @@ EVENT_ID_NAMESPACE = uuid.UUID("6f1d3c1e-2b7a-4f0e-9a51-8f0c1d2e3a4b")
 # Who gave a satisfaction verdict: the customer (their survey), staff of the graded hall, or staff of
 # another unit (e.g. the city's callback team, 回访).
 SatisfactionSource = Literal["customer", "graded_hall", "other_unit"]
+# What a check found caused the complaint; the scoring policy says who bears each class's points.
+# `unclassified`: checks recorded before classes were (the hall bore them).
+RootCauseClass = Literal[
+    "hall_service",
+    "hall_environment",
+    "business_rules",
+    "billing_system",
+    "network",
+    "product_policy",
+    "partner",
+    "customer_side",
+    "unclassified",
+]
+
+
+# The SLA clocks escalation runs: a complaint's two, a rectification order's, and its appeal's decision.
+ClockName = Literal["first_response", "resolution", "rectification", "appeal_decision"]
 
 
 class InvalidEvent(ValueError):
@@ -108,6 +125,14 @@ class ComplaintCheckedV1(LoopStep):
     substantiated: bool
     root_cause: str
     responsible_unit: str
+
+
+class ComplaintCheckedV2(ComplaintCheckedV1):
+    """Names the root cause's class, and a responsible unit that is a registered hall or a unit above the
+    complaint's hall. Version 1 did neither: its complaints' points fell on the hall."""
+
+    schema_version = 2
+    root_cause_class: RootCauseClass = "unclassified"
 
 
 class ComplaintCheckReviewedV1(LoopStep):
@@ -304,7 +329,27 @@ class OrderRejectedV1(LoopStep):
     schema_version = 1
 
 
+class OrderAppealedV1(LoopStep):
+    """The hall appeals (申诉) against the finding; the unit above decides, against its own SLA clock."""
+
+    event_type = "RectificationOrderAppealed"
+    schema_version = 1
+
+
+class OrderAppealDecidedV1(LoopStep):
+    """Upheld, the finding costs the hall nothing (scoring's `DeductionWaived`)."""
+
+    event_type = "RectificationOrderAppealDecided"
+    schema_version = 1
+    upheld: bool
+    deciding_unit: str
+    hall_id: str
+    order_opened_at: AwareDatetime  # the finding's period is the opening's
+
+
 ORDER_STEPS: tuple[type[LoopStep], ...] = (
+    OrderAppealedV1,
+    OrderAppealDecidedV1,
     OrderCommunicatedV1,
     OrderAcknowledgedV1,
     OrderRectifiedV1,
@@ -320,7 +365,7 @@ class SlaMilestone(Contract):
     subject_kind: Literal["complaint", "rectification_order"]
     subject_started_at: AwareDatetime  # when the complaint was received or the order opened: its scoring period
     hall_id: str
-    clock: Literal["first_response", "resolution", "rectification"]
+    clock: ClockName
     fraction: float = Field(gt=0)
     due_at: AwareDatetime
     at: AwareDatetime
@@ -377,7 +422,7 @@ class SlaClockStoppedV1(Contract):
     subject_kind: Literal["complaint", "rectification_order"]
     subject_started_at: AwareDatetime  # when the complaint was received or the order opened: its scoring period
     hall_id: str
-    clock: Literal["first_response", "resolution", "rectification"]
+    clock: ClockName
     clock_started_at: AwareDatetime  # a late reopen starts a new resolution clock
     outcome: Literal["met", "breached"]
     working_seconds: float = Field(ge=0)
@@ -456,6 +501,9 @@ class FeedbackFact(ScoringFact):
 class CheckedFact(ScoringFact):
     kind: Literal["checked"] = "checked"
     substantiated: bool
+    # None: a review's ruling, which keeps the check's class and unit (or a check from before they were kept).
+    root_cause_class: RootCauseClass | None = None
+    responsible_unit: str | None = None
 
 
 class InspectedFact(ScoringFact):
@@ -482,6 +530,13 @@ class RectificationStoppedFact(ScoringFact):
     breached: bool
 
 
+class DeductionWaivedFact(ScoringFact):
+    """The unit above upheld the hall's appeal (申诉) against the finding of this rectification order."""
+
+    kind: Literal["deduction_waived"] = "deduction_waived"
+    decided_by: str  # the deciding unit
+
+
 AnyScoringFact = Annotated[
     ComplaintRegisteredFact
     | FirstResponseStoppedFact
@@ -496,7 +551,8 @@ AnyScoringFact = Annotated[
     | InspectedFact
     | FindingOpenedFact
     | OrderOverdueFact
-    | RectificationStoppedFact,
+    | RectificationStoppedFact
+    | DeductionWaivedFact,
     Field(discriminator="kind"),
 ]
 SCORING_FACT: TypeAdapter[AnyScoringFact] = TypeAdapter(AnyScoringFact)  # reads a stored or published fact
@@ -555,6 +611,7 @@ PUBLISHED: tuple[type[Contract], ...] = (
     ComplaintRegisteredV1,
     ComplaintRegisteredV2,
     *COMPLAINT_STEPS,
+    ComplaintCheckedV2,
     FeedbackReceivedV2,
     InspectionRecordedV1,
     InspectionRecordedV2,

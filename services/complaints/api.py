@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from services.complaints.access import ACCESS
 from services.complaints.application import (
+    CheckFinding,
     ComplaintsApplication,
     RegisterComplaint,
     RegisterHall,
@@ -256,7 +257,8 @@ def check(
     caller: Caller,
     idempotency_key: IdempotencyKey = None,
 ) -> ComplaintPublic:
-    """Records the finding (核查): substantiated or not, root cause, responsible unit."""
+    """Records the finding (核查): substantiated or not, root cause and its class, responsible unit."""
+    finding = CheckFinding(body.substantiated, body.root_cause, body.root_cause_class, body.responsible_unit)
     return take_step(
         "check",
         complaint_id,
@@ -265,9 +267,8 @@ def check(
         response,
         caller,
         idempotency_key,
-        by_owner(
-            request,
-            lambda complaint, step: complaint.check(body.substantiated, body.root_cause, body.responsible_unit, step),
+        lambda complaint_id, step_request, viewer: application(request).check(
+            complaint_id, finding, step_request, viewer
         ),
     )
 

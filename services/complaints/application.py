@@ -244,6 +244,16 @@ class StepRequest:
     fingerprint: str | None = None
 
 
+@dataclass(frozen=True)
+class CheckFinding:
+    """What a check found (核查): whether the complaint holds, its root cause and class, and who is responsible."""
+
+    substantiated: bool
+    root_cause: str
+    root_cause_class: str
+    responsible_unit: str
+
+
 class ComplaintsApplication(StoresTraceContext):
     name = "complaints"
 
@@ -377,7 +387,7 @@ class ComplaintsApplication(StoresTraceContext):
         """Hands the complaint to a registered hall or to a unit above its hall (电子派单)."""
 
         def perform(complaint: Complaint, step: Step) -> None:
-            complaint.dispatch(str(self._dispatch_target(complaint, to_unit)), str(self.owner_unit(complaint)), step)
+            complaint.dispatch(str(self._unit_for(complaint, to_unit)), str(self.owner_unit(complaint)), step)
 
         return self.act(complaint_id, request, perform, viewer)
 
@@ -569,6 +579,13 @@ class ComplaintsApplication(StoresTraceContext):
             raise InspectionNotFound(f"no inspection {inspection_id}")
         return inspection
 
+    def deciding_unit_for_order(self, order_id: uuid.UUID, viewer: Principal) -> OrgUnit:
+        """The viewer's unit, if it is above the order's hall: a hall does not decide its own appeal."""
+        hall = unit_of(self.known_hall(self.get_order(order_id, viewer).hall_code))
+        if not viewer.can_see(hall) or viewer.unit == hall:
+            raise NotResponsible(f"only a unit above {hall} can decide its appeal")
+        return viewer.unit
+
     def get_order(self, order_id: uuid.UUID, viewer: Principal) -> RectificationOrder:
         order = self._find(RectificationOrder, order_id)
         if order is None or not self._visible(order.hall_code, viewer):
@@ -617,24 +634,39 @@ class ComplaintsApplication(StoresTraceContext):
         hall = self._find_hall(name)
         return unit_of(hall) if hall is not None else self._registering_unit(complaint)
 
-    def _dispatch_target(self, complaint: Complaint, to_unit: str) -> OrgUnit:
-        """A registered hall (by code or path), or a unit above the complaint's hall (its city, province, group)."""
-        if not to_unit.startswith("group"):
-            hall = self._find_hall(to_unit)
+    def _unit_for(self, complaint: Complaint, ref: str, field: str = "to_unit") -> OrgUnit:
+        """A registered hall (by code or path), or a unit above the complaint's hall (its city, province, group):
+        where it may be dispatched, and who may be responsible for it."""
+        location = ("body", field)
+        if not ref.startswith("group"):
+            hall = self._find_hall(ref)
             if hall is None:
-                raise UnknownUnit(f"no hall {to_unit!r} is registered")
+                raise UnknownUnit(f"no hall {ref!r} is registered", location)
             return unit_of(hall)
         try:
-            unit = OrgUnit.parse(to_unit)
+            unit = OrgUnit.parse(ref)
         except ValueError as invalid:
-            raise UnknownUnit(str(invalid)) from None
+            raise UnknownUnit(str(invalid), location) from None
         if unit.level == "hall":
             hall = self._find_hall(unit.path[-1])
             if hall is None or unit_of(hall) != unit:
-                raise UnknownUnit(f"no hall {to_unit!r} is registered")
+                raise UnknownUnit(f"no hall {ref!r} is registered", location)
         elif not unit.contains(self._registering_unit(complaint)):
-            raise UnknownUnit(f"{to_unit} is neither a registered hall nor a unit above hall {complaint.hall_code}")
+            raise UnknownUnit(
+                f"{ref} is neither a registered hall nor a unit above hall {complaint.hall_code}", location
+            )
         return unit
+
+    def check(
+        self, complaint_id: uuid.UUID, finding: CheckFinding, request: StepRequest, viewer: Principal
+    ) -> tuple[Complaint, bool]:
+        """Records the check's finding; its responsible unit is a registered hall or a unit above the hall."""
+
+        def perform(complaint: Complaint, step: Step) -> None:
+            unit = self._unit_for(complaint, finding.responsible_unit, "responsible_unit")
+            complaint.check(finding.substantiated, finding.root_cause, finding.root_cause_class, str(unit), step)
+
+        return self.act(complaint_id, request, perform, viewer)
 
     @staticmethod
     def _replayed(complaint: Complaint, fingerprint: str) -> Complaint:

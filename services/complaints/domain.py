@@ -203,12 +203,19 @@ class Complaint(RemembersRequests):
             raise StepRefused("the customer already had a first response")
         self._acknowledged(**step.fields())
 
-    def check(self, substantiated: bool, root_cause: str, responsible_unit: str, step: Step) -> None:
+    def check(
+        self, substantiated: bool, root_cause: str, root_cause_class: str, responsible_unit: str, step: Step
+    ) -> None:
+        """`responsible_unit`: a registered hall or a unit above the complaint's hall (the caller makes sure)."""
         self._require_open()
         if self.check_reviewed_by is not None:
             raise StepRefused(f"{self.check_reviewed_by} reviewed the check; only a review can change its ruling")
         self._checked(
-            substantiated=substantiated, root_cause=root_cause, responsible_unit=responsible_unit, **step.fields()
+            substantiated=substantiated,
+            root_cause=root_cause,
+            root_cause_class=root_cause_class,
+            responsible_unit=responsible_unit,
+            **step.fields(),
         )
 
     def review_check(self, substantiated: bool, reviewing_unit: str, step: Step) -> None:
@@ -369,6 +376,7 @@ class Complaint(RemembersRequests):
         at: datetime,
         request_key: str | None,
         request_fingerprint: str | None,
+        root_cause_class: str = "unclassified",  # checks stored before classes were
     ) -> None:
         self.checked = True
         self.substantiated = substantiated

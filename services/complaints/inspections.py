@@ -103,6 +103,8 @@ class RectificationOrder(RemembersRequests):
         self.deadline = deadline
         self.status = "open"
         self.rejections = 0
+        self.appeal: str | None = None  # pending, upheld or dismissed
+        self.opened_at = at
         self.requests: dict[str, tuple[str, int]] = {}
 
     def communicate(self, step: Step) -> None:
@@ -125,11 +127,53 @@ class RectificationOrder(RemembersRequests):
         self._require("rectified", "there is no rectification report to reject")
         self._rejected(**step.fields())
 
+    def file_appeal(self, step: Step) -> None:
+        """The hall contests the finding (申诉), once, whatever the loop's stage: the deduction stands until
+        the unit above decides."""
+        if self.appeal is not None:
+            raise StepRefused(f"the finding was appealed already ({self.appeal})")
+        self._appealed(**step.fields())
+
+    def decide_appeal(self, upheld: bool, deciding_unit: str, step: Step) -> None:
+        """`deciding_unit`: a unit above the hall (the caller makes sure)."""
+        if self.appeal != "pending":
+            raise StepRefused("there is no pending appeal to decide")
+        self._appeal_decided(
+            upheld=upheld,
+            deciding_unit=deciding_unit,
+            hall_id=self.hall_code,
+            order_opened_at=self.opened_at,
+            **step.fields(),
+        )
+
     def _require(self, status: str, otherwise: str) -> None:
         if self.status == "closed":
             raise StepRefused("the rectification order is closed")
         if self.status != status:
             raise StepRefused(otherwise)
+
+    @event("Appealed")
+    def _appealed(
+        self, actor: str, reason: str, at: datetime, request_key: str | None, request_fingerprint: str | None
+    ) -> None:
+        self.appeal = "pending"
+        self._remember(request_key, request_fingerprint)
+
+    @event("AppealDecided")
+    def _appeal_decided(
+        self,
+        upheld: bool,
+        deciding_unit: str,
+        hall_id: str,
+        order_opened_at: datetime,
+        actor: str,
+        reason: str,
+        at: datetime,
+        request_key: str | None,
+        request_fingerprint: str | None,
+    ) -> None:
+        self.appeal = "upheld" if upheld else "dismissed"
+        self._remember(request_key, request_fingerprint)
 
     @event("Communicated")
     def _communicated(

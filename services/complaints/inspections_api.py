@@ -18,7 +18,14 @@ from services.complaints.application import (
 )
 from services.complaints.domain import Step
 from services.complaints.inspections import RectificationOrder
-from services.complaints.schemas import InspectionCreate, InspectionPublic, OrderPublic, OrderRectifyBody, StepBody
+from services.complaints.schemas import (
+    AppealDecisionBody,
+    InspectionCreate,
+    InspectionPublic,
+    OrderPublic,
+    OrderRectifyBody,
+    StepBody,
+)
 from shared.auth import Caller, Principal
 
 router = APIRouter(prefix="/api/v1", tags=["inspections"])
@@ -101,6 +108,29 @@ def rectify(
     )
 
 
+@router.post("/rectification-orders/{order_id}/decide-appeal", response_model=OrderPublic)
+def decide_appeal(
+    order_id: uuid.UUID,
+    body: AppealDecisionBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> OrderPublic:
+    """A quality manager of a unit above the hall decides the hall's appeal against the finding."""
+    deciding = application(request).deciding_unit_for_order(order_id, caller)
+    return order_step(
+        "decide-appeal",
+        order_id,
+        body,
+        request,
+        response,
+        caller,
+        idempotency_key,
+        lambda order, step: order.decide_appeal(body.upheld, str(deciding), step),
+    )
+
+
 def add_plain_step(action: str, perform: Callable[[RectificationOrder, Step], None], description: str) -> None:
     """A step whose body is only its reason."""
 
@@ -130,5 +160,6 @@ for plain_step in (
     ("acknowledge", RectificationOrder.acknowledge, "The hall manager acknowledges the findings."),
     ("verify", RectificationOrder.verify, "The inspector verifies the rectification: closed."),
     ("reject", RectificationOrder.reject, "The inspector rejects it: the hall rectifies again."),
+    ("appeal", RectificationOrder.file_appeal, "The hall appeals against the finding (申诉); the unit above decides."),
 ):
     add_plain_step(*plain_step)

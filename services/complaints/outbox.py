@@ -14,7 +14,7 @@ from services.complaints.inspections import Inspection, RectificationOrder
 from shared.contracts import (
     CallbackMadeV1,
     ComplaintAcknowledgedV1,
-    ComplaintCheckedV1,
+    ComplaintCheckedV2,
     ComplaintCheckReviewedV1,
     ComplaintClosedV1,
     ComplaintDispatchedV1,
@@ -34,6 +34,8 @@ from shared.contracts import (
     InspectionRecordedV2,
     LoopStep,
     OrderAcknowledgedV1,
+    OrderAppealDecidedV1,
+    OrderAppealedV1,
     OrderCommunicatedV1,
     OrderRectifiedV1,
     OrderRejectedV1,
@@ -50,7 +52,7 @@ STEP_CONTRACTS: dict[str, type[LoopStep]] = {
     "Complaint.Dispatched": ComplaintDispatchedV1,
     "Complaint.HandOffAccepted": ComplaintHandOffAcceptedV1,
     "Complaint.Acknowledged": ComplaintAcknowledgedV1,
-    "Complaint.Checked": ComplaintCheckedV1,
+    "Complaint.Checked": ComplaintCheckedV2,
     "Complaint.CheckReviewed": ComplaintCheckReviewedV1,
     "Complaint.CustomerContacted": CustomerContactedV1,
     "Complaint.Rectified": ComplaintRectifiedV1,
@@ -62,6 +64,8 @@ STEP_CONTRACTS: dict[str, type[LoopStep]] = {
     "Complaint.PauseApproved": ComplaintPauseApprovedV1,
     "Complaint.Resumed": ComplaintResumedV1,
     "Complaint.Escalated": ComplaintEscalatedV1,
+    "RectificationOrder.Appealed": OrderAppealedV1,
+    "RectificationOrder.AppealDecided": OrderAppealDecidedV1,
     "RectificationOrder.Communicated": OrderCommunicatedV1,
     "RectificationOrder.Acknowledged": OrderAcknowledgedV1,
     "RectificationOrder.Rectified": OrderRectifiedV1,
@@ -126,7 +130,12 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID], hall_of: HallOf) -
         )
     step_contract = STEP_CONTRACTS.get(type(domain_event).__qualname__)
     if step_contract is not None:
-        fields = {name: getattr(domain_event, name) for name in step_contract.model_fields if name != "source"}
+        # A field an older stored event lacks takes the contract's default for it.
+        fields = {
+            name: getattr(domain_event, name)
+            for name in step_contract.model_fields
+            if name != "source" and hasattr(domain_event, name)
+        }
         if step_contract is FeedbackReceivedV2:
             fields["source"] = getattr(domain_event, "source", UNRECORDED_FEEDBACK_SOURCE)
         return step_contract.model_validate(fields)

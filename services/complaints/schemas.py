@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from services.complaints.catalog import Category, Channel, Ownership, Priority
 from services.complaints.domain import Complaint, Hall
 from services.complaints.inspections import Inspection, RectificationOrder
+from shared.contracts import RootCauseClass
 from shared.validation import RequestModel
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -239,7 +240,8 @@ class CheckBody(StepBody):
                     "reason": "Billing records checked",
                     "substantiated": True,
                     "root_cause": "Duplicate billing run",
-                    "responsible_unit": "SZ-BILLING",
+                    "root_cause_class": "billing_system",
+                    "responsible_unit": "group/广东/深圳",
                 }
             ]
         }
@@ -247,7 +249,13 @@ class CheckBody(StepBody):
 
     substantiated: bool
     root_cause: Text
-    responsible_unit: Code
+    root_cause_class: RootCauseClass = Field(
+        description="What kind of cause the check found; the scoring policy's `attribution` says who bears its"
+        " points (by default the hall for hall_service, hall_environment and customer_side)."
+    )
+    responsible_unit: UnitRef = Field(
+        description="A registered hall (code or path), or a unit above the complaint's hall such as `group/广东/深圳`."
+    )
 
 
 class ReviewCheckBody(StepBody):
@@ -407,6 +415,7 @@ class OrderPublic(BaseModel):
     deadline: datetime
     status: str
     rejections: int
+    appeal: Literal["pending", "upheld", "dismissed"] | None
     version: int
 
     @classmethod
@@ -421,8 +430,17 @@ class OrderPublic(BaseModel):
             deadline=order.deadline,
             status=order.status,
             rejections=order.rejections,
+            appeal=order.appeal,
             version=order.version,
         )
+
+
+class AppealDecisionBody(StepBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "The greeting was recorded on the door camera", "upheld": True}]}
+    )
+
+    upheld: bool = Field(description="Upheld: the finding costs the hall nothing; dismissed: it stands.")
 
 
 class OrderRectifyBody(StepBody):

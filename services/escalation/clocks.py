@@ -143,11 +143,13 @@ COMPLAINT_STEP_EFFECTS: dict[str, ComplaintStepEffect] = {
     "ComplaintClosed": "close",  # stops every running clock: a closure is a response too
     "ComplaintReopened": "reopen",  # restarts the resolution clock, or starts a new one after the window
 }
-OrderStepEffect = Literal["report", "reject"]
+OrderStepEffect = Literal["report", "reject", "appeal", "decide_appeal"]
 ORDER_STEP_EFFECTS: dict[str, OrderStepEffect] = {
     "RectificationOrderRectified": "report",  # stops the rectification clock
     "RectificationOrderVerified": "report",
     "RectificationOrderRejected": "reject",  # the same clock runs on
+    "RectificationOrderAppealed": "appeal",  # starts the unit above's clock to decide the appeal
+    "RectificationOrderAppealDecided": "decide_appeal",  # and stops it
 }
 
 
@@ -201,13 +203,17 @@ def clocks_from_history(
     return {"first_response": response, "resolution": resolution}
 
 
-def order_clock_from_history(history: list[tuple[str, datetime]], limit: Limit) -> dict[str, Clock]:
+def order_clock_from_history(
+    history: list[tuple[str, datetime]], limit: Limit, appeal_limit: Limit
+) -> dict[str, Clock]:
     """A rectification order's clock runs from opening until the hall reports its rectification;
-    a rejected report means the work is not done, so the same clock runs on; verification ends it."""
+    a rejected report means the work is not done, so the same clock runs on; verification ends it.
+    Once the hall appeals against the finding, the unit above's `appeal_decision` clock runs until it decides."""
     (first_type, opened_at), *steps = history
     if first_type != "RectificationOrderOpened":
         raise ValueError(f"an order's history starts with its opening, not {first_type}")
     clock = Clock(started_at=opened_at, limit=limit)
+    clocks = {"rectification": clock}
     for event_type, at in steps:
         effect = ORDER_STEP_EFFECTS.get(event_type)
         if effect == "report" and clock.stopped_at is None:
@@ -215,4 +221,8 @@ def order_clock_from_history(history: list[tuple[str, datetime]], limit: Limit) 
         elif effect == "reject":
             clock.restart()
             clock.resume(at)
-    return {"rectification": clock}
+        elif effect == "appeal" and "appeal_decision" not in clocks:
+            clocks["appeal_decision"] = Clock(started_at=at, limit=appeal_limit)
+        elif effect == "decide_appeal" and "appeal_decision" in clocks:
+            clocks["appeal_decision"].stop(at)
+    return clocks

@@ -15,6 +15,7 @@ from services.escalation.policy import Limit
 from services.escalation.recalculation import RuleChange, rule_changes
 from services.escalation.tracking import ClockPlan, SlaSubject
 from shared.auth import Caller
+from shared.contracts import ClockName
 from shared.errors import ServiceError
 
 router = APIRouter(prefix="/api/v1", tags=["clocks"])
@@ -36,7 +37,7 @@ class MilestoneView(BaseModel):
 
 
 class ClockView(BaseModel):
-    name: Literal["first_response", "resolution", "rectification"]
+    name: ClockName
     state: Literal["running", "paused", "stopped"]
     started_at: datetime
     stopped_at: datetime | None

@@ -60,6 +60,8 @@ class Policy(BaseModel):
     rectification_order: Limit
     # How long one pause of a complaint may stop its clocks without a supervisor's approval; none: no cap.
     max_pause: Limit | None = None
+    # How long the unit above has to decide a hall's appeal against a finding; policies before appeals: 5 days.
+    appeal_decision: Limit = Limit(working_days=5)
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:

@@ -444,7 +444,7 @@ def plan_clocks(
         limits = Limits(policy.limit("first_response", **matching), policy.limit("resolution", **matching), cap)
         clocks = clocks_from_history(history, limits)
     else:
-        clocks = order_clock_from_history(history, policy.rectification_order)
+        clocks = order_clock_from_history(history, policy.rectification_order, policy.appeal_decision)
     return [
         ClockPlan(
             name,

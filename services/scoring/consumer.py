@@ -23,6 +23,7 @@ from shared.contracts import (
     AnyScoringFact,
     CheckedFact,
     ComplaintCheckedV1,
+    ComplaintCheckedV2,
     ComplaintCheckReviewedV1,
     ComplaintClosedFact,
     ComplaintClosedV1,
@@ -30,6 +31,7 @@ from shared.contracts import (
     ComplaintRegisteredV1,
     ComplaintReopenedFact,
     ComplaintReopenedV1,
+    DeductionWaivedFact,
     FeedbackFact,
     FeedbackReceivedV1,
     FeedbackReceivedV2,
@@ -40,6 +42,7 @@ from shared.contracts import (
     InspectionRecordedV1,
     InspectionRecordedV2,
     IntegrationEvent,
+    OrderAppealDecidedV1,
     OrderOverdueFact,
     RectificationOrderOpenedV1,
     RectificationStoppedFact,
@@ -118,6 +121,13 @@ def facts() -> dict[str, FactOf]:
             fact = FeedbackFact(subject=complaint_id, satisfaction=payload.satisfaction, source=payload.source)
         elif isinstance(payload, FeedbackReceivedV1):  # staff, of a unit unknown
             fact = FeedbackFact(subject=complaint_id, satisfaction=payload.satisfaction)
+        elif isinstance(payload, ComplaintCheckedV2):
+            fact = CheckedFact(
+                subject=complaint_id,
+                substantiated=payload.substantiated,
+                root_cause_class=payload.root_cause_class,
+                responsible_unit=payload.responsible_unit,
+            )
         elif isinstance(payload, ComplaintCheckedV1 | ComplaintCheckReviewedV1):  # a review replaces the ruling
             fact = CheckedFact(subject=complaint_id, substantiated=payload.substantiated)
         else:
@@ -141,15 +151,27 @@ def facts() -> dict[str, FactOf]:
         fact = FindingOpenedFact(subject=event.envelope.aggregate_id, points=order.points)
         return fact_for(event, order.hall_id, period_of(order.at), fact)
 
-    def breached(event: IntegrationEvent, periods: Periods) -> HallFact:
+    def appeal_decided(event: IntegrationEvent, periods: Periods) -> HallFact | None:
+        decision = event.payload
+        assert isinstance(decision, OrderAppealDecidedV1)
+        if not decision.upheld:
+            return None
+        fact = DeductionWaivedFact(subject=event.envelope.aggregate_id, decided_by=decision.deciding_unit)
+        return fact_for(event, decision.hall_id, period_of(decision.order_opened_at), fact)
+
+    def breached(event: IntegrationEvent, periods: Periods) -> HallFact | None:
         breach = event.payload
         assert isinstance(breach, SlaBreachedV1)
+        if breach.clock not in BREACH_FACTS:
+            return None  # a clock the score does not weigh (an appeal's decision is the unit above's)
         fact = BREACH_FACTS[breach.clock](subject=breach.subject_id)
         return fact_for(event, breach.hall_id, period_of(breach.subject_started_at), fact)
 
-    def clock_stopped(event: IntegrationEvent, periods: Periods) -> HallFact:
+    def clock_stopped(event: IntegrationEvent, periods: Periods) -> HallFact | None:
         verdict = event.payload
         assert isinstance(verdict, SlaClockStoppedV1)
+        if verdict.clock not in STOP_FACTS:
+            return None
         fact = STOP_FACTS[verdict.clock](subject=verdict.subject_id, breached=verdict.outcome == "breached")
         return fact_for(event, verdict.hall_id, period_of(verdict.subject_started_at), fact)
 
@@ -158,6 +180,7 @@ def facts() -> dict[str, FactOf]:
         **dict.fromkeys(COMPLAINT_STEP_TYPES, step),
         InspectionRecordedV1.event_type: inspected,
         RectificationOrderOpenedV1.event_type: order_opened,
+        OrderAppealDecidedV1.event_type: appeal_decided,
         SlaBreachedV1.event_type: breached,
         SlaClockStoppedV1.event_type: clock_stopped,
     }

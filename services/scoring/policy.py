@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, ConfigDict, Field, field_validator, model_validator
 
 from shared.clock import CHINA_TIME
-from shared.contracts import SatisfactionSource
+from shared.contracts import RootCauseClass, SatisfactionSource
 from shared.validation import RequestModel
 from shared.versioned import in_force_at, load_version
 
@@ -84,6 +84,20 @@ class Evidence(RequestModel):
     inspections: int = Field(default=1, ge=0, le=100)  # the seeds inspect every hall monthly
 
 
+# Who bears a complaint's points, by the class of its root cause: the hall (its score), the unit above it,
+# or a named department (reported, not graded). Neither of the last two moves the hall's score.
+Bearer = Annotated[str, Field(pattern=r"^(hall|unit_above|department:[a-z_]{1,40})$")]
+DEFAULT_ATTRIBUTION: dict[RootCauseClass, str] = {
+    "hall_service": "hall",
+    "hall_environment": "hall",
+    "customer_side": "hall",
+    "unclassified": "hall",
+    "business_rules": "unit_above",
+    "billing_system": "department:billing",
+    "network": "department:network",
+    "product_policy": "department:product",
+    "partner": "department:partner_channels",
+}
 Outcome = Literal["reward", "penalty", "none"]
 DEFAULT_OUTCOMES: dict[Grade, Outcome] = {"excellent": "reward", "good": "reward", "meets": "none", "below": "penalty"}
 
@@ -133,6 +147,7 @@ class ScoringPolicy(RequestModel):
     # How a quarter or a year is scored from its months: the mean of each hall's monthly scores.
     longer_periods: Literal["mean_of_months"] = "mean_of_months"
     campaign: CampaignRules = CampaignRules()
+    attribution: dict[RootCauseClass, Bearer] = Field(default_factory=lambda: dict(DEFAULT_ATTRIBUTION))
 
     @field_validator("weights")
     @classmethod
@@ -140,6 +155,17 @@ class ScoringPolicy(RequestModel):
         """A component the policy does not name weighs 0: a policy written before a component was
         added keeps validating, and keeps scoring as it did."""
         return {name: weights.get(name, 0.0) for name in COMPONENTS}
+
+    @field_validator("attribution")
+    @classmethod
+    def _every_class(cls, attribution: dict[RootCauseClass, str]) -> dict[RootCauseClass, str]:
+        """A class the policy does not name is borne as the defaults say."""
+        return {**DEFAULT_ATTRIBUTION, **attribution}
+
+    @property
+    def hall_bears(self) -> frozenset[str]:
+        """The root-cause classes whose complaints count in the hall's own score."""
+        return frozenset(name for name, bearer in self.attribution.items() if bearer == "hall")
 
     @field_validator("tie_break")
     @classmethod

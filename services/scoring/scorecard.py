@@ -10,10 +10,13 @@ Components (weights from the policy):
 - innovation / highlights: the mean of the innovation ratings (0-1) the period's inspections gave.
 A component without data scores full marks or zero, as the policy says. Deductions: each
 inspection finding costs its checklist points (times the policy's per-point rate), multiplied
-when its rectification order went overdue; a substantiated major complaint, an upheld regulator
-appeal and a substantiated complaint that reached the media (channel `internet_media`) cost the
-policy's negative-impact points. Bonus: the points inspections awarded for highlights (亮点),
-capped by the policy's bonus cap. Total: components - deductions + bonus, between 0 and the final cap.
+when its rectification order went overdue, and nothing once the hall's appeal against it is
+upheld; a substantiated major complaint, an upheld regulator appeal and a substantiated
+complaint that reached the media (channel `internet_media`) cost the policy's negative-impact
+points. Bonus: the points inspections awarded for highlights (亮点), capped by the policy's
+bonus cap. Total: components - deductions + bonus, between 0 and the final cap.
+A checked complaint counts only if the policy's `attribution` has the hall bear its root cause's
+class; otherwise the unit above or a department bears it, and it moves the hall's score not at all.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from shared.contracts import (
     ComplaintClosedFact,
     ComplaintRegisteredFact,
     ComplaintReopenedFact,
+    DeductionWaivedFact,
     FeedbackFact,
     FindingOpenedFact,
     FirstResponseStoppedFact,
@@ -56,12 +60,15 @@ class ComplaintFacts:
     closed: bool = False
     satisfaction: dict[SatisfactionSource, str] = field(default_factory=dict)  # the latest verdict of each source
     substantiated: bool = False
+    root_cause_class: str | None = None  # what its check found; None: not checked, or before classes
+    responsible_unit: str | None = None
 
 
 @dataclass
 class FindingFacts:
     points: int = 0
     overdue: bool = False
+    waived: bool = False  # an upheld appeal (申诉): the finding costs nothing
 
 
 @dataclass(frozen=True)
@@ -74,10 +81,11 @@ Tally = dict[str, int]
 """Counts and sums over a period's facts that no policy enters (see `contribution`); `score` weighs them.
 Whole numbers, so that taking a contribution back leaves exactly what was there before it."""
 MICROS = 1_000_000  # the unit of ratings and bonus points in a tally
+CAUSE_PREFIX = "cause:"  # a checked complaint's keys: `cause:<root-cause class>|<key>`
 Subject = ComplaintFacts | FindingFacts | InspectionFacts
 
 
-FindingFact = FindingOpenedFact | OrderOverdueFact | RectificationStoppedFact
+FindingFact = FindingOpenedFact | OrderOverdueFact | RectificationStoppedFact | DeductionWaivedFact
 
 
 @dataclass
@@ -142,6 +150,8 @@ def _finding_after(finding: FindingFacts | None, fact: FindingFact) -> FindingFa
     after = replace(finding) if finding else FindingFacts()
     if isinstance(fact, FindingOpenedFact):
         after.points = fact.points
+    elif isinstance(fact, DeductionWaivedFact):
+        after.waived = True
     elif isinstance(fact, OrderOverdueFact) or fact.breached:
         after.overdue = True
     return after
@@ -170,6 +180,8 @@ def _complaint_after(complaint: ComplaintFacts | None, fact: AnyScoringFact) -> 
         after.satisfaction = {**after.satisfaction, fact.source: fact.satisfaction}
     elif isinstance(fact, CheckedFact):
         after.substantiated = fact.substantiated
+        after.root_cause_class = fact.root_cause_class or after.root_cause_class
+        after.responsible_unit = fact.responsible_unit or after.responsible_unit
     return after
 
 
@@ -183,6 +195,8 @@ def contribution(subject: Subject) -> Tally:
             "bonus_micros": round(subject.bonus * MICROS),
         }
     if isinstance(subject, FindingFacts):
+        if subject.waived:
+            return {}
         return {"overdue_finding_points" if subject.overdue else "finding_points": subject.points}
     if not subject.registered:
         return {}
@@ -200,7 +214,24 @@ def contribution(subject: Subject) -> Tally:
     if subject.substantiated:
         tally["substantiated_major"] = subject.priority == "major"
         tally[f"substantiated_via:{subject.channel}"] = 1
-    return tally
+    if subject.root_cause_class is None:
+        return tally
+    # Kept apart by class, so that the policy decides whether the hall bears it (see `borne_by_hall`).
+    return {f"{CAUSE_PREFIX}{subject.root_cause_class}|{key}": value for key, value in tally.items()}
+
+
+def borne_by_hall(tally: Tally, policy: ScoringPolicy) -> Tally:
+    """The tally of what the hall bears: complaints of root-cause classes the policy attributes elsewhere
+    (the unit above, a department) left out, as if never received."""
+    borne: Tally = {}
+    hall_classes = policy.hall_bears
+    for key, value in tally.items():
+        if key.startswith(CAUSE_PREFIX):
+            cause, _, key = key.removeprefix(CAUSE_PREFIX).partition("|")
+            if cause not in hall_classes:
+                continue
+        borne[key] = borne.get(key, 0) + value
+    return borne
 
 
 @dataclass(frozen=True)
@@ -216,7 +247,9 @@ def score(facts: PeriodFacts, policy: ScoringPolicy) -> Score:
     return score_of_tally(facts.tally, policy)
 
 
-def score_of_tally(tally: Tally, policy: ScoringPolicy) -> Score:
+def score_of_tally(all_facts: Tally, policy: ScoringPolicy) -> Score:
+    tally = borne_by_hall(all_facts, policy)
+
     def counted(key: str) -> int:
         return tally.get(key, 0)
 
@@ -254,7 +287,8 @@ def score_of_tally(tally: Tally, policy: ScoringPolicy) -> Score:
 def tie_break_values(facts: PeriodFacts, policy: ScoringPolicy) -> tuple[float, ...]:
     """The hall's value for each of the policy's tie-break keys, in order; higher is better for each."""
     scored = score(facts, policy)
-    substantiated = sum(n for key, n in facts.tally.items() if key.startswith("substantiated_via:"))
+    tally = borne_by_hall(facts.tally, policy)
+    substantiated = sum(n for key, n in tally.items() if key.startswith("substantiated_via:"))
     values: dict[TieBreakKey, float] = {
         # What the inspections gave and took: the innovation rating, highlights and findings.
         "inspection_score": round(scored.components["innovation"] + scored.bonus - scored.finding_deductions, 2),

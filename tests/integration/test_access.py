@@ -151,7 +151,12 @@ async def ensure_key_hall(client: StackClient) -> None:
         await client.register_hall(province=province, city=city, hall_id=key_hall)
 
 
-CHECK_BODY = {"substantiated": True, "root_cause": "wrong tariff", "responsible_unit": "billing"}
+CHECK_BODY = {
+    "substantiated": True,
+    "root_cause": "wrong tariff",
+    "root_cause_class": "billing_system",
+    "responsible_unit": "group",
+}
 
 
 async def test_complaint_list_filters_and_pages(client: StackClient) -> None:

@@ -319,7 +319,12 @@ def send_texts(
 
 async def test_every_accepted_step_reaches_the_timeline_and_refused_ones_appear_nowhere(client: StackClient) -> None:
     complaint = await registered_complaint(client)
-    check = {"substantiated": True, "root_cause": "重复扣费 😀", "responsible_unit": "SZ-BILLING"}
+    check = {
+        "substantiated": True,
+        "root_cause": "重复扣费 😀",
+        "root_cause_class": "billing_system",
+        "responsible_unit": "group",
+    }
     assert (await client.step(complaint["id"], "check", check)).status_code == 200
     url = f"{client.complaints_url}/api/v1/complaints/{complaint['id']}/contact"
 

@@ -17,7 +17,12 @@ RECTIFY = {
     "evidence": ["ticket://BILL-881"],
 }
 CITY_CENTRE = "group/广东/深圳"  # the city of `register_hall`'s halls, e.g. its customer service centre
-CHECK = {"substantiated": True, "root_cause": "duplicate billing run", "responsible_unit": "billing-team"}
+CHECK = {
+    "substantiated": True,
+    "root_cause": "duplicate billing run",
+    "root_cause_class": "billing_system",
+    "responsible_unit": CITY_CENTRE,
+}
 
 
 async def new_complaint(client: StackClient) -> str:

@@ -331,7 +331,15 @@ async def test_highlights_earn_a_capped_bonus_innovation_its_rating_and_media_ex
     complaint_id = complaint.json()["id"]
     for action, body in [
         ("acknowledge", {}),
-        ("check", {"substantiated": True, "root_cause": "rude answer", "responsible_unit": "JS-01"}),
+        (
+            "check",
+            {
+                "substantiated": True,
+                "root_cause": "rude answer",
+                "root_cause_class": "hall_service",
+                "responsible_unit": "JS-01",
+            },
+        ),
     ]:
         assert (await client.step(complaint_id, action, body)).status_code == 200, action
     await client.wait_until_scored()  # the check too, which moves no score under 2026-01
@@ -368,7 +376,12 @@ async def test_the_units_review_of_a_halls_check_replaces_its_ruling_in_the_scor
     city_quality = bearer(staff_token("quality-sz", OrgUnit(("江苏", "苏州")), Role.quality_manager))
     complaint = await client.post_complaint(complaint_body("JS-SZ-01") | {"priority": "major"})
     complaint_id = complaint.json()["id"]
-    ruling = {"substantiated": False, "root_cause": "customer misread the bill", "responsible_unit": "JS-SZ-01"}
+    ruling = {
+        "substantiated": False,
+        "root_cause": "customer misread the bill",
+        "root_cause_class": "customer_side",
+        "responsible_unit": "JS-SZ-01",
+    }
     assert (await client.step(complaint_id, "check", ruling, headers=manager)).status_code == 200
 
     own_review = await client.step(complaint_id, "review-check", {"substantiated": True}, headers=manager)
@@ -447,7 +460,12 @@ async def test_a_complaint_closed_without_an_acknowledgement_was_answered_in_tim
     closed = await client.post_complaint(complaint_body(hall_id))
     assert closed.status_code == 201, closed.text
     closed_id = closed.json()["id"]
-    check = {"substantiated": True, "root_cause": "duplicate billing run", "responsible_unit": hall_id}
+    check = {
+        "substantiated": True,
+        "root_cause": "counter applied the wrong tariff",
+        "root_cause_class": "hall_service",
+        "responsible_unit": hall_id,
+    }
     rectify = {"action": "refund", "owner": "billing-team", "deadline": "2030-01-01T18:00:00+08:00", "evidence": []}
     steps: list[tuple[str, dict[str, Any]]] = [
         ("check", check),

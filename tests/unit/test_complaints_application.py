@@ -183,7 +183,7 @@ async def test_a_unit_above_the_hall_reviews_its_check_and_the_hall_cannot_rule_
     registered, _ = await complaints.register_complaint(complaint(), manager)
 
     def check(substantiated: bool) -> Callable[[Complaint, Step], None]:
-        return lambda c, step: c.check(substantiated, "counter refused a refund", HALL.hall_code, step)
+        return lambda c, step: c.check(substantiated, "counter refused a refund", "hall_service", HALL.hall_code, step)
 
     def review(viewer: Principal, substantiated: bool = True) -> tuple[Complaint, bool]:
         return complaints.review_check(

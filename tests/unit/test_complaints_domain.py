@@ -115,7 +115,7 @@ def unsatisfied_and_reopened(resolve: Callable[[Complaint], None]) -> Complaint:
         (lambda c: c.resolve_on_spot(step()), "on the spot"),
         (
             lambda c: (
-                c.check(True, "billing error", "billing", step()),
+                c.check(True, "billing error", "billing_system", "group", step()),
                 c.contact("reached", step()),
                 c.rectify("refund", "billing", datetime(2026, 10, 9, tzinfo=UTC), [], step()),
             ),
@@ -146,7 +146,7 @@ def test_while_a_callback_is_owed_no_step_can_end_the_loop(
 
 def test_unsatisfied_feedback_requires_reopen_and_callback() -> None:
     complaint = register()
-    complaint.check(True, "billing error", "billing", step())
+    complaint.check(True, "billing error", "billing_system", "group", step())
     complaint.contact("reached", step())
     complaint.rectify("refund", "billing", datetime(2026, 10, 9, tzinfo=UTC), [], step())
     complaint.feedback("unsatisfied", "other_unit", step())

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from services.scoring.application import HallFact, ScoringApplication
 from services.scoring.domain import Scorecard, SourceEvent
 from services.scoring.policy import COMPONENTS, ScoringPolicy, load_scoring_policies
-from services.scoring.scorecard import PeriodFacts, Score, Subject, contribution, score
+from services.scoring.scorecard import PeriodFacts, Score, Subject, contribution, score, score_of_tally
 from shared.contracts import (
     AcknowledgedFact,
     AnyScoringFact,
@@ -21,6 +21,7 @@ from shared.contracts import (
     ComplaintClosedFact,
     ComplaintRegisteredFact,
     ComplaintReopenedFact,
+    DeductionWaivedFact,
     FeedbackFact,
     FindingOpenedFact,
     FirstResponseStoppedFact,
@@ -39,7 +40,11 @@ SUBJECTS = [uuid.UUID(int=n) for n in range(1, 4)]
 
 def reference_score(facts: PeriodFacts, policy: ScoringPolicy) -> Score:
     """The score read straight off every fact, one complaint, finding and inspection at a time."""
-    complaints = [c for c in facts.complaints.values() if c.registered]
+    complaints = [
+        c
+        for c in facts.complaints.values()
+        if c.registered and (c.root_cause_class is None or c.root_cause_class in policy.hall_bears)
+    ]
     decided = [c for c in complaints if c.responded or c.response_breached]
     rated = [
         policy.satisfaction_values[level]
@@ -67,6 +72,7 @@ def reference_score(facts: PeriodFacts, policy: ScoringPolicy) -> Score:
     findings = sum(
         f.points * policy.finding_deduction_per_point * (policy.overdue_multiplier if f.overdue else 1)
         for f in facts.findings.values()
+        if not f.waived
     )
     deductions = findings
     for c in complaints:
@@ -104,7 +110,12 @@ complaint_facts = st.one_of(
         satisfaction=st.sampled_from(sorted(POLICIES["2026-01"].satisfaction_values)),
         source=st.sampled_from(["customer", "graded_hall", "other_unit"]),
     ),
-    st.builds(CheckedFact, subject=subjects, substantiated=st.booleans()),
+    st.builds(
+        CheckedFact,
+        subject=subjects,
+        substantiated=st.booleans(),
+        root_cause_class=st.sampled_from([None, "hall_service", "network", "business_rules", "unclassified"]),
+    ),
     *(
         st.builds(fact, subject=subjects, breached=st.booleans())
         for fact in (FirstResponseStoppedFact, ResolutionStoppedFact)
@@ -120,6 +131,7 @@ inspection_facts = st.one_of(
     st.builds(FindingOpenedFact, subject=subjects, points=st.integers(0, 10)),
     st.builds(OrderOverdueFact, subject=subjects),
     st.builds(RectificationStoppedFact, subject=subjects, breached=st.booleans()),
+    st.builds(DeductionWaivedFact, subject=subjects, decided_by=st.just("group/安徽")),
 )
 
 
@@ -212,3 +224,32 @@ def test_a_refused_batch_leaves_no_unsaved_change_in_the_cached_scorecards() -> 
         scoring.apply_all([closed, unknown_period])
 
     assert scoring.apply_all([closed]) == [True]  # not already applied by the refused batch
+
+
+def test_a_complaint_whose_cause_a_department_bears_leaves_the_halls_score_as_without_it() -> None:
+    policy = POLICIES["2026-12"]
+    facts = PeriodFacts()
+    facts.apply(ComplaintRegisteredFact(subject=SUBJECTS[0], priority="major", channel="app"))
+    assert score(facts, policy).total == 100 - 30  # open: none of 1 resolved
+    hall_fault = CheckedFact(subject=SUBJECTS[0], substantiated=True, root_cause_class="hall_service")
+    assert score_of_tally(facts.tally_with(hall_fault), policy).total == 100 - 30 - 5  # substantiated major
+    facts.apply(CheckedFact(subject=SUBJECTS[0], substantiated=True, root_cause_class="network"))
+    assert score(facts, policy).total == 100  # the network department's, as if never received
+    facts.apply(CheckedFact(subject=SUBJECTS[0], substantiated=True))  # a review's ruling keeps the class
+    assert score(facts, policy).total == 100
+    hall_borne = policy.model_copy(update={"attribution": {**policy.attribution, "network": "hall"}})
+    assert score(facts, hall_borne).total == 100 - 30 - 5
+
+
+def test_an_upheld_appeal_restores_exactly_the_findings_points_twice_if_overdue() -> None:
+    policy = POLICIES["2026-12"]
+    facts = PeriodFacts()
+    for fact in (
+        FindingOpenedFact(subject=SUBJECTS[0], points=2),
+        FindingOpenedFact(subject=SUBJECTS[1], points=4),
+        OrderOverdueFact(subject=SUBJECTS[0]),
+    ):
+        facts.apply(fact)
+    assert score(facts, policy).total == 100 - 2 * 2 - 4
+    facts.apply(DeductionWaivedFact(subject=SUBJECTS[0], decided_by="group/安徽/合肥"))
+    assert score(facts, policy).total == 100 - 4
