@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, model_validator
 
 from services.scoring import read_model, standings
+from services.scoring.attribution import AttributionLine, attribution_lines
 from services.scoring.policy import ScoringPolicy, period_of
 from services.scoring.read_model import ScoreChangeEntry
 from services.scoring.standings import Grades, HallGrade
@@ -128,6 +129,26 @@ async def audit(
         raise NotFound(f"hall {hall_id} is not in scope {scope} as of {as_of.isoformat()}", ("query", "scope"))
     changes = await read_model.changes_of_hall(pool, hall_id, period, as_of)
     return Audit(hall_id=hall_id, as_of=as_of, period=period, scope=str(unit), standing=hall, changes=changes)
+
+
+class Attribution(BaseModel):
+    period: str
+    scope: str
+    lines: list[AttributionLine]
+
+
+@router.get("/attribution", response_model=Attribution)
+async def attribution(
+    request: Request,
+    caller: Caller,
+    period: Annotated[str, GRADING_PERIOD],
+    scope: Annotated[TextParam, SCOPE] = "group",
+) -> Attribution:
+    """The complaints of the scope that the policy's attribution put on a unit above the hall or on a
+    department rather than on the hall that received them: one line per bearer and responsible unit."""
+    unit = visible_scope(caller, scope)
+    lines = await attribution_lines(request.app.state.pool, request.app.state.policies, period, unit)
+    return Attribution(period=period, scope=str(unit), lines=lines)
 
 
 class WhatIfRequest(RequestModel):

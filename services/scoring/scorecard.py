@@ -42,6 +42,7 @@ from shared.contracts import (
     ResolutionBreachedFact,
     ResolutionStoppedFact,
     ResponseBreachedFact,
+    RootCauseClass,
     SatisfactionSource,
 )
 
@@ -60,7 +61,7 @@ class ComplaintFacts:
     closed: bool = False
     satisfaction: dict[SatisfactionSource, str] = field(default_factory=dict)  # the latest verdict of each source
     substantiated: bool = False
-    root_cause_class: str | None = None  # what its check found; None: not checked, or before classes
+    root_cause_class: RootCauseClass | None = None  # what its check found; None: not checked, or before classes
     responsible_unit: str | None = None
 
 
