@@ -1,7 +1,7 @@
-"""The PromQL of every Grafana dashboard panel, runnable as is, and the metric names it may use.
+"""The PromQL and SQL of every Grafana dashboard panel, runnable as is, and the metric names it may use.
 
 `dashboard_queries()` replaces Grafana's variables with concrete values (every "All" selection
-becomes `.*`), so an integration test can send each query to a real Prometheus.
+becomes `.*`), so an integration test can send each query to a real Prometheus, or to PostgreSQL.
 """
 
 from __future__ import annotations
@@ -86,18 +86,20 @@ def substitute(expr: str, values: dict[str, str]) -> str:
     return _VARIABLE.sub(value, expr)
 
 
-def dashboard_queries() -> list[Query]:
-    """(dashboard title, panel title, expr) for every target of every panel, variables substituted."""
+def dashboard_queries(language: str = "expr", chosen: dict[str, str] | None = None) -> list[Query]:
+    """(dashboard title, panel title, query) for every PromQL target (`expr`) of every panel, or every SQL
+    one (`rawSql`), variables substituted: by their defaults, or as `chosen`."""
     queries = []
     for path in dashboard_files():
         dashboard = json.loads(path.read_text(encoding="utf-8"))
-        defaults = variable_values(dashboard)
+        defaults = variable_values(dashboard) | (chosen or {})
         for panel in dashboard["panels"]:
             values = dict(defaults)
             if "interval" in panel:
                 values["__interval"] = values["__rate_interval"] = panel["interval"]
             for target in panel.get("targets", []):
-                queries.append(Query(dashboard["title"], panel["title"], substitute(target["expr"], values)))
+                if language in target:
+                    queries.append(Query(dashboard["title"], panel["title"], substitute(target[language], values)))
     return queries
 
 

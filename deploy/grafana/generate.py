@@ -3,9 +3,11 @@
     python deploy/grafana/generate.py           # rewrite the JSON after editing this file
     python deploy/grafana/generate.py --check   # fail if the JSON is stale (tests/unit/test_dashboards.py)
 
-Queries use only the metric catalogue and the recording rules of deploy/prometheus/prometheus-rules.yaml.
-Ratios whose numerator may have no series yet (no breach, no 5xx, no dead letter) fall back to zero
-rather than to "no data".
+Prometheus queries use only the metric catalogue and the recording rules of
+deploy/prometheus/prometheus-rules.yaml. Ratios whose numerator may have no series yet (no breach,
+no 5xx, no dead letter) fall back to zero rather than to "no data". The grades dashboard reads the
+read models through the PostgreSQL datasource (uid `read-models`): scoring's `hall_grades` and the
+projections' timelines.
 """
 
 from __future__ import annotations
@@ -60,6 +62,28 @@ def panel(
     }
     if interval:
         result["interval"] = interval
+    return result
+
+
+READ_MODELS = {"type": "postgres", "uid": "read-models"}
+
+
+def sql_panel(
+    title: str, sql: str, *, kind: str = "table", width: int = 12, height: int = 8, description: str = ""
+) -> JSON:
+    """A panel of one SQL query against the read models, as a table (or a bar chart of its columns)."""
+    result = panel(kind, title, [], width=width, height=height, description=description)
+    result["datasource"] = READ_MODELS
+    result["targets"] = [
+        {
+            "datasource": READ_MODELS,
+            "refId": "A",
+            "format": "table",
+            "editorMode": "code",
+            "rawQuery": True,
+            "rawSql": sql,
+        }
+    ]
     return result
 
 
@@ -460,7 +484,102 @@ def pipeline() -> JSON:
     )
 
 
-DASHBOARDS = {"sla-overview.json": sla_overview, "pipeline.json": pipeline}
+GRADE_ORDER = "array_position(ARRAY['below', 'meets', 'good', 'excellent'], {}.grade)"
+THIS_PERIOD = "SELECT * FROM scoring.hall_grades WHERE period = '$period'"
+# The month before `$period`, e.g. 2026-11 for 2026-12, as the grades table names months.
+LAST_PERIOD = (
+    "SELECT * FROM scoring.hall_grades"
+    " WHERE period = to_char(to_date('$period', 'YYYY-MM') - interval '1 month', 'YYYY-MM')"
+)
+
+
+def distribution(*units: str) -> str:
+    keys = ", ".join(units)
+    counts = ", ".join(
+        f"count(*) FILTER (WHERE grade = '{grade}') AS {grade}" for grade in ("excellent", "good", "meets", "below")
+    )
+    return (
+        f"SELECT {keys}, {counts}, count(*) FILTER (WHERE status = 'not_assessed') AS not_assessed"  # noqa: S608
+        f" FROM ({THIS_PERIOD}) g GROUP BY {keys} ORDER BY {keys}"
+    )
+
+
+def grades() -> JSON:
+    movement = (
+        f"SELECT this.province, this.city,"  # noqa: S608 - this file's constants, for a dashboard
+        f" count(*) FILTER (WHERE {GRADE_ORDER.format('this')} > {GRADE_ORDER.format('last')}) AS up,"
+        f" count(*) FILTER (WHERE {GRADE_ORDER.format('this')} < {GRADE_ORDER.format('last')}) AS down,"
+        f" count(*) FILTER (WHERE this.grade = last.grade) AS same,"
+        " count(*) FILTER (WHERE this.grade IS NOT NULL AND last.grade IS NULL) AS newly_graded"
+        f" FROM ({THIS_PERIOD}) this LEFT JOIN ({LAST_PERIOD}) last ON last.hall_id = this.hall_id"
+        " GROUP BY this.province, this.city ORDER BY this.province, this.city"
+    )
+    listed = "SELECT hall_id, province, city, score, rank, grade FROM scoring.hall_grades WHERE period = '$period'"
+    appeals = (
+        "SELECT h.hall_id, a.aggregate_id AS rectification_order, a.occurred_at AS appealed_at"
+        " FROM projections.timelines a JOIN projections.timeline_halls h ON h.aggregate_id = a.aggregate_id"
+        " WHERE a.event_type = 'RectificationOrderAppealed' AND NOT EXISTS (SELECT FROM projections.timelines d"
+        " WHERE d.aggregate_id = a.aggregate_id AND d.event_type = 'RectificationOrderAppealDecided')"
+        " ORDER BY a.occurred_at"
+    )
+    period_variable: JSON = {
+        "type": "query",
+        "name": "period",
+        "label": "Month",
+        "datasource": READ_MODELS,
+        "query": "SELECT DISTINCT period FROM scoring.hall_grades ORDER BY period DESC",
+        "definition": "SELECT DISTINCT period FROM scoring.hall_grades ORDER BY period DESC",
+        "refresh": 1,
+        "multi": False,
+        "includeAll": False,
+        "current": {},
+        "options": [],
+        "hide": 0,
+    }
+    panels = [
+        row("Grade distribution (group-wide ranking, quotas applied)"),
+        sql_panel("Grades by province", distribution("province")),
+        sql_panel("Grades by city", distribution("province", "city")),
+        row("Against last month"),
+        sql_panel(
+            "Grade movement by city",
+            movement,
+            width=WIDTH,
+            description="Halls whose grade rose, fell or held against the month before; newly graded had none.",
+        ),
+        row("Pending decisions"),
+        sql_panel(
+            "Halls not assessed",
+            f"{listed} AND status = 'not_assessed' ORDER BY province, city, hall_id",
+            width=8,
+            description="No grade: without the evidence the scoring policy asks for (e.g. an inspection).",
+        ),
+        sql_panel(
+            "Ties at a quota boundary",
+            f"{listed} AND tied_at_boundary ORDER BY rank, hall_id",
+            width=8,
+            description="Equal on every tie-break key where a quota ends: the campaign's reviewing level decides.",
+        ),
+        sql_panel(
+            "Appeals pending",
+            appeals,
+            width=8,
+            description="Halls' appeals against findings that no unit above has decided yet.",
+        ),
+    ]
+    board = dashboard(
+        "sq-grades",
+        "Grades",
+        "Hall grades per province and city, movement against last month, halls not assessed, ties and appeals"
+        " pending; from the read models.",
+        [period_variable],
+        panels,
+    )
+    board["templating"]["list"] = [period_variable]  # one datasource: no Prometheus to choose
+    return board
+
+
+DASHBOARDS = {"sla-overview.json": sla_overview, "pipeline.json": pipeline, "grades.json": grades}
 
 
 def render(build: Callable[[], JSON]) -> str:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 from fastapi import FastAPI
 
-from services.scoring import api, campaigns_api, consumer, read_model
+from services.scoring import api, campaigns_api, consumer, grades_table, read_model
 from services.scoring.application import ScoringApplication
 from services.scoring.campaigns import Campaigns
 from services.scoring.outbox import scoring_outbox
@@ -41,6 +41,7 @@ async def migrate(pool: asyncpg.Pool) -> None:
     await RelayPositions(pool).create_tables()
     await consumer.create_tables(pool)
     await read_model.create_tables(pool)
+    await grades_table.create_tables(pool)
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
@@ -70,6 +71,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             async with (
                 relaying(relay, pool, str(settings.database_url), ScoringApplication.name),
                 read_model.copying_score_changes(scoring, pool, str(settings.database_url)),
+                grades_table.refreshing(pool, policies),
                 consuming(
                     name=CONSUMER_NAME,
                     pool=pool,

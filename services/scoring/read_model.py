@@ -24,6 +24,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import Scorecard
+from services.scoring.policy import period_of
 from shared.consumer import Connection
 from shared.contracts import SCORING_FACT, AnyScoringFact, HallRegisteredV1, IntegrationEvent
 from shared.organisation import OrgUnit
@@ -66,6 +67,8 @@ DO $$ BEGIN
         ALTER TABLE halls ADD COLUMN registered_at timestamptz;
     END IF;
 END $$;
+-- Months whose grades may have moved since `grades_table` last graded them.
+CREATE TABLE IF NOT EXISTS periods_to_grade (period text PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS score_changes_copied (
     only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
     position bigint NOT NULL
@@ -108,6 +111,14 @@ async def create_tables(pool: asyncpg.Pool) -> None:
     await pool.execute(DDL)
 
 
+async def mark_periods(connection: Connection, periods: set[str]) -> None:
+    """Marks months whose grades may have moved, for `grades_table` to grade again."""
+    if periods:
+        await connection.execute(
+            "INSERT INTO periods_to_grade SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", sorted(periods)
+        )
+
+
 async def record_hall(connection: Connection, event: IntegrationEvent, recorded_at: datetime) -> None:
     """`recorded_at`: by scoring's clock, as score changes are, so that grades as of an instant list the
     halls that scoring knew of then."""
@@ -125,6 +136,7 @@ async def record_hall(connection: Connection, event: IntegrationEvent, recorded_
         hall.ownership,
         recorded_at,
     )
+    await mark_periods(connection, {period_of(recorded_at)})
 
 
 async def copy_score_changes(
@@ -144,6 +156,7 @@ async def copy_score_changes(
             """,
             [_row(fact) for fact in applied],
         )
+        await mark_periods(connection, {fact.period for fact in applied})
         await connection.execute(
             """
             INSERT INTO score_changes_copied (position) VALUES ($1)

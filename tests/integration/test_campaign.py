@@ -21,8 +21,9 @@ import pytest
 from shared.auth import Role
 from shared.clock import CHINA_TIME
 from shared.organisation import OrgUnit
-from tests.integration.harness import StackClient, bearer, complaint_body, staff_token
-from tests.integration.test_inspections import inspect
+from tests.dashboard_queries import dashboard_queries
+from tests.integration.harness import StackClient, bearer, complaint_body, eventually, staff_token
+from tests.integration.test_inspections import inspect, order_step
 
 NOW = datetime(2026, 12, 14, 10, tzinfo=CHINA_TIME)  # a working Monday under policy 2026-12
 PERIOD = "2026-12"
@@ -85,6 +86,7 @@ async def test_forty_halls_are_graded_with_the_ties_flagged_and_no_hall_without_
                 findings = [{"item_id": item, "description": f"{item} failed"} for item in failed]
                 response = await inspect(client, hall(city, n), failed_items=failed, findings=findings)
                 assert response.status_code == 201, response.text
+                state.setdefault("orders", {})[hall(city, n)] = response.json()["rectification_orders"]
     # NJ-01 also closes a complaint, its customer satisfied: still 97, still equal on every key.
     registered = await client.post_complaint(complaint_body(hall("NJ", 1)))
     state["complaint"] = registered.json()["id"]
@@ -115,6 +117,42 @@ async def test_forty_halls_are_graded_with_the_ties_flagged_and_no_hall_without_
     assert tied == {hall(city, n) for city in CITIES for n in range(1, 7)}
     assert {halls[hall(city, 1)]["grade"] for city in CITIES} == {"good"}  # the tie drops until decided
     assert {halls[hall(city, n)]["grade"] for city in CITIES for n in range(2, 16)} == {"meets"}
+
+
+async def test_the_grades_table_holds_the_group_wide_grades_for_the_dashboards(client: StackClient) -> None:
+    """Ranked in the whole group: with this module's 40 halls alone, the same as in the province."""
+    expected = {
+        h["hall_id"]: (h["status"], h["score"], h["grade"], h["tied_at_boundary"])
+        for h in (await grades(client))["halls"]
+    }
+
+    async def stored() -> dict[str, tuple[Any, ...]]:
+        rows = await client.database.fetch(
+            "SELECT hall_id, status, score, grade, tied_at_boundary FROM scoring.hall_grades WHERE period = $1",
+            PERIOD,
+        )
+        return {row["hall_id"]: tuple(row.values())[1:] for row in rows}
+
+    async def settled() -> bool:
+        return await stored() == expected
+
+    assert await eventually(settled, timeout=30), await stored()
+
+
+async def test_every_grades_dashboard_panel_finds_its_rows_in_the_read_models(client: StackClient) -> None:
+    """Ties and halls not assessed are there already; a pending appeal is made here."""
+    order = state["orders"]["NJ-02"][0]
+    appealed = await order_step(client, order, "appeal", hall_manager("NJ", 2), reason="the sign was up")
+    assert appealed.status_code == 200, appealed.text
+    assert len(await client.wait_for_timeline(order, 2, kind="rectification-orders")) == 2
+
+    queries = dashboard_queries("rawSql", chosen={"period": PERIOD})
+    assert {query.dashboard for query in queries} == {"Grades"} and len(queries) == 6
+    for query in queries:
+        rows = await client.database.fetch(query.expr)
+        assert rows, query.panel
+    movement = await client.database.fetch(next(q.expr for q in queries if q.panel == "Grade movement by city"))
+    assert {(row["city"], row["newly_graded"]) for row in movement} == {("南京", 15), ("苏州", 15)}
 
 
 async def test_a_campaign_runs_its_steps_in_order_within_the_margins(client: StackClient) -> None:

@@ -331,6 +331,10 @@ class Seeds:
         now = client.now()
         reason = {"reason": "called the customer back"}
         policy = json.loads((SCORING_POLICY_DIR / "2026-12.json").read_text())
+        campaign = await client.http.post(
+            f"{client.scoring_url}/api/v1/campaigns", json={**reason, "period": period_of(now), "scope": "group/广东"}
+        )
+        assert campaign.status_code == 201, campaign.text
         return cls(
             path={
                 "hall_id": hall_id,
@@ -339,6 +343,7 @@ class Seeds:
                 "inspection_id": inspection["id"],
                 "order_id": order_id,
                 "rectification_order_id": order_id,
+                "campaign_id": campaign.json()["id"],
                 "token": resolved.json()["survey"]["token"],
             },
             query={
@@ -398,6 +403,13 @@ class Seeds:
                 "InspectionCreate": inspection_body,
                 "OrderRectifyBody": {**reason, "report": "greeter posted", "evidence": ["photo://door"]},
                 "WhatIfRequest": {"policy": {**policy, "version": "draft"}},
+                "AppealDecisionBody": {**reason, "upheld": True},
+                "OpenCampaign": {**reason, "period": period_of(now), "scope": "group/广东/深圳"},
+                "SelfAssessment": {**reason, "hall_id": hall_id, "claimed_grade": "good"},
+                "CityCertification": {**reason, "city": "group/广东/深圳", "meets": [hall_id], "nominated": []},
+                "ProvinceReview": {**reason, "province": "group/广东", "good": [], "nominated": []},
+                "GroupCertification": {**reason, "excellent": []},
+                "Closing": reason,
             },
         )
 

@@ -23,7 +23,8 @@ from tests.dashboard_queries import (
 )
 
 GENERATOR = DASHBOARDS.parent / "generate.py"
-EXPECTED = {"SLA overview", "Pipeline"}
+EXPECTED = {"SLA overview", "Pipeline", "Grades"}
+READ_MODELS = {"type": "postgres", "uid": "read-models"}
 
 
 def dashboards() -> list[dict[str, Any]]:
@@ -37,23 +38,26 @@ def test_the_json_is_what_the_generator_writes() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_there_is_an_sla_overview_and_a_pipeline_dashboard_with_distinct_uids() -> None:
+def test_there_are_sla_overview_pipeline_and_grades_dashboards_with_distinct_uids() -> None:
     boards = dashboards()
     assert {board["title"] for board in boards} == EXPECTED
     assert len({board["uid"] for board in boards}) == len(boards)
 
 
 @pytest.mark.parametrize("path", dashboard_files(), ids=lambda path: path.name)
-def test_panel_ids_are_unique_and_every_panel_queries_prometheus(path: Path) -> None:
+def test_panel_ids_are_unique_and_every_panel_queries_prometheus_or_the_read_models(path: Path) -> None:
     board = json.loads(path.read_text(encoding="utf-8"))
     ids = [panel["id"] for panel in board["panels"]]
     assert len(ids) == len(set(ids))
+    sql = path.name == "grades.json"
     for panel in board["panels"]:
         if panel["type"] == "row":
             continue
         assert panel["targets"], panel["title"]
-        assert all(target.get("expr", "").strip() for target in panel["targets"]), panel["title"]
-        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        field = "rawSql" if sql else "expr"
+        assert all(target.get(field, "").strip() for target in panel["targets"]), panel["title"]
+        expected = READ_MODELS if sql else {"type": "prometheus", "uid": "${datasource}"}
+        assert panel["datasource"] == expected, panel["title"]
 
 
 def test_every_query_uses_only_catalogued_metrics_and_recording_rules() -> None:
@@ -81,10 +85,16 @@ def test_metric_names_are_told_apart_from_functions_labels_and_durations() -> No
     assert metric_names(expr) == {"a_bucket", "slo:b:ratio_rate1h"}
 
 
-def test_the_datasource_provisioning_has_the_uid_the_dashboards_default_to() -> None:
-    provisioning = yaml.safe_load((DASHBOARDS.parent / "provisioning/datasources/prometheus.yaml").read_text())
-    assert [source["uid"] for source in provisioning["datasources"]] == ["prometheus"]
+def test_the_datasource_provisioning_has_the_uids_the_dashboards_use() -> None:
+    sources = DASHBOARDS.parent / "provisioning/datasources"
+    assert [s["uid"] for s in yaml.safe_load((sources / "prometheus.yaml").read_text())["datasources"]] == [
+        "prometheus"
+    ]
+    [read_models] = yaml.safe_load((sources / "read-models.yaml").read_text())["datasources"]
+    assert (read_models["type"], read_models["uid"]) == (READ_MODELS["type"], READ_MODELS["uid"])
     for board in dashboards():
+        if board["title"] == "Grades":
+            continue
         variable = next(v for v in board["templating"]["list"] if v["name"] == "datasource")
         assert variable["current"]["value"] == "prometheus"
 
