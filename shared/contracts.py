@@ -453,6 +453,7 @@ class ComplaintRegisteredFact(ScoringFact):
     kind: Literal["complaint_registered"] = "complaint_registered"
     priority: str
     channel: str
+    category: str | None = None  # None: recorded before the monthly report counted categories
 
 
 class FirstResponseStoppedFact(ScoringFact):
@@ -510,6 +511,9 @@ class InspectedFact(ScoringFact):
     kind: Literal["inspected"] = "inspected"
     bonus: float  # the highlights' points, before the policy's cap
     innovation_rating: float | None = None  # 0-1; None: not assessed
+    # For the monthly report; None and 0 in facts recorded before it counted them.
+    inspection_type: str | None = None
+    highlights: int = 0
 
 
 class FindingOpenedFact(ScoringFact):
@@ -517,6 +521,7 @@ class FindingOpenedFact(ScoringFact):
 
     kind: Literal["finding_opened"] = "finding_opened"
     points: int
+    item_id: str | None = None  # the checklist item; None in facts recorded before the report counted them
 
 
 class OrderOverdueFact(ScoringFact):
@@ -528,6 +533,12 @@ class OrderOverdueFact(ScoringFact):
 class RectificationStoppedFact(ScoringFact):
     kind: Literal["rectification_stopped"] = "rectification_stopped"
     breached: bool
+
+
+class OrderRejectedFact(ScoringFact):
+    """The inspector rejected the hall's rectification report: counted in the monthly report, not scored."""
+
+    kind: Literal["order_rejected"] = "order_rejected"
 
 
 class DeductionWaivedFact(ScoringFact):
@@ -552,6 +563,7 @@ AnyScoringFact = Annotated[
     | FindingOpenedFact
     | OrderOverdueFact
     | RectificationStoppedFact
+    | OrderRejectedFact
     | DeductionWaivedFact,
     Field(discriminator="kind"),
 ]
@@ -599,6 +611,21 @@ class ScoreRecalculatedV3(ScoreRecalculation):
     bonus: float
 
 
+class MonthlyReportPublishedV1(Contract):
+    """A monthly report (月度通报) was published: which edition, and the digest of its snapshot, which the
+    scoring service keeps (`GET /api/v1/reports/monthly/published`). Figures only, no personal data."""
+
+    event_type = "MonthlyReportPublished"
+    schema_version = 1
+    period: str
+    scope: str
+    edition: int = Field(ge=1)
+    halls: int
+    digest: str  # SHA-256 of the snapshot's JSON, keys sorted
+    published_by: str
+    at: AwareDatetime
+
+
 SCORE_RECALCULATIONS: tuple[type[ScoreRecalculation], ...] = (
     ScoreRecalculatedV1,
     ScoreRecalculatedV2,
@@ -621,6 +648,7 @@ PUBLISHED: tuple[type[Contract], ...] = (
     *SLA_EVENTS,
     SlaClockStoppedV1,
     *SCORE_RECALCULATIONS,
+    MonthlyReportPublishedV1,
 )
 CONTRACTS: dict[tuple[str, int], type[Contract]] = {(c.event_type, c.schema_version): c for c in PUBLISHED}
 

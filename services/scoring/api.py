@@ -22,7 +22,8 @@ from shared.organisation import OrgUnit
 from shared.validation import Instant, RequestModel, TextParam
 
 router = APIRouter(prefix="/api/v1", tags=["scores"])
-PERIOD = Query(pattern=r"^2\d{3}-(0[1-9]|1[0-2])$", description="A calendar month, e.g. 2026-11.")
+MONTH_PATTERN = r"^2\d{3}-(0[1-9]|1[0-2])$"
+PERIOD = Query(pattern=MONTH_PATTERN, description="A calendar month, e.g. 2026-11.")
 GRADING_PERIOD_PATTERN = r"^2\d{3}(-(0[1-9]|1[0-2]|Q[1-4]))?$"
 GRADING_PERIOD = Query(
     pattern=GRADING_PERIOD_PATTERN,

@@ -44,6 +44,8 @@ from shared.contracts import (
     IntegrationEvent,
     OrderAppealDecidedV1,
     OrderOverdueFact,
+    OrderRejectedFact,
+    OrderRejectedV1,
     RectificationOrderOpenedV1,
     RectificationStoppedFact,
     ResolutionBreachedFact,
@@ -53,12 +55,18 @@ from shared.contracts import (
     SlaClockStoppedV1,
 )
 
-COMPLAINT_PERIODS_DDL = """
+PERIODS_DDL = """
 CREATE TABLE IF NOT EXISTS complaint_periods (
     complaint_id uuid PRIMARY KEY,
     hall_id text NOT NULL,
     period text NOT NULL
-)
+);
+-- Rectification orders likewise (from their opening), for the steps whose events name neither.
+CREATE TABLE IF NOT EXISTS order_periods (
+    order_id uuid PRIMARY KEY,
+    hall_id text NOT NULL,
+    period text NOT NULL
+);
 """
 # A breach counts from the moment escalation fires it, so an unanswered complaint past its limit costs
 # before it is answered; the verdict on the stopped clock (met or breached) comes when it stops.
@@ -80,7 +88,7 @@ STATUS_FACTS: dict[str, type[ComplaintClosedFact | ComplaintReopenedFact]] = {
 
 
 async def create_tables(pool: asyncpg.Pool) -> None:
-    await pool.execute(COMPLAINT_PERIODS_DDL)
+    await pool.execute(PERIODS_DDL)
 
 
 class UnknownComplaint(LookupError):
@@ -93,6 +101,16 @@ FactOf = Callable[[IntegrationEvent, Periods], HallFact | None]
 # Steps of a complaint: they belong to the hall and period of its registration.
 COMPLAINT_STEP_TYPES = frozenset(
     [*STATUS_FACTS, FeedbackReceivedV1.event_type, ComplaintCheckedV1.event_type, ComplaintCheckReviewedV1.event_type]
+)
+ORDER_STEP_TYPES = frozenset([OrderRejectedV1.event_type])  # steps of an order whose events name no hall
+# (record, look up) the hall and period of complaints, and of orders
+COMPLAINT_PERIODS = (
+    "INSERT INTO complaint_periods VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    "SELECT complaint_id, hall_id, period FROM complaint_periods WHERE complaint_id = ANY($1::uuid[])",
+)
+ORDER_PERIODS = (
+    "INSERT INTO order_periods VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    "SELECT order_id, hall_id, period FROM order_periods WHERE order_id = ANY($1::uuid[])",
 )
 
 
@@ -108,7 +126,9 @@ def facts() -> dict[str, FactOf]:
         complaint = event.payload
         assert isinstance(complaint, ComplaintRegisteredV1)
         complaint_id = event.envelope.aggregate_id
-        fact = ComplaintRegisteredFact(subject=complaint_id, priority=complaint.priority, channel=complaint.channel)
+        fact = ComplaintRegisteredFact(
+            subject=complaint_id, priority=complaint.priority, channel=complaint.channel, category=complaint.category
+        )
         return fact_for(event, *periods[complaint_id], fact)
 
     def step(event: IntegrationEvent, periods: Periods) -> HallFact:
@@ -142,14 +162,22 @@ def facts() -> dict[str, FactOf]:
             subject=event.envelope.aggregate_id,
             bonus=sum(highlight.points for highlight in inspection.highlights),
             innovation_rating=inspection.innovation_rating,
+            inspection_type=inspection.inspection_type,
+            highlights=len(inspection.highlights),
         )
         return fact_for(event, inspection.hall_id, period_of(inspection.at), fact)
 
     def order_opened(event: IntegrationEvent, periods: Periods) -> HallFact:
         order = event.payload
         assert isinstance(order, RectificationOrderOpenedV1)
-        fact = FindingOpenedFact(subject=event.envelope.aggregate_id, points=order.points)
+        fact = FindingOpenedFact(subject=event.envelope.aggregate_id, points=order.points, item_id=order.item_id)
         return fact_for(event, order.hall_id, period_of(order.at), fact)
+
+    def order_rejected(event: IntegrationEvent, periods: Periods) -> HallFact | None:
+        order_id = event.envelope.aggregate_id
+        if order_id not in periods:
+            return None  # opened before scoring kept order periods: the report does not count it
+        return fact_for(event, *periods[order_id], OrderRejectedFact(subject=order_id))
 
     def appeal_decided(event: IntegrationEvent, periods: Periods) -> HallFact | None:
         decision = event.payload
@@ -181,32 +209,51 @@ def facts() -> dict[str, FactOf]:
         InspectionRecordedV1.event_type: inspected,
         RectificationOrderOpenedV1.event_type: order_opened,
         OrderAppealDecidedV1.event_type: appeal_decided,
+        OrderRejectedV1.event_type: order_rejected,
         SlaBreachedV1.event_type: breached,
         SlaClockStoppedV1.event_type: clock_stopped,
     }
 
 
 async def record_periods(connection: Connection, events: Sequence[IntegrationEvent]) -> Periods:
-    """Records the hall and period of each complaint registered in `events`; gives those of every
-    complaint they register or take a step of, as stored (a registration seen before keeps its own)."""
-    registered = [
-        (event.envelope.aggregate_id, event.payload.hall_id, period_of(event.payload.received_at))
-        for event in events
-        if isinstance(event.payload, ComplaintRegisteredV1)
-    ]
-    if registered:
-        await connection.executemany(
-            "INSERT INTO complaint_periods VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", registered
-        )
-    named = {complaint_id for complaint_id, _, _ in registered} | {
-        event.envelope.aggregate_id for event in events if event.event_type in COMPLAINT_STEP_TYPES
-    }
+    """Records the hall and period of each complaint registered and each order opened in `events`; gives
+    those of every complaint and order they open or take a step of, as stored (one seen before keeps its own)."""
+    complaints = await _periods(
+        connection,
+        COMPLAINT_PERIODS,
+        [
+            (event.envelope.aggregate_id, event.payload.hall_id, period_of(event.payload.received_at))
+            for event in events
+            if isinstance(event.payload, ComplaintRegisteredV1)
+        ],
+        {event.envelope.aggregate_id for event in events if event.event_type in COMPLAINT_STEP_TYPES},
+    )
+    orders = await _periods(
+        connection,
+        ORDER_PERIODS,
+        [
+            (event.envelope.aggregate_id, event.payload.hall_id, period_of(event.payload.at))
+            for event in events
+            if isinstance(event.payload, RectificationOrderOpenedV1)
+        ],
+        {event.envelope.aggregate_id for event in events if event.event_type in ORDER_STEP_TYPES},
+    )
+    return {**complaints, **orders}
+
+
+async def _periods(
+    connection: Connection,
+    statements: tuple[str, str],
+    opened: list[tuple[uuid.UUID, str, str]],
+    stepped: set[uuid.UUID],
+) -> dict[uuid.UUID, tuple[str, str]]:
+    insert, select = statements
+    if opened:
+        await connection.executemany(insert, opened)
+    named = {subject for subject, _, _ in opened} | stepped
     if not named:
         return {}
-    rows = await connection.fetch(
-        "SELECT complaint_id, hall_id, period FROM complaint_periods WHERE complaint_id = ANY($1::uuid[])", list(named)
-    )
-    return {row["complaint_id"]: (row["hall_id"], row["period"]) for row in rows}
+    return {row[0]: (row["hall_id"], row["period"]) for row in await connection.fetch(select, list(named))}
 
 
 def handling(application: ScoringApplication) -> Handling:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 from fastapi import FastAPI
 
-from services.scoring import api, campaigns_api, consumer, grades_table, read_model
+from services.scoring import api, campaigns_api, consumer, grades_table, read_model, reports_api
 from services.scoring.application import ScoringApplication
 from services.scoring.campaigns import Campaigns
 from services.scoring.outbox import scoring_outbox
@@ -66,6 +66,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             topic=SCORING_EVENTS,
         )
         app.state.pool = pool
+        app.state.scoring = scoring
+        app.state.clock = clock
         app.state.campaigns = Campaigns(scoring, pool, policies, clock)
         try:
             async with (
@@ -95,6 +97,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.policies = policies
     app.include_router(api.router)
     app.include_router(campaigns_api.router)
+    app.include_router(reports_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers, consumer_status))
     install_error_handlers(app)
     trace_requests(app)

@@ -1,4 +1,5 @@
-"""Scoring's store as the relay's outbox: each applied fact is published with its effect on the score."""
+"""Scoring's store as the relay's outbox: each applied fact is published with its effect on the score,
+and each monthly report's publication with its digest."""
 
 from __future__ import annotations
 
@@ -8,13 +9,24 @@ from eventsourcing.domain import DomainEventProtocol
 
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import Scorecard
-from shared.contracts import Contract, ScoreRecalculatedV3
+from services.scoring.published_report import PublishedReport
+from shared.contracts import Contract, MonthlyReportPublishedV1, ScoreRecalculatedV3
 from shared.outbox import EventStoreOutbox
 
 SOURCE = "scoring"
 
 
 def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None:
+    if isinstance(domain_event, PublishedReport.Published):
+        return MonthlyReportPublishedV1(
+            period=domain_event.report["period"],
+            scope=domain_event.report["scope"],
+            edition=domain_event.edition,
+            halls=len(domain_event.report["halls"]),
+            digest=domain_event.digest,
+            published_by=domain_event.actor,
+            at=domain_event.at,
+        )
     if not isinstance(domain_event, Scorecard.FactApplied):
         return None
     fact = domain_event.scoring_fact

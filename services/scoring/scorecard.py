@@ -38,6 +38,7 @@ from shared.contracts import (
     FirstResponseStoppedFact,
     InspectedFact,
     OrderOverdueFact,
+    OrderRejectedFact,
     RectificationStoppedFact,
     ResolutionBreachedFact,
     ResolutionStoppedFact,
@@ -55,6 +56,7 @@ class ComplaintFacts:
     registered: bool = False
     priority: str = ""
     channel: str = ""
+    category: str | None = None
     responded: bool = False
     response_breached: bool = False
     resolution_breached: bool = False
@@ -70,12 +72,16 @@ class FindingFacts:
     points: int = 0
     overdue: bool = False
     waived: bool = False  # an upheld appeal (申诉): the finding costs nothing
+    item_id: str | None = None
+    rejections: int = 0  # reports the inspector sent back: for the monthly report, not scored
 
 
 @dataclass(frozen=True)
 class InspectionFacts:
     innovation_rating: float | None
     bonus: float
+    inspection_type: str | None = None
+    highlights: int = 0
 
 
 Tally = dict[str, int]
@@ -86,7 +92,7 @@ CAUSE_PREFIX = "cause:"  # a checked complaint's keys: `cause:<root-cause class>
 Subject = ComplaintFacts | FindingFacts | InspectionFacts
 
 
-FindingFact = FindingOpenedFact | OrderOverdueFact | RectificationStoppedFact | DeductionWaivedFact
+FindingFact = FindingOpenedFact | OrderOverdueFact | RectificationStoppedFact | DeductionWaivedFact | OrderRejectedFact
 
 
 @dataclass
@@ -116,7 +122,8 @@ class PeriodFacts:
     def _change(self, fact: AnyScoringFact) -> tuple[Subject | None, Subject]:
         """The fact's subject as it is, and as the fact leaves it."""
         if isinstance(fact, InspectedFact):
-            return self.inspections.get(fact.subject), InspectionFacts(fact.innovation_rating, fact.bonus)
+            after = InspectionFacts(fact.innovation_rating, fact.bonus, fact.inspection_type, fact.highlights)
+            return self.inspections.get(fact.subject), after
         if isinstance(fact, FindingFact):
             finding = self.findings.get(fact.subject)
             return finding, _finding_after(finding, fact)
@@ -150,9 +157,11 @@ def _shifted(tally: Tally, before: Subject | None, after: Subject) -> Tally:
 def _finding_after(finding: FindingFacts | None, fact: FindingFact) -> FindingFacts:
     after = replace(finding) if finding else FindingFacts()
     if isinstance(fact, FindingOpenedFact):
-        after.points = fact.points
+        after.points, after.item_id = fact.points, fact.item_id
     elif isinstance(fact, DeductionWaivedFact):
         after.waived = True
+    elif isinstance(fact, OrderRejectedFact):
+        after.rejections += 1
     elif isinstance(fact, OrderOverdueFact) or fact.breached:
         after.overdue = True
     return after
@@ -162,6 +171,7 @@ def _complaint_after(complaint: ComplaintFacts | None, fact: AnyScoringFact) -> 
     after = replace(complaint) if complaint else ComplaintFacts()
     if isinstance(fact, ComplaintRegisteredFact):
         after.registered, after.priority, after.channel = True, fact.priority, fact.channel
+        after.category = fact.category
     elif isinstance(fact, FirstResponseStoppedFact):
         after.responded = True
         after.response_breached = after.response_breached or fact.breached

@@ -284,8 +284,12 @@ class StackClient:
 
     async def dead_letters(self, consumer: str = "projections", settle_seconds: float = 3) -> list[dict[str, Any]]:
         """Every record on the consumer's dead-letter topic, read from the broker."""
+        return await self.records_on(dead_letter_topic(consumer), settle_seconds)
+
+    async def records_on(self, topic: str, settle_seconds: float = 3) -> list[dict[str, Any]]:
+        """Every record on the topic, read from the broker."""
         reader = AIOKafkaConsumer(
-            dead_letter_topic(consumer),
+            topic,
             bootstrap_servers=self.stack.bootstrap_servers,
             auto_offset_reset="earliest",
             enable_auto_commit=False,

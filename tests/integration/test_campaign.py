@@ -11,16 +11,20 @@ until the campaign decides. The ten at 92 are tied at the good boundary and drop
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 
 from shared.auth import Role
 from shared.clock import CHINA_TIME
 from shared.organisation import OrgUnit
+from shared.topics import SCORING_EVENTS
 from tests.dashboard_queries import dashboard_queries
 from tests.integration.harness import StackClient, bearer, complaint_body, eventually, staff_token
 from tests.integration.test_inspections import inspect, order_step
@@ -31,6 +35,7 @@ PROVINCE = "江苏"
 SCOPE = f"group/{PROVINCE}"
 CITIES = {"NJ": "南京", "SZ": "苏州"}
 GOLDEN_REGISTER = Path(__file__).parent / "golden" / "campaign-register.csv"
+GOLDEN_REPORT = Path(__file__).parent / "golden" / "monthly-report-2026-12.csv"
 FINDINGS_92 = ["A1", "A2", "B1"]
 FINDINGS_85 = ["B1", "C2", "D1", "D2", "E3"]
 
@@ -153,6 +158,50 @@ async def test_every_grades_dashboard_panel_finds_its_rows_in_the_read_models(cl
         assert rows, query.panel
     movement = await client.database.fetch(next(q.expr for q in queries if q.panel == "Grade movement by city"))
     assert {(row["city"], row["newly_graded"]) for row in movement} == {("南京", 15), ("苏州", 15)}
+
+
+async def test_the_monthly_report_matches_the_golden_file_in_every_format_and_is_published(
+    client: StackClient,
+) -> None:
+    """Every hall inspected once by a mystery shopper, NJ-01's complaint answered on the spot and closed
+    satisfied by staff of another unit; November had no evidence, so every grade is new."""
+    await client.wait_until_scored()
+    url = f"{client.scoring_url}/api/v1/reports/monthly"
+    params = {"period": PERIOD, "scope": SCOPE}
+    golden = GOLDEN_REPORT.read_text(encoding="utf-8")
+    as_csv = await client.http.get(url, params={**params, "format": "csv"})
+    assert as_csv.status_code == 200, as_csv.text
+    assert as_csv.text == golden
+
+    as_xlsx = await client.http.get(url, params={**params, "format": "xlsx"})
+    sheet = openpyxl.load_workbook(io.BytesIO(as_xlsx.content))["Report"]
+    cells = [[_comparable(value) for value in row] for row in sheet.iter_rows(values_only=True)]
+    assert cells == [[_comparable(value) for value in row] for row in csv.reader(io.StringIO(golden))]
+
+    report = (await client.http.get(url, params=params)).json()
+    nanjing = report["cities"][0]
+    assert (nanjing["city"], nanjing["first_responses_on_time"], nanjing["on_time_share"]) == ("南京", 1, 1.0)
+    assert report["on_time_target"] == 1.0 and report["attribution"] == []
+
+    published = await client.http.post(url, json={**params, "reason": "December 通报"}, headers=JIANGSU)
+    assert published.status_code == 201, published.text
+    assert (published.json()["edition"], published.json()["report"]) == (1, report)
+    kept = await client.http.get(f"{url}/published", params={**params, "format": "csv"})
+    assert kept.text == golden
+    await client.wait_until_relayed("scoring")
+    [event] = [
+        record for record in await client.records_on(SCORING_EVENTS) if record["event_type"] == "MonthlyReportPublished"
+    ]
+    assert event["data"]["digest"] == published.json()["digest"] and event["data"]["halls"] == 40
+
+
+def _comparable(cell: object) -> object:
+    """A spreadsheet keeps 1.0 as the number 1: numbers compare as numbers, the rest as text."""
+    text = "" if cell is None else str(cell)
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 async def test_a_campaign_runs_its_steps_in_order_within_the_margins(client: StackClient) -> None:

@@ -410,6 +410,7 @@ class Seeds:
                 "ProvinceReview": {**reason, "province": "group/广东", "good": [], "nominated": []},
                 "GroupCertification": {**reason, "excellent": []},
                 "Closing": reason,
+                "PublishRequest": {**reason, "period": period_of(now), "scope": "group/广东"},
             },
         )
 

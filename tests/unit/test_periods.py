@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from services.scoring.policy import load_scoring_policies, period_of, period_start, scoring_policy_at
+from services.scoring.report import previous_month
 
 CHINA = timezone(timedelta(hours=8))
 
@@ -30,3 +31,8 @@ def test_a_period_begins_at_midnight_china_time_and_is_scored_under_the_policy_t
     assert period_start("2026-12") == datetime(2026, 11, 30, 16, tzinfo=UTC)
     assert scoring_policy_at(policies, period_start("2026-11")).version == "2026-01"
     assert scoring_policy_at(policies, period_start("2026-12")).version == "2026-12"
+
+
+@pytest.mark.parametrize(("month", "before"), [("2026-12", "2026-11"), ("2027-01", "2026-12"), ("2026-10", "2026-09")])
+def test_the_month_before_a_month_crosses_years(month: str, before: str) -> None:
+    assert previous_month(month) == before
