@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -177,8 +177,12 @@ class Authenticator:
         self._verified = functools.lru_cache(maxsize=self.VERIFIED_TOKENS_KEPT)(self._verify)
 
     async def __call__(self, request: Request) -> Principal:
-        authorization = request.headers.get("Authorization")
-        api_key = request.headers.get("X-API-Key")
+        return self.authenticate(request.headers)
+
+    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        """The caller the request's headers name, or `Unauthenticated` saying what is wrong."""
+        authorization = headers.get("Authorization")
+        api_key = headers.get("X-API-Key")
         if authorization is not None and api_key is not None:
             # Two identities in one request: picking either would be a guess.
             raise Unauthenticated("X-API-Key", "send either Authorization or X-API-Key, not both")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,8 +19,9 @@ class OrgUnit:
     def __post_init__(self) -> None:
         if len(self.path) >= len(_LEVELS):
             raise ValueError(f"organisation unit {self} is deeper than group/province/city/hall")
-        if not all(segment and "/" not in segment for segment in self.path):
-            raise ValueError(f"organisation unit {self} has an empty segment or one containing '/'")
+        for segment in self.path:
+            if unit_name(segment) != segment:
+                raise ValueError(f"organisation unit {self}: {segment!r} is not written as a unit name is")
 
     @classmethod
     def parse(cls, text: str) -> OrgUnit:
@@ -43,3 +45,19 @@ class OrgUnit:
 
     def __str__(self) -> str:
         return "/".join(("group", *self.path))
+
+
+# Unicode categories no unit name may hold: controls, format characters (zero-width spaces and joiners,
+# direction marks), surrogates, private use and unassigned; a look-alike of a unit must not be another.
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+
+
+def unit_name(text: str) -> str:
+    """`text` as a unit name is kept: NFKC-normalised (full-width letters and digits as plain ones) and
+    trimmed. Refuses (ValueError) an empty name, a '/', and invisible or control characters."""
+    name = unicodedata.normalize("NFKC", text).strip()
+    if not name or "/" in name:
+        raise ValueError("a unit name is not empty and holds no '/'")
+    if bad := next((c for c in name if unicodedata.category(c) in _INVISIBLE), None):
+        raise ValueError(f"a unit name holds no invisible or control character, such as U+{ord(bad):04X}")
+    return name

@@ -29,6 +29,11 @@ class ServiceSettings(BaseSettings):
         description="How long a consumer's fetch may wait for messages. Kafka answers as soon as one arrives,"
         " the local broker only when the wait is over, so this is its delivery delay.",
     )
+    max_request_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="The largest request body a service reads; beyond it, 413 (shared/body_limit.py).",
+    )
     data_dir: Path = Path(".var")
     log_level: str = "INFO"
     traces_exporter: TracesExporter = "none"

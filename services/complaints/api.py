@@ -16,6 +16,7 @@ from services.complaints.application import (
     RegisterHall,
     StepRequest,
     SurveyNotFound,
+    caller_key,
     fingerprint_of,
 )
 from services.complaints.domain import Complaint, Step
@@ -52,7 +53,10 @@ IdempotencyKey = Annotated[
     Header(
         min_length=1,
         max_length=200,
-        description="Makes a retried POST safe: the same key returns the first response and records nothing new.",
+        description="Makes a retried POST safe: the same key with the same body returns the first response"
+        " (marked `Idempotent-Replayed: true`) and records nothing new; with another body, 422. Keys belong"
+        " to the caller (its API key or token subject, and unit) and to one kind of request: no one else's"
+        " request can replay or block yours.",
     ),
 ]
 
@@ -78,10 +82,13 @@ def present(
 
 
 @router.post("/halls", status_code=status.HTTP_201_CREATED, response_model=HallPublic)
-def register_hall(body: HallCreate, request: Request, caller: Caller) -> HallPublic:
-    """Registers a service hall. Its `hall_id` is the operator's code; registering it twice is a 409."""
+def register_hall(
+    body: HallCreate, request: Request, response: Response, caller: Caller, idempotency_key: IdempotencyKey = None
+) -> HallPublic:
+    """Registers a service hall. Its `hall_id` is the operator's code; registering it twice is a 409, but a
+    retry with the same `Idempotency-Key` and body answers as the first time did."""
     ACCESS.require(caller, "hall.register")
-    hall = application(request).register_hall(
+    hall, created = application(request).register_hall(
         RegisterHall(
             hall_code=body.hall_id,
             name=body.name,
@@ -91,7 +98,9 @@ def register_hall(body: HallCreate, request: Request, caller: Caller) -> HallPub
             ownership=body.ownership,
         ),
         caller,
+        idempotency_key,
     )
+    mark_replayed(response, created)
     return HallPublic.of(hall)
 
 
@@ -210,7 +219,7 @@ def take_step(
     step_request = StepRequest(
         actor=caller.subject,
         reason=body.reason,
-        idempotency_key=idempotency_key,
+        idempotency_key=None if idempotency_key is None else caller_key("complaint-step", caller, idempotency_key),
         fingerprint=fingerprint_of(action, str(complaint_id), body.model_dump(mode="json")),
     )
     complaint, created = use(complaint_id, step_request, caller)
@@ -400,7 +409,8 @@ def escalate(
     caller: Caller,
     idempotency_key: IdempotencyKey = None,
 ) -> ComplaintPublic:
-    """Escalates by hand (升级), e.g. on the customer's demand, to the next level's unit."""
+    """Escalates by hand (升级), e.g. on the customer's demand, to the hall's manager or a unit above the hall;
+    only upwards, and no higher than the group."""
     return take_step(
         "escalate",
         complaint_id,
@@ -409,7 +419,9 @@ def escalate(
         response,
         caller,
         idempotency_key,
-        by_owner(request, lambda complaint, step: complaint.escalate(body.target_unit, step)),
+        lambda complaint_id, step_request, viewer: application(request).escalate(
+            complaint_id, body.target_unit, step_request, viewer
+        ),
     )
 
 

@@ -198,6 +198,12 @@ def unit_of(hall: Hall) -> OrgUnit:
     return OrgUnit.of_hall(hall.province, hall.city, hall.hall_code)
 
 
+def caller_key(kind: str, caller: Principal, key: str) -> str:
+    """An idempotency key as kept: the caller's (its subject and unit) and of one kind of request, so that
+    no caller can replay or block another's, and no two kinds of request share a key."""
+    return "\x00".join((kind, caller.subject, str(caller.unit), key))  # NUL: refused in every key sent
+
+
 def require_same_request(first_fingerprint: str | None, this_fingerprint: str | None) -> None:
     """A repeated idempotency key must come with the same request it first came with."""
     if first_fingerprint != this_fingerprint:
@@ -275,15 +281,25 @@ class ComplaintsApplication(StoresTraceContext):
         self._group_commit.close()
         super().close()
 
-    def register_hall(self, command: RegisterHall, viewer: Principal) -> Hall:
+    def register_hall(
+        self, command: RegisterHall, viewer: Principal, idempotency_key: str | None = None
+    ) -> tuple[Hall, bool]:
+        """The hall and whether this call registered it: a retry with the caller's same key and body gets
+        the hall back; registering a code twice otherwise is a 409."""
         if not viewer.can_see(OrgUnit.of_hall(command.province, command.city, command.hall_code)):
             raise OutsideScope(f"hall {command.hall_code!r} is outside your organisation unit {viewer.unit}")
-        hall = Hall(**asdict(command))
+        key = None if idempotency_key is None else caller_key("hall", viewer, idempotency_key)
+        fingerprint = fingerprint_of(asdict(command))
+        hall = Hall(**asdict(command), request_key=key, request_fingerprint=fingerprint)
         try:
             self.save(hall)
         except IntegrityError:
+            existing = self._find_hall(command.hall_code)
+            if key is not None and existing is not None and existing.request_key == key:
+                require_same_request(existing.request_fingerprint, fingerprint)
+                return existing, False
             raise HallAlreadyRegistered(f"hall {command.hall_code!r} is already registered") from None
-        return hall
+        return hall, True
 
     def get_hall(self, hall_code: str, viewer: Principal) -> Hall:
         """Outside the viewer's unit a hall is as good as absent: no leak of its existence."""
@@ -320,7 +336,7 @@ class ComplaintsApplication(StoresTraceContext):
         if idempotency_key is None:
             complaint_id = uuid.uuid4()
         else:
-            complaint_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{viewer.subject}:{idempotency_key}")
+            complaint_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, caller_key("complaint", viewer, idempotency_key))
             existing = await asyncio.to_thread(self._find, Complaint, complaint_id)
             if existing is not None:
                 return self._replayed(existing, fingerprint), False
@@ -533,7 +549,7 @@ class ComplaintsApplication(StoresTraceContext):
         inspection_id = (
             uuid.uuid4()
             if idempotency_key is None
-            else uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{viewer.subject}:inspection:{idempotency_key}")
+            else uuid.uuid5(IDEMPOTENCY_NAMESPACE, caller_key("inspection", viewer, idempotency_key))
         )
         if (earlier := self._find(Inspection, inspection_id)) is not None:
             require_same_request(earlier.request_fingerprint, fingerprint)
@@ -656,6 +672,23 @@ class ComplaintsApplication(StoresTraceContext):
                 f"{ref} is neither a registered hall nor a unit above hall {complaint.hall_code}", location
             )
         return unit
+
+    def escalate(
+        self, complaint_id: uuid.UUID, target_unit: str, request: StepRequest, viewer: Principal
+    ) -> tuple[Complaint, bool]:
+        """Escalates by hand to the complaint's hall (its manager) or a unit above it: its city, province or
+        the group; the level is the target's place on that ladder."""
+
+        def perform(complaint: Complaint, step: Step) -> None:
+            hall = self._registering_unit(complaint)
+            unit = self._unit_for(complaint, target_unit, "target_unit")
+            if not unit.contains(hall):
+                raise UnknownUnit(
+                    f"{target_unit} is not hall {complaint.hall_code} nor a unit above it", ("body", "target_unit")
+                )
+            complaint.escalate(str(unit), len(hall.path) - len(unit.path) + 1, step)
+
+        return self.act(complaint_id, request, perform, viewer)
 
     def check(
         self, complaint_id: uuid.UUID, finding: CheckFinding, request: StepRequest, viewer: Principal

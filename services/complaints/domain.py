@@ -51,13 +51,28 @@ class Hall(Aggregate):
         return hall_aggregate_id(hall_code)
 
     @event(Registered)
-    def __init__(self, hall_code: str, name: str, province: str, city: str, level: int, ownership: str) -> None:
+    def __init__(
+        self,
+        hall_code: str,
+        name: str,
+        province: str,
+        city: str,
+        level: int,
+        ownership: str,
+        request_key: str | None = None,  # the registering request's, scoped to its caller; none before keys
+        request_fingerprint: str | None = None,
+    ) -> None:
         self.hall_code = hall_code
         self.name = name
         self.province = province
         self.city = city
         self.level = level
         self.ownership = ownership
+        self.request_key = request_key
+        self.request_fingerprint = request_fingerprint
+
+
+TOP_ESCALATION_LEVEL = 4  # the group: handler → hall manager (1) → city (2) → province (3) → group (4)
 
 
 class StepRefused(Exception):
@@ -312,9 +327,17 @@ class Complaint(RemembersRequests):
             raise StepRefused("the complaint is not paused")
         self._resumed(**step.fields())
 
-    def escalate(self, target_unit: str, step: Step) -> None:
+    def escalate(self, target_unit: str, level: int, step: Step) -> None:
+        """`level`: how far up the hall's ladder `target_unit` stands (the caller works it out): 1 the hall's
+        manager, 2 its city, 3 its province, 4 the group. An escalation only climbs."""
         self._require_open()
-        self._escalated(level=self.escalation_level + 1, target_unit=target_unit, **step.fields())
+        if level <= self.escalation_level:
+            raise StepRefused(
+                f"already escalated to level {self.escalation_level}: escalate to a unit above it"
+                if self.escalation_level < TOP_ESCALATION_LEVEL
+                else "already escalated to the group: there is no higher level"
+            )
+        self._escalated(level=level, target_unit=target_unit, **step.fields())
 
     def _require_open(self) -> None:
         if self.status == "closed":

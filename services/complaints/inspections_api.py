@@ -14,6 +14,7 @@ from services.complaints.application import (
     HighlightInput,
     RecordInspection,
     StepRequest,
+    caller_key,
     fingerprint_of,
 )
 from services.complaints.domain import Step
@@ -78,7 +79,7 @@ def order_step(
     step_request = StepRequest(
         actor=caller.subject,
         reason=body.reason,
-        idempotency_key=idempotency_key,
+        idempotency_key=None if idempotency_key is None else caller_key("order-step", caller, idempotency_key),
         fingerprint=fingerprint_of(action, str(order_id), body.model_dump(mode="json")),
     )
     order, created = application(request).act_on_order(order_id, step_request, perform, caller)

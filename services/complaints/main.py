@@ -16,6 +16,7 @@ from services.complaints.outbox import complaints_outbox
 from services.complaints.repositories import LegacyNumbers, PostgresSerialBlocks, PostgresVerificationFailures
 from services.complaints.surveys import SurveyTokens
 from shared.auth import Authenticator, AuthSettings
+from shared.body_limit import guard_request_bodies
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
@@ -84,6 +85,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
     app.include_router(inspections_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
     install_error_handlers(app)
+    guard_request_bodies(app, settings.max_request_bytes)
     trace_requests(app)
     instrument(app)
     return app

@@ -6,18 +6,20 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from services.complaints.catalog import Category, Channel, Ownership, Priority
 from services.complaints.domain import Complaint, Hall
 from services.complaints.inspections import Inspection, RectificationOrder
 from shared.contracts import RootCauseClass
+from shared.organisation import unit_name
 from shared.validation import RequestModel
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 # A segment of an organisation unit's path (group/广东/深圳): no "/" inside.
-UnitName = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^/]{1,100}$")]
+# Stored NFKC-normalised; invisible and control characters are refused (`shared.organisation.unit_name`).
+UnitName = Annotated[str, StringConstraints(max_length=100), AfterValidator(unit_name)]
 # A hall code, or an organisation unit path (`group`, `group/广东`, `group/广东/深圳`, `group/广东/深圳/GD-SZ-001`).
 UnitRef = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^([A-Za-z0-9_.-]{1,64}|group(/[^/\x00-\x1f]{1,100}){0,3})$")
@@ -310,7 +312,10 @@ class CallbackBody(StepBody):
 
 
 class EscalateBody(StepBody):
-    target_unit: Code
+    target_unit: UnitRef = Field(
+        description="The complaint's hall (its manager: level 1) or a unit above it: its city (2), province (3)"
+        " or the group (4), as a path such as `group/广东/深圳`, or the hall's code."
+    )
 
 
 class PublicStep(BaseModel):
@@ -360,7 +365,9 @@ class InspectionCreate(RequestModel):
     hall_id: Code
     type: Literal["mystery_shopper", "third_party", "cross_inspection", "self_check"]
     checklist_version: str | None = Field(default=None, description="Default: the newest checklist.")
-    failed_items: list[Code] = Field(default_factory=list, description="Checklist items the hall failed.")
+    failed_items: list[Code] = Field(
+        default_factory=list, max_length=100, description="Checklist items the hall failed."
+    )
     findings: list[FindingCreate] = Field(default_factory=list, max_length=100)
     innovation_rating: float | None = Field(
         default=None, ge=0, le=1, description="Service innovation, 0 (none) to 1 (outstanding); omit if not assessed."

@@ -26,6 +26,7 @@ from services.escalation.outbox import escalation_outbox
 from services.escalation.policy import POLICY_DIR, load_policies
 from services.escalation.tracking import SlaRules
 from shared.auth import Authenticator, AuthSettings
+from shared.body_limit import guard_request_bodies
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
@@ -131,6 +132,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
     app.include_router(clocks_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers, consumer_status))
     install_error_handlers(app)
+    guard_request_bodies(app, settings.max_request_bytes)
     trace_requests(app)
     instrument(app)
     return app

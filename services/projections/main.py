@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from services.projections import api, complaints, scores, scores_api, sla_gauges, timeline
 from services.projections.statements import Statements
 from shared.auth import Authenticator, AuthSettings
+from shared.body_limit import guard_request_bodies
 from shared.consumer import Connection, Delivery, Handler, Handling
 from shared.contracts import (
     COMPLAINT_STEPS,
@@ -136,6 +137,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(scores_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers, consumer_status))
     install_error_handlers(app)
+    guard_request_bodies(app, settings.max_request_bytes)
     trace_requests(app)
     instrument(app)
     return app

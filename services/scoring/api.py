@@ -3,8 +3,9 @@ that apply the scoring policy's rules, served where those rules live."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import asyncpg
 from fastapi import APIRouter, Query, Request
@@ -16,7 +17,7 @@ from services.scoring.policy import ScoringPolicy, period_of
 from services.scoring.read_model import ScoreChangeEntry
 from services.scoring.standings import Grades, HallGrade
 from services.scoring.what_if import WhatIf, what_if
-from shared.auth import Caller, Principal
+from shared.auth import Caller, Principal, Role, require_roles
 from shared.errors import ServiceError
 from shared.organisation import OrgUnit
 from shared.validation import Instant, RequestModel, TextParam
@@ -165,6 +166,20 @@ class WhatIfRequest(RequestModel):
         return self
 
 
+WHAT_IF_SECONDS = 20.0
+
+
+class WhatIfBusy(ServiceError):
+    status_code = 429
+    error_type = "busy"
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "5"}
+
+
+class WhatIfTooLong(ServiceError):
+    status_code = 503
+    error_type = "timeout"
+
+
 class UnknownPolicyVersion(ServiceError):
     status_code = 422
     error_type = "unknown_policy_version"
@@ -181,8 +196,10 @@ async def grades_what_if(
 ) -> WhatIf:
     """The period's scores and grades replayed under another policy, and every hall that would change.
 
-    Nothing live changes: the replay runs over the recorded facts in memory.
+    Nothing live changes: the replay runs over the recorded facts in memory. For quality managers; one
+    what-if at a time per replica (429 while one runs), for at most `WHAT_IF_SECONDS` (503 beyond).
     """
+    require_roles(caller, Role.quality_manager)
     unit = visible_scope(caller, scope)
     policies: dict[str, ScoringPolicy] = request.app.state.policies
     policy = body.policy
@@ -190,4 +207,13 @@ async def grades_what_if(
         if body.policy_version not in policies:
             raise UnknownPolicyVersion(f"no scoring policy {body.policy_version!r}; known: {', '.join(policies)}")
         policy = policies[body.policy_version]
-    return await what_if(request.app.state.pool, policies, period, unit, policy)
+    running: asyncio.Semaphore = request.app.state.what_ifs
+    if running.locked():
+        raise WhatIfBusy("another what-if is running on this replica: try again in a few seconds")
+    async with running:
+        try:
+            return await asyncio.wait_for(
+                what_if(request.app.state.pool, policies, period, unit, policy), WHAT_IF_SECONDS
+            )
+        except TimeoutError:
+            raise WhatIfTooLong(f"the what-if took longer than {WHAT_IF_SECONDS:.0f} s: narrow the scope") from None

@@ -22,6 +22,7 @@ from services.scoring.campaigns import Campaigns
 from services.scoring.outbox import scoring_outbox
 from services.scoring.policy import load_scoring_policies
 from shared.auth import Authenticator, AuthSettings
+from shared.body_limit import guard_request_bodies
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
@@ -95,11 +96,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.pool = None
     app.state.authenticator = Authenticator(auth)
     app.state.policies = policies
+    app.state.what_ifs = asyncio.Semaphore(1)
     app.include_router(api.router)
     app.include_router(campaigns_api.router)
     app.include_router(reports_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers, consumer_status))
     install_error_handlers(app)
+    guard_request_bodies(app, settings.max_request_bytes)
     trace_requests(app)
     instrument(app)
     return app

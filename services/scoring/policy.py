@@ -142,8 +142,10 @@ class ScoringPolicy(RequestModel):
     evidence: Evidence = Evidence()
     # Whose satisfaction verdicts count: by default the customer's own and other units', never the graded
     # hall's alone (it would grade itself).
-    satisfaction_sources: frozenset[SatisfactionSource] = frozenset({"customer", "other_unit"})
-    tie_break: tuple[TieBreakKey, ...] = DEFAULT_TIE_BREAK
+    satisfaction_sources: frozenset[SatisfactionSource] = Field(
+        default=frozenset({"customer", "other_unit"}), max_length=3
+    )
+    tie_break: tuple[TieBreakKey, ...] = Field(default=DEFAULT_TIE_BREAK, max_length=len(DEFAULT_TIE_BREAK))
     # How a quarter or a year is scored from its months: the mean of each hall's monthly scores.
     longer_periods: Literal["mean_of_months"] = "mean_of_months"
     campaign: CampaignRules = CampaignRules()

@@ -7,6 +7,8 @@ grades.
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 from pydantic import BaseModel
 
@@ -37,10 +39,16 @@ class WhatIf(BaseModel):
 
 
 async def replayed_standings(pool: asyncpg.Pool, period: str, scope: OrgUnit, policy: ScoringPolicy) -> list[Standing]:
-    """Every hall in the scope with the score its period's facts earn under `policy`."""
+    """Every hall in the scope with the score its period's facts earn under `policy`; the replay runs in a
+    worker thread, so that the service answers other requests meanwhile."""
+    halls = await read_model.facts_of_period(pool, period, scope)
+    return await asyncio.to_thread(_replayed, halls, policy)
+
+
+def _replayed(halls: list[read_model.HallFacts], policy: ScoringPolicy) -> list[Standing]:
     baseline = empty_score(policy)
     standings = []
-    for hall in await read_model.facts_of_period(pool, period, scope):
+    for hall in halls:
         facts = PeriodFacts()
         for fact in hall.facts:
             facts.apply(fact)

@@ -149,6 +149,55 @@ async def test_registering_a_hall_twice_is_a_conflict(client: StackClient) -> No
     assert response.json()["detail"][0]["type"] == "hall_exists"
 
 
+async def test_idempotency_keys_belong_to_their_caller_and_to_one_kind_of_request(client: StackClient) -> None:
+    hall_id = await client.register_hall()
+    unit = OrgUnit(("广东", "深圳", hall_id))
+    alice, bob = (bearer(staff_token(name, unit, Role.handler)) for name in ("handler-a", "handler-b"))
+    body = complaint_body(hall_id)
+    by_alice = await client.post_complaint(body, idempotency_key="crm-7", headers=alice)
+    by_bob = await client.post_complaint(body, idempotency_key="crm-7", headers=bob)
+    assert (by_alice.status_code, by_bob.status_code) == (201, 201)
+    assert by_bob.json()["id"] != by_alice.json()["id"] and "Idempotent-Replayed" not in by_bob.headers
+
+    complaint = by_alice.json()["id"]
+    acknowledged = await client.step(complaint, "acknowledge", idempotency_key="step-1", headers=alice)
+    checked = await client.step(
+        complaint,
+        "check",
+        {
+            "substantiated": False,
+            "root_cause": "misread",
+            "root_cause_class": "customer_side",
+            "responsible_unit": hall_id,
+        },
+        idempotency_key="step-1",
+        headers=bob,
+    )
+    assert (acknowledged.status_code, checked.status_code) == (200, 200)
+    assert "Idempotent-Replayed" not in checked.headers and checked.json()["version"] > acknowledged.json()["version"]
+
+    # A complaint key that reads like another kind's is its own.
+    named = await client.post_complaint(body, idempotency_key="inspection:K1")
+    inspected = await client.http.post(
+        f"{client.complaints_url}/api/v1/inspections",
+        json={"hall_id": hall_id, "type": "self_check", "failed_items": []},
+        headers={"Idempotency-Key": "K1"},
+    )
+    assert (named.status_code, inspected.status_code) == (201, 201)
+
+
+async def test_a_hall_registration_retried_with_its_key_answers_as_the_first_did(client: StackClient) -> None:
+    hall = {"hall_id": f"KEYED-{uuid.uuid4().hex[:8]}", "name": "x", "province": "广东", "city": "深圳", "level": 2}
+    hall["ownership"] = "partner"
+    url = f"{client.complaints_url}/api/v1/halls"
+    first = await client.http.post(url, json=hall, headers={"Idempotency-Key": "hall-1"})
+    retry = await client.http.post(url, json=hall, headers={"Idempotency-Key": "hall-1"})
+    changed = await client.http.post(url, json={**hall, "name": "y"}, headers={"Idempotency-Key": "hall-1"})
+    unkeyed = await client.http.post(url, json=hall)
+    assert (first.status_code, retry.status_code, changed.status_code, unkeyed.status_code) == (201, 201, 422, 409)
+    assert retry.headers["Idempotent-Replayed"] == "true" and retry.json() == first.json()
+
+
 async def test_a_city_with_a_slash_gets_422_not_500(client: StackClient) -> None:
     """A "/" would split the organisation unit's path (group/province/city): the fuzzer found the 500."""
     response = await client.http.post(

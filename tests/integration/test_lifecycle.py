@@ -185,14 +185,25 @@ async def test_pause_and_resume_are_recorded_with_their_reason(client: StackClie
     assert events[1]["details"]["reason"] == "customer travelling until Friday"
 
 
-async def test_manual_escalation_climbs_one_level_each_time(client: StackClient) -> None:
+async def test_manual_escalation_climbs_to_a_validated_unit_above_and_stops_at_the_group(client: StackClient) -> None:
     complaint_id = await new_complaint(client)
-    first = await client.step(complaint_id, "escalate", {"target_unit": "SZ-CITY"})
-    second = await client.step(complaint_id, "escalate", {"target_unit": "GD-PROVINCE"})
+    elsewhere = await client.step(complaint_id, "escalate", {"target_unit": "group/江西"})
+    unknown = await client.step(complaint_id, "escalate", {"target_unit": "SZ-CITY"})
+    first = await client.step(complaint_id, "escalate", {"target_unit": CITY_CENTRE})
+    down = await client.step(complaint_id, "escalate", {"target_unit": CITY_CENTRE})
+    second = await client.step(complaint_id, "escalate", {"target_unit": "group"})
+    past_the_top = await client.step(complaint_id, "escalate", {"target_unit": "group"})
 
-    assert (first.json()["escalation_level"], second.json()["escalation_level"]) == (1, 2)
+    assert (elsewhere.status_code, unknown.status_code) == (422, 422)
+    assert elsewhere.json()["detail"][0]["loc"] == ["body", "target_unit"]
+    assert (first.json()["escalation_level"], second.json()["escalation_level"]) == (2, 4)
+    assert (down.status_code, past_the_top.status_code) == (409, 409)
+    assert "no higher level" in past_the_top.json()["detail"][0]["msg"]
     events = await client.wait_for_timeline(complaint_id, 3)
-    assert [e["details"].get("level") for e in events[1:]] == [1, 2]
+    assert [(e["details"].get("level"), e["details"].get("target_unit")) for e in events[1:]] == [
+        (2, CITY_CENTRE),
+        (4, "group"),
+    ]
 
 
 async def test_illegal_steps_are_refused_with_409_saying_what_is_missing(client: StackClient) -> None:

@@ -399,7 +399,7 @@ class Seeds:
                 },
                 "FeedbackBody": {**reason, "satisfaction": "satisfied"},
                 "CallbackBody": {**reason, "outcome": "satisfied after the callback"},
-                "EscalateBody": {**reason, "target_unit": "SZ-CITY"},
+                "EscalateBody": {**reason, "target_unit": "group/广东/深圳"},
                 "InspectionCreate": inspection_body,
                 "OrderRectifyBody": {**reason, "report": "greeter posted", "evidence": ["photo://door"]},
                 "WhatIfRequest": {"policy": {**policy, "version": "draft"}},
