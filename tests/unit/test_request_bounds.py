@@ -42,7 +42,5 @@ def test_every_list_in_a_request_body_is_bounded(build: Any) -> None:
         for method, operation in operations.items()
         if "requestBody" in operation
     ]
-    unbounded = {
-        where: lists for where, body in bodies if (lists := unbounded_lists(body, schemas, where, set()))
-    }
+    unbounded = {where: lists for where, body in bodies if (lists := unbounded_lists(body, schemas, where, set()))}
     assert unbounded == {}
