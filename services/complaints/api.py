@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Request, Response, status
 
 from services.complaints.access import ACCESS
 from services.complaints.application import (
@@ -31,6 +32,7 @@ from services.complaints.schemas import (
     FeedbackBody,
     HallCreate,
     HallPublic,
+    ProgressQuery,
     PublicProgress,
     PublicStep,
     RectifyBody,
@@ -160,19 +162,17 @@ def answer_survey(token: TextParam, body: SurveyAnswer, request: Request) -> Sur
     return SurveyRecorded(number=complaint.number, satisfaction=body.satisfaction)
 
 
-@router.get("/public/complaints/{number}", response_model=PublicProgress, tags=["public"])
-async def public_progress(
-    number: TextParam,
-    request: Request,
-    phone_last_four: Annotated[
-        str, Query(pattern=r"^[0-9]{4}$", description="Last four digits of the phone number given with the complaint.")
-    ],
-) -> PublicProgress:
+@router.post("/public/complaints/progress", response_model=PublicProgress, tags=["public"])
+async def public_progress(request: Request, body: ProgressQuery) -> PublicProgress:
     """For customers (客户随时查询投诉处理进程): status and steps, no credentials, no personal data.
 
-    Wrong digits count against the number; after five within 15 minutes it answers 429.
+    The verification digits travel in the body, never in a URL that logs keep. A wrong number or wrong
+    digits get the same 404. Wrong attempts count against the caller's address, not the number: five in
+    15 minutes and that address gets 429 with `Retry-After`, while the customer's own query still works.
     """
-    complaint, steps = await application(request).public_progress(number, phone_last_four)
+    client = request.client.host if request.client else "unknown"
+    digest = hashlib.sha256(f"progress-client:{client}".encode()).hexdigest()
+    complaint, steps = await application(request).public_progress(body.number, body.phone_last_four, digest)
     return PublicProgress(
         number=complaint.number,
         status="paused" if complaint.paused_since else complaint.status,

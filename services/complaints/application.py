@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import ClassVar, TypeVar
+from typing import TypeVar
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate, AggregateEvent
@@ -36,11 +36,11 @@ from services.complaints.domain import (
 )
 from services.complaints.group_commit import GroupCommitter
 from services.complaints.inspections import Inspection, RectificationOrder, order_id_for
-from services.complaints.numbers import Serials
-from services.complaints.repositories import LegacyNumbers, SerialBlocks, VerificationFailures
+from services.complaints.numbers import Serials, complaint_number
+from services.complaints.repositories import LegacyNumbers, SerialBlocks, VerificationAttempts
 from services.complaints.surveys import SurveyTicket
 from shared.auth import Principal
-from shared.clock import CHINA_TIME, Clock, system_clock
+from shared.clock import Clock, system_clock
 from shared.contracts import SatisfactionSource
 from shared.errors import ServiceError
 from shared.organisation import OrgUnit
@@ -48,8 +48,6 @@ from shared.tracing import StoresTraceContext
 
 MAX_LATE_SUBMISSION = timedelta(days=30)
 DEFAULT_RECTIFICATION_TIME = timedelta(days=3)
-MAX_VERIFICATION_FAILURES = 5
-VERIFICATION_WINDOW = timedelta(minutes=15)
 IDEMPOTENCY_NAMESPACE = uuid.UUID("9a3e1c55-0e43-4d5b-8c1b-4b1f6f0f2d70")
 
 
@@ -154,8 +152,12 @@ class PublicComplaintNotFound(ComplaintsError):
 class TooManyAttempts(ComplaintsError):
     status_code = 429
     error_type = "too_many_attempts"
-    field = ("query", "phone_last_four")
-    headers: ClassVar[dict[str, str]] = {"Retry-After": str(int(VERIFICATION_WINDOW.total_seconds()))}
+    field = ("body", "phone_last_four")
+
+    def __init__(self, retry_after: timedelta) -> None:
+        seconds = max(int(retry_after.total_seconds()) + 1, 1)
+        super().__init__(f"too many wrong attempts from your address; try again in {seconds} s")
+        self.headers = {"Retry-After": str(seconds)}
 
 
 class IdempotencyKeyReused(ComplaintsError):
@@ -267,14 +269,14 @@ class ComplaintsApplication(StoresTraceContext):
         self,
         env: Mapping[str, str],
         serial_blocks: SerialBlocks,
-        verification_failures: VerificationFailures,
+        verification_attempts: VerificationAttempts,
         clock: Clock = system_clock,
     ) -> None:
         super().__init__(env)
         self.clock = clock
         self._group_commit = GroupCommitter(self)
         self._serials = Serials(serial_blocks)
-        self._verification_failures = verification_failures
+        self._verification_attempts = verification_attempts
         self._halls: dict[str, Hall] = {}
 
     def close(self) -> None:
@@ -355,7 +357,7 @@ class ComplaintsApplication(StoresTraceContext):
         except HallNotFound:
             raise UnknownHall(f"no hall {command.hall_code!r} is registered") from None
 
-        number = f"C{now.astimezone(CHINA_TIME):%Y%m%d}-{await self._serials.take():06}"
+        number = complaint_number(now, await self._serials.take())
         complaint = Complaint(
             id=complaint_id,
             number=number,
@@ -720,27 +722,36 @@ class ComplaintsApplication(StoresTraceContext):
         await legacy.drop()
         return adopted
 
-    async def public_progress(self, number: str, phone_last_four: str) -> tuple[Complaint, list[tuple[str, datetime]]]:
+    async def public_progress(
+        self, number: str, phone_last_four: str, client: str
+    ) -> tuple[Complaint, list[tuple[str, datetime]]]:
         """For the customer: the complaint and its steps, if the number and phone digits match.
 
-        An unknown number and wrong digits get the same answer, so numbers cannot be
-        probed; after `MAX_VERIFICATION_FAILURES` misses the number is locked for a while.
+        An unknown number and wrong digits get the same answer, after the same work, so numbers cannot be
+        probed. Wrong attempts count against the client (`client`: a digest of its address), never against
+        the number, so a stranger's guesses cannot lock the customer out (see `AttemptLimits`).
         """
-        now = self.clock()
-        if await self._verification_failures.count_since(number, now - VERIFICATION_WINDOW) >= (
-            MAX_VERIFICATION_FAILURES
-        ):
-            minutes = VERIFICATION_WINDOW.total_seconds() / 60
-            raise TooManyAttempts(f"too many wrong verification attempts; try again in {minutes:.0f} minutes")
-        complaint = await asyncio.to_thread(self._numbered, number)
-        if complaint is None or not hmac.compare_digest(complaint.customer_phone[-4:], phone_last_four):
-            await self._verification_failures.record(number, now)
+        found: list[Complaint] = []
+
+        async def verify() -> bool:
+            complaint = await asyncio.to_thread(self._numbered, number)
+            phone = complaint.customer_phone if complaint else "0000"
+            if not hmac.compare_digest(phone[-4:].encode(), phone_last_four.encode()) or complaint is None:
+                return False
+            found.append(complaint)
+            return True
+
+        judgement = await self._verification_attempts.judge(client, self.clock(), verify)
+        if judgement.retry_after is not None:
+            raise TooManyAttempts(judgement.retry_after)
+        if not judgement.passed:
             raise PublicComplaintNotFound("no complaint with this number and verification digits")
-        return complaint, await asyncio.to_thread(self._steps_of, complaint)
+        return found[0], await asyncio.to_thread(self._steps_of, found[0])
 
     def _numbered(self, number: str) -> Complaint | None:
+        """The numbered complaint; an unknown number costs a lookup too, so it is not told apart by time."""
         given = self._find(ComplaintNumber, number_aggregate_id(number))
-        return self._find(Complaint, given.complaint_id) if given else None
+        return self._find(Complaint, given.complaint_id if given else uuid.uuid4())
 
     def _steps_of(self, complaint: Complaint) -> list[tuple[str, datetime]]:
         return [

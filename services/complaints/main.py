@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from services.complaints import api, inspections_api
 from services.complaints.application import ComplaintsApplication
 from services.complaints.outbox import complaints_outbox
-from services.complaints.repositories import LegacyNumbers, PostgresSerialBlocks, PostgresVerificationFailures
+from services.complaints.repositories import LegacyNumbers, PostgresSerialBlocks, PostgresVerificationAttempts
 from services.complaints.surveys import SurveyTokens
 from shared.auth import Authenticator, AuthSettings
 from shared.body_limit import guard_request_bodies
@@ -38,7 +38,7 @@ class ComplaintsSettings(ServiceSettings):
 async def migrate(pool: asyncpg.Pool) -> None:
     await RelayPositions(pool).create_tables()
     await PostgresSerialBlocks(pool).create()
-    await PostgresVerificationFailures(pool).create()
+    await PostgresVerificationAttempts(pool).create()
 
 
 def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
@@ -55,7 +55,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
             ComplaintsApplication,
             settings.eventsourcing_env(SCHEMA),
             PostgresSerialBlocks(pool),
-            PostgresVerificationFailures(pool),
+            PostgresVerificationAttempts(pool),
             settings.clock(auth.environment),
         )
         if adopted := await complaints.adopt_legacy_numbers(LegacyNumbers(pool)):

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from services.complaints.catalog import Category, Channel, Ownership, Priority
 from services.complaints.domain import Complaint, Hall
 from services.complaints.inspections import Inspection, RectificationOrder
+from services.complaints.numbers import NUMBER_PATTERN
 from shared.contracts import RootCauseClass
 from shared.organisation import unit_name
 from shared.validation import RequestModel
@@ -199,10 +200,11 @@ class ComplaintPublic(BaseModel):
 
 
 def mask_phone(phone: str) -> str:
-    """13812345678 → 138****5678."""
+    """13812345678 → 138********: the carrier's prefix and the length, for staff to confirm the number the
+    customer reads out; never the last four digits, which verify the customer's own progress query."""
     if len(phone) <= 7:
         return "*" * len(phone)
-    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+    return phone[:3] + "*" * (len(phone) - 3)
 
 
 def mask_name(name: str) -> str:
@@ -315,6 +317,19 @@ class EscalateBody(StepBody):
     target_unit: UnitRef = Field(
         description="The complaint's hall (its manager: level 1) or a unit above it: its city (2), province (3)"
         " or the group (4), as a path such as `group/广东/深圳`, or the hall's code."
+    )
+
+
+class ProgressQuery(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"number": "C20261201-002669-7KQ3M", "phone_last_four": "5678"}]}
+    )
+
+    number: str = Field(
+        pattern=NUMBER_PATTERN, max_length=40, description="The complaint number given at registration."
+    )
+    phone_last_four: str = Field(
+        pattern=r"^[0-9]{4}$", description="The last four digits of the phone number given with the complaint."
     )
 
 

@@ -197,11 +197,12 @@ async def test_rectify_deadline_in_year_9999_is_a_422_naming_it(client: StackCli
 
 
 async def test_nul_in_the_public_progress_number_is_a_422_naming_it(client: StackClient) -> None:
-    response = await client.http.get(
-        f"{client.complaints_url}/api/v1/public/complaints/C2026%00", params={"phone_last_four": "5678"}
+    response = await client.http.post(
+        f"{client.complaints_url}/api/v1/public/complaints/progress",
+        json={"number": "C2026\u0000", "phone_last_four": "5678"},
     )
 
-    assert_refused(response, "path", "number")
+    assert_refused(response, "body", "number")
 
 
 async def test_nul_in_a_scorecard_hall_id_is_a_422_naming_it(client: StackClient) -> None:

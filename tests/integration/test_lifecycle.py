@@ -6,6 +6,8 @@ import asyncio
 import uuid
 from typing import Any
 
+import httpx
+
 from shared.auth import Role
 from shared.organisation import OrgUnit
 from tests.integration.harness import StackClient, bearer, complaint_body, staff_token
@@ -275,27 +277,37 @@ async def test_auditors_read_but_cannot_act(client: StackClient) -> None:
     assert act.status_code == 403
 
 
-async def test_customer_sees_progress_without_personal_data_and_guessing_is_limited(client: StackClient) -> None:
+async def test_customer_sees_progress_without_personal_data_and_a_strangers_guesses_never_lock_them_out(
+    client: StackClient,
+) -> None:
     hall_id = await client.register_hall()
     complaint = (await client.post_complaint(complaint_body(hall_id))).json()
     await client.step(complaint["id"], "acknowledge", {"reason": "called 张三 on 13812345678"})
-    url = f"{client.complaints_url}/api/v1/public/complaints/{complaint['number']}"
+    url = f"{client.complaints_url}/api/v1/public/complaints/progress"
+    # Clients told apart by address, as the ingress forwards it (uvicorn trusts it from a local proxy).
+    stranger, customer = ({"X-Forwarded-For": address} for address in ("203.0.113.9", "198.51.100.4"))
 
-    async with client.acting_as({}) as customer:
-        progress = await customer.http.get(url, params={"phone_last_four": "5678"})
-        wrong = [await customer.http.get(url, params={"phone_last_four": "0000"}) for _ in range(5)]
-        locked = await customer.http.get(url, params={"phone_last_four": "5678"})
-        unknown = await customer.http.get(
-            f"{client.complaints_url}/api/v1/public/complaints/C20000101-000000", params={"phone_last_four": "5678"}
-        )
+    async def ask(digits: str, headers: dict[str, str], number: str = complaint["number"]) -> httpx.Response:
+        return await anonymous.http.post(url, json={"number": number, "phone_last_four": digits}, headers=headers)
 
-    assert progress.status_code == 200
+    async with client.acting_as({}) as anonymous:
+        progress = await ask("5678", customer)
+        guesses = await asyncio.gather(*(ask(f"{n:04}", stranger) for n in range(15)))
+        still = await ask("5678", customer)
+        stranger_right = await ask("5678", stranger)
+        unknown = await ask("5678", customer, "C20000101-000000")
+        too_long = await ask("5678", customer, "C" * 3000)
+        in_the_url = await anonymous.http.get(f"{url}?number={complaint['number']}&phone_last_four=5678")
+
+    assert progress.status_code == 200 and complaint["number"].count("-") == 2  # C<day>-<serial>-<random>
     assert [step["step"] for step in progress.json()["steps"]] == ["Registered", "Acknowledged"]
     for personal in ("张三", "13812345678", "charged twice"):
         assert personal not in progress.text
-    assert {response.status_code for response in wrong} == {404}
-    assert locked.status_code == 429 and locked.headers["Retry-After"] == "900"
-    assert unknown.status_code == 404
+    # The stranger's guesses are judged one at a time: five tried and wrong, the rest refused untried.
+    assert sorted(response.status_code for response in guesses) == [404] * 5 + [429] * 10
+    assert still.status_code == 200
+    assert stranger_right.status_code == 429 and 0 < int(stranger_right.headers["Retry-After"]) <= 901
+    assert (unknown.status_code, too_long.status_code, in_the_url.status_code) == (404, 422, 405)
 
 
 async def test_no_log_or_trace_holds_a_customer_name_or_phone(client: StackClient) -> None:

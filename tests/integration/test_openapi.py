@@ -49,7 +49,7 @@ async def test_openapi_describes_every_action_with_examples(client: StackClient)
         "resolve-on-spot",
     ):
         assert f"/api/v1/complaints/{{complaint_id}}/{action}" in paths
-    assert {"/api/v1/complaints", "/api/v1/halls", "/api/v1/inspections", "/api/v1/public/complaints/{number}"} <= paths
+    assert {"/api/v1/complaints", "/api/v1/halls", "/api/v1/inspections", "/api/v1/public/complaints/progress"} <= paths
     schemas = document["components"]["schemas"]
     for name in ("ComplaintCreate", "HallCreate", "InspectionCreate"):
         assert schemas[name].get("examples"), name
@@ -410,6 +410,7 @@ class Seeds:
                 "ProvinceReview": {**reason, "province": "group/广东", "good": [], "nominated": []},
                 "GroupCertification": {**reason, "excellent": []},
                 "Closing": reason,
+                "ProgressQuery": {"number": complaint["number"], "phone_last_four": "5678"},
                 "PublishRequest": {**reason, "period": period_of(now), "scope": "group/广东"},
             },
         )

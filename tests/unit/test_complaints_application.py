@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -12,8 +13,6 @@ import pytest
 import pytest_asyncio
 
 from services.complaints.application import (
-    MAX_VERIFICATION_FAILURES,
-    VERIFICATION_WINDOW,
     ComplaintsApplication,
     IdempotencyKeyReused,
     NotResponsible,
@@ -28,7 +27,12 @@ from services.complaints.application import (
     UnknownHall,
 )
 from services.complaints.domain import Complaint, Step
-from services.complaints.repositories import BLOCK_SIZE, InMemorySerialBlocks, InMemoryVerificationFailures
+from services.complaints.repositories import (
+    BLOCK_SIZE,
+    AttemptLimits,
+    InMemorySerialBlocks,
+    InMemoryVerificationAttempts,
+)
 from services.complaints.surveys import SurveyTicket
 from shared.auth import Principal, Role
 from shared.organisation import OrgUnit
@@ -46,6 +50,11 @@ class SettableClock:
         return self.now
 
 
+IN_MEMORY = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+LIMITS = AttemptLimits()
+CUSTOMER, STRANGER = "digest-of-the-customer's-address", "digest-of-a-stranger's-address"
+
+
 @pytest.fixture
 def clock() -> SettableClock:
     return SettableClock(datetime(2026, 3, 9, 2, 30, tzinfo=UTC))  # 10:30 China time
@@ -54,7 +63,10 @@ def clock() -> SettableClock:
 @pytest_asyncio.fixture
 async def complaints(clock: SettableClock) -> AsyncIterator[ComplaintsApplication]:
     application = ComplaintsApplication(
-        {"PERSISTENCE_MODULE": "eventsourcing.popo"}, InMemorySerialBlocks(), InMemoryVerificationFailures(), clock
+        {"PERSISTENCE_MODULE": "eventsourcing.popo"},
+        InMemorySerialBlocks(),
+        InMemoryVerificationAttempts(LIMITS),
+        clock,
     )
     application.register_hall(HALL, ADMIN)
     yield application
@@ -88,7 +100,8 @@ async def test_a_complaint_is_numbered_by_its_china_time_day_and_found_by_its_nu
 
     assert created
     assert registered.number.startswith("C20260310-")
-    found, steps = await complaints.public_progress(registered.number, "5678")
+    assert re.fullmatch(r"C20260310-\d{6}-[0-9A-HJKMNP-TV-Z]{5}", registered.number)
+    found, steps = await complaints.public_progress(registered.number, "5678", CUSTOMER)
     assert found.id == registered.id
     assert [step for step, _ in steps] == ["Registered"]
 
@@ -153,25 +166,53 @@ async def test_wrong_digits_and_an_unknown_number_get_the_same_answer(complaints
     registered, _ = await complaints.register_complaint(complaint(), ADMIN)
 
     with pytest.raises(PublicComplaintNotFound):
-        await complaints.public_progress(registered.number, "0000")
+        await complaints.public_progress(registered.number, "0000", STRANGER)
     with pytest.raises(PublicComplaintNotFound):
-        await complaints.public_progress("C20260309-999999", "5678")
+        await complaints.public_progress("C20260309-999999-ABCDE", "5678", STRANGER)
 
 
-async def test_a_number_is_locked_after_repeated_wrong_digits_until_the_window_passes(
+async def test_a_strangers_guesses_lock_out_the_stranger_and_never_the_customer(
     complaints: ComplaintsApplication, clock: SettableClock
 ) -> None:
     registered, _ = await complaints.register_complaint(complaint(), ADMIN)
-    for _ in range(MAX_VERIFICATION_FAILURES):
-        with pytest.raises(PublicComplaintNotFound):
-            await complaints.public_progress(registered.number, "0000")
+    guesses = await asyncio.gather(
+        *(complaints.public_progress(registered.number, f"{n:04}", STRANGER) for n in range(15)),
+        return_exceptions=True,
+    )
+    # Judged one at a time: five wrong guesses counted, the other ten refused without being tried.
+    assert sum(isinstance(g, PublicComplaintNotFound) for g in guesses) == LIMITS.per_client
+    assert sum(isinstance(g, TooManyAttempts) for g in guesses) == 15 - LIMITS.per_client
 
-    with pytest.raises(TooManyAttempts):
-        await complaints.public_progress(registered.number, "5678")
-
-    clock.now += VERIFICATION_WINDOW
-    found, _ = await complaints.public_progress(registered.number, "5678")
+    found, _ = await complaints.public_progress(registered.number, "5678", CUSTOMER)
     assert found.id == registered.id
+    with pytest.raises(TooManyAttempts) as refused:
+        await complaints.public_progress(registered.number, "5678", STRANGER)
+    assert refused.value.headers["Retry-After"] == str(int(LIMITS.window.total_seconds()) + 1)
+
+    clock.now += LIMITS.window
+    found, _ = await complaints.public_progress(registered.number, "5678", STRANGER)
+    assert found.id == registered.id
+
+
+async def test_past_the_global_budget_only_clients_without_a_failure_may_try(
+    clock: SettableClock,
+) -> None:
+    attempts = InMemoryVerificationAttempts(AttemptLimits(per_client=5, global_budget=3))
+    complaints = ComplaintsApplication(
+        {"PERSISTENCE_MODULE": "eventsourcing.popo"}, InMemorySerialBlocks(), attempts, clock
+    )
+    try:
+        complaints.register_hall(HALL, ADMIN)
+        registered, _ = await complaints.register_complaint(complaint(), ADMIN)
+        for client in ("bot-1", "bot-2", "bot-3"):
+            with pytest.raises(PublicComplaintNotFound):
+                await complaints.public_progress(registered.number, "0000", client)
+        with pytest.raises(TooManyAttempts):
+            await complaints.public_progress(registered.number, "5678", "bot-1")
+        found, _ = await complaints.public_progress(registered.number, "5678", CUSTOMER)
+        assert found.id == registered.id
+    finally:
+        complaints.close()
 
 
 async def test_a_unit_above_the_hall_reviews_its_check_and_the_hall_cannot_rule_again(

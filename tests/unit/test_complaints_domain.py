@@ -54,7 +54,8 @@ def test_same_request_content_has_same_fingerprint() -> None:
 
 
 def test_phone_keeps_only_prefix_and_last_four_digits() -> None:
-    assert mask_phone("13812345678") == "138****5678"
+    assert mask_phone("13812345678") == "138********"  # never the last four: they verify the customer
+    assert mask_phone("12345678") == "123*****"
     assert mask_phone("12345") == "*****"
 
 
