@@ -41,7 +41,9 @@ CONSUMERS = ["escalation", "scoring", "projections"]
 
 
 def admin_headers() -> dict[str, str]:
-    token = issue_staff_token(AuthSettings(), "bench", OrgUnit(), [Role.admin], timedelta(hours=1))
+    token = issue_staff_token(
+        AuthSettings(environment="development"), "bench", OrgUnit(), [Role.admin], timedelta(hours=1)
+    )
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -137,6 +137,7 @@ class Stack:
             "DATABASE_URL": self.database_url,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "DATA_DIR": str(self.config.data_dir),
+            "ENVIRONMENT": "development",  # the development secret and test clocks need it said outright
             **self.config.extra_env,
         }
 
@@ -186,7 +187,9 @@ class Stack:
 
     def write_dev_token(self) -> Path:
         """An admin bearer token for the whole group, for local use only."""
-        token = issue_staff_token(AuthSettings(), "dev-admin", OrgUnit(), [Role.admin], timedelta(days=30))
+        token = issue_staff_token(
+            AuthSettings(environment="development"), "dev-admin", OrgUnit(), [Role.admin], timedelta(hours=24)
+        )
         path = self.config.data_dir / "dev-token"
         path.write_text(token + "\n")
         path.chmod(0o600)

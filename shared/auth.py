@@ -15,6 +15,7 @@ from typing import Annotated, ClassVar, Literal, Self
 import jwt
 from fastapi import Depends, Request
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     Field,
     PlainValidator,
@@ -79,21 +80,36 @@ def require_roles(principal: Principal, *roles: Role) -> None:
         raise Forbidden(f"requires one of the roles: {', '.join(roles)}")
 
 
+# The services a staff token may be for (its `aud`): each accepts only tokens naming it.
+AUDIENCES = ("complaints", "escalation", "scoring", "projections")
+CLOCK_SKEW = timedelta(seconds=30)  # leeway on a token's times, for clocks a little apart
+MIN_API_KEY_LENGTH = 32
+
+
 class AuthSettings(BaseSettings):
-    """`ENVIRONMENT`, `JWT_SECRET`, `JWT_ISSUER`, `API_KEYS_FILE` as environment variables."""
+    """`ENVIRONMENT`, `JWT_SECRET`, `JWT_ISSUER`, `API_KEYS_FILE`, `MAX_TOKEN_LIFETIME` (seconds, or an ISO 8601
+    duration such as `PT12H`) as environment variables."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
-    environment: Literal["development", "production"] = "development"
+    # Unset counts as production: the development secret and test clocks need it said outright.
+    environment: Literal["development", "production"] | None = None
     jwt_secret: SecretStr = SecretStr(DEVELOPMENT_SECRET)
     jwt_issuer: str = "service-quality"
     api_keys_file: Path | None = None
+    max_token_lifetime: timedelta = Field(default=timedelta(hours=24), gt=timedelta(0))
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
 
     @model_validator(mode="after")
-    def _production_has_a_real_secret(self) -> Self:
+    def _a_real_secret_unless_in_development(self) -> Self:
         secret = self.jwt_secret.get_secret_value()
-        if self.environment == "production" and (secret == DEVELOPMENT_SECRET or len(secret.encode()) < 32):
-            raise ValueError("in production JWT_SECRET must be set to a secret of at least 32 bytes")
+        if secret == DEVELOPMENT_SECRET and not self.development:
+            raise ValueError("JWT_SECRET must be set: the development secret works only with ENVIRONMENT=development")
+        if not self.development and len(secret.encode()) < 32:
+            raise ValueError("JWT_SECRET must be a secret of at least 32 bytes")
         return self
 
 
@@ -114,6 +130,7 @@ class _StaffClaims(_Grant):
 
 class _ApiKeyEntry(_Grant):
     name: str = Field(min_length=1)
+    expires_at: AwareDatetime | None = None  # none: until the entry is removed
 
 
 _Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
@@ -124,8 +141,15 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def load_api_keys(path: Path) -> dict[str, Principal]:
-    """Reads `{"<hash_api_key(key)>": {"name": ..., "unit": "group/...", "roles": [...]}}`, keyed by digest.
+@dataclass(frozen=True)
+class ApiKey:
+    principal: Principal
+    expires_at: datetime | None
+
+
+def load_api_keys(path: Path) -> dict[str, ApiKey]:
+    """Reads `{"<hash_api_key(key)>": {"name": ..., "unit": "group/...", "roles": [...], "expires_at": ...}}`,
+    keyed by digest (`expires_at` optional).
 
     Raises `ValueError` naming each bad entry by its digest, so a broken file stops the service at start-up.
     """
@@ -134,18 +158,30 @@ def load_api_keys(path: Path) -> dict[str, Principal]:
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in error.errors())
         raise ValueError(f"API keys file {path}: {problems}") from None
-    return {digest: Principal(entry.name, entry.unit, entry.roles) for digest, entry in entries.items()}
+    return {
+        digest: ApiKey(Principal(entry.name, entry.unit, entry.roles), entry.expires_at)
+        for digest, entry in entries.items()
+    }
 
 
 def issue_staff_token(
-    settings: AuthSettings, subject: str, unit: OrgUnit, roles: Iterable[Role], lifetime: timedelta
+    settings: AuthSettings,
+    subject: str,
+    unit: OrgUnit,
+    roles: Iterable[Role],
+    lifetime: timedelta,
+    audience: Iterable[str] = AUDIENCES,
 ) -> str:
+    """A token for the services of `audience` (by default all of them)."""
+    now = datetime.now(UTC)
     claims = {
         "sub": subject,
         "unit": str(unit),
         "roles": sorted(roles),
         "iss": settings.jwt_issuer,
-        "exp": datetime.now(UTC) + lifetime,
+        "aud": sorted(audience),
+        "iat": now,
+        "exp": now + lifetime,
     }
     return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=_ALGORITHM)
 
@@ -153,6 +189,8 @@ def issue_staff_token(
 _TOKEN_PROBLEMS: tuple[tuple[type[jwt.InvalidTokenError], str], ...] = (
     (jwt.ExpiredSignatureError, "token has expired"),
     (jwt.InvalidIssuerError, "token has the wrong issuer"),
+    (jwt.InvalidAudienceError, "token is not for this service"),
+    (jwt.ImmatureSignatureError, "token is not valid yet"),
     (jwt.InvalidSignatureError, "token signature is invalid"),
     (jwt.MissingRequiredClaimError, "token lacks a required claim"),
 )
@@ -167,8 +205,10 @@ class Authenticator:
 
     VERIFIED_TOKENS_KEPT = 4096
 
-    def __init__(self, settings: AuthSettings, seconds_now: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: AuthSettings, audience: str, seconds_now: Callable[[], float] = time.time) -> None:
+        """`audience`: the service; a token must name it in its `aud`."""
         self._settings = settings
+        self._audience = audience
         self._seconds_now = seconds_now
         self._api_keys = load_api_keys(settings.api_keys_file) if settings.api_keys_file else {}
         # A front-line system sends one token with many requests; checking its signature each time
@@ -197,7 +237,7 @@ class Authenticator:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("Authorization", "expected 'Bearer <token>'")
         principal, expires_at = self._verified(token.strip())
-        if expires_at <= self._seconds_now():
+        if expires_at + CLOCK_SKEW.total_seconds() <= self._seconds_now():
             raise Unauthenticated("Authorization", "token has expired")
         return principal
 
@@ -209,7 +249,9 @@ class Authenticator:
                 self._settings.jwt_secret.get_secret_value(),
                 algorithms=[_ALGORITHM],
                 issuer=self._settings.jwt_issuer,
-                options={"require": ["exp", "iss", "sub"]},
+                audience=self._audience,
+                leeway=CLOCK_SKEW,
+                options={"require": ["exp", "iat", "iss", "sub", "aud"]},
             )
         except jwt.InvalidTokenError as error:
             # Our own fixed wording, so nothing taken from the token is ever echoed back.
@@ -220,14 +262,21 @@ class Authenticator:
         except ValidationError as error:
             claim = error.errors()[0]["loc"][0]
             raise Unauthenticated("Authorization", f"token has an invalid '{claim}' claim") from None
+        lifetime = float(claims["exp"]) - float(claims["iat"])
+        if lifetime > (self._settings.max_token_lifetime + CLOCK_SKEW).total_seconds():
+            raise Unauthenticated("Authorization", "token lives longer than the maximum lifetime")
         return Principal(staff.sub, staff.unit, staff.roles), float(claims["exp"])
 
     def _front_line(self, api_key: str) -> Principal:
+        if len(api_key) < MIN_API_KEY_LENGTH:
+            raise Unauthenticated("X-API-Key", f"an API key has at least {MIN_API_KEY_LENGTH} characters")
         # A dict lookup by digest leaks nothing through timing: a caller cannot steer the digest it probes.
-        principal = self._api_keys.get(hash_api_key(api_key))
-        if principal is None:
+        entry = self._api_keys.get(hash_api_key(api_key))
+        if entry is None:
             raise Unauthenticated("X-API-Key", "unknown API key")
-        return principal
+        if entry.expires_at is not None and entry.expires_at.timestamp() <= self._seconds_now():
+            raise Unauthenticated("X-API-Key", "API key has expired")
+        return entry.principal
 
 
 async def current_principal(request: Request) -> Principal:

@@ -45,6 +45,8 @@ class Hall(Aggregate):
         city: str
         level: int
         ownership: str
+        request_key: str | None = None  # none in registrations stored before halls took idempotency keys
+        request_fingerprint: str | None = None
 
     @staticmethod
     def create_id(hall_code: str, **_: object) -> uuid.UUID:
@@ -59,7 +61,7 @@ class Hall(Aggregate):
         city: str,
         level: int,
         ownership: str,
-        request_key: str | None = None,  # the registering request's, scoped to its caller; none before keys
+        request_key: str | None = None,  # the registering request's, scoped to its caller
         request_fingerprint: str | None = None,
     ) -> None:
         self.hall_code = hall_code

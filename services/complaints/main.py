@@ -79,7 +79,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="complaints", version="1", lifespan=lifespan)
     app.state.pool = None
-    app.state.authenticator = Authenticator(auth)
+    app.state.authenticator = Authenticator(auth, audience="complaints")
     app.state.survey_tokens = SurveyTokens(auth.jwt_secret.get_secret_value().encode())
     app.include_router(api.router)
     app.include_router(inspections_api.router)

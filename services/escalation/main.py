@@ -124,7 +124,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="escalation", version="1", lifespan=lifespan)
     app.state.pool = None
-    app.state.authenticator = Authenticator(auth)
+    app.state.authenticator = Authenticator(auth, audience="escalation")
     app.state.calendars = Calendars(settings.business_hours_file, rules.calendars.default.year_files)
     app.state.policies = rules.policies
     app.include_router(api.router)

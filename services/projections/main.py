@@ -132,7 +132,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="projections", version="1", lifespan=lifespan)
     app.state.pool = None
-    app.state.authenticator = Authenticator(auth)
+    app.state.authenticator = Authenticator(auth, audience="projections")
     app.include_router(api.router)
     app.include_router(scores_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers, consumer_status))

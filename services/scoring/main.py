@@ -94,7 +94,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="scoring", version="1", lifespan=lifespan)
     app.state.pool = None
-    app.state.authenticator = Authenticator(auth)
+    app.state.authenticator = Authenticator(auth, audience="scoring")
     app.state.policies = policies
     app.state.what_ifs = asyncio.Semaphore(1)
     app.include_router(api.router)

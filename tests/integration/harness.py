@@ -43,7 +43,7 @@ CONSUMED_TOPICS = {
 
 
 def staff_token(subject: str, unit: OrgUnit, *roles: Role) -> str:
-    return issue_staff_token(AuthSettings(), subject, unit, roles, timedelta(hours=1))
+    return issue_staff_token(AuthSettings(environment="development"), subject, unit, roles, timedelta(hours=1))
 
 
 def bearer(token: str) -> dict[str, str]:

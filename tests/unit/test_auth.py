@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from shared.auth import (
+    CLOCK_SKEW,
     Authenticator,
     AuthSettings,
     Forbidden,
@@ -27,6 +28,8 @@ from shared.errors import install_error_handlers
 from shared.organisation import OrgUnit
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"  # noqa: S105
+AUDIENCE = "complaints"
+POS_KEY = "pos-secret-of-the-shenzhen-counter-system"
 SHENZHEN = OrgUnit(("广东", "深圳"))
 HALL = OrgUnit.of_hall("广东", "深圳", "GD-SZ-001")
 
@@ -59,7 +62,7 @@ def client(auth_settings: AuthSettings, authenticator: Authenticator | None = No
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(router)
-    app.dependency_overrides[signed_in] = authenticator or Authenticator(auth_settings)
+    app.dependency_overrides[signed_in] = authenticator or Authenticator(auth_settings, audience=AUDIENCE)
     return TestClient(app)
 
 
@@ -103,8 +106,8 @@ def test_unit_text_round_trips_at_every_level() -> None:
     [
         ("广东/深圳", "must start with 'group'"),
         ("", "must start with 'group'"),
-        ("group/广东//GD-SZ-001", "empty segment"),
-        ("group/", "empty segment"),
+        ("group/广东//GD-SZ-001", "is not empty"),
+        ("group/", "is not empty"),
         ("group/广东/深圳/GD-SZ-001/柜台3", "deeper than group/province/city/hall"),
     ],
 )
@@ -145,10 +148,10 @@ def test_a_token_that_verified_before_is_refused_once_it_expires() -> None:
     token = staff_token(lifetime=timedelta(minutes=5))
     expires_at = jwt.decode(token, options={"verify_signature": False})["exp"]
     seconds_now = [expires_at - 60.0]
-    authenticated = client(settings(), Authenticator(settings(), seconds_now=lambda: seconds_now[0]))
+    authenticated = client(settings(), Authenticator(settings(), AUDIENCE, seconds_now=lambda: seconds_now[0]))
     assert authenticated.get("/whoami", headers=bearer(token)).status_code == 200
 
-    seconds_now[0] = expires_at + 1.0
+    seconds_now[0] = expires_at + CLOCK_SKEW.total_seconds() + 1.0
 
     assert_unauthenticated(authenticated.get("/whoami", headers=bearer(token)), "Authorization", "token has expired")
 
@@ -190,7 +193,8 @@ def test_a_signed_token_with_a_bad_unit_or_role_claim_is_refused(claim: str, val
         "roles": ["handler"],
         "iss": "service-quality",
     }
-    claims |= {claim: value, "exp": datetime.now(UTC) + timedelta(minutes=5)}
+    now = datetime.now(UTC)
+    claims |= {claim: value, "aud": [AUDIENCE], "iat": now, "exp": now + timedelta(minutes=5)}
     token = jwt.encode(claims, SECRET, algorithm="HS256")
 
     response = client(settings()).get("/whoami", headers=bearer(token))
@@ -207,25 +211,26 @@ def test_a_refusal_carries_a_bearer_challenge() -> None:
 def test_a_configured_api_key_yields_its_principal(tmp_path: Path) -> None:
     path = key_file(
         tmp_path,
-        {hash_api_key("pos-secret"): {"name": "pos-gd-sz-001", "unit": str(HALL), "roles": ["front_line"]}},
+        {hash_api_key(POS_KEY): {"name": "pos-gd-sz-001", "unit": str(HALL), "roles": ["front_line"]}},
     )
 
-    response = client(settings(api_keys_file=path)).get("/whoami", headers={"X-API-Key": "pos-secret"})
+    response = client(settings(api_keys_file=path)).get("/whoami", headers={"X-API-Key": POS_KEY})
 
     assert response.status_code == 200
     assert response.json() == {"subject": "pos-gd-sz-001", "unit": str(HALL), "roles": ["front_line"]}
 
 
 def test_an_unknown_api_key_is_refused(tmp_path: Path) -> None:
-    path = key_file(tmp_path, {hash_api_key("pos-secret"): {"name": "pos", "unit": "group", "roles": ["front_line"]}})
+    path = key_file(tmp_path, {hash_api_key(POS_KEY): {"name": "pos", "unit": "group", "roles": ["front_line"]}})
 
-    response = client(settings(api_keys_file=path)).get("/whoami", headers={"X-API-Key": "guessed"})
+    guessed = {"X-API-Key": "a-guessed-key-that-is-long-enough-to-look-up"}
+    response = client(settings(api_keys_file=path)).get("/whoami", headers=guessed)
 
     assert_unauthenticated(response, "X-API-Key", "unknown API key")
 
 
 def test_a_request_with_both_credentials_is_refused() -> None:
-    response = client(settings()).get("/whoami", headers=bearer(staff_token()) | {"X-API-Key": "pos-secret"})
+    response = client(settings()).get("/whoami", headers=bearer(staff_token()) | {"X-API-Key": POS_KEY})
 
     assert_unauthenticated(response, "X-API-Key", "not both")
 
@@ -241,21 +246,33 @@ def test_a_bad_key_file_entry_is_named_at_start_up(tmp_path: Path) -> None:
     )
 
     with pytest.raises(ValueError, match=rf"{bad}\.unit: .*must start with 'group'"):
-        Authenticator(settings(api_keys_file=path))
+        Authenticator(settings(api_keys_file=path), AUDIENCE)
 
 
 def test_a_key_file_holding_raw_keys_instead_of_digests_is_refused(tmp_path: Path) -> None:
-    path = key_file(tmp_path, {"pos-secret": {"name": "pos", "unit": "group", "roles": ["front_line"]}})
+    path = key_file(tmp_path, {POS_KEY: {"name": "pos", "unit": "group", "roles": ["front_line"]}})
 
-    with pytest.raises(ValueError, match="pos-secret"):
+    with pytest.raises(ValueError, match=POS_KEY):
         load_api_keys(path)
 
 
-def test_production_refuses_the_default_or_a_short_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ENVIRONMENT", "production")
+@pytest.mark.parametrize("environment", ["production", None])
+def test_only_an_explicit_development_environment_takes_the_development_secret(
+    monkeypatch: pytest.MonkeyPatch, environment: str | None
+) -> None:
     monkeypatch.delenv("JWT_SECRET", raising=False)
-    with pytest.raises(ValidationError, match="JWT_SECRET"):
+    if environment is None:
+        monkeypatch.delenv("ENVIRONMENT", raising=False)
+    else:
+        monkeypatch.setenv("ENVIRONMENT", environment)
+    with pytest.raises(ValidationError, match="ENVIRONMENT=development"):
         AuthSettings()
+    monkeypatch.setenv("ENVIRONMENT", "development")
+    assert AuthSettings().development
+
+
+def test_production_refuses_a_short_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
 
     monkeypatch.setenv("JWT_SECRET", "too-short")
     with pytest.raises(ValidationError, match="JWT_SECRET"):
@@ -278,3 +295,53 @@ def test_a_principal_without_the_role_gets_403() -> None:
 
     assert response.status_code == 403
     assert response.json()["detail"] == [{"loc": [], "msg": "requires one of the roles: auditor", "type": "forbidden"}]
+
+
+def test_a_token_for_another_service_or_without_an_audience_is_refused() -> None:
+    for_scoring = issue_staff_token(
+        settings(), "staff-1001", SHENZHEN, [Role.handler], timedelta(minutes=5), ["scoring"]
+    )
+    assert_unauthenticated(
+        client(settings()).get("/whoami", headers=bearer(for_scoring)), "Authorization", "not for this service"
+    )
+    now = datetime.now(UTC)
+    claims = {"sub": "s", "unit": "group", "roles": ["handler"], "iss": "service-quality", "iat": now}
+    without = jwt.encode(claims | {"exp": now + timedelta(minutes=5)}, SECRET, algorithm="HS256")
+    assert_unauthenticated(
+        client(settings()).get("/whoami", headers=bearer(without)), "Authorization", "required claim"
+    )
+
+
+def test_a_token_living_longer_than_the_maximum_is_refused() -> None:
+    forever = staff_token(lifetime=timedelta(days=3650))
+    assert_unauthenticated(client(settings()).get("/whoami", headers=bearer(forever)), "Authorization", "maximum")
+    day = staff_token(lifetime=timedelta(hours=24))
+    assert client(settings()).get("/whoami", headers=bearer(day)).status_code == 200
+
+
+def test_a_token_issued_a_few_seconds_ahead_is_taken_within_the_leeway() -> None:
+    ahead = datetime.now(UTC) + timedelta(seconds=3)
+    claims = {"sub": "s", "unit": "group", "roles": ["handler"], "iss": "service-quality", "aud": [AUDIENCE]}
+    token = jwt.encode(claims | {"iat": ahead, "nbf": ahead, "exp": ahead + timedelta(minutes=5)}, SECRET, "HS256")
+    assert client(settings()).get("/whoami", headers=bearer(token)).status_code == 200
+    far_ahead = datetime.now(UTC) + timedelta(minutes=5)
+    later = jwt.encode(
+        claims | {"iat": far_ahead, "nbf": far_ahead, "exp": far_ahead + timedelta(minutes=5)}, SECRET, "HS256"
+    )
+    assert_unauthenticated(client(settings()).get("/whoami", headers=bearer(later)), "Authorization", "not valid yet")
+
+
+def test_a_short_or_expired_api_key_is_refused(tmp_path: Path) -> None:
+    expired = "pos-key-of-a-counter-that-was-retired-last-year"
+    entries: dict[str, object] = {
+        hash_api_key("short"): {"name": "pos-short", "unit": "group", "roles": ["front_line"]},
+        hash_api_key(expired): {
+            "name": "pos-old",
+            "unit": "group",
+            "roles": ["front_line"],
+            "expires_at": "2020-01-01T00:00:00+08:00",
+        },
+    }
+    service = client(settings(api_keys_file=key_file(tmp_path, entries)))
+    assert_unauthenticated(service.get("/whoami", headers={"X-API-Key": "short"}), "X-API-Key", "at least 32")
+    assert_unauthenticated(service.get("/whoami", headers={"X-API-Key": expired}), "X-API-Key", "expired")

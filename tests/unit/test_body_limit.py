@@ -22,7 +22,7 @@ TOKEN = issue_staff_token(SETTINGS, "qm-1", OrgUnit(), [Role.quality_manager], t
 
 def app() -> FastAPI:
     service = FastAPI()
-    service.state.authenticator = Authenticator(SETTINGS)
+    service.state.authenticator = Authenticator(SETTINGS, audience="complaints")
 
     @service.post("/api/v1/things")
     async def things(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +67,10 @@ async def call(
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(name.lower().encode(), value.encode()) for name, value in headers.items()],
+        "headers": [
+            (name.lower().encode(), value.encode())
+            for name, value in {"content-type": "application/json", **headers}.items()
+        ],
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
     }

@@ -88,7 +88,7 @@ def complaint(**changes: object) -> RegisterComplaint:
 
 
 def serial_of(number: str) -> int:
-    return int(number.rsplit("-", 1)[1])
+    return int(number.split("-")[1])  # C<day>-<serial>-<random>
 
 
 async def test_a_complaint_is_numbered_by_its_china_time_day_and_found_by_its_number(

@@ -32,7 +32,8 @@ def unbounded_lists(schema: Any, schemas: dict[str, Any], path: str, seen: set[s
 
 
 @pytest.mark.parametrize("build", [complaints, escalation, projections, scoring], ids=lambda b: b.__module__)
-def test_every_list_in_a_request_body_is_bounded(build: Any) -> None:
+def test_every_list_in_a_request_body_is_bounded(build: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "development")
     app: FastAPI = build()
     document = app.openapi()
     schemas = document.get("components", {}).get("schemas", {})
