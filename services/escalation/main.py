@@ -8,6 +8,12 @@ and only the replica holding the relay lock publishes.
 
 from __future__ import annotations
 
+import gc
+
+# The imports below allocate much and free little: collecting garbage meanwhile cost scoring a ninth of its
+# start-up (0.17 s of 1.5). Collection resumes at the end of this module, with what they made frozen out of it.
+gc.disable()
+
 import asyncio
 import contextlib
 import logging
@@ -136,3 +142,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
     trace_requests(app)
     instrument(app)
     return app
+
+
+gc.freeze()
+gc.enable()

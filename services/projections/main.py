@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+
+# The imports below allocate much and free little: collecting garbage meanwhile cost scoring a ninth of its
+# start-up (0.17 s of 1.5). Collection resumes at the end of this module, with what they made frozen out of it.
+gc.disable()
+
 import asyncio
 import contextlib
 import logging
@@ -141,3 +147,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     trace_requests(app)
     instrument(app)
     return app
+
+
+gc.freeze()
+gc.enable()
