@@ -34,6 +34,11 @@ class ServiceSettings(BaseSettings):
         ge=1024,
         description="The largest request body a service reads; beyond it, 413 (shared/body_limit.py).",
     )
+    max_steps_per_subject: int = Field(
+        default=500,
+        ge=10,
+        description="The most events one complaint or rectification order may hold; steps beyond it get 409.",
+    )
     data_dir: Path = Path(".var")
     log_level: str = "INFO"
     traces_exporter: TracesExporter = "none"

@@ -271,9 +271,12 @@ class ComplaintsApplication(StoresTraceContext):
         serial_blocks: SerialBlocks,
         verification_attempts: VerificationAttempts,
         clock: Clock = system_clock,
+        max_steps: int = 500,
     ) -> None:
+        """`max_steps`: the most events a complaint or order may hold, so that no caller grows one without end."""
         super().__init__(env)
         self.clock = clock
+        self.max_steps = max_steps
         self._group_commit = GroupCommitter(self)
         self._serials = Serials(serial_blocks)
         self._verification_attempts = verification_attempts
@@ -499,6 +502,8 @@ class ComplaintsApplication(StoresTraceContext):
         target = load()
         if replayed := self._earlier_response(target, request):
             return replayed, False
+        if target.version >= self.max_steps:
+            raise StepNotAllowed(f"it holds {target.version} events, the most one may: no further step is taken")
         step = Step(
             actor=request.actor,
             reason=request.reason,

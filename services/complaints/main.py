@@ -63,6 +63,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
             PostgresSerialBlocks(pool),
             PostgresVerificationAttempts(pool),
             settings.clock(auth.environment),
+            settings.max_steps_per_subject,
         )
         if adopted := await complaints.adopt_legacy_numbers(LegacyNumbers(pool)):
             logger.info("adopted %d complaint numbers of the former complaint_numbers table", adopted)

@@ -9,8 +9,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import TypeAdapter
 
+from services.projections import timeline as timelines
 from services.projections.complaints import ComplaintPage, list_complaints
-from services.projections.timeline import Timeline, load_timeline, units_of
+from services.projections.timeline import MAX_TIMELINE_PAGE, TIMELINE_PAGE, Timeline, load_timeline, units_of
 from shared.auth import Caller, Principal
 from shared.errors import ServiceError
 from shared.validation import Instant, TextParam
@@ -29,24 +30,39 @@ class BadCursor(ServiceError):
     field = ("query", "cursor")
 
 
-async def visible_timeline(request: Request, caller: Principal, aggregate_id: uuid.UUID) -> Timeline | None:
+PageSize = Annotated[int, Query(ge=1, le=MAX_TIMELINE_PAGE, description="Events per page.")]
+After = Annotated[TextParam | None, Query(description="The `next_cursor` of the page before.")]
+
+
+async def visible_timeline(
+    request: Request, caller: Principal, aggregate_id: uuid.UUID, limit: int, after: str | None
+) -> Timeline | None:
     pool = request.app.state.pool
-    visible = any(caller.can_see(unit) for unit in await units_of(pool, aggregate_id))
-    return await load_timeline(pool, aggregate_id) if visible else None
+    if not any(caller.can_see(unit) for unit in await units_of(pool, aggregate_id)):
+        return None
+    try:
+        return await load_timeline(pool, aggregate_id, limit, after)
+    except timelines.BadCursor as bad:
+        raise BadCursor(str(bad), ("query", "after")) from None
 
 
 @router.get("/complaints/{complaint_id}/timeline", response_model=Timeline)
-async def complaint_timeline(complaint_id: uuid.UUID, request: Request, caller: Caller) -> Timeline:
-    """Every event of the complaint, oldest first, with actor and reason, as far as this projection has seen."""
-    if (timeline := await visible_timeline(request, caller, complaint_id)) is None:
+async def complaint_timeline(
+    complaint_id: uuid.UUID, request: Request, caller: Caller, limit: PageSize = TIMELINE_PAGE, after: After = None
+) -> Timeline:
+    """The complaint's events, oldest first, with actor and reason, as far as this projection has seen; a
+    page at a time (`next_cursor`)."""
+    if (timeline := await visible_timeline(request, caller, complaint_id, limit, after)) is None:
         raise NotProjected(f"no events seen for complaint {complaint_id}", ("path", "complaint_id"))
     return timeline
 
 
 @router.get("/rectification-orders/{order_id}/timeline", response_model=Timeline)
-async def order_timeline(order_id: uuid.UUID, request: Request, caller: Caller) -> Timeline:
-    """Every event of the rectification order, oldest first, with actor and reason."""
-    if (timeline := await visible_timeline(request, caller, order_id)) is None:
+async def order_timeline(
+    order_id: uuid.UUID, request: Request, caller: Caller, limit: PageSize = TIMELINE_PAGE, after: After = None
+) -> Timeline:
+    """The rectification order's events, oldest first, with actor and reason; a page at a time."""
+    if (timeline := await visible_timeline(request, caller, order_id, limit, after)) is None:
         raise NotProjected(f"no events seen for rectification order {order_id}", ("path", "order_id"))
     return timeline
 

@@ -7,6 +7,7 @@ ordered by when they happened.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import uuid
@@ -64,6 +65,29 @@ class TimelineEntry(BaseModel):
 class Timeline(BaseModel):
     aggregate_id: uuid.UUID
     events: list[TimelineEntry]
+    next_cursor: str | None = None  # pass as `after` for the events that follow; None: no more
+
+
+TIMELINE_PAGE = 500  # events per page unless the caller asks for fewer (or up to MAX_TIMELINE_PAGE)
+MAX_TIMELINE_PAGE = 1000
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def timeline_cursor(entry: TimelineEntry) -> str:
+    """Opaque to the caller: where a page ended, in the timeline's order."""
+    position = json.dumps([entry.occurred_at.isoformat(), entry.version, str(entry.event_id)])
+    return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
+
+
+def _position(cursor: str) -> tuple[datetime, int, uuid.UUID]:
+    try:
+        occurred_at, version, event_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(occurred_at), int(version), uuid.UUID(event_id)
+    except (ValueError, TypeError) as error:
+        raise BadCursor("not a cursor this service gave") from error
 
 
 async def create_tables(pool: asyncpg.Pool) -> None:
@@ -141,17 +165,27 @@ async def units_of(pool: asyncpg.Pool, aggregate_id: uuid.UUID) -> list[OrgUnit]
     ]
 
 
-async def load_timeline(pool: asyncpg.Pool, aggregate_id: uuid.UUID) -> Timeline | None:
+async def load_timeline(
+    pool: asyncpg.Pool, aggregate_id: uuid.UUID, limit: int = TIMELINE_PAGE, after: str | None = None
+) -> Timeline | None:
+    """A page of the timeline, oldest first, after the cursor `after` (from the start without one); None if
+    no event of it was seen. Past the last event, a page is empty."""
+    start = _position(after) if after is not None else None
     rows = await pool.fetch(
         """
         SELECT source, aggregate_version, event_id, event_type, occurred_at, details
-        FROM timelines WHERE timeline_id = $1 ORDER BY occurred_at, aggregate_version
+        FROM timelines WHERE timeline_id = $1
+          AND ($2::timestamptz IS NULL OR (occurred_at, aggregate_version, event_id) > ($2, $3, $4))
+        ORDER BY occurred_at, aggregate_version, event_id LIMIT $5
         """,
         aggregate_id,
+        *(start or (None, None, None)),
+        limit + 1,
     )
-    if not rows:
+    if not rows and start is None:
         return None
-    return Timeline(
+    more = len(rows) > limit
+    timeline = Timeline(
         aggregate_id=aggregate_id,
         events=[
             TimelineEntry(
@@ -162,6 +196,9 @@ async def load_timeline(pool: asyncpg.Pool, aggregate_id: uuid.UUID) -> Timeline
                 occurred_at=row["occurred_at"],
                 details=json.loads(row["details"]),
             )
-            for row in rows
+            for row in rows[:limit]
         ],
     )
+    if more:
+        timeline.next_cursor = timeline_cursor(timeline.events[-1])
+    return timeline

@@ -47,6 +47,31 @@ async def test_timeline_lists_the_registration_with_its_time_and_type(client: St
     assert "13812345678" not in response.text and "张三" not in response.text
 
 
+async def test_a_timeline_comes_a_page_at_a_time_and_the_pages_hold_every_event_once(client: StackClient) -> None:
+    hall_id = await client.register_hall()
+    complaint = (await client.post_complaint(complaint_body(hall_id))).json()["id"]
+    check = {"substantiated": False, "root_cause": "misread", "root_cause_class": "customer_side"}
+    steps = [("acknowledge", {}), ("check", check | {"responsible_unit": hall_id})]
+    steps += [("contact", {"outcome": outcome}) for outcome in ("unreachable", "call_back_later", "reached")]
+    for action, body in steps:
+        assert (await client.step(complaint, action, body)).status_code == 200, action
+    everything = await client.wait_for_timeline(complaint, 1 + len(steps))
+    assert len(everything) == 1 + len(steps)
+    url = f"{client.projections_url}/api/v1/complaints/{complaint}/timeline"
+
+    pages, after = [], None
+    while True:
+        page = (await client.http.get(url, params={"limit": 1} | ({"after": after} if after else {}))).json()
+        pages.append(page["events"])
+        if (after := page["next_cursor"]) is None:
+            break
+    assert [len(events) for events in pages] == [1] * len(everything)
+    assert [event for events in pages for event in events] == everything
+    refused = await client.http.get(url, params={"after": "not-a-cursor"})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["query", "after"]
+    assert (await client.http.get(url, params={"limit": 1001})).status_code == 422
+
+
 async def test_registered_complaint_has_number_owner_and_masked_contact(client: StackClient) -> None:
     hall_id = await client.register_hall()
     created = await client.post_complaint(complaint_body(hall_id))

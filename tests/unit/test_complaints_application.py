@@ -314,3 +314,20 @@ async def test_only_a_unit_above_the_hall_approves_a_pause_and_only_while_it_las
     assert changed
     kinds = [type(e).__name__ for e in complaints.repository.event_store.get(registered.id)]
     assert kinds[-2:] == ["Paused", "PauseApproved"]
+
+
+async def test_a_complaint_takes_no_step_past_the_most_events_it_may_hold(clock: SettableClock) -> None:
+    complaints = ComplaintsApplication(IN_MEMORY, InMemorySerialBlocks(), InMemoryVerificationAttempts(), clock, 12)
+    try:
+        complaints.register_hall(HALL, ADMIN)
+        registered, _ = await complaints.register_complaint(complaint(), ADMIN)
+
+        def check(c: Complaint, step: Step) -> None:
+            c.check(False, "counter refused a refund", "hall_service", HALL.hall_code, step)
+
+        for _ in range(11):  # the registration and eleven checks: twelve events
+            complaints.act(registered.id, StepRequest("admin", "checked again"), check, ADMIN)
+        with pytest.raises(StepNotAllowed, match="holds 12 events"):
+            complaints.act(registered.id, StepRequest("admin", "once more"), check, ADMIN)
+    finally:
+        complaints.close()
