@@ -47,6 +47,25 @@ class OrgUnit:
         return "/".join(("group", *self.path))
 
 
+# The escalation ladder: handler → hall manager (level 1) → city (2) → province (3) → group (4).
+LADDER_LEVELS = 4
+
+
+def escalation_target(hall: OrgUnit, level: int) -> OrgUnit | None:
+    """The unit escalation level `level` of a hall's complaint reaches: 1 the hall (its manager), 2 the city,
+    3 the province, 4 the group; none at level 0."""
+    if level == 0:
+        return None
+    return OrgUnit(hall.path[: max(len(hall.path) - (level - 1), 0)])
+
+
+def escalation_level(hall: OrgUnit, target: OrgUnit) -> int:
+    """The level whose target is `target`, the hall or a unit above it (see `escalation_target`)."""
+    if not target.contains(hall):
+        raise ValueError(f"{target} is not {hall} nor a unit above it")
+    return len(hall.path) - len(target.path) + 1
+
+
 # Unicode categories no unit name may hold: controls, format characters (zero-width spaces and joiners,
 # direction marks), surrogates, private use and unassigned; a look-alike of a unit must not be another.
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})

@@ -43,7 +43,7 @@ from shared.auth import Principal
 from shared.clock import Clock, system_clock
 from shared.contracts import SatisfactionSource
 from shared.errors import ServiceError
-from shared.organisation import OrgUnit
+from shared.organisation import OrgUnit, escalation_level
 from shared.tracing import StoresTraceContext
 
 MAX_LATE_SUBMISSION = timedelta(days=30)
@@ -687,13 +687,12 @@ class ComplaintsApplication(StoresTraceContext):
         the group; the level is the target's place on that ladder."""
 
         def perform(complaint: Complaint, step: Step) -> None:
-            hall = self._registering_unit(complaint)
             unit = self._unit_for(complaint, target_unit, "target_unit")
-            if not unit.contains(hall):
-                raise UnknownUnit(
-                    f"{target_unit} is not hall {complaint.hall_code} nor a unit above it", ("body", "target_unit")
-                )
-            complaint.escalate(str(unit), len(hall.path) - len(unit.path) + 1, step)
+            try:
+                level = escalation_level(self._registering_unit(complaint), unit)
+            except ValueError as outside:
+                raise UnknownUnit(str(outside), ("body", "target_unit")) from None
+            complaint.escalate(str(unit), level, step)
 
         return self.act(complaint_id, request, perform, viewer)
 

@@ -10,6 +10,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate, event
 
 from shared.contracts import SatisfactionSource
+from shared.organisation import LADDER_LEVELS
 
 HALL_ID_NAMESPACE = uuid.UUID("0b8a4f8e-6a53-4b43-9d0c-1f7e0d7c2a11")
 NUMBER_ID_NAMESPACE = uuid.UUID("3f6d2b9a-8c41-4e7f-b5a0-6d1c9e2f4a83")
@@ -72,9 +73,6 @@ class Hall(Aggregate):
         self.ownership = ownership
         self.request_key = request_key
         self.request_fingerprint = request_fingerprint
-
-
-TOP_ESCALATION_LEVEL = 4  # the group: handler → hall manager (1) → city (2) → province (3) → group (4)
 
 
 class StepRefused(Exception):
@@ -336,7 +334,7 @@ class Complaint(RemembersRequests):
         if level <= self.escalation_level:
             raise StepRefused(
                 f"already escalated to level {self.escalation_level}: escalate to a unit above it"
-                if self.escalation_level < TOP_ESCALATION_LEVEL
+                if self.escalation_level < LADDER_LEVELS
                 else "already escalated to the group: there is no higher level"
             )
         self._escalated(level=level, target_unit=target_unit, **step.fields())

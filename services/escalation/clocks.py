@@ -14,11 +14,9 @@ from typing import Literal
 
 from services.escalation.calendar import WorkingCalendar
 from services.escalation.policy import Limit, Policy
-from shared.organisation import OrgUnit
+from shared.organisation import LADDER_LEVELS, OrgUnit, escalation_target
 
 MilestoneKind = Literal["warning", "breach", "escalation"]
-# handler → hall manager → city → province → group; level n escalates to the unit this many levels up.
-LADDER_LEVELS = 4
 
 
 @dataclass(frozen=True)
@@ -121,13 +119,6 @@ def milestones(clock: Clock, policy: Policy, calendar: WorkingCalendar, hall: Or
         Milestone(kind, fraction, level, escalation_target(hall, level), clock.due_at(calendar, fraction, day))
         for kind, fraction, level in plan
     ]
-
-
-def escalation_target(hall: OrgUnit, level: int) -> OrgUnit | None:
-    """Level 1 is the hall (its manager), 2 the city, 3 the province, 4 the group."""
-    if level == 0:
-        return None
-    return OrgUnit(hall.path[: max(len(hall.path) - (level - 1), 0)])
 
 
 REOPEN_WINDOW = timedelta(days=30)

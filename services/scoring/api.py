@@ -55,13 +55,14 @@ class Audit(BaseModel):
     changes: list[ScoreChangeEntry]
 
 
-def evaluation_scope(scope: str) -> OrgUnit:
+def evaluation_scope(scope: str, field: tuple[str, ...] = BadScope.field) -> OrgUnit:
+    """`field`: where the scope was given, for the refusal to name."""
     try:
         unit = OrgUnit.parse(scope)
     except ValueError as error:
-        raise BadScope(str(error)) from None
+        raise BadScope(str(error), field) from None
     if len(unit.path) > 2:
-        raise BadScope("a scope is the group, a province or a city, not a hall")
+        raise BadScope("a scope is the group, a province or a city, not a hall", field)
     return unit
 
 

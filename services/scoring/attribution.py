@@ -22,25 +22,33 @@ class AttributionLine(BaseModel):
     halls: list[str]  # where they were received
 
 
+# Each month's policy, and each hall's facts of that month as the scorecards applied them.
+MonthFacts = tuple[ScoringPolicy, list[tuple[str, PeriodFacts]]]
+
+
 async def attribution_lines(
     pool: asyncpg.Pool, policies: dict[str, ScoringPolicy], period: str, scope: OrgUnit
 ) -> list[AttributionLine]:
     """The scope's checked complaints in the period whose class the policy (of each month) does not have the
     hall bear, by bearer, responsible unit and class."""
-    lines: dict[tuple[str, str | None, str], tuple[int, int, set[str]]] = {}
+    months = []
     for month in months_of(period):
-        policy = policy_for(policies, month)
-        for hall in await read_model.facts_of_period(pool, month, scope):
-            facts = PeriodFacts()
-            for fact in hall.facts:
-                facts.apply(fact)
+        halls = await read_model.facts_of_period(pool, month, scope)
+        months.append((policy_for(policies, month), [(hall.hall_id, PeriodFacts.of(hall.facts)) for hall in halls]))
+    return lines_of(months)
+
+
+def lines_of(months: list[MonthFacts]) -> list[AttributionLine]:
+    lines: dict[tuple[str, str | None, str], tuple[int, int, set[str]]] = {}
+    for policy, halls in months:
+        for hall_id, facts in halls:
             for complaint in facts.complaints.values():
                 cause = complaint.root_cause_class
                 if not complaint.registered or cause is None or cause in policy.hall_bears:
                     continue
                 key = (policy.attribution[cause], complaint.responsible_unit, cause)
-                count, substantiated, halls = lines.get(key, (0, 0, set()))
-                lines[key] = (count + 1, substantiated + complaint.substantiated, halls | {hall.hall_id})
+                count, substantiated, where = lines.get(key, (0, 0, set()))
+                lines[key] = (count + 1, substantiated + complaint.substantiated, where | {hall_id})
     return [
         AttributionLine(
             bearer=bearer,

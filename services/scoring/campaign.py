@@ -161,7 +161,7 @@ class Campaign(Aggregate):
         if city in self.city_meets:
             raise OutOfOrder(f"city {city} has certified its halls already")
         city_halls = {hall for hall, unit in self.roster.items() if unit.city_unit == city}
-        _distinct_members(meets + nominated, city_halls, "meets", f"a graded hall of {city}", len(meets), "nominated")
+        _distinct_members({"meets": meets, "nominated": nominated}, city_halls, f"a graded hall of {city}")
         for field, halls in (("meets", meets), ("nominated", nominated)):
             for index, hall in enumerate(halls):
                 if hall not in assessed:
@@ -197,7 +197,7 @@ class Campaign(Aggregate):
         if waiting := sorted(cities - set(self.city_meets)):
             raise OutOfOrder(f"{', '.join(waiting)} must certify first")
         nominees = {hall for city in cities for hall in self.city_nominated[city]}
-        _distinct_members(good + nominated, nominees, "good", "nominated by its city", len(good), "nominated")
+        _distinct_members({"good": good, "nominated": nominated}, nominees, "nominated by its city")
         most = max(len(nominees) - rules.province_margin, 0)
         if len(good) + len(nominated) > most:
             raise LimitExceeded(
@@ -223,7 +223,7 @@ class Campaign(Aggregate):
         if waiting := sorted(self.provinces - set(self.province_good)):
             raise OutOfOrder(f"{', '.join(waiting)} must review first")
         nominees = {hall for halls in self.province_nominated.values() for hall in halls}
-        _distinct_members(excellent, nominees, "excellent", "nominated by its province", len(excellent), "excellent")
+        _distinct_members({"excellent": excellent}, nominees, "nominated by its province")
         most = math.floor(rules.group_certified_share * len(nominees) + 1e-9)
         if len(excellent) > most:
             raise LimitExceeded(
@@ -275,15 +275,13 @@ def _recorded(actor: Actor) -> dict[str, Any]:
     return {"actor": actor.subject, "actor_unit": actor.unit, "reason": actor.reason, "at": actor.at.isoformat()}
 
 
-def _distinct_members(
-    halls: list[str], allowed: set[str], field: str, what: str, split: int, second_field: str
-) -> None:
-    """Every hall of `halls` (the first `split` from `field`, the rest from `second_field`) once, and in `allowed`."""
+def _distinct_members(lists: dict[str, list[str]], allowed: set[str], what: str) -> None:
+    """Every hall the lists (by field) name is named once among them all, and is in `allowed`."""
     seen: set[str] = set()
-    for position, hall in enumerate(halls):
-        name, index = (field, position) if position < split else (second_field, position - split)
-        if hall in seen:
-            raise NotEligible(f"hall {hall} is named twice", name, index)
-        if hall not in allowed:
-            raise NotEligible(f"hall {hall} is not {what}", name, index)
-        seen.add(hall)
+    for field, halls in lists.items():
+        for index, hall in enumerate(halls):
+            if hall in seen:
+                raise NotEligible(f"hall {hall} is named twice", field, index)
+            if hall not in allowed:
+                raise NotEligible(f"hall {hall} is not {what}", field, index)
+            seen.add(hall)

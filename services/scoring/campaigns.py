@@ -137,10 +137,7 @@ class Campaigns:
         for month in months_of(period):
             policy = standings.policy_for(self.policies, month)
             for hall in await read_model.facts_of_period(self.pool, month, scope, actor.at):
-                facts = PeriodFacts()
-                for fact in hall.facts:
-                    facts.apply(fact)
-                points = score(facts, policy).components
+                points = score(PeriodFacts.of(hall.facts), policy).components
                 monthly.setdefault(hall.hall_id, []).append({str(name): value for name, value in points.items()})
         return {
             hall: {name: round(statistics.fmean(month[name] for month in months), 2) for name in months[0]}

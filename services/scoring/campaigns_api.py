@@ -6,8 +6,6 @@ outside its own part of the organisation a 403.
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from collections.abc import Awaitable
 from datetime import datetime
@@ -21,6 +19,7 @@ from services.scoring.campaign import Campaign, LimitExceeded, NotEligible, OutO
 from services.scoring.campaigns import CampaignExists, CampaignNotFound, Campaigns
 from services.scoring.policy import Grade, months_of
 from services.scoring.read_model import Adjustment, changes_after, hall_unit, halls_within
+from services.scoring.tables import as_csv, cell
 from shared.auth import Caller, Forbidden, Principal, Role, require_roles
 from shared.errors import ServiceError
 from shared.organisation import OrgUnit
@@ -163,6 +162,10 @@ def deciding_unit(caller: Principal, text: str, field: str) -> OrgUnit:
         unit = OrgUnit.parse(text)
     except ValueError as error:
         raise Ineligible(str(error), ("body", field)) from None
+    return within_own_unit(caller, unit)
+
+
+def within_own_unit(caller: Principal, unit: OrgUnit) -> OrgUnit:
     if not caller.can_see(unit):
         raise Forbidden(f"{unit} is outside your unit {caller.unit}: each level decides only inside its own")
     return unit
@@ -238,9 +241,7 @@ async def visible_campaign(request: Request, caller: Principal, campaign_id: uui
 async def open_campaign(request: Request, caller: Caller, body: OpenCampaign) -> CampaignView:
     """Opens the period's campaign over a scope: its graded halls as they stand now are its roster."""
     require_roles(caller, Role.quality_manager)
-    unit = evaluation_scope(body.scope)
-    if not caller.can_see(unit):
-        raise Forbidden(f"{unit} is outside your unit {caller.unit}: a campaign is opened at or above its scope")
+    unit = within_own_unit(caller, evaluation_scope(body.scope, ("body", "scope")))
     desk = campaigns(request)
     try:
         campaign = await desk.open(body.period, unit, desk.actor(caller.subject, caller.unit, body.reason))
@@ -366,18 +367,5 @@ async def results(
 
 
 def register_csv(rows: list[ResultRow]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(REGISTER_COLUMNS)
-    for row in rows:
-        values = row.model_dump()
-        writer.writerow([_cell(values[column]) for column in REGISTER_COLUMNS])
-    return out.getvalue()
-
-
-def _cell(value: object) -> object:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
+    values = [row.model_dump() for row in rows]
+    return as_csv(REGISTER_COLUMNS, ([cell(row[column]) for column in REGISTER_COLUMNS] for row in values))

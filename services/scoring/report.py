@@ -7,7 +7,6 @@ scores and grades come from, so the report and the grade cannot disagree; the gr
 
 from __future__ import annotations
 
-import csv
 import io
 from collections import Counter
 from collections.abc import Iterable
@@ -16,10 +15,11 @@ from datetime import datetime
 import asyncpg
 from pydantic import BaseModel
 
-from services.scoring import read_model, standings
-from services.scoring.attribution import AttributionLine, attribution_lines
+from services.scoring import read_model, standings, tables
+from services.scoring.attribution import AttributionLine, lines_of
 from services.scoring.policy import ScoringPolicy, period_start
 from services.scoring.scorecard import PeriodFacts
+from services.scoring.tables import cell
 from shared.organisation import OrgUnit
 
 ON_TIME_TARGET = 1.0  # the seeds: on-time replies to complaints and appeals are expected to be 100%
@@ -79,15 +79,16 @@ async def monthly_report(
     before = {hall.hall_id: hall.grade for hall in last.halls} if last else {}
     graded = {hall.hall_id: hall for hall in now.halls}
     units = await read_model.units_of(pool, list(graded))
+    replayed = [
+        (hall.hall_id, PeriodFacts.of(hall.facts))
+        for hall in await read_model.facts_of_period(pool, period, scope, as_of)
+    ]
     halls = []
-    for hall in await read_model.facts_of_period(pool, period, scope, as_of):
-        facts = PeriodFacts()
-        for fact in hall.facts:
-            facts.apply(fact)
-        province, city = units[hall.hall_id]
-        standing = graded[hall.hall_id]
-        line = _line(province, city, hall.hall_id, facts, standing.score)
-        halls.append(line.model_copy(update=_grades(standing.grade, before.get(hall.hall_id))))
+    for hall_id, facts in replayed:
+        province, city = units[hall_id]
+        standing = graded[hall_id]
+        line = _line(province, city, hall_id, facts, standing.score)
+        halls.append(line.model_copy(update=_grades(standing.grade, before.get(hall_id))))
     halls.sort(key=lambda line: (line.province, line.city, line.hall_id or ""))
     cities = [
         _city_line(province, city, [line for line in halls if (line.province, line.city) == (province, city)])
@@ -100,7 +101,7 @@ async def monthly_report(
         on_time_target=ON_TIME_TARGET,
         cities=cities,
         halls=halls,
-        attribution=await attribution_lines(pool, policies, period, scope),
+        attribution=lines_of([(standings.policy_for(policies, period), replayed)]),
     )
 
 
@@ -231,19 +232,15 @@ ATTRIBUTION_COLUMNS = ("bearer", "responsible_unit", "root_cause_class", "compla
 
 def rows(report: MonthlyReport) -> list[list[object]]:
     """The report as one table: the cities' lines (no hall id), then the halls'."""
-    return [[_cell(getattr(line, column)) for column in COLUMNS] for line in (*report.cities, *report.halls)]
+    return [[cell(getattr(line, column)) for column in COLUMNS] for line in (*report.cities, *report.halls)]
 
 
 def attribution_rows(report: MonthlyReport) -> list[list[object]]:
-    return [[_cell(getattr(line, column)) for column in ATTRIBUTION_COLUMNS] for line in report.attribution]
+    return [[cell(getattr(line, column)) for column in ATTRIBUTION_COLUMNS] for line in report.attribution]
 
 
 def as_csv(report: MonthlyReport) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    writer.writerows(rows(report))
-    return out.getvalue()
+    return tables.as_csv(COLUMNS, rows(report))
 
 
 def as_xlsx(report: MonthlyReport) -> bytes:
@@ -268,18 +265,3 @@ def as_xlsx(report: MonthlyReport) -> bytes:
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
-
-
-def _cell(value: object) -> object:
-    """A spreadsheet cell: numbers and text as they are, breakdowns as `key: n; ...`, nothing as empty."""
-    if value is None:
-        return ""
-    if isinstance(value, dict):
-        return "; ".join(
-            f"{key} {inner_key}: {n}" if isinstance(inner, dict) else f"{key}: {inner}"
-            for key, inner in value.items()
-            for inner_key, n in (inner.items() if isinstance(inner, dict) else [(None, inner)])
-        )
-    if isinstance(value, list):
-        return ", ".join(str(item) for item in value)
-    return value

@@ -22,6 +22,7 @@ class; otherwise the unit above or a department bears it, and it moves the hall'
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from services.scoring.policy import COMPONENTS, Component, ScoringPolicy, TieBreakKey
@@ -104,6 +105,14 @@ class PeriodFacts:
     findings: dict[uuid.UUID, FindingFacts] = field(default_factory=dict)  # by rectification order
     inspections: dict[uuid.UUID, InspectionFacts] = field(default_factory=dict)
     tally: Tally = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, facts: Iterable[AnyScoringFact]) -> PeriodFacts:
+        """The period as these facts, applied in order, leave it."""
+        period = cls()
+        for fact in facts:
+            period.apply(fact)
+        return period
 
     def apply(self, fact: AnyScoringFact) -> None:
         before, after = self._change(fact)

@@ -98,9 +98,7 @@ async def standings(
     for month in months:
         keys_in_order = policy_for(policies, month).model_copy(update={"tie_break": policy.tie_break})
         for hall_facts in await read_model.facts_of_period(pool, month, scope, as_of, sorted(tied)):
-            facts = PeriodFacts()
-            for fact in hall_facts.facts:
-                facts.apply(fact)
+            facts = PeriodFacts.of(hall_facts.facts)
             values.setdefault(hall_facts.hall_id, []).append(tie_break_values(facts, keys_in_order))
     tie_break = {
         hall: tuple(round(statistics.fmean(key), 2) for key in zip(*v, strict=True)) for hall, v in values.items()

@@ -49,9 +49,7 @@ def _replayed(halls: list[read_model.HallFacts], policy: ScoringPolicy) -> list[
     baseline = empty_score(policy)
     standings = []
     for hall in halls:
-        facts = PeriodFacts()
-        for fact in hall.facts:
-            facts.apply(fact)
+        facts = PeriodFacts.of(hall.facts)
         standings.append(
             Standing(
                 hall.hall_id,

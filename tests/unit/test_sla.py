@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from services.escalation.calendar import WorkingCalendar
-from services.escalation.clocks import Clock, Limits, clocks_from_history, escalation_target, milestones
+from services.escalation.clocks import Clock, Limits, clocks_from_history, milestones
 from services.escalation.policy import POLICY_DIR, InvalidPolicy, Limit, load_policy, policy_at
 from shared.clock import CHINA_TIME
-from shared.organisation import OrgUnit
+from shared.organisation import OrgUnit, escalation_target
 
 calendar = WorkingCalendar()
 policy = load_policy(POLICY_DIR / "2026-01.json")  # the defaults of DOMAIN.md, without a pause cap
