@@ -112,10 +112,18 @@ async def create_tables(pool: asyncpg.Pool) -> None:
 
 
 async def mark_periods(connection: Connection, periods: set[str]) -> None:
-    """Marks months whose grades may have moved, for `grades_table` to grade again."""
+    """Marks months whose grades may have moved, for `grades_table` to grade again.
+
+    A mark already there is updated, not left alone: the update locks it until this transaction commits,
+    so a refresher taking the marks meanwhile waits and then grades with this transaction's changes. Left
+    alone, the refresher would take the mark, grade without them, and nothing would mark them again."""
     if periods:
         await connection.execute(
-            "INSERT INTO periods_to_grade SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", sorted(periods)
+            """
+            INSERT INTO periods_to_grade SELECT unnest($1::text[])
+            ON CONFLICT (period) DO UPDATE SET period = EXCLUDED.period
+            """,
+            sorted(periods),
         )
 
 

@@ -141,7 +141,12 @@ async def test_the_grades_table_holds_the_group_wide_grades_for_the_dashboards(c
     async def settled() -> bool:
         return await stored() == expected
 
-    assert await eventually(settled, timeout=30), await stored()
+    if not await eventually(settled, timeout=30):
+        now = await stored()
+        differing = {
+            h: (expected.get(h), now.get(h)) for h in expected.keys() | now.keys() if expected.get(h) != now.get(h)
+        }
+        pytest.fail(f"(expected, stored) per differing hall: {differing}")
 
 
 async def test_every_grades_dashboard_panel_finds_its_rows_in_the_read_models(client: StackClient) -> None:

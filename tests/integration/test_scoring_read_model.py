@@ -3,6 +3,7 @@ those stored before the read model existed included, and the grades read them.""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ import asyncpg
 import pytest
 
 from devstack.postgres import EmbeddedPostgres
-from services.scoring import read_model, standings
+from services.scoring import grades_table, read_model, standings
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import Scorecard, SourceEvent
 from services.scoring.policy import load_scoring_policies
@@ -20,6 +21,7 @@ from shared.contracts import (
     ComplaintRegisteredFact,
     FirstResponseStoppedFact,
     HallRegisteredV1,
+    IntegrationEvent,
     ResponseBreachedFact,
     build_event,
 )
@@ -27,6 +29,7 @@ from shared.database import create_pool
 from shared.organisation import OrgUnit
 from shared.relay import RelayPositions
 from shared.settings import ServiceSettings
+from tests.integration.harness import eventually
 
 NOW = datetime(2026, 11, 16, 2, tzinfo=UTC)
 POLICIES = load_scoring_policies()
@@ -98,3 +101,35 @@ async def test_score_changes_stored_before_the_read_model_are_copied_once_in_ord
         pool, POLICIES, "2026-11", OrgUnit(("浙江",)), as_of=datetime(2026, 10, 19, tzinfo=UTC)
     )
     assert before_the_hall.halls == []  # scoring did not know of it yet
+
+
+def registered(hall_id: str) -> IntegrationEvent:
+    hall = HallRegisteredV1(
+        hall_id=hall_id, name="营业厅", province="浙江", city="杭州", level=1, ownership="self_operated"
+    )
+    return build_event(hall, source="complaints", aggregate_id=uuid.uuid4(), aggregate_version=1, occurred_at=NOW)
+
+
+async def test_a_change_committed_while_the_grades_are_refreshed_is_graded_then_or_marked_for_the_next_refresh(
+    scoring: tuple[ScoringApplication, asyncpg.Pool],
+) -> None:
+    """The month is marked already when a transaction records a hall and marks it again; a refresh starts
+    before that transaction commits. The new hall must end up in the table, or its month still marked."""
+    _, pool = scoring
+    await read_model.create_tables(pool)
+    await grades_table.create_tables(pool)
+    async with pool.acquire() as connection:
+        await read_model.record_hall(connection, registered("ZJ-01"), recorded_at=NOW)
+    async with pool.acquire() as recording, recording.transaction():
+        await read_model.record_hall(recording, registered("ZJ-02"), recorded_at=NOW)
+        refreshing = asyncio.create_task(grades_table.refresh(pool, POLICIES))
+
+        async def done_or_waiting() -> bool:
+            waiting = await pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            return refreshing.done() or waiting > 0
+
+        assert await eventually(done_or_waiting)
+    await refreshing
+    graded = {row["hall_id"] for row in await pool.fetch("SELECT hall_id FROM hall_grades WHERE period = '2026-11'")}
+    still_marked = await pool.fetchval("SELECT count(*) FROM periods_to_grade WHERE period = '2026-11'")
+    assert graded == {"ZJ-01", "ZJ-02"} or still_marked
