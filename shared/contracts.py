@@ -216,6 +216,13 @@ class ComplaintEscalatedV1(LoopStep):
     target_unit: str
 
 
+class CustomerErasedV1(LoopStep):
+    """The customer's personal data was erased (its key destroyed): on request, or after retention."""
+
+    event_type = "CustomerErased"
+    schema_version = 1
+
+
 COMPLAINT_STEPS: tuple[type[LoopStep], ...] = (
     ComplaintResolvedOnSpotV1,
     ComplaintDispatchedV1,
@@ -233,6 +240,7 @@ COMPLAINT_STEPS: tuple[type[LoopStep], ...] = (
     ComplaintPauseApprovedV1,
     ComplaintResumedV1,
     ComplaintEscalatedV1,
+    CustomerErasedV1,
 )
 
 

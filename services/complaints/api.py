@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from services.complaints.application import (
     fingerprint_of,
 )
 from services.complaints.domain import Complaint, Step
+from services.complaints.personal_data import CustomerData
 from services.complaints.schemas import (
     CallbackBody,
     CheckBody,
@@ -75,12 +77,20 @@ def mark_replayed(response: Response, created: bool) -> None:
 
 
 def present(
-    complaint: Complaint, request: Request, caller: Principal, response: Response, created: bool = True
+    complaint: Complaint,
+    request: Request,
+    caller: Principal,
+    response: Response,
+    created: bool = True,
+    customer: CustomerData | None = None,
 ) -> ComplaintPublic:
+    """`customer`: the complaint's customer data when the caller has it at hand; else it is unsealed here."""
     mark_replayed(response, created)
-    owner_unit = str(application(request).owner_unit(complaint))
+    complaints = application(request)
+    owner_unit = str(complaints.owner_unit(complaint))
     unmasked = caller.has_any(*ACCESS.actions["complaint.see_contact"])
-    return ComplaintPublic.of(complaint, owner_unit=owner_unit, unmasked=unmasked)
+    customer = customer or complaints.customer_of(complaint)
+    return ComplaintPublic.of(complaint, customer, owner_unit=owner_unit, unmasked=unmasked)
 
 
 @router.post("/halls", status_code=status.HTTP_201_CREATED, response_model=HallPublic)
@@ -136,9 +146,13 @@ async def register_complaint(
         caller,
         idempotency_key=idempotency_key,
     )
+    customer: CustomerData | None
     if created:
         COMPLAINTS_REGISTERED.labels(body.channel, body.category, body.priority).inc()
-    return present(complaint, request, caller, response, created)
+        customer = CustomerData(body.customer.name, body.customer.phone)
+    else:
+        customer = await asyncio.to_thread(application(request).customer_of, complaint)
+    return present(complaint, request, caller, response, created, customer)
 
 
 @router.get("/complaints/{complaint_id}", response_model=ComplaintPublic)

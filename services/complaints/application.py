@@ -13,13 +13,13 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.domain import Aggregate, AggregateEvent
+from eventsourcing.domain import Aggregate, AggregateEvent, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
 from services.complaints.checklist import UnknownChecklist, load_checklist
@@ -37,6 +37,15 @@ from services.complaints.domain import (
 from services.complaints.group_commit import GroupCommitter
 from services.complaints.inspections import Inspection, RectificationOrder, order_id_for
 from services.complaints.numbers import Serials, complaint_number
+from services.complaints.personal_data import (
+    CustomerData,
+    DataKey,
+    DataKeys,
+    MasterKey,
+    mask_identifiers,
+    seal,
+    unseal,
+)
 from services.complaints.repositories import LegacyNumbers, SerialBlocks, VerificationAttempts
 from services.complaints.surveys import SurveyTicket
 from shared.auth import Principal
@@ -188,8 +197,12 @@ class RegisterComplaint:
     received_by: str  # the first-ask owner (首问负责)
     received_at: datetime | None = None
 
-    def fingerprint(self) -> str:
-        return fingerprint_of(asdict(self))
+    def fingerprint(self, master_key: MasterKey) -> str:
+        """Of the request's content, the customer's data by a keyed digest: the fingerprint is stored in
+        events, where a plain hash of a phone number could be found again by trying every number."""
+        content = asdict(self)
+        customer = f"{content.pop('customer_name')}\x00{content.pop('customer_phone')}"
+        return fingerprint_of(content, master_key.keyed_digest(customer).hex())
 
 
 Target = TypeVar("Target", bound=RemembersRequests)
@@ -270,21 +283,29 @@ class ComplaintsApplication(StoresTraceContext):
         env: Mapping[str, str],
         serial_blocks: SerialBlocks,
         verification_attempts: VerificationAttempts,
+        master_key: MasterKey,
+        data_keys: Callable[[ComplaintsApplication], DataKeys],
         clock: Clock = system_clock,
         max_steps: int = 500,
     ) -> None:
-        """`max_steps`: the most events a complaint or order may hold, so that no caller grows one without end."""
+        """`max_steps`: the most events a complaint or order may hold, so that no caller grows one without end.
+        `data_keys`: the customers' data keys, kept beside this application's events."""
         super().__init__(env)
         self.clock = clock
         self.max_steps = max_steps
         self._group_commit = GroupCommitter(self)
         self._serials = Serials(serial_blocks)
         self._verification_attempts = verification_attempts
+        self._master_key = master_key
+        self.data_keys = data_keys(self)
         self._halls: dict[str, Hall] = {}
 
     def close(self) -> None:
         self._group_commit.close()
         super().close()
+
+    def save_events(self, events: Sequence[DomainEventProtocol[uuid.UUID]], data_keys: Sequence[DataKey]) -> None:
+        self.save(*events, **self.data_keys.saved_with(data_keys))
 
     def register_hall(
         self, command: RegisterHall, viewer: Principal, idempotency_key: str | None = None
@@ -337,7 +358,7 @@ class ComplaintsApplication(StoresTraceContext):
         With an idempotency key, a repeated request returns the complaint the
         first one created, and the same key with different content is refused.
         """
-        fingerprint = command.fingerprint()
+        fingerprint = command.fingerprint(self._master_key)
         if idempotency_key is None:
             complaint_id = uuid.uuid4()
         else:
@@ -361,6 +382,13 @@ class ComplaintsApplication(StoresTraceContext):
             raise UnknownHall(f"no hall {command.hall_code!r} is registered") from None
 
         number = complaint_number(now, await self._serials.take())
+        description = mask_identifiers(command.description, (command.customer_name, command.customer_phone))
+        data_key, wrapped = self._master_key.new_data_key(complaint_id)
+        customer = CustomerData(
+            command.customer_name,
+            command.customer_phone,
+            command.description if description != command.description else None,
+        )
         complaint = Complaint(
             id=complaint_id,
             number=number,
@@ -368,16 +396,19 @@ class ComplaintsApplication(StoresTraceContext):
             channel=command.channel,
             category=command.category,
             priority=command.priority,
-            customer_name=command.customer_name,
-            customer_phone=command.customer_phone,
-            description=command.description,
+            customer_sealed=seal(data_key, complaint_id, customer),
+            description=description,
             received_by=command.received_by,
             received_at=received_at,
             registered_at=now,
             request_fingerprint=fingerprint,
         )
         try:
-            await self._group_commit.save(complaint, ComplaintNumber.given(number, complaint_id))
+            await self._group_commit.save(
+                complaint,
+                ComplaintNumber.given(number, complaint_id),
+                data_keys=[DataKey(complaint_id, wrapped, self._master_key.phone_digest(command.customer_phone))],
+            )
         except IntegrityError:
             # A concurrent request with the same idempotency key won the race.
             winner = await asyncio.to_thread(self.get_complaint, complaint_id, viewer)
@@ -511,6 +542,7 @@ class ComplaintsApplication(StoresTraceContext):
             request_key=request.idempotency_key,
             request_fingerprint=request.fingerprint,
         )
+        was_closed = isinstance(target, Complaint) and target.status == "closed"
         try:
             perform(target, step)
         except StepRefused as refused:
@@ -521,6 +553,8 @@ class ComplaintsApplication(StoresTraceContext):
             if replayed := self._earlier_response(load(), request):
                 return replayed, False
             raise ConcurrentChange("it was changed at the same moment; reload it and retry") from None
+        if isinstance(target, Complaint) and (target.status == "closed") != was_closed:
+            self.data_keys.note_closed(target.id, step.at if target.status == "closed" else None)
         return target, True
 
     def _earlier_response(self, target: Target, request: StepRequest) -> Target | None:
@@ -739,8 +773,10 @@ class ComplaintsApplication(StoresTraceContext):
 
         async def verify() -> bool:
             complaint = await asyncio.to_thread(self._numbered, number)
-            phone = complaint.customer_phone if complaint else "0000"
-            if not hmac.compare_digest(phone[-4:].encode(), phone_last_four.encode()) or complaint is None:
+            customer = await asyncio.to_thread(self.customer_of, complaint) if complaint else None
+            phone = customer.phone if customer else "0000"
+            matched = hmac.compare_digest(phone[-4:].encode(), phone_last_four.encode())
+            if complaint is None or customer is None or not matched:
                 return False
             found.append(complaint)
             return True
@@ -751,6 +787,53 @@ class ComplaintsApplication(StoresTraceContext):
         if not judgement.passed:
             raise PublicComplaintNotFound("no complaint with this number and verification digits")
         return found[0], await asyncio.to_thread(self._steps_of, found[0])
+
+    def customer_of(self, complaint: Complaint) -> CustomerData | None:
+        """The customer's name, phone and description as given; None once erased."""
+        if complaint.customer_erased:
+            return None
+        wrapped = self.data_keys.wrapped(complaint.id)
+        data_key = None if wrapped is None else self._master_key.unwrap(complaint.id, wrapped)
+        return unseal(data_key, complaint.id, complaint.customer_sealed)
+
+    def complaints_of(
+        self, numbers: list[str], phones: list[str], phone_digests: list[bytes], viewer: Principal
+    ) -> list[Complaint]:
+        """The complaints the viewer may see with these numbers, or of customers with these phones (or
+        phone digests)."""
+        digests = [*phone_digests, *(self._master_key.phone_digest(phone) for phone in phones)]
+        ids = {subject for digest in digests for subject in self.data_keys.subjects_of_phone(digest)}
+        for number in numbers:
+            if given := self._find(ComplaintNumber, number_aggregate_id(number)):
+                ids.add(given.complaint_id)
+        return [
+            complaint for complaint in self.complaints_by_id(sorted(ids)) if self._visible(complaint.hall_code, viewer)
+        ]
+
+    def erase_customer(self, complaint: Complaint, actor: str, reason: str) -> bool:
+        """Destroys the key of the complaint's customer data, then records the erasure on the complaint;
+        False if it was erased already. The key goes first: what must not survive a failure is the data."""
+        self.data_keys.destroy([complaint.id], self.clock())
+        if complaint.customer_erased:
+            return False
+        complaint.erase_customer(Step(actor=actor, reason=reason, at=self.clock()))
+        self.save(complaint)
+        return True
+
+    def erase_after_retention(self, retention: timedelta, limit: int = 500) -> int:
+        """Erases the customer data of complaints closed longer than `retention` ago; returns how many."""
+        due = self.data_keys.closed_before(self.clock() - retention, limit)
+        reason = f"retention: closed more than {retention.days} days ago"
+        erased = 0
+        for complaint in self.complaints_by_id(due):
+            try:
+                erased += self.erase_customer(complaint, "retention", reason)
+            except IntegrityError:
+                continue  # another replica recorded it at the same moment
+        return erased
+
+    def complaints_by_id(self, ids: list[uuid.UUID]) -> list[Complaint]:
+        return [complaint for id_ in ids if (complaint := self._find(Complaint, id_)) is not None]
 
     def _numbered(self, number: str) -> Complaint | None:
         """The numbered complaint; an unknown number costs a lookup too, so it is not told apart by time."""

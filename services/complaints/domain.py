@@ -9,6 +9,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
+from services.complaints.personal_data import legacy_sealed
 from shared.contracts import SatisfactionSource
 from shared.organisation import LADDER_LEVELS
 
@@ -126,18 +127,22 @@ class Complaint(RemembersRequests):
     """
 
     class Registered(Aggregate.Created):
+        class_version = 2
         number: str
         hall_code: str
         channel: str
         category: str
         priority: str
-        customer_name: str
-        customer_phone: str
-        description: str
+        customer_sealed: str  # name, phone and description as given, under the complaint's data key
+        description: str  # masked
         received_by: str
         received_at: datetime
         registered_at: datetime
         request_fingerprint: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["customer_sealed"] = legacy_sealed(state.pop("customer_name"), state.pop("customer_phone"))
 
     @event(Registered)
     def __init__(
@@ -148,8 +153,7 @@ class Complaint(RemembersRequests):
         channel: str,
         category: str,
         priority: str,
-        customer_name: str,
-        customer_phone: str,
+        customer_sealed: str,
         description: str,
         received_by: str,
         received_at: datetime,
@@ -161,8 +165,8 @@ class Complaint(RemembersRequests):
         self.channel = channel
         self.category = category
         self.priority = priority
-        self.customer_name = customer_name
-        self.customer_phone = customer_phone
+        self.customer_sealed = customer_sealed
+        self.customer_erased = False
         self.description = description
         self.owner = received_by
         self.owner_unit: str | None = None
@@ -339,6 +343,12 @@ class Complaint(RemembersRequests):
             )
         self._escalated(level=level, target_unit=target_unit, **step.fields())
 
+    def erase_customer(self, step: Step) -> None:
+        """Records that the customer's personal data was erased (its key destroyed); open or closed alike."""
+        if self.customer_erased:
+            raise StepRefused("the customer's personal data is already erased")
+        self._customer_erased(**step.fields())
+
     def _require_open(self) -> None:
         if self.status == "closed":
             raise StepRefused("the complaint is closed; reopen it first")
@@ -349,6 +359,13 @@ class Complaint(RemembersRequests):
             raise StepRefused(f"the customer was unsatisfied: a supervisor callback comes before {before} again")
 
     # Events: change state only; replayed when the complaint is loaded.
+
+    @event("CustomerErased")
+    def _customer_erased(
+        self, actor: str, reason: str, at: datetime, request_key: str | None, request_fingerprint: str | None
+    ) -> None:
+        self.customer_erased = True
+        self._remember(request_key, request_fingerprint)
 
     @event("ResolvedOnSpot")
     def _resolved_on_spot(

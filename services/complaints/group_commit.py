@@ -15,15 +15,24 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
-from shared.tracing import StoresTraceContext, current_traceparent
+from services.complaints.personal_data import DataKey
+from shared.tracing import current_traceparent
+
+
+class EventStore(Protocol):
+    def store_trace_contexts(self, traced: Iterable[tuple[DomainEventProtocol[Any], str]]) -> None: ...
+
+    def save_events(self, events: Sequence[DomainEventProtocol[Any]], data_keys: Sequence[DataKey]) -> None:
+        """Saves the events and the data keys of the customer data they seal, in one transaction."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -31,23 +40,25 @@ class Pending:
     # A request's events, not its aggregates: saving collects an aggregate's pending events,
     # so after a refused batch only the events themselves can be saved again.
     events: Sequence[DomainEventProtocol[Any]]
+    data_keys: Sequence[DataKey]
     traceparent: str | None  # of the request: the writer thread has no span of its own
     done: Future[None]
 
 
 class GroupCommitter:
-    def __init__(self, application: StoresTraceContext, max_batch: int = 64) -> None:
+    def __init__(self, application: EventStore, max_batch: int = 64) -> None:
         self.application = application
         self.max_batch = max_batch
         self._pending: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_forever, name="group-commit", daemon=True)
         self._writer.start()
 
-    async def save(self, *aggregates: Aggregate) -> None:
-        """Returns once the aggregates' events are committed, all or none; raises what saving them raised."""
+    async def save(self, *aggregates: Aggregate, data_keys: Sequence[DataKey] = ()) -> None:
+        """Returns once the aggregates' events (and `data_keys`) are committed, all or none; raises what saving
+        them raised."""
         done: Future[None] = Future()
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
-        self._pending.put(Pending(events, current_traceparent(), done))
+        self._pending.put(Pending(events, data_keys, current_traceparent(), done))
         await asyncio.wrap_future(done)
 
     def close(self) -> None:
@@ -73,7 +84,10 @@ class GroupCommitter:
 
     def _commit(self, batch: list[Pending]) -> None:
         try:
-            self.application.save(*(event for pending in batch for event in pending.events))
+            self.application.save_events(
+                [event for pending in batch for event in pending.events],
+                [key for pending in batch for key in pending.data_keys],
+            )
         except IntegrityError:
             if len(batch) > 1:
                 for pending in batch:

@@ -12,13 +12,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import asyncpg
 from fastapi import FastAPI
+from pydantic import Field, SecretStr
 
-from services.complaints import api, inspections_api
+from services.complaints import api, erasure_api, inspections_api, personal_data
 from services.complaints.application import ComplaintsApplication
 from services.complaints.outbox import complaints_outbox
+from services.complaints.personal_data import RECORDER_TOPIC, MasterKey, PostgresDataKeys
 from services.complaints.repositories import LegacyNumbers, PostgresSerialBlocks, PostgresVerificationAttempts
 from services.complaints.surveys import SurveyTokens
 from shared.auth import Authenticator, AuthSettings
@@ -29,6 +32,7 @@ from shared.health import health_router
 from shared.metrics import instrument
 from shared.relay import Relay, RelayPositions, relaying
 from shared.settings import ServiceSettings
+from shared.tasks import essential_task
 from shared.topics import COMPLAINTS_EVENTS
 from shared.tracing import setup_tracing, trace_requests
 
@@ -37,14 +41,38 @@ SCHEMA = "complaints"
 RELAY_NAME = "complaints-events"
 
 
+DEVELOPMENT_PERSONAL_DATA_KEY = "development-only-personal-data-key-change-me"
+
+
 class ComplaintsSettings(ServiceSettings):
     relay_batch_size: int = 500
+    personal_data_key: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_PERSONAL_DATA_KEY),
+        description="The master key (32 bytes or more) wrapping each complaint's data key and keying phone"
+        " digests; from a Kubernetes Secret. The default serves only with ENVIRONMENT=development.",
+    )
+    personal_data_retention_days: int = Field(
+        default=365, ge=1, description="A complaint's customer data is erased this many days after it closed."
+    )
+    retention_sweep_seconds: float = Field(default=60, gt=0, description="How often erasures fall due are made.")
 
 
 async def migrate(pool: asyncpg.Pool) -> None:
     await RelayPositions(pool).create_tables()
     await PostgresSerialBlocks(pool).create()
     await PostgresVerificationAttempts(pool).create()
+    await pool.execute(personal_data.DDL)
+
+
+async def erase_when_retention_ends(complaints: ComplaintsApplication, settings: ComplaintsSettings) -> None:
+    retention = timedelta(days=settings.personal_data_retention_days)
+    while True:
+        try:
+            if erased := await asyncio.to_thread(complaints.erase_after_retention, retention):
+                logger.info("erased the customer data of %d complaints closed over %s ago", erased, retention)
+        except Exception:  # the database may come back; erasures must not stop for good
+            logger.exception("erasures after retention not made; trying again")
+        await asyncio.sleep(settings.retention_sweep_seconds)
 
 
 def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
@@ -52,6 +80,10 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
     logging.basicConfig(level=settings.log_level)
     setup_tracing(SCHEMA, settings.traces_exporter)
     auth = AuthSettings()
+    secret = settings.personal_data_key.get_secret_value()
+    if secret == DEVELOPMENT_PERSONAL_DATA_KEY and not auth.development:
+        raise ValueError("PERSONAL_DATA_KEY must be set outside ENVIRONMENT=development")
+    master_key = MasterKey(secret.encode())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,9 +91,11 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
         await migrate(pool)
         complaints = await asyncio.to_thread(
             ComplaintsApplication,
-            settings.eventsourcing_env(SCHEMA),
+            {**settings.eventsourcing_env(SCHEMA), "APPLICATION_RECORDER_TOPIC": RECORDER_TOPIC},
             PostgresSerialBlocks(pool),
             PostgresVerificationAttempts(pool),
+            master_key,
+            lambda application: PostgresDataKeys(application.recorder),
             settings.clock(auth.environment),
             settings.max_steps_per_subject,
         )
@@ -78,7 +112,10 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
         app.state.complaints = complaints
         app.state.pool = pool
         try:
-            async with relaying(relay, pool, str(settings.database_url), ComplaintsApplication.name):
+            async with (
+                relaying(relay, pool, str(settings.database_url), ComplaintsApplication.name),
+                essential_task(erase_when_retention_ends(complaints, settings), "erasures after retention"),
+            ):
                 yield
         finally:
             complaints.close()
@@ -90,6 +127,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
     app.state.survey_tokens = SurveyTokens(auth.jwt_secret.get_secret_value().encode())
     app.include_router(api.router)
     app.include_router(inspections_api.router)
+    app.include_router(erasure_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
     install_error_handlers(app)
     guard_request_bodies(app, settings.max_request_bytes)

@@ -4,19 +4,37 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from services.complaints.catalog import Category, Channel, Ownership, Priority
 from services.complaints.domain import Complaint, Hall
 from services.complaints.inspections import Inspection, RectificationOrder
 from services.complaints.numbers import NUMBER_PATTERN
+from services.complaints.personal_data import ERASED, CustomerData, mask_identifiers
 from shared.contracts import RootCauseClass
 from shared.organisation import unit_name
 from shared.validation import RequestModel
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Text people type, once stored and published: mobile and resident ID numbers in it masked (`mask_identifiers`).
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(mask_identifiers)
+]
+LongText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), AfterValidator(mask_identifiers)
+]
+Report = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), AfterValidator(mask_identifiers)
+]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 # A segment of an organisation unit's path (group/广东/深圳): no "/" inside.
 # Stored NFKC-normalised; invisible and control characters are refused (`shared.organisation.unit_name`).
@@ -99,6 +117,7 @@ class ComplaintCreate(RequestModel):
     category: Category
     priority: Priority = "normal"
     customer: CustomerContact
+    # Masked by the use case, which keeps the original sealed with the customer's data.
     description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
     received_by: Code | None = Field(
         default=None, description="Staff member or unit that received it (first-ask owner); defaults to the hall."
@@ -157,6 +176,7 @@ class ComplaintPublic(BaseModel):
     escalation_level: int
     reopen_count: int
     customer: Contact
+    customer_erased: bool = Field(description="The customer's personal data was erased: name and phone read erased.")
     description: str
     received_at: datetime
     registered_at: datetime
@@ -166,7 +186,10 @@ class ComplaintPublic(BaseModel):
     )
 
     @classmethod
-    def of(cls, complaint: Complaint, *, owner_unit: str, unmasked: bool = False) -> ComplaintPublic:
+    def of(
+        cls, complaint: Complaint, customer: CustomerData | None, *, owner_unit: str, unmasked: bool = False
+    ) -> ComplaintPublic:
+        """`customer`: None once erased; then name and phone read "erased"."""
         return cls(
             id=complaint.id,
             number=complaint.number,
@@ -189,9 +212,12 @@ class ComplaintPublic(BaseModel):
             paused=complaint.paused_since is not None,
             escalation_level=complaint.escalation_level,
             reopen_count=complaint.reopen_count,
-            customer=Contact(name=complaint.customer_name, phone=complaint.customer_phone)
+            customer=Contact(name=ERASED, phone=ERASED)
+            if customer is None
+            else Contact(name=customer.name, phone=customer.phone)
             if unmasked
-            else Contact(name=mask_name(complaint.customer_name), phone=mask_phone(complaint.customer_phone)),
+            else Contact(name=mask_name(customer.name), phone=mask_phone(customer.phone)),
+            customer_erased=customer is None,
             description=complaint.description,
             received_at=complaint.received_at,
             registered_at=complaint.registered_at,
@@ -212,7 +238,9 @@ def mask_name(name: str) -> str:
     return name[:1] + "*" * (len(name) - 1)
 
 
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+Reason = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), AfterValidator(mask_identifiers)
+]
 
 
 class StepBody(RequestModel):
@@ -295,7 +323,7 @@ class RectifyBody(StepBody):
         }
     )
 
-    action: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    action: LongText
     owner: Code = Field(description="Who carries the rectification out.")
     deadline: AwareDatetime
     evidence: list[Text] = Field(default_factory=list, max_length=20, description="References to evidence.")
@@ -333,6 +361,35 @@ class ProgressQuery(RequestModel):
     )
 
 
+class ErasureRequest(RequestModel):
+    """Whose personal data to erase: complaints by number, or every complaint of a customer by phone (or by
+    the phone's keyed digest, hex). At least one of the three."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "PIPL art. 47 request, ticket 88", "phones": ["13812345678"]}]}
+    )
+
+    reason: Reason
+    complaint_numbers: list[Annotated[str, StringConstraints(pattern=NUMBER_PATTERN, max_length=40)]] = Field(
+        default_factory=list, max_length=100
+    )
+    phones: list[Phone] = Field(default_factory=list, max_length=20)
+    phone_digests: list[Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]] = Field(
+        default_factory=list, max_length=20
+    )
+
+    @model_validator(mode="after")
+    def _someone(self) -> Self:
+        if not (self.complaint_numbers or self.phones or self.phone_digests):
+            raise ValueError("name complaint_numbers, phones or phone_digests")
+        return self
+
+
+class Erasure(BaseModel):
+    erased: list[str] = Field(description="Numbers of the complaints whose customer data was erased now.")
+    already_erased: list[str]
+
+
 class PublicStep(BaseModel):
     step: str
     at: datetime
@@ -349,12 +406,12 @@ class PublicProgress(BaseModel):
 
 class FindingCreate(RequestModel):
     item_id: Code = Field(description="The checklist item the finding is about.")
-    description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    description: LongText
     deadline: AwareDatetime | None = Field(default=None, description="Rectify by; default 3 days from now.")
 
 
 class HighlightCreate(RequestModel):
-    description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    description: LongText
     points: float = Field(gt=0, le=5, description="Bonus points (加分) awarded; a period's total is capped.")
 
 
@@ -466,5 +523,5 @@ class AppealDecisionBody(StepBody):
 
 
 class OrderRectifyBody(StepBody):
-    report: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+    report: Report
     evidence: list[Text] = Field(default_factory=list, max_length=20)

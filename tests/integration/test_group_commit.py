@@ -5,20 +5,27 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import psycopg
+from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
 from devstack.postgres import EmbeddedPostgres
 from services.complaints.domain import Hall, hall_aggregate_id
 from services.complaints.group_commit import GroupCommitter
+from services.complaints.personal_data import DataKey
 from shared.settings import ServiceSettings
 from shared.tracing import StoresTraceContext
 
 
 class Halls(StoresTraceContext):
     name = "groupcommit"
+
+    def save_events(self, events: Sequence[DomainEventProtocol[Any]], data_keys: Sequence[DataKey]) -> None:
+        assert not data_keys, "halls have no customer data"
+        self.save(*events)
 
 
 def lock_waiters(database_url: str) -> int:

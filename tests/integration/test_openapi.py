@@ -411,6 +411,7 @@ class Seeds:
                 "GroupCertification": {**reason, "excellent": []},
                 "Closing": reason,
                 "ProgressQuery": {"number": complaint["number"], "phone_last_four": "5678"},
+                "ErasureRequest": {**reason, "complaint_numbers": [complaint["number"]]},
                 "PublishRequest": {**reason, "period": period_of(now), "scope": "group/广东"},
             },
         )

@@ -6,13 +6,14 @@ import re
 
 from fastapi.routing import APIRoute
 
-from services.complaints import api, inspections_api
+from services.complaints import api, erasure_api, inspections_api
 from services.complaints.access import ACCESS
 from tests.dashboard_queries import ROOT
 
 # Each POST route, as the action the matrix names it by.
 ROUTE_ACTIONS = {
     r"^/api/v1/halls$": "hall.register",
+    r"^/api/v1/customers/erasure$": "customer.erase",
     r"^/api/v1/complaints$": "complaint.register",
     r"^/api/v1/inspections$": "inspection.record",
     r"^/api/v1/complaints/\{complaint_id\}/(?P<step>[a-z-]+)$": "complaint.{step}",
@@ -22,7 +23,7 @@ ROUTE_ACTIONS = {
 
 def route_actions() -> set[str]:
     actions = set()
-    for route in [*api.router.routes, *inspections_api.router.routes]:
+    for route in [*api.router.routes, *inspections_api.router.routes, *erasure_api.router.routes]:
         if not isinstance(route, APIRoute) or "POST" not in (route.methods or ()) or "/public/" in route.path:
             continue
         [action] = [

@@ -27,6 +27,7 @@ from services.complaints.application import (
     UnknownHall,
 )
 from services.complaints.domain import Complaint, Step
+from services.complaints.personal_data import CustomerData, InMemoryDataKeys, MasterKey
 from services.complaints.repositories import (
     BLOCK_SIZE,
     AttemptLimits,
@@ -51,6 +52,7 @@ class SettableClock:
 
 
 IN_MEMORY = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+MASTER_KEY = MasterKey(b"unit-tests-personal-data-key-of-32-bytes")
 LIMITS = AttemptLimits()
 CUSTOMER, STRANGER = "digest-of-the-customer's-address", "digest-of-a-stranger's-address"
 
@@ -66,6 +68,8 @@ async def complaints(clock: SettableClock) -> AsyncIterator[ComplaintsApplicatio
         {"PERSISTENCE_MODULE": "eventsourcing.popo"},
         InMemorySerialBlocks(),
         InMemoryVerificationAttempts(LIMITS),
+        MASTER_KEY,
+        lambda _: InMemoryDataKeys(),
         clock,
     )
     application.register_hall(HALL, ADMIN)
@@ -199,7 +203,12 @@ async def test_past_the_global_budget_only_clients_without_a_failure_may_try(
 ) -> None:
     attempts = InMemoryVerificationAttempts(AttemptLimits(per_client=5, global_budget=3))
     complaints = ComplaintsApplication(
-        {"PERSISTENCE_MODULE": "eventsourcing.popo"}, InMemorySerialBlocks(), attempts, clock
+        {"PERSISTENCE_MODULE": "eventsourcing.popo"},
+        InMemorySerialBlocks(),
+        attempts,
+        MASTER_KEY,
+        lambda _: InMemoryDataKeys(),
+        clock,
     )
     try:
         complaints.register_hall(HALL, ADMIN)
@@ -317,7 +326,15 @@ async def test_only_a_unit_above_the_hall_approves_a_pause_and_only_while_it_las
 
 
 async def test_a_complaint_takes_no_step_past_the_most_events_it_may_hold(clock: SettableClock) -> None:
-    complaints = ComplaintsApplication(IN_MEMORY, InMemorySerialBlocks(), InMemoryVerificationAttempts(), clock, 12)
+    complaints = ComplaintsApplication(
+        IN_MEMORY,
+        InMemorySerialBlocks(),
+        InMemoryVerificationAttempts(),
+        MASTER_KEY,
+        lambda _: InMemoryDataKeys(),
+        clock,
+        12,
+    )
     try:
         complaints.register_hall(HALL, ADMIN)
         registered, _ = await complaints.register_complaint(complaint(), ADMIN)
@@ -331,3 +348,47 @@ async def test_a_complaint_takes_no_step_past_the_most_events_it_may_hold(clock:
             complaints.act(registered.id, StepRequest("admin", "once more"), check, ADMIN)
     finally:
         complaints.close()
+
+
+async def test_a_customers_data_is_sealed_in_the_events_and_unreadable_once_erased(
+    complaints: ComplaintsApplication, clock: SettableClock
+) -> None:
+    typed = "张三 says 13812345678 was charged twice; ID 110101199003077777"
+    registered, _ = await complaints.register_complaint(complaint(description=typed), ADMIN)
+    again, _ = await complaints.register_complaint(complaint(), ADMIN)
+    [stored] = [e for e in complaints.repository.event_store.get(registered.id) if isinstance(e, Complaint.Registered)]
+
+    assert "13812345678" not in repr(stored.__dict__) and "张三" not in repr(stored.__dict__)
+    assert registered.description == "张* says 138******** was charged twice; ID 110***************"
+    assert complaints.customer_of(registered) == CustomerData("张三", "13812345678", typed)
+
+    [first, second] = sorted([registered, again], key=lambda c: c.id)
+    found = complaints.complaints_of([], ["13812345678"], [], ADMIN)
+    assert [c.id for c in found] == [first.id, second.id]  # both of this customer's complaints
+    assert complaints.complaints_of([], ["13812345678"], [], GUANGZHOU) == []  # outside Guangzhou's scope
+
+    assert complaints.erase_customer(found[0], "admin-1", "PIPL art. 47 request")
+    assert not complaints.erase_customer(complaints.get_complaint(found[0].id, ADMIN), "admin-1", "again")
+    erased = complaints.get_complaint(found[0].id, ADMIN)
+    assert erased.customer_erased and complaints.customer_of(erased) is None
+    assert complaints.customer_of(complaints.get_complaint(found[1].id, ADMIN)) is not None  # its own key
+    with pytest.raises(PublicComplaintNotFound):
+        await complaints.public_progress(erased.number, "5678", CUSTOMER)
+
+
+async def test_customer_data_is_erased_once_the_retention_after_closure_is_over(
+    complaints: ComplaintsApplication, clock: SettableClock
+) -> None:
+    registered, _ = await complaints.register_complaint(complaint(), ADMIN)
+    resolved_on_spot(complaints, registered.id, ADMIN)
+    complaints.give_feedback(registered.id, "satisfied", StepRequest("qm", "asked"), ADMIN)
+    complaints.act(registered.id, StepRequest("qm", "done"), Complaint.close, ADMIN)
+    retention = timedelta(days=30)
+
+    clock.now += retention - timedelta(minutes=1)
+    assert complaints.erase_after_retention(retention) == 0
+    clock.now += timedelta(minutes=2)
+    assert complaints.erase_after_retention(retention) == 1
+    erased = complaints.get_complaint(registered.id, ADMIN)
+    assert complaints.customer_of(erased) is None
+    assert [type(e).__name__ for e in complaints.repository.event_store.get(erased.id)][-1] == "CustomerErased"

@@ -8,6 +8,7 @@ import pytest
 
 from services.complaints.application import RegisterComplaint
 from services.complaints.domain import Complaint, Hall, Step, StepRefused, hall_aggregate_id
+from services.complaints.personal_data import MasterKey, legacy_sealed
 from services.complaints.schemas import mask_name, mask_phone
 
 
@@ -20,8 +21,7 @@ def register(received_by: str = "clerk-17") -> Complaint:
         channel="hall_counter",
         category="billing",
         priority="normal",
-        customer_name="张三",
-        customer_phone="13812345678",
+        customer_sealed=legacy_sealed("张三", "13812345678"),
         description="charged twice",
         received_by=received_by,
         received_at=now,
@@ -49,8 +49,14 @@ def test_same_request_content_has_same_fingerprint() -> None:
     request = RegisterComplaint("H", "app", "billing", "normal", "张三", "13812345678", "text", "clerk-17")
     changed = RegisterComplaint("H", "app", "billing", "urgent", "张三", "13812345678", "text", "clerk-17")
 
-    assert request.fingerprint() == RegisterComplaint(**request.__dict__).fingerprint()
-    assert request.fingerprint() != changed.fingerprint()
+    other_phone = RegisterComplaint("H", "app", "billing", "normal", "张三", "13812345679", "text", "clerk-17")
+    key = MasterKey(b"unit-tests-personal-data-key-of-32-bytes")
+
+    assert request.fingerprint(key) == RegisterComplaint(**request.__dict__).fingerprint(key)
+    assert request.fingerprint(key) != changed.fingerprint(key)
+    assert request.fingerprint(key) != other_phone.fingerprint(key)
+    # Keyed: the same request under another master key does not give the same fingerprint.
+    assert request.fingerprint(key) != request.fingerprint(MasterKey(b"another-personal-data-key-of-32-bytes"))
 
 
 def test_phone_keeps_only_prefix_and_last_four_digits() -> None:

@@ -1,0 +1,280 @@
+"""A customer's personal data, readable only while its complaint's data key exists (crypto-shredding).
+
+The customer's name and phone, and the description as they typed it, are sealed with AES-GCM under a data
+key of the complaint's own; events hold only the sealed text. Data keys are kept wrapped by the master key
+(`PERSONAL_DATA_KEY`, a Kubernetes Secret; a KMS in production) in the complaints service's `customer_keys`
+table, beside a keyed digest of the phone (HMAC-SHA256) by which a customer's complaints are found. Erasing
+destroys the wrapped key: every copy of the events, in the store, a backup, a rebuild or a topic, is noise
+from then on.
+
+Free text is masked before it is stored or published: mobile numbers, resident ID numbers and, in a
+complaint's description, the customer's own name (`mask_identifiers`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg import Cursor, sql
+from psycopg.rows import DictRow
+
+SEALED_PREFIX = "aesgcm1:"
+# Customer data of complaints registered before sealing: readable without a key, and so not erasable by one.
+LEGACY_PREFIX = "plain:"
+ERASED = "erased"
+NONCE_BYTES = 12
+
+# A Chinese mobile number (1, then 3-9, then nine digits; perhaps after +86) or an 18-character resident ID,
+# not inside a longer run of digits.
+MOBILE = re.compile(r"(?<!\d)((?:\+?86[- ]?)?1[3-9]\d)\d{8}(?!\d)")
+RESIDENT_ID = re.compile(r"(?<!\d)\d{17}[\dXx](?![\dXx])")
+
+
+def mask_identifiers(text: str, names: Sequence[str] = ()) -> str:
+    """`text` with mobile numbers (138********), resident IDs (110***************) and each of `names` (张**)
+    masked. Mobile numbers keep their carrier prefix, never the last four digits that verify a customer."""
+    text = RESIDENT_ID.sub(lambda match: match.group()[:3] + "*" * 15, text)
+    text = MOBILE.sub(lambda match: match.group(1) + "*" * 8, text)
+    for name in names:
+        if len(name) >= 2:  # one character is too common to mask alone
+            text = text.replace(name, name[:1] + "*" * (len(name) - 1))
+    return text
+
+
+@dataclass(frozen=True)
+class CustomerData:
+    name: str
+    phone: str
+    description: str | None = None  # as the customer gave it, when masking changed it
+
+
+class Undecryptable(Exception):
+    """Sealed data that this key did not seal, or that was altered."""
+
+
+class MasterKey:
+    """Wraps data keys and digests phones; both keys are derived from one secret of at least 32 bytes."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 32:
+            raise ValueError("PERSONAL_DATA_KEY must hold at least 32 bytes")
+        self._wrapping = AESGCM(_derive(secret, b"wrap data keys"))
+        self._digesting = _derive(secret, b"digest phones")
+
+    def new_data_key(self, subject: uuid.UUID) -> tuple[bytes, bytes]:
+        """A fresh data key for the subject, and the same key wrapped for storing."""
+        key = AESGCM.generate_key(bit_length=256)
+        nonce = os.urandom(NONCE_BYTES)
+        return key, nonce + self._wrapping.encrypt(nonce, key, subject.bytes)
+
+    def unwrap(self, subject: uuid.UUID, wrapped: bytes) -> bytes:
+        try:
+            return self._wrapping.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], subject.bytes)
+        except Exception as error:
+            raise Undecryptable(f"the data key of {subject} was not wrapped by this master key") from error
+
+    def phone_digest(self, phone: str) -> bytes:
+        """The keyed digest by which a customer's complaints are found."""
+        return self.keyed_digest(f"phone:{phone}")
+
+    def keyed_digest(self, text: str) -> bytes:
+        """HMAC-SHA256: no one without the key can compute it, so no one can find `text` by trying guesses."""
+        return hmac.new(self._digesting, text.encode(), hashlib.sha256).digest()
+
+
+def _derive(secret: bytes, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret)
+
+
+def seal(data_key: bytes, subject: uuid.UUID, data: CustomerData) -> str:
+    nonce = os.urandom(NONCE_BYTES)
+    plain = json.dumps([data.name, data.phone, data.description], ensure_ascii=False).encode()
+    return SEALED_PREFIX + base64.b64encode(nonce + AESGCM(data_key).encrypt(nonce, plain, subject.bytes)).decode()
+
+
+def legacy_sealed(name: str, phone: str) -> str:
+    """The form that customer data stored before sealing takes when read (the complaint's upcast)."""
+    return LEGACY_PREFIX + json.dumps([name, phone, None], ensure_ascii=False)
+
+
+def unseal(data_key: bytes | None, subject: uuid.UUID, sealed: str) -> CustomerData | None:
+    """The customer's data, or None once their key is destroyed."""
+    if sealed.startswith(LEGACY_PREFIX):
+        return CustomerData(*json.loads(sealed.removeprefix(LEGACY_PREFIX)))
+    if data_key is None:
+        return None
+    raw = base64.b64decode(sealed.removeprefix(SEALED_PREFIX))
+    try:
+        plain = AESGCM(data_key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], subject.bytes)
+    except Exception as error:
+        raise Undecryptable(f"the customer data of {subject} does not open with its key") from error
+    return CustomerData(*json.loads(plain))
+
+
+@dataclass(frozen=True)
+class DataKey:
+    subject: uuid.UUID  # the complaint
+    wrapped: bytes
+    phone_digest: bytes
+
+
+class DataKeys(Protocol):
+    """Where wrapped data keys are kept. A destroyed key is gone: `wrapped` answers None for it."""
+
+    def saved_with(self, keys: Sequence[DataKey]) -> dict[str, Any]:
+        """What `Application.save` takes to store the keys in the transaction of the events they seal."""
+        ...
+
+    def wrapped(self, subject: uuid.UUID) -> bytes | None: ...
+
+    def subjects_of_phone(self, phone_digest: bytes) -> list[uuid.UUID]: ...
+
+    def destroy(self, subjects: Sequence[uuid.UUID], at: datetime) -> list[uuid.UUID]:
+        """Destroys the keys; returns the subjects whose key existed until now."""
+        ...
+
+    def note_closed(self, subject: uuid.UUID, closed_at: datetime | None) -> None:
+        """When the complaint closed (None: reopened), for the retention period."""
+        ...
+
+    def closed_before(self, instant: datetime, limit: int) -> list[uuid.UUID]:
+        """Complaints closed before `instant` whose key still exists."""
+        ...
+
+
+class InMemoryDataKeys:
+    """For the use-case tests."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[uuid.UUID, dict[str, Any]] = {}
+
+    def saved_with(self, keys: Sequence[DataKey]) -> dict[str, Any]:
+        with self._lock:
+            for key in keys:
+                self._rows.setdefault(
+                    key.subject, {"wrapped": key.wrapped, "phone": key.phone_digest, "closed_at": None}
+                )
+        return {}
+
+    def wrapped(self, subject: uuid.UUID) -> bytes | None:
+        row = self._rows.get(subject)
+        return row["wrapped"] if row else None
+
+    def subjects_of_phone(self, phone_digest: bytes) -> list[uuid.UUID]:
+        return [subject for subject, row in self._rows.items() if row["phone"] == phone_digest]
+
+    def destroy(self, subjects: Sequence[uuid.UUID], at: datetime) -> list[uuid.UUID]:
+        destroyed = []
+        with self._lock:
+            for subject in subjects:
+                row = self._rows.get(subject)
+                if row and row["wrapped"] is not None:
+                    row.update(wrapped=None, phone=None)
+                    destroyed.append(subject)
+        return destroyed
+
+    def note_closed(self, subject: uuid.UUID, closed_at: datetime | None) -> None:
+        if row := self._rows.get(subject):
+            row["closed_at"] = closed_at
+
+    def closed_before(self, instant: datetime, limit: int) -> list[uuid.UUID]:
+        due = [
+            subject
+            for subject, row in self._rows.items()
+            if row["wrapped"] is not None and row["closed_at"] is not None and row["closed_at"] < instant
+        ]
+        return due[:limit]
+
+
+DDL = """
+CREATE TABLE IF NOT EXISTS customer_keys (
+    subject uuid PRIMARY KEY,
+    wrapped_key bytea,
+    phone_digest bytea,
+    closed_at timestamptz,
+    destroyed_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS customer_keys_by_phone ON customer_keys (phone_digest) WHERE phone_digest IS NOT NULL;
+CREATE INDEX IF NOT EXISTS customer_keys_by_closure ON customer_keys (closed_at) WHERE wrapped_key IS NOT NULL;
+"""
+
+
+class ComplaintsRecorder(PostgresApplicationRecorder):
+    """The complaints' event store, which writes new data keys in the transaction of the events they seal:
+    no complaint without its key, no key without its complaint."""
+
+    def _insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        super()._insert_events(curs, stored_events, **kwargs)
+        keys: Sequence[DataKey] = kwargs.get("data_keys", ())
+        if keys:
+            curs.executemany(
+                sql.SQL("INSERT INTO {} (subject, wrapped_key, phone_digest) VALUES (%s, %s, %s)").format(
+                    sql.Identifier(self.datastore.schema, "customer_keys")
+                ),
+                [(key.subject, key.wrapped, key.phone_digest) for key in keys],
+            )
+
+
+RECORDER_TOPIC = f"{__name__}:{ComplaintsRecorder.__qualname__}"
+
+
+class PostgresDataKeys:
+    """On the event store's own connections (eventsourcing's datastore), so the application's threads use it
+    as they use the store. A destroyed key's row stays, without key or digest, to say when it went."""
+
+    def __init__(self, recorder: object) -> None:
+        """`recorder`: the store's, a `ComplaintsRecorder`, whose connections these share."""
+        assert isinstance(recorder, ComplaintsRecorder), "the complaints store runs with ComplaintsRecorder"
+        self._datastore = recorder.datastore
+        self._table = sql.Identifier(recorder.datastore.schema, "customer_keys")
+
+    def _execute(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(sql.SQL(statement).format(table=self._table), params)
+            return list(cursor.fetchall()) if cursor.description else []
+
+    def saved_with(self, keys: Sequence[DataKey]) -> dict[str, Any]:
+        return {"data_keys": keys}  # for `ComplaintsRecorder`
+
+    def wrapped(self, subject: uuid.UUID) -> bytes | None:
+        rows = self._execute("SELECT wrapped_key FROM {table} WHERE subject = %s", (subject,))
+        return bytes(rows[0]["wrapped_key"]) if rows and rows[0]["wrapped_key"] is not None else None
+
+    def subjects_of_phone(self, phone_digest: bytes) -> list[uuid.UUID]:
+        rows = self._execute("SELECT subject FROM {table} WHERE phone_digest = %s", (phone_digest,))
+        return [row["subject"] for row in rows]
+
+    def destroy(self, subjects: Sequence[uuid.UUID], at: datetime) -> list[uuid.UUID]:
+        rows = self._execute(
+            "UPDATE {table} SET wrapped_key = NULL, phone_digest = NULL, destroyed_at = %s"
+            " WHERE subject = ANY(%s) AND wrapped_key IS NOT NULL RETURNING subject",
+            (at, list(subjects)),
+        )
+        return [row["subject"] for row in rows]
+
+    def note_closed(self, subject: uuid.UUID, closed_at: datetime | None) -> None:
+        self._execute("UPDATE {table} SET closed_at = %s WHERE subject = %s", (closed_at, subject))
+
+    def closed_before(self, instant: datetime, limit: int) -> list[uuid.UUID]:
+        rows = self._execute(
+            "SELECT subject FROM {table} WHERE wrapped_key IS NOT NULL AND closed_at < %s ORDER BY closed_at LIMIT %s",
+            (instant, limit),
+        )
+        return [row["subject"] for row in rows]
