@@ -17,7 +17,7 @@ define debian_package
 	fi
 endef
 
-.PHONY: install prometheus-tools wrk-tool run test lint unit integration bench republish rebuild clean
+.PHONY: install prometheus-tools wrk-tool run test lint unit integration bench republish rebuild verify-audit clean
 
 $(INSTALLED): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ republish: $(INSTALLED)
 ## rebuild: rebuild the read models from zero beside the live ones (of `make run`) and compare
 rebuild: $(INSTALLED)
 	$(PY) -m services.projections rebuild
+
+## verify-audit: recompute every event store's hash chain (of `make run`); names each break, exits 1 if any
+verify-audit: $(INSTALLED)
+	$(PY) -m services.verify_audit
 
 clean:
 	rm -rf .var

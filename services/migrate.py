@@ -13,11 +13,14 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
+from pydantic import Field
 
 from services.complaints import main as complaints
 from services.escalation import main as escalation
 from services.projections import main as projections
 from services.scoring import main as scoring
+from shared import audit_chain
+from shared.audit_chain import install_chain
 from shared.database import create_pool
 from shared.settings import ServiceSettings
 from shared.streaming import create_consumer_tables
@@ -42,6 +45,58 @@ def create_event_store(settings: ServiceSettings, schema: str) -> None:
         factory.close()
 
 
+class MigrationSettings(ServiceSettings):
+    schema_owners: str = Field(
+        default="",
+        description="Comma-separated schemas to hand to the database role of the same name, with all they hold"
+        " (the CloudNativePG managed roles in Kubernetes); the role `auditor`, if it exists, may read them all"
+        " and record audit anchors. Empty: everything stays the migrating role's (the local stack).",
+    )
+
+
+async def hand_schemas_to_their_roles(database_url: str, schemas: list[str]) -> None:
+    """Each schema, and every table, sequence and function in it, owned by the role named after it: so each
+    service writes only its own schema, and the projections' role cannot touch an event store."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        auditor = await connection.fetchval("SELECT 1 FROM pg_roles WHERE rolname = 'auditor'")
+        database = await connection.fetchval("SELECT current_database()")
+        for schema in schemas:
+            # A new owner of a schema must be allowed to create in the database (PostgreSQL's rule).
+            await connection.execute(f'GRANT CREATE ON DATABASE "{database}" TO "{schema}"')
+            await connection.execute(f'ALTER SCHEMA "{schema}" OWNER TO "{schema}"')
+            # Sequences of a table's own columns follow their table; changed alone, they would be refused.
+            objects = await connection.fetch(
+                """
+                SELECT 1 AS step, 'TABLE' AS kind, format('%I.%I', schemaname, tablename) AS name FROM pg_tables
+                WHERE schemaname = $1
+                UNION ALL
+                SELECT 2, 'SEQUENCE', format('%I.%I', s.schemaname, s.sequencename) FROM pg_sequences s
+                WHERE s.schemaname = $1 AND NOT EXISTS (
+                    SELECT FROM pg_depend d WHERE d.objid = format('%I.%I', s.schemaname, s.sequencename)::regclass
+                    AND d.deptype IN ('a', 'i'))
+                UNION ALL
+                SELECT 3, 'FUNCTION', p.oid::regprocedure::text FROM pg_proc p
+                JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1
+                ORDER BY 1, 3
+                """,
+                schema,
+            )
+            for _, kind, name in objects:
+                await connection.execute(f'ALTER {kind} {name} OWNER TO "{schema}"')
+            if auditor:
+                await connection.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO auditor')
+                await connection.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO auditor')
+            logger.info("schema %s is owned by its role", schema)
+        if auditor:
+            await connection.execute(audit_chain.ANCHORS_DDL)
+            await connection.execute(f'GRANT CREATE ON DATABASE "{database}" TO auditor')
+            await connection.execute("ALTER SCHEMA audit OWNER TO auditor")
+            await connection.execute("ALTER TABLE audit.anchors OWNER TO auditor")
+    finally:
+        await connection.close()
+
+
 async def migrate_all(settings: ServiceSettings) -> None:
     for schema, migrate, has_event_store, consumes in SERVICES:
         pool = await create_pool(str(settings.database_url), schema)
@@ -53,10 +108,21 @@ async def migrate_all(settings: ServiceSettings) -> None:
             await pool.close()
         if has_event_store:
             await asyncio.to_thread(create_event_store, settings, schema)
+            pool = await create_pool(str(settings.database_url), schema)
+            try:
+                await install_chain(pool, schema)
+            finally:
+                await pool.close()
         logger.info("schema %s is up to date", schema)
 
 
+async def main(settings: MigrationSettings) -> None:
+    await migrate_all(settings)
+    if owners := [schema.strip() for schema in settings.schema_owners.split(",") if schema.strip()]:
+        await hand_schemas_to_their_roles(str(settings.database_url), owners)
+
+
 if __name__ == "__main__":
-    settings = ServiceSettings()
+    settings = MigrationSettings()
     logging.basicConfig(level=settings.log_level)
-    asyncio.run(migrate_all(settings))
+    asyncio.run(main(settings))

@@ -16,7 +16,9 @@ async def create_pool(database_url: str, schema: str, *, max_size: int = 10) -> 
     """Creates the schema if needed and returns a pool whose search_path is that schema."""
     connection = await asyncpg.connect(database_url)
     try:
-        await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        # Asked first: a service's own role may not create schemas, only own the one it is given.
+        if not await connection.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
+            await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     except asyncpg.UniqueViolationError:
         pass  # another replica created it at the same moment
     finally:

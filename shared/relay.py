@@ -25,6 +25,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 
+from shared.kafka_auth import client_options
 from shared.metrics import PUBLISHED, RELAY_LAG
 from shared.topic_ids import topic_ids_from
 from shared.tracing import TRACE_CONTEXTS_DDL, context_of, traceparent_header
@@ -247,7 +248,9 @@ class Relay:
 
     async def _connected_producer(self) -> AIOKafkaProducer:
         if self.producer is None:
-            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all", linger_ms=5)
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap_servers, acks="all", linger_ms=5, **client_options()
+            )
             try:
                 await producer.start()
             except BaseException:

@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaError
 
 from shared.clock import Clock, system_clock
 from shared.consumer import INBOX_DDL, Handling, IdempotentConsumer, ReceivedMessage, dead_letter_record
+from shared.kafka_auth import client_options, faust_credentials
 from shared.metrics import CONSUMER_LAG
 from shared.tasks import essential_task
 from shared.topic_ids import topic_ids
@@ -40,6 +41,7 @@ def create_faust_app(app_id: str, bootstrap_servers: str, data_dir: Path, fetch_
     app = faust.App(
         app_id,
         broker=f"kafka://{bootstrap_servers}",
+        broker_credentials=faust_credentials(),
         store="memory://",
         datadir=str(data_dir / f"faust-{app_id}"),
         web_enabled=False,
@@ -143,7 +145,10 @@ class ConsumerLagMonitor:
         while True:
             # In the group, to read its committed offsets; never subscribed, so it never joins it.
             reader = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap_servers, group_id=self.group_id, enable_auto_commit=False
+                bootstrap_servers=self.bootstrap_servers,
+                group_id=self.group_id,
+                enable_auto_commit=False,
+                **client_options(),
             )
             try:
                 await reader.start()
@@ -392,7 +397,7 @@ async def _topic_ids_once_reachable(
 
 async def topic_partitions(bootstrap_servers: str, topics: Sequence[str]) -> list[TopicPartition]:
     """Every partition of the topics that exist."""
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, **client_options())
     await reader.start()
     try:
         return [partition for topic in topics for partition in partitions_of(reader, topic)]
@@ -411,7 +416,9 @@ async def end_offsets(
     The local broker (Tansu) answers ListOffsets with the start of the last batch rather than
     its end, so this also fetches from there: a fetch's high watermark is right on both brokers.
     """
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False, **client_options()
+    )
     await reader.start()
     try:
         reported = await reader.end_offsets(partitions)
@@ -435,7 +442,9 @@ async def wait_until_caught_up(
     Work that must not act on stale state (e.g. firing deadlines after a restart, while the
     events that stopped those clocks are still queued) waits for this first.
     """
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group_id, enable_auto_commit=False)
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=group_id, enable_auto_commit=False, **client_options()
+    )
     await reader.start()
     try:
         partitions = partitions_of(reader, topic)

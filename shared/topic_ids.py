@@ -29,6 +29,8 @@ from aiokafka.protocol.types import (
     TaggedFields,
 )
 
+from shared.kafka_auth import client_options
+
 NO_ERROR = 0
 NO_TOPIC_ID = uuid.UUID(int=0)
 
@@ -115,7 +117,7 @@ class TopicIdsRequest(Request[MetadataRequest_v12]):  # type: ignore[misc]
 
 async def topic_ids(bootstrap_servers: str, topics: Sequence[str], timeout_ms: int = 5000) -> dict[str, uuid.UUID]:
     """Each existing topic's id; a topic the broker does not have is left out (asking creates none)."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms)
+    client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms, **client_options())
     await client.bootstrap()
     try:
         return await topic_ids_from(client, topics, create_missing=False)

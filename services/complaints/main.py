@@ -24,6 +24,7 @@ from services.complaints.outbox import complaints_outbox
 from services.complaints.personal_data import RECORDER_TOPIC, MasterKey, PostgresDataKeys
 from services.complaints.repositories import LegacyNumbers, PostgresSerialBlocks, PostgresVerificationAttempts
 from services.complaints.surveys import SurveyTokens
+from shared.audit_chain import install_chain
 from shared.auth import Authenticator, AuthSettings
 from shared.body_limit import guard_request_bodies
 from shared.database import create_pool
@@ -99,6 +100,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
             settings.clock(auth.environment),
             settings.max_steps_per_subject,
         )
+        await install_chain(pool, SCHEMA)
         if adopted := await complaints.adopt_legacy_numbers(LegacyNumbers(pool)):
             logger.info("adopted %d complaint numbers of the former complaint_numbers table", adopted)
         relay = Relay(

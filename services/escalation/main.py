@@ -31,6 +31,7 @@ from services.escalation.metrics import SlaLimits
 from services.escalation.outbox import escalation_outbox
 from services.escalation.policy import POLICY_DIR, load_policies
 from services.escalation.tracking import SlaRules
+from shared.audit_chain import install_chain
 from shared.auth import Authenticator, AuthSettings
 from shared.body_limit import guard_request_bodies
 from shared.database import create_pool
@@ -85,6 +86,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
         pool = await create_pool(str(settings.database_url), SCHEMA)
         await migrate(pool)
         escalation = await asyncio.to_thread(EscalationApplication, settings.eventsourcing_env(SCHEMA), rules, clock)
+        await install_chain(pool, SCHEMA)
         await recalculation.apply_rule_changes(escalation, pool)
         await verdict_backfill.record_missing_verdicts(escalation, pool)
         relay = Relay(

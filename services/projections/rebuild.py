@@ -28,6 +28,7 @@ from services.projections.statements import Statements
 from shared.consumer import Connection, Handler
 from shared.contracts import IntegrationEvent, InvalidEvent, decode_event
 from shared.database import create_pool
+from shared.kafka_auth import client_options
 from shared.streaming import end_offsets, topic_partitions
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS
 
@@ -233,7 +234,9 @@ async def _replay_partitions(
 ) -> tuple[int, list[str]]:
     """While the database applies one batch, the next is fetched and decoded."""
     applier = _Applier(handlers())
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False, **client_options()
+    )
     # Should the rebuild crash, it is simply run again: its commits need not wait for the disk.
     connection = await asyncpg.connect(
         database_url, server_settings={"search_path": schema, "synchronous_commit": "off"}

@@ -27,6 +27,7 @@ from services.scoring.application import ScoringApplication
 from services.scoring.campaigns import Campaigns
 from services.scoring.outbox import scoring_outbox
 from services.scoring.policy import load_scoring_policies
+from shared.audit_chain import install_chain
 from shared.auth import Authenticator, AuthSettings
 from shared.body_limit import guard_request_bodies
 from shared.database import create_pool
@@ -65,6 +66,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         pool = await create_pool(str(settings.database_url), SCHEMA)
         await migrate(pool)
         scoring = await asyncio.to_thread(ScoringApplication, settings.eventsourcing_env(SCHEMA), policies, clock)
+        await install_chain(pool, SCHEMA)
         relay = Relay(
             name=RELAY_NAME,
             outbox=scoring_outbox(scoring),

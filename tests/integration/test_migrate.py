@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -12,10 +13,10 @@ import asyncpg
 from devstack.postgres import EmbeddedPostgres
 
 
-def migrate(database_url: str) -> subprocess.CompletedProcess[str]:
+def migrate(database_url: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "services.migrate"],
-        env={**os.environ, "DATABASE_URL": database_url},
+        env={**os.environ, "DATABASE_URL": database_url, **(env or {})},
         cwd=Path(__file__).parents[2],
         capture_output=True,
         text=True,
@@ -52,3 +53,44 @@ async def test_the_migration_job_creates_every_services_tables_and_can_run_again
         ("projections", "complaint_summaries"),
         ("projections", "score_changes"),
     } <= tables
+
+
+def as_role(database_url: str, role: str) -> str:
+    return database_url.replace("postgres@", f"{role}@", 1)
+
+
+async def test_each_schema_is_its_own_roles_and_no_service_writes_another_ones_events(
+    postgres: EmbeddedPostgres,
+) -> None:
+    """As in Kubernetes: CloudNativePG makes the roles, the Job hands each schema to its role."""
+    admin = await asyncpg.connect(postgres.url)
+    try:
+        for role in ("complaints", "escalation", "scoring", "projections", "auditor"):
+            await admin.execute(f"DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object THEN END $$")
+    finally:
+        await admin.close()
+    run = await asyncio.to_thread(migrate, postgres.url, {"SCHEMA_OWNERS": "complaints,escalation,scoring,projections"})
+    assert run.returncode == 0, run.stderr
+
+    async def refused(role: str, statement: str) -> bool:
+        connection = await asyncpg.connect(as_role(postgres.url, role))
+        try:
+            await connection.execute(statement)
+        except asyncpg.InsufficientPrivilegeError:
+            return True
+        finally:
+            await connection.close()
+        return False
+
+    def tamper(schema: str) -> str:
+        return f"UPDATE {schema}.{schema}_events SET topic = topic"  # noqa: S608 - the test's own names
+
+    assert await refused("projections", tamper("complaints"))
+    assert await refused("projections", "DELETE FROM scoring.scoring_events")
+    assert await refused("complaints", tamper("escalation"))
+    assert await refused("auditor", "DELETE FROM complaints.complaints_events")
+    assert not await refused("complaints", tamper("complaints"))
+    assert not await refused("auditor", "SELECT count(*) FROM escalation.event_hashes")
+    assert not await refused("auditor", "DELETE FROM audit.anchors")  # the anchors are the auditor's alone
+    assert await refused("complaints", "DELETE FROM audit.anchors")
+    assert not await refused("projections", "SELECT count(*) FROM projections.complaint_summaries")

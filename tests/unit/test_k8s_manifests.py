@@ -3,22 +3,30 @@
 Core types are checked with `kubernetes-validate` (strict: unknown fields fail), custom
 resources (Strimzi, CloudNativePG, prometheus-operator, KEDA) with the JSON schemas vendored in
 deploy/k8s/schemas/. An object of any other kind fails the test.
+
+Then what the objects must say for the audit trail to be trustworthy: each service logs in to Kafka and
+PostgreSQL as itself, may publish only its own topics and write only its own schema, and a nightly
+CronJob verifies the event stores' hash chains as a role that can change none of them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
+
+from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS, dead_letter_topic
 
 REPO = Path(__file__).resolve().parents[2]
 OVERLAYS = REPO / "deploy" / "k8s" / "overlays"
@@ -30,6 +38,23 @@ CORE_GROUPS = {"", "apps", "policy", "autoscaling", "batch", "networking.k8s.io"
 CUSTOM_GROUPS = {"kafka.strimzi.io", "postgresql.cnpg.io", "monitoring.coreos.com", "keda.sh"}
 
 Manifest = dict[str, Any]
+
+SERVICES = ("complaints", "escalation", "scoring", "projections")
+# What each service's composition root (services/<name>/main.py) publishes: its relay's topic and, if it
+# consumes, its dead letters (shared/streaming.py); and what it subscribes to.
+PRODUCES = {
+    "complaints": {COMPLAINTS_EVENTS},
+    "escalation": {ESCALATION_EVENTS, dead_letter_topic("escalation")},
+    "scoring": {SCORING_EVENTS, dead_letter_topic("scoring")},
+    "projections": {dead_letter_topic("projections")},
+}
+CONSUMES = {
+    "complaints": set(),
+    "escalation": {COMPLAINTS_EVENTS},
+    "scoring": {COMPLAINTS_EVENTS, ESCALATION_EVENTS},
+    "projections": {COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS},
+}
+VARIABLE_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
 class UnknownKindError(Exception):
@@ -133,23 +158,222 @@ def test_consumers_never_scale_beyond_their_topics_partitions(manifests: list[Ma
             assert trigger["metadata"]["consumerGroup"] == scaled["metadata"]["name"]
 
 
+def workloads(manifests: list[Manifest]) -> list[Manifest]:
+    return of_kind(manifests, "Deployment") + of_kind(manifests, "Job") + of_kind(manifests, "CronJob")
+
+
+def pod_spec(workload: Manifest) -> dict[str, Any]:
+    spec = workload["spec"]["jobTemplate"]["spec"] if workload["kind"] == "CronJob" else workload["spec"]
+    pod: dict[str, Any] = spec["template"]["spec"]
+    return pod
+
+
+def the_container(workload: Manifest) -> dict[str, Any]:
+    container: dict[str, Any]
+    (container,) = pod_spec(workload)["containers"]
+    return container
+
+
+def env_of(workload: Manifest) -> dict[str, dict[str, Any]]:
+    return {variable["name"]: variable for variable in the_container(workload).get("env", [])}
+
+
+def secret_key(variable: dict[str, Any]) -> tuple[str, str] | None:
+    """The (Secret, key) a variable is read from; None if it is not read from a Secret."""
+    reference = variable.get("valueFrom", {}).get("secretKeyRef")
+    return (reference["name"], reference["key"]) if reference else None
+
+
 def test_no_secret_is_committed(manifests: list[Manifest]) -> None:
     for secret in of_kind(manifests, "Secret"):
         assert not secret.get("data") and not secret.get("stringData"), secret["metadata"]["name"]
-    for workload in of_kind(manifests, "Deployment") + of_kind(manifests, "Job"):
-        for container in workload["spec"]["template"]["spec"]["containers"]:
-            for variable in container.get("env", []):
-                if variable["name"] in {"DATABASE_URL", "JWT_SECRET"}:
-                    assert "value" not in variable, f"{workload['metadata']['name']}: {variable['name']} inline"
+    secrets = {"JWT_SECRET", "DB_PASSWORD", "KAFKA_SASL_PASSWORD", "PERSONAL_DATA_KEY"}
+    for workload in workloads(manifests):
+        name, env = workload["metadata"]["name"], env_of(workload)
+        for variable in env.values():
+            if variable["name"] in secrets:
+                assert secret_key(variable), f"{name}: {variable['name']} not from a Secret"
+        url = env["DATABASE_URL"]
+        if "value" in url:  # put together: its password must be a reference to a variable read from a Secret
+            password = VARIABLE_REFERENCE.fullmatch(urlsplit(url["value"]).password or "")
+            assert password, f"{name}: DATABASE_URL holds its password inline"
+            assert secret_key(env[password[1]]), f"{name}: DATABASE_URL's password is not from a Secret"
 
 
-def test_services_read_the_database_url_from_the_secret_cloudnativepg_generates(manifests: list[Manifest]) -> None:
+def test_a_variable_refers_only_to_variables_defined_before_it(manifests: list[Manifest]) -> None:
+    """Kubernetes leaves `$(NAME)` as it is unless NAME is defined earlier: a URL would keep it literally."""
+    (settings,) = (m for m in manifests if m["metadata"]["name"].startswith("service-quality-config-"))
+    for workload in workloads(manifests):
+        container = the_container(workload)
+        defined = set()
+        for source in container.get("envFrom", []):
+            assert source["configMapRef"]["name"] == settings["metadata"]["name"]
+            defined |= set(settings["data"])
+        for variable in container.get("env", []):
+            for referred in VARIABLE_REFERENCE.findall(variable.get("value", "")):
+                assert referred in defined, f"{workload['metadata']['name']}: {variable['name']} refers to {referred}"
+            defined.add(variable["name"])
+
+
+def managed_roles(manifests: list[Manifest]) -> dict[str, dict[str, Any]]:
     (cluster,) = of_kind(manifests, "Cluster")
-    expected = {"secretKeyRef": {"name": f"{cluster['metadata']['name']}-app", "key": "uri"}}
-    for workload in of_kind(manifests, "Deployment") + of_kind(manifests, "Job"):
-        (container,) = workload["spec"]["template"]["spec"]["containers"]
-        env = {variable["name"]: variable.get("valueFrom") for variable in container["env"]}
-        assert env["DATABASE_URL"] == expected, workload["metadata"]["name"]
+    return {role["name"]: role for role in cluster["spec"].get("managed", {}).get("roles", [])}
+
+
+def connects_as(manifests: list[Manifest], workload: Manifest) -> str:
+    """The PostgreSQL role whose Secret the workload's DATABASE_URL is put together from; fails otherwise."""
+    (cluster,) = of_kind(manifests, "Cluster")
+    name, env = workload["metadata"]["name"], env_of(workload)
+    url = env["DATABASE_URL"]
+    assert secret_key(url) != (f"{cluster['metadata']['name']}-app", "uri"), f"{name} connects as the owner `app`"
+    parts = urlsplit(url.get("value", ""))
+    user, password = (VARIABLE_REFERENCE.fullmatch(part or "") for part in (parts.username, parts.password))
+    assert user and password, f"{name}: DATABASE_URL is not postgresql://$(USER):$(PASSWORD)@..."
+    assert (parts.scheme, parts.hostname, parts.port) == ("postgresql", f"{cluster['metadata']['name']}-rw", 5432)
+    assert parts.path == f"/{cluster['spec']['bootstrap']['initdb']['database']}"
+    user_secret, password_secret = secret_key(env[user[1]]), secret_key(env[password[1]])
+    assert user_secret and password_secret and user_secret[1] == "username" and password_secret[1] == "password"
+    assert user_secret[0] == password_secret[0], f"{name}: user and password from different Secrets"
+    (role,) = (
+        r for r in managed_roles(manifests).values() if r.get("passwordSecret", {}).get("name") == user_secret[0]
+    )
+    assert role.get("login") is True
+    return str(role["name"])
+
+
+def test_each_service_connects_to_postgresql_as_its_own_role(manifests: list[Manifest]) -> None:
+    for deployment in of_kind(manifests, "Deployment"):
+        assert connects_as(manifests, deployment) == deployment["metadata"]["name"]
+
+
+def test_the_migration_runs_as_the_owner_and_hands_each_schema_to_its_service(manifests: list[Manifest]) -> None:
+    (cluster,) = of_kind(manifests, "Cluster")
+    (job,) = of_kind(manifests, "Job")
+    env = env_of(job)
+    assert secret_key(env["DATABASE_URL"]) == (f"{cluster['metadata']['name']}-app", "uri")
+    assert env["SCHEMA_OWNERS"]["value"].split(",") == list(SERVICES)
+
+
+def test_the_database_has_a_login_role_per_service_and_for_the_auditor(manifests: list[Manifest]) -> None:
+    """Their privileges on the schemas come from the migration (SCHEMA_OWNERS); here, that they get no others."""
+    roles = managed_roles(manifests)
+    for name in [*SERVICES, "auditor"]:
+        role = roles[name]
+        assert role.get("login") is True and role["passwordSecret"]["name"], name
+        for power in ("superuser", "createdb", "createrole", "bypassrls", "replication"):
+            assert not role.get(power), f"{name} has {power}"
+        assert not role.get("inRoles"), f"{name} is a member of {role['inRoles']}: it would get their rights"
+    # The owner must be able to act as each service's role to hand it its schema.
+    assert set(roles["app"]["inRoles"]) == set(SERVICES)
+    assert roles["app"].get("login") is True  # a managed role's omitted attributes are reset
+    assert "passwordSecret" not in roles["app"], "the owner's password is CloudNativePG's (service-quality-db-app)"
+    secrets = [role["passwordSecret"]["name"] for role in roles.values() if "passwordSecret" in role]
+    assert len(set(secrets)) == len(secrets), "two roles share a password Secret"
+
+
+def kafka_users(manifests: list[Manifest]) -> dict[str, Manifest]:
+    return {user["metadata"]["name"]: user for user in of_kind(manifests, "KafkaUser")}
+
+
+def acl_resources(user: Manifest, kind: str, operation: str) -> set[tuple[str, str]]:
+    """(name, patternType) of each `kind` resource on which the user is allowed `operation`."""
+    return {
+        (acl["resource"].get("name", "*"), acl["resource"].get("patternType", "literal"))
+        for acl in user["spec"]["authorization"]["acls"]
+        if acl.get("type", "allow") == "allow"
+        and acl["resource"]["type"] == kind
+        and ({operation, "All"} & set(acl["operations"]))
+    }
+
+
+def test_kafka_requires_each_client_to_log_in_and_authorises_it(manifests: list[Manifest]) -> None:
+    (kafka,) = of_kind(manifests, "Kafka")
+    (settings,) = (m for m in manifests if m["metadata"]["name"].startswith("service-quality-config-"))
+    port = int(settings["data"]["KAFKA_BOOTSTRAP_SERVERS"].rpartition(":")[2])
+    (listener,) = (listener for listener in kafka["spec"]["kafka"]["listeners"] if listener["port"] == port)
+    assert listener["authentication"]["type"] == "scram-sha-512"
+    assert len(kafka["spec"]["kafka"]["listeners"]) == 1, "another listener would need its own authentication"
+    assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple"
+    assert not kafka["spec"]["kafka"]["authorization"].get("superUsers")
+    assert "userOperator" in kafka["spec"]["entityOperator"], "nothing would create the KafkaUsers' credentials"
+    for user in of_kind(manifests, "KafkaUser"):
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
+        assert user["spec"]["authentication"]["type"] == "scram-sha-512"
+        assert user["spec"]["authorization"]["type"] == "simple"
+
+
+def test_each_service_logs_in_to_kafka_as_its_own_user(manifests: list[Manifest]) -> None:
+    users = kafka_users(manifests)
+    for deployment in of_kind(manifests, "Deployment"):
+        name, env = deployment["metadata"]["name"], env_of(deployment)
+        assert env["KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_PLAINTEXT", name
+        assert env["KAFKA_SASL_MECHANISM"]["value"] == "SCRAM-SHA-512", name
+        assert env["KAFKA_SASL_USERNAME"]["value"] == name
+        assert name in users, f"no KafkaUser {name}"
+        # Strimzi's User Operator writes the password into a Secret named after the user.
+        assert secret_key(env["KAFKA_SASL_PASSWORD"]) == (name, "password")
+
+
+def test_each_kafka_user_publishes_only_its_services_topics(manifests: list[Manifest]) -> None:
+    users = kafka_users(manifests)
+    topics = {topic["spec"].get("topicName", topic["metadata"]["name"]) for topic in of_kind(manifests, "KafkaTopic")}
+    for name in SERVICES:
+        user = users[name]
+        # Literal names only: a prefix or `*` would let it write topics no one listed.
+        assert acl_resources(user, "topic", "Write") == {(topic, "literal") for topic in PRODUCES[name]}, name
+        assert acl_resources(user, "topic", "Read") == {(topic, "literal") for topic in CONSUMES[name]}, name
+        assert PRODUCES[name] | CONSUMES[name] <= topics, f"{name} uses a topic that is no KafkaTopic"
+        groups = acl_resources(user, "group", "Read")
+        assert groups == ({(name, "literal"), (f"{name}-epoch-", "prefix")} if CONSUMES[name] else set()), name
+        for acl in user["spec"]["authorization"]["acls"]:
+            assert acl["resource"]["type"] in {"topic", "group"}, f"{name} has rights on the {acl['resource']['type']}"
+            assert set(acl["operations"]) <= {"Read", "Write", "Describe"}, f"{name} may {acl['operations']}"
+
+
+def test_projections_may_write_no_other_services_topic(manifests: list[Manifest]) -> None:
+    projections = kafka_users(manifests)["projections"]
+    others = PRODUCES["complaints"] | PRODUCES["escalation"] | PRODUCES["scoring"]
+    for name, pattern in acl_resources(projections, "topic", "Write"):
+        written = {
+            topic
+            for topic in others
+            if topic == name or name == "*" or (pattern == "prefix" and topic.startswith(name))
+        }
+        assert not written, f"projections may write {written}"
+
+
+def test_keda_reads_the_lag_as_a_user_that_may_only_describe(manifests: list[Manifest]) -> None:
+    users = kafka_users(manifests)
+    (authentication,) = of_kind(manifests, "TriggerAuthentication")
+    password = next(ref for ref in authentication["spec"]["secretTargetRef"] if ref["parameter"] == "password")
+    user = users[password["name"]]
+    assert password["key"] == "password"
+    (username,) = authentication["spec"]["configMapTargetRef"]
+    (config_map,) = (m for m in of_kind(manifests, "ConfigMap") if m["metadata"]["name"] == username["name"])
+    assert config_map["data"][username["key"]] == user["metadata"]["name"]
+    assert all(acl["operations"] == ["Describe"] for acl in user["spec"]["authorization"]["acls"])
+    for scaled in of_kind(manifests, "ScaledObject"):
+        for trigger in scaled["spec"]["triggers"]:
+            assert trigger["metadata"]["sasl"] == "scram_sha512"
+            assert trigger["authenticationRef"]["name"] == authentication["metadata"]["name"]
+            assert (trigger["metadata"]["topic"], "literal") in acl_resources(user, "topic", "Describe")
+            assert (trigger["metadata"]["consumerGroup"], "literal") in acl_resources(user, "group", "Describe")
+
+
+def test_a_cron_job_verifies_the_audit_trail_as_the_auditor(manifests: list[Manifest]) -> None:
+    (cron_job,) = of_kind(manifests, "CronJob")
+    (migrate,) = of_kind(manifests, "Job")
+    container = the_container(cron_job)
+    assert container["command"] == ["python", "-m", "services.verify_audit"]
+    assert cron_job["spec"]["concurrencyPolicy"] == "Forbid"
+    assert connects_as(manifests, cron_job) == "auditor"
+    assert container["image"] == the_container(migrate)["image"]
+    assert container["securityContext"] == the_container(migrate)["securityContext"]
+    assert pod_spec(cron_job)["securityContext"] == pod_spec(migrate)["securityContext"]
+    assert pod_spec(cron_job)["automountServiceAccountToken"] is False
+    # The default-deny and egress NetworkPolicies select it, so it may reach PostgreSQL.
+    labels = cron_job["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/part-of"] == "service-quality"
 
 
 def test_each_service_runs_its_own_app_as_non_root_on_a_read_only_filesystem(manifests: list[Manifest]) -> None:
