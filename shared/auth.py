@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import time
@@ -67,6 +68,57 @@ class Unauthenticated(ServiceError):
 
     def __init__(self, header: str, message: str) -> None:
         super().__init__(message, ("header", header))
+
+
+class TooManyKeyFailures(ServiceError):
+    status_code = 429
+    error_type = "too_many_attempts"
+
+    def __init__(self, retry_after: float) -> None:
+        seconds = max(int(retry_after) + 1, 1)
+        super().__init__(
+            f"too many unknown API keys from your address; try again in {seconds} s", ("header", "X-API-Key")
+        )
+        self.headers = {"Retry-After": str(seconds)}
+
+
+class KeyFailures:
+    """Failed API keys by client address: past `limit` in `window_seconds`, the address is refused (429)
+    until its oldest failure ages out, so keys cannot be guessed at speed. Kept in the process, for at most
+    `addresses_kept` addresses (the oldest forgotten first): each replica throttles on its own."""
+
+    def __init__(
+        self,
+        limit: int = 10,
+        window_seconds: float = 300,
+        addresses_kept: int = 10_000,
+        seconds_now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self.addresses_kept = addresses_kept
+        self._seconds_now = seconds_now
+        self._failures: collections.OrderedDict[str, collections.deque[float]] = collections.OrderedDict()
+
+    def retry_after(self, client: str) -> float | None:
+        """Seconds until the address may try again; None if it may now."""
+        failures = self._failures.get(client)
+        if failures is None:
+            return None
+        now = self._seconds_now()
+        while failures and failures[0] <= now - self.window_seconds:
+            failures.popleft()
+        if not failures:
+            del self._failures[client]
+            return None
+        return failures[0] + self.window_seconds - now if len(failures) >= self.limit else None
+
+    def failed(self, client: str) -> None:
+        failures = self._failures.setdefault(client, collections.deque(maxlen=self.limit))
+        failures.append(self._seconds_now())
+        self._failures.move_to_end(client)
+        while len(self._failures) > self.addresses_kept:
+            self._failures.popitem(last=False)
 
 
 class Forbidden(ServiceError):
@@ -215,12 +267,14 @@ class Authenticator:
         # was a measurable share of intake. Only tokens that verified are kept, and expiry is checked
         # on every request.
         self._verified = functools.lru_cache(maxsize=self.VERIFIED_TOKENS_KEPT)(self._verify)
+        self._key_failures = KeyFailures()
 
     async def __call__(self, request: Request) -> Principal:
-        return self.authenticate(request.headers)
+        return self.authenticate(request.headers, request.client.host if request.client else None)
 
-    def authenticate(self, headers: Mapping[str, str]) -> Principal:
-        """The caller the request's headers name, or `Unauthenticated` saying what is wrong."""
+    def authenticate(self, headers: Mapping[str, str], client: str | None = None) -> Principal:
+        """The caller the request's headers name, or `Unauthenticated` saying what is wrong; an address
+        (`client`) that sent too many unknown API keys gets `TooManyKeyFailures` instead."""
         authorization = headers.get("Authorization")
         api_key = headers.get("X-API-Key")
         if authorization is not None and api_key is not None:
@@ -229,7 +283,14 @@ class Authenticator:
         if authorization is not None:
             return self._staff(authorization)
         if api_key is not None:
-            return self._front_line(api_key)
+            address = client or "unknown"
+            if (retry_after := self._key_failures.retry_after(address)) is not None:
+                raise TooManyKeyFailures(retry_after)
+            try:
+                return self._front_line(api_key)
+            except Unauthenticated:
+                self._key_failures.failed(address)
+                raise
         raise Unauthenticated("Authorization", "missing credentials: send 'Authorization: Bearer <token>'")
 
     def _staff(self, authorization: str) -> Principal:

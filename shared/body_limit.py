@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth import Authenticator, Unauthenticated
+from shared.auth import Authenticator, TooManyKeyFailures, Unauthenticated
 from shared.errors import error_body
 
 PUBLIC_PREFIX = "/api/v1/public/"
@@ -50,11 +50,12 @@ class GuardedBodies:
             return
         if not scope["path"].startswith(PUBLIC_PREFIX):
             authenticator: Authenticator = scope["app"].state.authenticator
+            client = scope.get("client")
             try:
-                authenticator.authenticate(headers)
-            except Unauthenticated as refused:
+                authenticator.authenticate(headers, client[0] if client else None)
+            except (Unauthenticated, TooManyKeyFailures) as refused:
                 body = error_body(refused.field, str(refused), refused.error_type)
-                await _answer(send, 401, body, {"www-authenticate": "Bearer"})
+                await _answer(send, refused.status_code, body, {name.lower(): v for name, v in refused.headers.items()})
                 return
         try:
             chunks = await self._read(receive)

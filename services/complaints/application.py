@@ -324,7 +324,8 @@ class ComplaintsApplication(StoresTraceContext):
             if key is not None and existing is not None and existing.request_key == key:
                 require_same_request(existing.request_fingerprint, fingerprint)
                 return existing, False
-            raise HallAlreadyRegistered(f"hall {command.hall_code!r} is already registered") from None
+            # Codes are the operator's, unique across the group: say it is taken, and nothing of the hall.
+            raise HallAlreadyRegistered(f"the hall code {command.hall_code!r} is taken") from None
         return hall, True
 
     def get_hall(self, hall_code: str, viewer: Principal) -> Hall:

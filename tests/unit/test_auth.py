@@ -17,8 +17,11 @@ from shared.auth import (
     Authenticator,
     AuthSettings,
     Forbidden,
+    KeyFailures,
     Principal,
     Role,
+    TooManyKeyFailures,
+    Unauthenticated,
     hash_api_key,
     issue_staff_token,
     load_api_keys,
@@ -345,3 +348,34 @@ def test_a_short_or_expired_api_key_is_refused(tmp_path: Path) -> None:
     service = client(settings(api_keys_file=key_file(tmp_path, entries)))
     assert_unauthenticated(service.get("/whoami", headers={"X-API-Key": "short"}), "X-API-Key", "at least 32")
     assert_unauthenticated(service.get("/whoami", headers={"X-API-Key": expired}), "X-API-Key", "expired")
+
+
+def test_an_address_sending_unknown_api_keys_is_throttled_and_others_are_not(tmp_path: Path) -> None:
+    path = key_file(tmp_path, {hash_api_key(POS_KEY): {"name": "pos", "unit": "group", "roles": ["front_line"]}})
+    authenticator = Authenticator(settings(api_keys_file=path), AUDIENCE)
+    limit = KeyFailures().limit
+    for attempt in range(limit):
+        with pytest.raises(Unauthenticated):
+            authenticator.authenticate({"X-API-Key": f"guess-{attempt:04}-that-is-long-enough-to-look-up"}, "10.0.0.9")
+
+    with pytest.raises(TooManyKeyFailures) as throttled:
+        authenticator.authenticate({"X-API-Key": POS_KEY}, "10.0.0.9")  # even a right key, from there
+    assert int(throttled.value.headers["Retry-After"]) > 0
+    assert authenticator.authenticate({"X-API-Key": POS_KEY}, "10.0.0.10").subject == "pos"
+
+
+def test_key_failures_age_out_of_their_window_and_few_addresses_are_kept() -> None:
+    now = [0.0]
+    failures = KeyFailures(limit=2, window_seconds=60, addresses_kept=3, seconds_now=lambda: now[0])
+    failures.failed("a")
+    failures.failed("a")
+    assert failures.retry_after("a") == 60
+    now[0] = 30
+    assert failures.retry_after("a") == 30
+    now[0] = 60
+    assert failures.retry_after("a") is None  # both aged out
+    for address in ("b", "c", "d", "e"):
+        failures.failed(address)
+        failures.failed(address)
+    assert failures.retry_after("b") is None  # forgotten: only the three newest addresses are kept
+    assert failures.retry_after("e") is not None
