@@ -51,14 +51,19 @@ LANGUAGE sql IMMUTABLE AS $$
                   || convert_to(originator_id::text || ':' || originator_version::text || ':' || topic || ':', 'UTF8')
                   || state)
 $$;
+CREATE OR REPLACE FUNCTION {schema}.chain(originator_id uuid, originator_version bigint, notification_id bigint,
+                                          topic text, state bytea) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO {schema}.event_hashes VALUES (
+        originator_id, originator_version, notification_id,
+        {schema}.event_hash(
+            (SELECT hash FROM {schema}.event_hashes h
+             WHERE h.originator_id = chain.originator_id AND h.originator_version = chain.originator_version - 1),
+            originator_id, originator_version, topic, state))
+$$;
 CREATE OR REPLACE FUNCTION {schema}.chain_event() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO {schema}.event_hashes VALUES (
-        NEW.originator_id, NEW.originator_version, NEW.notification_id,
-        {schema}.event_hash(
-            (SELECT hash FROM {schema}.event_hashes
-             WHERE originator_id = NEW.originator_id AND originator_version = NEW.originator_version - 1),
-            NEW.originator_id, NEW.originator_version, NEW.topic, NEW.state));
+    PERFORM {schema}.chain(NEW.originator_id, NEW.originator_version, NEW.notification_id, NEW.topic, NEW.state);
     RETURN NULL;
 END $$;
 CREATE OR REPLACE TRIGGER chain_event AFTER INSERT ON {schema}.{table}
@@ -71,12 +76,8 @@ BEGIN  -- events stored before the chain existed join it, in their aggregates' o
         LEFT JOIN {schema}.event_hashes h USING (originator_id, originator_version)
         WHERE h.hash IS NULL ORDER BY e.originator_id, e.originator_version
     LOOP
-        INSERT INTO {schema}.event_hashes VALUES (
-            stored.originator_id, stored.originator_version, stored.notification_id,
-            {schema}.event_hash(
-                (SELECT hash FROM {schema}.event_hashes
-                 WHERE originator_id = stored.originator_id AND originator_version = stored.originator_version - 1),
-                stored.originator_id, stored.originator_version, stored.topic, stored.state));
+        PERFORM {schema}.chain(
+            stored.originator_id, stored.originator_version, stored.notification_id, stored.topic, stored.state);
     END LOOP;
 END $$;
 """

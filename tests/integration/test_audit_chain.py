@@ -7,6 +7,9 @@ import asyncio
 import subprocess
 import sys
 
+import asyncpg
+
+from shared.audit_chain import install_chain
 from tests.integration.harness import StackClient, complaint_body
 
 
@@ -93,3 +96,25 @@ async def test_rewriting_the_newest_events_with_their_hashes_breaks_the_anchor(c
     assert rewritten.returncode == 1, rewritten.stdout
     assert f"the events up to notification {newest}" in rewritten.stdout
     assert complaint_id  # registered after the anchor: its events are not the anchor's concern
+
+
+async def test_events_stored_before_the_chain_join_it_when_it_is_installed(client: StackClient) -> None:
+    await client.database.execute("DROP TRIGGER chain_event ON complaints.complaints_events")
+    await client.database.execute("TRUNCATE complaints.event_hashes")
+    await client.database.execute("DELETE FROM audit.anchors WHERE event_store = 'complaints'")
+    hall = await client.register_hall()  # stored unchained
+    assert (await client.post_complaint(complaint_body(hall))).status_code == 201
+
+    pool = await asyncpg.create_pool(client.stack.database_url, min_size=1, max_size=1)
+    try:
+        await install_chain(pool, "complaints")
+    finally:
+        await pool.close()
+
+    counts = await client.database.fetchrow(
+        "SELECT (SELECT count(*) FROM complaints.complaints_events) AS events,"
+        " (SELECT count(*) FROM complaints.event_hashes) AS hashes"
+    )
+    assert counts is not None and counts["events"] == counts["hashes"] > 0
+    whole = await asyncio.to_thread(verify_audit, client, "--no-anchor")
+    assert whole.returncode == 0, whole.stdout
