@@ -17,7 +17,7 @@ define debian_package
 	fi
 endef
 
-.PHONY: install prometheus-tools wrk-tool run test lint unit integration bench republish rebuild verify-audit clean
+.PHONY: install bytecode prometheus-tools wrk-tool run test lint unit integration bench republish rebuild verify-audit clean
 
 $(INSTALLED): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ $(INSTALLED): requirements.lock pyproject.toml
 
 install: $(INSTALLED)
 
+## bytecode: compile the project's modules ahead (where PYTHONDONTWRITEBYTECODE is set, as here, Python
+## never caches them itself, and every service start compiled them again: 0.15-0.2 s of scoring's restart)
+bytecode: $(INSTALLED)
+	$(PY) -m compileall -q services shared devstack bench
+
 ## prometheus-tools: Debian's prometheus (promtool for the alert-rule tests, the server for the Prometheus test and `make run`)
 prometheus-tools:
 	$(call debian_package,promtool prometheus,prometheus,The tests)
@@ -37,7 +42,7 @@ wrk-tool:
 	$(call debian_package,wrk,wrk,The benchmarks)
 
 ## run: the whole stack in the foreground (PostgreSQL, broker, every service); Ctrl-C stops it
-run: $(INSTALLED)
+run: $(INSTALLED) bytecode
 	$(PY) -m devstack .var
 
 ## test: lint, type-check, then every test against real PostgreSQL and broker
@@ -48,14 +53,14 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-unit: $(INSTALLED) prometheus-tools
+unit: $(INSTALLED) bytecode prometheus-tools
 	$(PY) -m pytest tests/unit -q
 
-integration: $(INSTALLED) prometheus-tools
+integration: $(INSTALLED) bytecode prometheus-tools
 	$(PY) -m pytest tests/integration -q
 
 ## bench: throughput figures, each against a baseline measured in the same run
-bench: $(INSTALLED) wrk-tool
+bench: $(INSTALLED) bytecode wrk-tool
 	$(PY) -m bench.intake
 	$(PY) -m bench.escalation
 	$(PY) -m bench.scoring
