@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -8,6 +9,7 @@ import pytest
 
 from services.complaints.application import RegisterComplaint
 from services.complaints.domain import Complaint, Hall, Step, StepRefused, hall_aggregate_id
+from services.complaints.numbers import NUMBER_PATTERN, RANDOM_ALPHABET, RANDOM_LENGTH, complaint_number
 from services.complaints.personal_data import MasterKey, legacy_sealed
 from services.complaints.schemas import mask_name, mask_phone
 
@@ -194,3 +196,11 @@ def test_replaying_the_events_rebuilds_the_same_complaint() -> None:
     assert rebuilt is not None
     assert vars(rebuilt) == vars(complaint)
     assert rebuilt.response_to("key-1") == ("fp", 2)
+
+
+def test_the_random_part_of_a_number_draws_every_letter_at_every_place() -> None:
+    now = datetime(2026, 12, 1, 2, tzinfo=UTC)
+    parts = [complaint_number(now, 7).rsplit("-", 1)[1] for _ in range(2000)]
+    assert all(re.fullmatch(NUMBER_PATTERN, f"C20261201-000007-{part}") for part in parts)
+    # 2,000 draws miss a given letter at a given place with odds of about e^-62: none should be missing.
+    assert [set(letters) for letters in zip(*parts, strict=True)] == [set(RANDOM_ALPHABET)] * RANDOM_LENGTH
