@@ -19,6 +19,7 @@ import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from devstack.broker import TansuBroker
@@ -26,16 +27,20 @@ from devstack.postgres import EmbeddedPostgres
 from devstack.process import free_port
 from services.projections.main import migrate
 from services.projections.rebuild import TOPICS, replay
+from services.scoring import read_model as scoring_read_model
 from services.scoring.policy import load_scoring_policies
 from services.scoring.what_if import what_if
 from shared.clock import CHINA_TIME
 from shared.contracts import (
+    SCORING_FACT,
+    AnyScoringFact,
     ComplaintClosedV1,
     ComplaintRegisteredV2,
     ComplaintResolvedOnSpotV1,
     Contract,
     FeedbackReceivedV1,
     HallRegisteredV1,
+    InspectedFact,
     ScoreRecalculatedV1,
     build_event,
     decode_event,
@@ -52,8 +57,17 @@ PERIOD = "2026-11"
 MONTH_START = datetime(2026, 11, 1, tzinfo=CHINA_TIME)
 
 
-def hall_events() -> list[tuple[str, bytes, bytes]]:
-    messages = []
+Message = tuple[str, bytes, bytes]
+HallRow = tuple[object, ...]  # a row of scoring's `halls`
+ScoreRow = tuple[object, ...]  # a row of scoring's `score_changes`
+
+
+def hall_events() -> tuple[list[Message], list[HallRow], list[ScoreRow]]:
+    """The halls' registrations; the rows scoring's read model keeps of them; and an inspection of each
+    hall in scoring's read model, the evidence a grade needs (the broker's events have none)."""
+    messages: list[Message] = []
+    rows: list[HallRow] = []
+    inspections: list[ScoreRow] = []
     for number in range(HALLS):
         hall_id = f"H{number:05}"
         contract = HallRegisteredV1(
@@ -65,11 +79,38 @@ def hall_events() -> list[tuple[str, bytes, bytes]]:
             ownership="partner" if number % 10 == 0 else "self_operated",
         )
         messages.append(message(COMPLAINTS_EVENTS, contract, uuid.uuid5(uuid.NAMESPACE_OID, hall_id), 1, MONTH_START))
-    return messages
+        rows.append((hall_id, contract.province, contract.city, contract.level, contract.ownership, MONTH_START))
+        inspection = InspectedFact(subject=uuid.uuid5(uuid.NAMESPACE_OID, f"inspection/{hall_id}"), bonus=0)
+        inspections.append(score_row(hall_id, 1, inspection, "InspectionCompleted"))
+    return messages, rows, inspections
 
 
-def complaint_events(index: int, versions: dict[str, int]) -> list[tuple[str, bytes, bytes]]:
-    """One complaint resolved on the spot, rated and closed, with the recalculation each step caused."""
+def score_row(hall_id: str, version: int, fact: AnyScoringFact, source_event_type: str) -> ScoreRow:
+    return (
+        scorecard_of(hall_id),
+        version,
+        hall_id,
+        PERIOD,
+        fact.subject,
+        fact.model_dump_json(),
+        uuid.uuid5(fact.subject, source_event_type),
+        source_event_type,
+        "2026-01",
+        100,
+        90,
+        "[]",
+        MONTH_START,
+        MONTH_START,
+    )
+
+
+def scorecard_of(hall_id: str) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_OID, f"{hall_id}/{PERIOD}")
+
+
+def complaint_events(index: int, versions: dict[str, int]) -> tuple[list[Message], list[ScoreRow]]:
+    """One complaint resolved on the spot, rated and closed, with the recalculation each step caused, and
+    the score changes scoring's read model keeps of them."""
     hall_id = f"H{random.randrange(HALLS):05}"
     complaint_id = uuid.uuid4()
     at = MONTH_START + timedelta(minutes=index % 40_000)
@@ -96,7 +137,8 @@ def complaint_events(index: int, versions: dict[str, int]) -> list[tuple[str, by
         ),
         (ComplaintClosedV1(actor="bench", reason="bench", at=at), {"kind": "closed"}),
     ]
-    messages = []
+    messages: list[Message] = []
+    rows: list[ScoreRow] = []
     for version, (contract, fact) in enumerate(steps, start=1):
         source = message(COMPLAINTS_EVENTS, contract, complaint_id, version, at)
         versions[hall_id] = versions.get(hall_id, 1) + 1
@@ -115,9 +157,11 @@ def complaint_events(index: int, versions: dict[str, int]) -> list[tuple[str, by
             changes=[],
             at=at,
         )
-        scorecard = uuid.uuid5(uuid.NAMESPACE_OID, f"{hall_id}/{PERIOD}")
-        messages += [source, message(SCORING_EVENTS, recalculated, scorecard, versions[hall_id], at)]
-    return messages
+        messages += [source, message(SCORING_EVENTS, recalculated, scorecard_of(hall_id), versions[hall_id], at)]
+        rows.append(
+            score_row(hall_id, versions[hall_id], SCORING_FACT.validate_python(recalculated.fact), contract.event_type)
+        )
+    return messages, rows
 
 
 def message(
@@ -127,27 +171,34 @@ def message(
     return topic, str(aggregate_id).encode(), encode_event(event)
 
 
-async def store_events(bootstrap_servers: str) -> int:
+async def store_events(bootstrap_servers: str, scoring: asyncpg.Pool) -> int:
+    """Stores the events on the broker, for the rebuild; and what scoring's read model holds of them, for the
+    what-if, which reads scoring's own copy of its store (scoring has no rebuild from the broker)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=20, max_batch_size=1_000_000)
     await producer.start()
     stored = 0
     versions: dict[str, int] = {}
     try:
-        pending = hall_events()
+        pending, halls, score_rows = hall_events()
+        await scoring.copy_records_to_table("halls", records=halls)
         index = 0
         while stored + len(pending) < EVENTS:
-            pending += complaint_events(index, versions)
+            messages, rows = complaint_events(index, versions)
+            pending += messages
+            score_rows += rows
             index += 1
             if len(pending) >= 20_000:
                 stored += await send(producer, pending)
-                pending = []
+                await scoring.copy_records_to_table("score_changes", records=score_rows)
+                pending, score_rows = [], []
         stored += await send(producer, pending)
+        await scoring.copy_records_to_table("score_changes", records=score_rows)
     finally:
         await producer.stop()
     return stored
 
 
-async def send(producer: AIOKafkaProducer, messages: list[tuple[str, bytes, bytes]]) -> int:
+async def send(producer: AIOKafkaProducer, messages: list[Message]) -> int:
     deliveries = [await producer.send(topic, value, key=key) for topic, key, value in messages]
     await asyncio.gather(*deliveries)
     return len(messages)
@@ -181,8 +232,10 @@ async def run(data_dir: Path) -> None:
     broker.start()
     try:
         print(f"storing {EVENTS:,} events for {HALLS:,} halls ...", flush=True)
+        scoring = await create_pool(postgres.url, "scoring", max_size=2)
+        await scoring_read_model.create_tables(scoring)
         started = time.perf_counter()
-        stored = await store_events(broker.bootstrap_servers)
+        stored = await store_events(broker.bootstrap_servers, scoring)
         print(f"  stored {stored:,} in {time.perf_counter() - started:.0f} s", flush=True)
         baseline = await read_and_decode_per_second(broker.bootstrap_servers)
 
@@ -200,9 +253,10 @@ async def run(data_dir: Path) -> None:
             }
         )
         started = time.perf_counter()
-        report = await what_if(pool, policies, PERIOD, OrgUnit(), draft)
+        report = await what_if(scoring, policies, PERIOD, OrgUnit(), draft)
         what_if_seconds = time.perf_counter() - started
         await pool.close()
+        await scoring.close()
     finally:
         broker.stop()
         postgres.stop()
