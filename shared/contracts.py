@@ -416,6 +416,17 @@ class SlaRecalculatedV1(Contract):
     at: AwareDatetime
 
 
+class SlaScheduledV1(Contract):
+    """A complaint's (or order's) clocks after a step moved them: each clock's breach deadline, None once
+    it stopped or while it is paused. Work queues sort by it; the rules that set it are escalation's."""
+
+    event_type = "SlaScheduled"
+    schema_version = 1
+    subject_id: uuid.UUID
+    deadlines: dict[ClockName, AwareDatetime | None]
+    at: AwareDatetime
+
+
 class SlaClockStoppedV1(Contract):
     """Escalation's verdict on a clock that stopped: met, or breached if its breach fired first.
 
@@ -440,7 +451,8 @@ class SlaClockStoppedV1(Contract):
     stopped_at: AwareDatetime
 
 
-SLA_EVENTS: tuple[type[Contract], ...] = (SlaWarningV1, SlaBreachedV1, SlaEscalatedV1, SlaRecalculatedV1)
+SLA_MILESTONES: tuple[type[SlaMilestone], ...] = (SlaWarningV1, SlaBreachedV1, SlaEscalatedV1)
+SLA_EVENTS: tuple[type[Contract], ...] = (*SLA_MILESTONES, SlaRecalculatedV1)
 
 
 class ScoreChange(BaseModel):
@@ -654,6 +666,7 @@ PUBLISHED: tuple[type[Contract], ...] = (
     RectificationOrderOpenedV2,
     *ORDER_STEPS,
     *SLA_EVENTS,
+    SlaScheduledV1,
     SlaClockStoppedV1,
     *SCORE_RECALCULATIONS,
     MonthlyReportPublishedV1,

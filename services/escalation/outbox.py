@@ -1,20 +1,24 @@
-"""Escalation's store as the relay's outbox: fired milestones, verdicts on stopped clocks and recalculations
-become contracts."""
+"""Escalation's store as the relay's outbox: fired milestones, the clocks' deadlines after each step, verdicts
+on stopped clocks and recalculations become contracts."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import cast
 
 from eventsourcing.domain import DomainEventProtocol
 
 from services.escalation.application import EscalationApplication
 from services.escalation.tracking import SlaSubject
 from shared.contracts import (
+    ClockName,
     Contract,
     SlaBreachedV1,
     SlaClockStoppedV1,
     SlaEscalatedV1,
     SlaRecalculatedV1,
+    SlaScheduledV1,
     SlaWarningV1,
 )
 from shared.outbox import EventStoreOutbox
@@ -58,6 +62,12 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None
             policy_version=domain_event.policy_version,
             reopened=domain_event.reopened,
             stopped_at=domain_event.stopped_at,
+        )
+    if isinstance(domain_event, SlaSubject.Opened | SlaSubject.Observed) and domain_event.subject_id is not None:
+        return SlaScheduledV1(
+            subject_id=domain_event.subject_id,
+            deadlines=cast(dict[ClockName, datetime | None], domain_event.deadlines),
+            at=domain_event.timestamp,
         )
     if isinstance(domain_event, SlaSubject.Recalculated):
         return SlaRecalculatedV1(

@@ -255,7 +255,7 @@ class SlaSubject(Aggregate):
         self.fire_due(rules, up_to=min(at, now), now=now)
         running = self.running_clocks(rules)
         after = breach_deadlines(self.plans(rules, [*self.history, (event_type, at)]))
-        self._observed(event_id=event_id, event_type=event_type, at=at, deadlines=after)
+        self._observed(subject_id=self.subject_id, event_id=event_id, event_type=event_type, at=at, deadlines=after)
         for verdict in self.stops_since(rules, running):
             self._judge(verdict, now)
         return True
@@ -319,13 +319,26 @@ class SlaSubject(Aggregate):
             aggregate.verdicts.append(self.verdict)
 
     class Observed(Aggregate.Event):
+        class_version = 2
+        subject_id: uuid.UUID | None  # None in events from before it was kept: their deadlines are not published
         event_id: uuid.UUID
         event_type: str
         at: datetime
         deadlines: dict[str, str | None]
 
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["subject_id"] = None
+
     @event(Observed)
-    def _observed(self, event_id: uuid.UUID, event_type: str, at: datetime, deadlines: dict[str, str | None]) -> None:
+    def _observed(
+        self,
+        subject_id: uuid.UUID | None,
+        event_id: uuid.UUID,
+        event_type: str,
+        at: datetime,
+        deadlines: dict[str, str | None],
+    ) -> None:
         self.history.append((event_type, at))
         self.seen.add(event_id)
         self.deadlines = deadlines

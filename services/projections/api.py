@@ -9,17 +9,25 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import TypeAdapter
 
+from services.projections import queues
 from services.projections import timeline as timelines
 from services.projections.complaints import ComplaintPage, list_complaints
+from services.projections.queues import QueuePage, View
 from services.projections.timeline import MAX_TIMELINE_PAGE, TIMELINE_PAGE, Timeline, load_timeline, units_of
 from shared.auth import Caller, Principal
 from shared.errors import ServiceError
+from shared.organisation import OrgUnit
 from shared.validation import Instant, TextParam
 
 router = APIRouter(prefix="/api/v1")
 
 
 class NotProjected(ServiceError):
+    status_code = 404
+    error_type = "not_found"
+
+
+class UnitNotFound(ServiceError):
     status_code = 404
     error_type = "not_found"
 
@@ -93,6 +101,39 @@ async def complaints(
         received_from=received_from,
         received_to=received_to,
     )
+
+
+@router.get("/queues/complaints", response_model=QueuePage, tags=["queues"])
+async def complaint_queue(
+    request: Request,
+    caller: Caller,
+    view: Annotated[View, Query(description="Which of the unit's queues.")],
+    unit: Annotated[
+        TextParam | None, Query(description="An organisation unit, e.g. `group/广东/深圳`; the caller's own if none.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[TextParam | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> QueuePage:
+    """A unit's work queue, what falls due next first (complaints with no running deadline last), with the
+    count of each of its views.
+
+    `owned`, `escalated_to` and `hand_off_pending` are the complaints addressed to the unit itself: it owns
+    them, an escalation not yet ended by its clock's stop reached it, or they were dispatched to it and wait
+    for its acceptance. `at_risk` (a running clock warned, none breached), `overdue` (a running clock past
+    its limit), `callback_needed` (reopened after unsatisfied feedback, no supervisor callback yet) and
+    `paused` cover the unit and everything below it. Closed complaints are in no queue. A unit outside the
+    caller's is as good as absent (404)."""
+    try:
+        asked = caller.unit if unit is None else OrgUnit.parse(unit)
+    except ValueError as bad:
+        raise UnitNotFound(str(bad), ("query", "unit")) from None
+    if not caller.can_see(asked):
+        raise UnitNotFound(f"no unit {unit!r} within yours", ("query", "unit"))
+    try:
+        position = queues.decode_cursor(cursor) if cursor else None
+    except queues.BadQueueCursor as bad:
+        raise BadCursor(str(bad)) from None
+    return await queues.queue(request.app.state.pool, asked, view, limit, position)
 
 
 CursorInstant = TypeAdapter(Instant)

@@ -10,7 +10,14 @@ import asyncpg
 from pydantic import BaseModel
 
 from shared.consumer import Connection
-from shared.contracts import ComplaintHandOffAcceptedV1, ComplaintRegisteredV1, HallRegisteredV1, IntegrationEvent
+from shared.contracts import (
+    ComplaintDispatchedV1,
+    ComplaintHandOffAcceptedV1,
+    ComplaintRegisteredV1,
+    FeedbackReceivedV1,
+    HallRegisteredV1,
+    IntegrationEvent,
+)
 from shared.organisation import OrgUnit
 
 DDL = """
@@ -36,6 +43,16 @@ CREATE TABLE IF NOT EXISTS complaint_summaries (
     updated_at timestamptz NOT NULL,
     version integer NOT NULL
 );
+-- For the work queues; only if missing: an ALTER would lock out readers at every start.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = current_schema()
+                   AND table_name = 'complaint_summaries' AND column_name = 'hand_off_to') THEN
+        ALTER TABLE complaint_summaries ADD COLUMN hand_off_to text,  -- dispatched there, not yet accepted
+            ADD COLUMN owner_unit text,  -- the unit that accepted it; the registering hall's while none did
+            ADD COLUMN satisfaction text,  -- the latest feedback's, until a reopen
+            ADD COLUMN callback_owed boolean NOT NULL DEFAULT false;
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS complaint_summaries_hall ON complaint_summaries (hall_id, received_at);
 CREATE INDEX IF NOT EXISTS complaint_summaries_received ON complaint_summaries (received_at, complaint_id);
 """
@@ -110,17 +127,27 @@ async def record_registration(connection: Connection, event: IntegrationEvent) -
 
 
 async def record_step(connection: Connection, event: IntegrationEvent) -> None:
-    """Applies a step only if it is newer than what the summary already shows."""
-    envelope = event.envelope
-    owner = event.payload.unit if isinstance(event.payload, ComplaintHandOffAcceptedV1) else None
+    """Applies a step only if it is newer than what the summary already shows.
+
+    A callback is owed once a complaint whose latest feedback was unsatisfied is reopened, until it is
+    made: as the complaint itself decides (`Complaint.callback_needed`), which refuses the loop meanwhile."""
+    envelope, step = event.envelope, event.payload
+    owner = step.unit if isinstance(step, ComplaintHandOffAcceptedV1) else None
+    dispatched_to = step.to_unit if isinstance(step, ComplaintDispatchedV1) else None
+    satisfaction = step.satisfaction if isinstance(step, FeedbackReceivedV1) else None
     await connection.execute(
         """
         UPDATE complaint_summaries SET
             status = COALESCE($2, status),
             owner = COALESCE($3, owner),
+            owner_unit = COALESCE($3, owner_unit),
             last_step = $4,
             updated_at = $5,
-            version = $6
+            version = $6,
+            hand_off_to = CASE WHEN $4 = 'ComplaintHandOffAccepted' THEN NULL ELSE COALESCE($7, hand_off_to) END,
+            callback_owed = CASE $4 WHEN 'ComplaintReopened' THEN callback_owed OR satisfaction = 'unsatisfied'
+                                    WHEN 'CallbackMade' THEN false ELSE callback_owed END,
+            satisfaction = CASE $4 WHEN 'ComplaintReopened' THEN NULL ELSE COALESCE($8, satisfaction) END
         WHERE complaint_id = $1 AND version < $6
         """,
         envelope.aggregate_id,
@@ -129,6 +156,8 @@ async def record_step(connection: Connection, event: IntegrationEvent) -> None:
         envelope.event_type,
         envelope.occurred_at,
         envelope.aggregate_version,
+        dispatched_to,
+        satisfaction,
     )
 
 

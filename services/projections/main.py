@@ -17,7 +17,7 @@ from typing import cast
 import asyncpg
 from fastapi import FastAPI
 
-from services.projections import api, complaints, scores, scores_api, sla_gauges, timeline
+from services.projections import api, complaints, queues, scores, scores_api, sla_gauges, timeline
 from services.projections.statements import Statements
 from shared.auth import Authenticator, AuthSettings
 from shared.body_limit import guard_request_bodies
@@ -25,7 +25,7 @@ from shared.consumer import Connection, Delivery, Handler, Handling
 from shared.contracts import (
     COMPLAINT_STEPS,
     ORDER_STEPS,
-    SLA_EVENTS,
+    SLA_MILESTONES,
     ComplaintDispatchedV1,
     ComplaintRegisteredV1,
     HallRegisteredV1,
@@ -34,6 +34,8 @@ from shared.contracts import (
     RectificationOrderOpenedV1,
     ScoreRecalculatedV1,
     SlaClockStoppedV1,
+    SlaRecalculatedV1,
+    SlaScheduledV1,
 )
 from shared.database import create_pool
 from shared.errors import install_error_handlers
@@ -73,8 +75,10 @@ def handlers() -> dict[str, Handler]:
         InspectionRecordedV1.event_type: opened,
         RectificationOrderOpenedV1.event_type: opened,
         **{step.event_type: timeline.record_event for step in ORDER_STEPS},
-        **{sla.event_type: timeline.record_sla_event for sla in SLA_EVENTS},
-        SlaClockStoppedV1.event_type: sla_gauges.record_clock_stop,
+        **{sla.event_type: all_of(timeline.record_sla_event, queues.record_milestone) for sla in SLA_MILESTONES},
+        SlaRecalculatedV1.event_type: all_of(timeline.record_sla_event, queues.record_deadlines),
+        SlaScheduledV1.event_type: queues.record_deadlines,
+        SlaClockStoppedV1.event_type: all_of(sla_gauges.record_clock_stop, queues.record_stop),
         ScoreRecalculatedV1.event_type: scores.record_score_change,
     }
 
@@ -102,6 +106,7 @@ async def migrate(pool: asyncpg.Pool) -> None:
     await complaints.create_tables(pool)
     await scores.create_tables(pool)
     await sla_gauges.create_tables(pool)
+    await queues.create_tables(pool)
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:

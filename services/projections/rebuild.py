@@ -44,6 +44,7 @@ READ_MODELS = {
     "timeline_hand_offs": "aggregate_id",
     "score_changes": "event_id",
     "sla_clock_stops": "event_id",
+    "queue_clocks": "subject_id::text || '/' || clock",
 }
 
 

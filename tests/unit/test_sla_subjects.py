@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -15,7 +17,7 @@ from services.escalation.outbox import to_contract
 from services.escalation.policy import Limit, Rule, load_policies
 from services.escalation.tracking import ClockStop, Opening, SlaRules, SlaSubject, breach_deadlines, sla_subject_id
 from shared.clock import CHINA_TIME
-from shared.contracts import SlaClockStoppedV1
+from shared.contracts import SlaClockStoppedV1, SlaScheduledV1
 from shared.organisation import OrgUnit
 
 HALL = OrgUnit(("广东", "深圳", "GD-SZ-001"))
@@ -306,7 +308,9 @@ def observe_as_before_verdicts(application: EscalationApplication, subject_id: u
     instant = at(f"2026-10-12 {when}")
     subject.fire_due(RULES, up_to=instant, now=instant)
     deadlines = breach_deadlines(subject.plans(RULES, [*subject.history, (step, instant)]))
-    subject._observed(event_id=uuid.uuid4(), event_type=step, at=instant, deadlines=deadlines)
+    subject._observed(
+        subject_id=subject.subject_id, event_id=uuid.uuid4(), event_type=step, at=instant, deadlines=deadlines
+    )
     application.save(subject)
 
 
@@ -405,3 +409,25 @@ def test_a_batch_with_a_step_of_an_unknown_subject_is_refused_whole() -> None:
         application.track([(opening, None), (stray, None)])
 
     assert application.subject(opening.subject_id) is None
+
+
+def test_each_step_publishes_the_clocks_deadlines_for_the_work_queues_and_old_steps_publish_none() -> None:
+    time = Time(at("2026-10-12 09:30"))
+    application = EscalationApplication({}, RULES, time)
+    opening = urgent_complaint(at("2026-10-12 09:00"))
+    application.open(opening)
+    application.observe(opening.subject_id, uuid.uuid4(), "ComplaintAcknowledged", at("2026-10-12 09:30"))
+    subject = application.subject(opening.subject_id)
+    assert subject is not None
+
+    stored = list(application.repository.event_store.get(subject.id))
+    scheduled = [contract for event in stored if isinstance(contract := to_contract(event), SlaScheduledV1)]
+
+    assert [s.deadlines["first_response"] for s in scheduled] == [at("2026-10-12 11:00"), None]
+    assert all(s.subject_id == opening.subject_id and s.deadlines["resolution"] is not None for s in scheduled)
+    observed = next(event for event in stored if isinstance(event, SlaSubject.Observed))
+    as_stored = application.mapper.to_stored_event(observed)
+    state = json.loads(as_stored.state)
+    del state["subject_id"], state["class_version"]  # as a step was stored before the subject was kept
+    before = application.mapper.to_domain_event(replace(as_stored, state=json.dumps(state).encode()))
+    assert isinstance(before, SlaSubject.Observed) and to_contract(before) is None
