@@ -89,6 +89,15 @@ class ComplaintRegisteredV2(ComplaintRegisteredV1):
     city: str
 
 
+class ComplaintRegisteredV3(ComplaintRegisteredV2):
+    """Adds how many earlier complaints the same customer made within the repeat window (重复投诉), found
+    by a keyed digest of the phone inside the complaints service; neither phone nor digest leaves it."""
+
+    schema_version = 3
+
+    repeat_count: int = Field(ge=0)
+
+
 class LoopStep(Contract):
     """A step of a closed loop (complaint or rectification order): who did it, when and why."""
 
@@ -657,6 +666,7 @@ PUBLISHED: tuple[type[Contract], ...] = (
     HallRegisteredV1,
     ComplaintRegisteredV1,
     ComplaintRegisteredV2,
+    ComplaintRegisteredV3,
     *COMPLAINT_STEPS,
     ComplaintCheckedV2,
     FeedbackReceivedV2,

@@ -34,7 +34,14 @@ CONSUMER_LAG = Gauge(
     "consumer_lag_messages", "Messages on the topic the consumer group has not committed yet.", ["consumer", "topic"]
 )
 COMPLAINTS_REGISTERED = Counter(
-    "complaints_registered", "Complaints registered (repeats not counted).", ["channel", "category", "priority"]
+    "complaints_registered",
+    "Complaints registered (idempotent replays not counted).",
+    ["channel", "category", "priority"],
+)
+COMPLAINTS_REPEATED = Counter(
+    "complaints_repeat",
+    "Complaints from a customer who complained before within the repeat window (重复投诉).",
+    ["province", "category"],
 )
 SLA_MILESTONES = Counter(
     "sla_milestones",

@@ -38,6 +38,8 @@ from services.complaints.schemas import (
     PublicProgress,
     PublicStep,
     RectifyBody,
+    RelatedComplaint,
+    RelatedComplaints,
     ReviewCheckBody,
     StepBody,
     SurveyAnswer,
@@ -47,7 +49,7 @@ from services.complaints.schemas import (
 from services.complaints.surveys import InvalidSurveyToken, SurveyTicket, SurveyTokens
 from shared.auth import Caller, Principal
 from shared.errors import ServiceError
-from shared.metrics import COMPLAINTS_REGISTERED
+from shared.metrics import COMPLAINTS_REGISTERED, COMPLAINTS_REPEATED
 from shared.validation import TextParam
 
 router = APIRouter(prefix="/api/v1")
@@ -83,14 +85,24 @@ def present(
     response: Response,
     created: bool = True,
     customer: CustomerData | None = None,
+    repeat_of: list[str] | None = None,
 ) -> ComplaintPublic:
-    """`customer`: the complaint's customer data when the caller has it at hand; else it is unsealed here."""
+    """`customer`: the complaint's customer data when the caller has it at hand; else it is unsealed here.
+    `repeat_of`: the numbers of the earlier complaints that made it a repeat, if at hand; else found here."""
     mark_replayed(response, created)
     complaints = application(request)
     owner_unit = str(complaints.owner_unit(complaint))
     unmasked = caller.has_any(*ACCESS.actions["complaint.see_contact"])
     customer = customer or complaints.customer_of(complaint)
-    return ComplaintPublic.of(complaint, customer, owner_unit=owner_unit, unmasked=unmasked)
+    if repeat_of is None:
+        repeat_of = repeated_numbers(complaints, complaint, caller)
+    return ComplaintPublic.of(complaint, customer, owner_unit=owner_unit, repeat_of=repeat_of, unmasked=unmasked)
+
+
+def repeated_numbers(complaints: ComplaintsApplication, complaint: Complaint, caller: Principal) -> list[str]:
+    if not complaint.repeat_count:
+        return []
+    return [earlier.number for earlier in complaints.related(complaint, caller, repeated_only=True)]
 
 
 @router.post("/halls", status_code=status.HTTP_201_CREATED, response_model=HallPublic)
@@ -149,10 +161,35 @@ async def register_complaint(
     customer: CustomerData | None
     if created:
         COMPLAINTS_REGISTERED.labels(body.channel, body.category, body.priority).inc()
+        if complaint.repeat_count:
+            province = application(request).known_hall(complaint.hall_code).province
+            COMPLAINTS_REPEATED.labels(province, complaint.category).inc()
         customer = CustomerData(body.customer.name, body.customer.phone)
     else:
         customer = await asyncio.to_thread(application(request).customer_of, complaint)
-    return present(complaint, request, caller, response, created, customer)
+    repeat_of = await asyncio.to_thread(repeated_numbers, application(request), complaint, caller)
+    return present(complaint, request, caller, response, created, customer, repeat_of)
+
+
+@router.get("/complaints/{complaint_id}/related", response_model=RelatedComplaints)
+def related_complaints(complaint_id: uuid.UUID, request: Request, caller: Caller) -> RelatedComplaints:
+    """The same customer's other complaints that you may see, at any time, oldest first (at most 100):
+    found by a keyed digest of the phone, which never leaves this service. None once the customer's
+    personal data is erased."""
+    complaints = application(request)
+    complaint = complaints.get_complaint(complaint_id, caller)
+    return RelatedComplaints(
+        items=[
+            RelatedComplaint(
+                id=other.id,
+                number=other.number,
+                hall_id=other.hall_code,
+                status=other.status,
+                received_at=other.received_at,
+            )
+            for other in complaints.related(complaint, caller)
+        ]
+    )
 
 
 @router.get("/complaints/{complaint_id}", response_model=ComplaintPublic)

@@ -56,6 +56,7 @@ from shared.organisation import OrgUnit, escalation_level
 from shared.tracing import StoresTraceContext
 
 MAX_LATE_SUBMISSION = timedelta(days=30)
+MAX_RELATED = 100  # the most related complaints one answer lists
 DEFAULT_RECTIFICATION_TIME = timedelta(days=3)
 IDEMPOTENCY_NAMESPACE = uuid.UUID("9a3e1c55-0e43-4d5b-8c1b-4b1f6f0f2d70")
 
@@ -287,12 +288,15 @@ class ComplaintsApplication(StoresTraceContext):
         data_keys: Callable[[ComplaintsApplication], DataKeys],
         clock: Clock = system_clock,
         max_steps: int = 500,
+        repeat_window: timedelta = timedelta(days=30),
     ) -> None:
         """`max_steps`: the most events a complaint or order may hold, so that no caller grows one without end.
-        `data_keys`: the customers' data keys, kept beside this application's events."""
+        `data_keys`: the customers' data keys, kept beside this application's events. `repeat_window`: how
+        far back a customer's earlier complaints make a new one a repeat (重复投诉)."""
         super().__init__(env)
         self.clock = clock
         self.max_steps = max_steps
+        self.repeat_window = repeat_window
         self._group_commit = GroupCommitter(self)
         self._serials = Serials(serial_blocks)
         self._verification_attempts = verification_attempts
@@ -382,6 +386,10 @@ class ComplaintsApplication(StoresTraceContext):
         except HallNotFound:
             raise UnknownHall(f"no hall {command.hall_code!r} is registered") from None
 
+        phone_digest = self._master_key.phone_digest(command.customer_phone)
+        earlier = await asyncio.to_thread(
+            self.data_keys.subjects_of_phone, phone_digest, received_at - self.repeat_window, received_at
+        )
         number = complaint_number(now, await self._serials.take())
         description = mask_identifiers(command.description, (command.customer_name, command.customer_phone))
         data_key, wrapped = self._master_key.new_data_key(complaint_id)
@@ -403,12 +411,13 @@ class ComplaintsApplication(StoresTraceContext):
             received_at=received_at,
             registered_at=now,
             request_fingerprint=fingerprint,
+            repeat_count=len(earlier),
         )
         try:
             await self._group_commit.save(
                 complaint,
                 ComplaintNumber.given(number, complaint_id),
-                data_keys=[DataKey(complaint_id, wrapped, self._master_key.phone_digest(command.customer_phone))],
+                data_keys=[DataKey(complaint_id, wrapped, phone_digest, received_at)],
             )
         except IntegrityError:
             # A concurrent request with the same idempotency key won the race.
@@ -832,6 +841,18 @@ class ComplaintsApplication(StoresTraceContext):
             except IntegrityError:
                 continue  # another replica recorded it at the same moment
         return erased
+
+    def related(self, complaint: Complaint, viewer: Principal, repeated_only: bool = False) -> list[Complaint]:
+        """The same customer's other complaints the viewer may see, oldest first: all of them (at most
+        `MAX_RELATED`), or only the earlier ones within the repeat window, which made this one a repeat.
+        None once the customer is erased: the phone's digest goes with the key."""
+        digest = self.data_keys.phone_digest_of(complaint.id)
+        if digest is None:
+            return []
+        window = (complaint.received_at - self.repeat_window, complaint.received_at) if repeated_only else (None, None)
+        ids = [subject for subject in self.data_keys.subjects_of_phone(digest, *window) if subject != complaint.id]
+        found = [other for other in self.complaints_by_id(ids) if self._visible(other.hall_code, viewer)]
+        return sorted(found, key=lambda other: other.received_at)[:MAX_RELATED]
 
     def complaints_by_id(self, ids: list[uuid.UUID]) -> list[Complaint]:
         return [complaint for id_ in ids if (complaint := self._find(Complaint, id_)) is not None]

@@ -127,7 +127,7 @@ class Complaint(RemembersRequests):
     """
 
     class Registered(Aggregate.Created):
-        class_version = 2
+        class_version = 3
         number: str
         hall_code: str
         channel: str
@@ -139,10 +139,15 @@ class Complaint(RemembersRequests):
         received_at: datetime
         registered_at: datetime
         request_fingerprint: str
+        repeat_count: int  # the customer's earlier complaints within the repeat window
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["customer_sealed"] = legacy_sealed(state.pop("customer_name"), state.pop("customer_phone"))
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["repeat_count"] = 0  # not counted before repeats were
 
     @event(Registered)
     def __init__(
@@ -159,8 +164,10 @@ class Complaint(RemembersRequests):
         received_at: datetime,
         registered_at: datetime,
         request_fingerprint: str,
+        repeat_count: int = 0,
     ) -> None:
         self.number = number
+        self.repeat_count = repeat_count
         self.hall_code = hall_code
         self.channel = channel
         self.category = category

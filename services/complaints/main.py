@@ -56,6 +56,9 @@ class ComplaintsSettings(ServiceSettings):
         default=365, ge=1, description="A complaint's customer data is erased this many days after it closed."
     )
     retention_sweep_seconds: float = Field(default=60, gt=0, description="How often erasures fall due are made.")
+    repeat_window_days: int = Field(
+        default=30, ge=1, description="A customer's complaint within this many days of an earlier one is a repeat."
+    )
 
 
 async def migrate(pool: asyncpg.Pool) -> None:
@@ -99,6 +102,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
             lambda application: PostgresDataKeys(application.recorder),
             settings.clock(auth.environment),
             settings.max_steps_per_subject,
+            timedelta(days=settings.repeat_window_days),
         )
         await install_chain(pool, SCHEMA)
         if adopted := await complaints.adopt_legacy_numbers(LegacyNumbers(pool)):

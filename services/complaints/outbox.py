@@ -23,7 +23,7 @@ from shared.contracts import (
     ComplaintPauseApprovedV1,
     ComplaintPausedV1,
     ComplaintRectifiedV1,
-    ComplaintRegisteredV2,
+    ComplaintRegisteredV3,
     ComplaintReopenedV1,
     ComplaintResolvedOnSpotV1,
     ComplaintResumedV1,
@@ -92,7 +92,8 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID], hall_of: HallOf) -
         )
     if isinstance(domain_event, Complaint.Registered):
         hall = hall_of(domain_event.hall_code)
-        return ComplaintRegisteredV2(
+        return ComplaintRegisteredV3(
+            repeat_count=domain_event.repeat_count,
             province=hall.province,
             city=hall.city,
             complaint_number=domain_event.number,

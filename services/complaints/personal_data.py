@@ -132,6 +132,7 @@ class DataKey:
     subject: uuid.UUID  # the complaint
     wrapped: bytes
     phone_digest: bytes
+    received_at: datetime  # the complaint's, to find a customer's repeat complaints within a window
 
 
 class DataKeys(Protocol):
@@ -143,7 +144,16 @@ class DataKeys(Protocol):
 
     def wrapped(self, subject: uuid.UUID) -> bytes | None: ...
 
-    def subjects_of_phone(self, phone_digest: bytes) -> list[uuid.UUID]: ...
+    def phone_digest_of(self, subject: uuid.UUID) -> bytes | None:
+        """The digest of the complaint's customer's phone; None once erased."""
+        ...
+
+    def subjects_of_phone(
+        self, phone_digest: bytes, received_from: datetime | None = None, received_before: datetime | None = None
+    ) -> list[uuid.UUID]:
+        """The complaints of the customer with this phone (received in the window, if one is given), oldest
+        first; none once erased."""
+        ...
 
     def destroy(self, subjects: Sequence[uuid.UUID], at: datetime) -> list[uuid.UUID]:
         """Destroys the keys; returns the subjects whose key existed until now."""
@@ -169,7 +179,13 @@ class InMemoryDataKeys:
         with self._lock:
             for key in keys:
                 self._rows.setdefault(
-                    key.subject, {"wrapped": key.wrapped, "phone": key.phone_digest, "closed_at": None}
+                    key.subject,
+                    {
+                        "wrapped": key.wrapped,
+                        "phone": key.phone_digest,
+                        "received_at": key.received_at,
+                        "closed_at": None,
+                    },
                 )
         return {}
 
@@ -177,8 +193,21 @@ class InMemoryDataKeys:
         row = self._rows.get(subject)
         return row["wrapped"] if row else None
 
-    def subjects_of_phone(self, phone_digest: bytes) -> list[uuid.UUID]:
-        return [subject for subject, row in self._rows.items() if row["phone"] == phone_digest]
+    def phone_digest_of(self, subject: uuid.UUID) -> bytes | None:
+        row = self._rows.get(subject)
+        return row["phone"] if row else None
+
+    def subjects_of_phone(
+        self, phone_digest: bytes, received_from: datetime | None = None, received_before: datetime | None = None
+    ) -> list[uuid.UUID]:
+        rows = sorted(self._rows.items(), key=lambda item: item[1]["received_at"])
+        return [
+            subject
+            for subject, row in rows
+            if row["phone"] == phone_digest
+            and (received_from is None or row["received_at"] >= received_from)
+            and (received_before is None or row["received_at"] < received_before)
+        ]
 
     def destroy(self, subjects: Sequence[uuid.UUID], at: datetime) -> list[uuid.UUID]:
         destroyed = []
@@ -211,6 +240,13 @@ CREATE TABLE IF NOT EXISTS customer_keys (
     closed_at timestamptz,
     destroyed_at timestamptz
 );
+-- Only if missing: an ALTER would lock out the intake at every start. NULL in rows from before it was kept.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = current_schema()
+                   AND table_name = 'customer_keys' AND column_name = 'received_at') THEN
+        ALTER TABLE customer_keys ADD COLUMN received_at timestamptz;
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS customer_keys_by_phone ON customer_keys (phone_digest) WHERE phone_digest IS NOT NULL;
 CREATE INDEX IF NOT EXISTS customer_keys_by_closure ON customer_keys (closed_at) WHERE wrapped_key IS NOT NULL;
 """
@@ -225,10 +261,10 @@ class ComplaintsRecorder(PostgresApplicationRecorder):
         keys: Sequence[DataKey] = kwargs.get("data_keys", ())
         if keys:
             curs.executemany(
-                sql.SQL("INSERT INTO {} (subject, wrapped_key, phone_digest) VALUES (%s, %s, %s)").format(
-                    sql.Identifier(self.datastore.schema, "customer_keys")
-                ),
-                [(key.subject, key.wrapped, key.phone_digest) for key in keys],
+                sql.SQL(
+                    "INSERT INTO {} (subject, wrapped_key, phone_digest, received_at) VALUES (%s, %s, %s, %s)"
+                ).format(sql.Identifier(self.datastore.schema, "customer_keys")),
+                [(key.subject, key.wrapped, key.phone_digest, key.received_at) for key in keys],
             )
 
 
@@ -257,8 +293,19 @@ class PostgresDataKeys:
         rows = self._execute("SELECT wrapped_key FROM {table} WHERE subject = %s", (subject,))
         return bytes(rows[0]["wrapped_key"]) if rows and rows[0]["wrapped_key"] is not None else None
 
-    def subjects_of_phone(self, phone_digest: bytes) -> list[uuid.UUID]:
-        rows = self._execute("SELECT subject FROM {table} WHERE phone_digest = %s", (phone_digest,))
+    def phone_digest_of(self, subject: uuid.UUID) -> bytes | None:
+        rows = self._execute("SELECT phone_digest FROM {table} WHERE subject = %s", (subject,))
+        return bytes(rows[0]["phone_digest"]) if rows and rows[0]["phone_digest"] is not None else None
+
+    def subjects_of_phone(
+        self, phone_digest: bytes, received_from: datetime | None = None, received_before: datetime | None = None
+    ) -> list[uuid.UUID]:
+        rows = self._execute(
+            "SELECT subject FROM {table} WHERE phone_digest = %s"
+            " AND (%s::timestamptz IS NULL OR received_at >= %s) AND (%s::timestamptz IS NULL OR received_at < %s)"
+            " ORDER BY received_at, subject",
+            (phone_digest, received_from, received_from, received_before, received_before),
+        )
         return [row["subject"] for row in rows]
 
     def destroy(self, subjects: Sequence[uuid.UUID], at: datetime) -> list[uuid.UUID]:

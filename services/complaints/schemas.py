@@ -175,6 +175,14 @@ class ComplaintPublic(BaseModel):
     paused: bool
     escalation_level: int
     reopen_count: int
+    repeat_count: int = Field(
+        description="The customer's earlier complaints within the repeat window (重复投诉), by their phone,"
+        " counted at registration."
+    )
+    repeat_of: list[str] = Field(
+        description="The numbers of those earlier complaints that you may see; all of them in `GET"
+        " /complaints/{id}/related`."
+    )
     customer: Contact
     customer_erased: bool = Field(description="The customer's personal data was erased: name and phone read erased.")
     description: str
@@ -187,7 +195,13 @@ class ComplaintPublic(BaseModel):
 
     @classmethod
     def of(
-        cls, complaint: Complaint, customer: CustomerData | None, *, owner_unit: str, unmasked: bool = False
+        cls,
+        complaint: Complaint,
+        customer: CustomerData | None,
+        *,
+        owner_unit: str,
+        repeat_of: list[str],
+        unmasked: bool = False,
     ) -> ComplaintPublic:
         """`customer`: None once erased; then name and phone read "erased"."""
         return cls(
@@ -212,6 +226,8 @@ class ComplaintPublic(BaseModel):
             paused=complaint.paused_since is not None,
             escalation_level=complaint.escalation_level,
             reopen_count=complaint.reopen_count,
+            repeat_count=complaint.repeat_count,
+            repeat_of=repeat_of,
             customer=Contact(name=ERASED, phone=ERASED)
             if customer is None
             else Contact(name=customer.name, phone=customer.phone)
@@ -223,6 +239,20 @@ class ComplaintPublic(BaseModel):
             registered_at=complaint.registered_at,
             version=complaint.version,
         )
+
+
+class RelatedComplaint(BaseModel):
+    id: uuid.UUID
+    number: str
+    hall_id: str
+    status: str
+    received_at: datetime
+
+
+class RelatedComplaints(BaseModel):
+    """The same customer's other complaints, found by a keyed digest of their phone, oldest first."""
+
+    items: list[RelatedComplaint]
 
 
 def mask_phone(phone: str) -> str:

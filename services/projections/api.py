@@ -83,6 +83,9 @@ async def complaints(
     status: Literal["open", "paused", "closed"] | None = None,
     category: TextParam | None = None,
     priority: Literal["normal", "urgent", "major"] | None = None,
+    repeat: Annotated[
+        bool | None, Query(description="Only repeat complaints (重复投诉), or only first ones; both if absent.")
+    ] = None,
     received_from: Annotated[Instant | None, Query(description="Received at or after this instant.")] = None,
     received_to: Annotated[Instant | None, Query(description="Received before this instant.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -98,6 +101,7 @@ async def complaints(
         status=status,
         category=category,
         priority=priority,
+        repeat=repeat,
         received_from=received_from,
         received_to=received_to,
     )

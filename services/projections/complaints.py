@@ -14,6 +14,7 @@ from shared.contracts import (
     ComplaintDispatchedV1,
     ComplaintHandOffAcceptedV1,
     ComplaintRegisteredV1,
+    ComplaintRegisteredV3,
     FeedbackReceivedV1,
     HallRegisteredV1,
     IntegrationEvent,
@@ -50,7 +51,8 @@ DO $$ BEGIN
         ALTER TABLE complaint_summaries ADD COLUMN hand_off_to text,  -- dispatched there, not yet accepted
             ADD COLUMN owner_unit text,  -- the unit that accepted it; the registering hall's while none did
             ADD COLUMN satisfaction text,  -- the latest feedback's, until a reopen
-            ADD COLUMN callback_owed boolean NOT NULL DEFAULT false;
+            ADD COLUMN callback_owed boolean NOT NULL DEFAULT false,
+            ADD COLUMN repeat_count integer NOT NULL DEFAULT 0;  -- the customer's earlier ones in the window
     END IF;
 END $$;
 CREATE INDEX IF NOT EXISTS complaint_summaries_hall ON complaint_summaries (hall_id, received_at);
@@ -78,6 +80,7 @@ class ComplaintSummary(BaseModel):
     last_step: str
     received_at: datetime
     updated_at: datetime
+    repeat_count: int
 
 
 class ComplaintPage(BaseModel):
@@ -108,8 +111,9 @@ async def record_registration(connection: Connection, event: IntegrationEvent) -
     assert isinstance(registered, ComplaintRegisteredV1)
     await connection.execute(
         """
-        INSERT INTO complaint_summaries
-        VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9, $10, $11)
+        INSERT INTO complaint_summaries (complaint_id, number, hall_id, channel, category, priority, owner, status,
+                                         last_step, received_at, updated_at, version, repeat_count)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9, $10, $11, $12)
         ON CONFLICT (complaint_id) DO NOTHING
         """,
         event.envelope.aggregate_id,
@@ -123,6 +127,7 @@ async def record_registration(connection: Connection, event: IntegrationEvent) -
         registered.received_at,
         event.envelope.occurred_at,
         event.envelope.aggregate_version,
+        registered.repeat_count if isinstance(registered, ComplaintRegisteredV3) else 0,
     )
 
 
@@ -197,6 +202,8 @@ async def list_complaints(
     ):
         if filters.get(name) is not None:
             where(f"{column} = {{}}", filters[name])
+    if filters.get("repeat") is not None:
+        conditions.append("s.repeat_count > 0" if filters["repeat"] else "s.repeat_count = 0")
     if filters.get("received_from") is not None:
         where("s.received_at >= {}", filters["received_from"])
     if filters.get("received_to") is not None:

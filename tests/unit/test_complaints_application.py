@@ -392,3 +392,29 @@ async def test_customer_data_is_erased_once_the_retention_after_closure_is_over(
     erased = complaints.get_complaint(registered.id, ADMIN)
     assert complaints.customer_of(erased) is None
     assert [type(e).__name__ for e in complaints.repository.event_store.get(erased.id)][-1] == "CustomerErased"
+
+
+async def test_a_complaint_counts_the_same_phones_earlier_ones_within_the_window_and_lists_those_the_viewer_sees(
+    complaints: ComplaintsApplication, clock: SettableClock
+) -> None:
+    guangzhou_hall = RegisterHall(
+        hall_code="GD-GZ-001", name="天河营业厅", province="广东", city="广州", level=2, ownership="own"
+    )
+    complaints.register_hall(guangzhou_hall, ADMIN)
+    start = clock.now
+    first, _ = await complaints.register_complaint(complaint(hall_code=guangzhou_hall.hall_code), ADMIN)
+    clock.now = start + timedelta(days=29)
+    second, _ = await complaints.register_complaint(complaint(), ADMIN)
+    other_phone, _ = await complaints.register_complaint(complaint(customer_phone="13900001111"), ADMIN)
+    third, _ = await complaints.register_complaint(complaint(), ADMIN)
+    clock.now = start + timedelta(days=31)
+    past_the_first, _ = await complaints.register_complaint(complaint(), ADMIN)
+    shenzhen = Principal("manager-1", OrgUnit(("广东", "深圳")), frozenset({Role.hall_manager}))
+
+    counts = [c.repeat_count for c in (first, second, other_phone, third, past_the_first)]
+    assert counts == [0, 1, 0, 2, 2]  # the last: the first is more than 30 days before it
+    assert [c.id for c in complaints.related(third, ADMIN, repeated_only=True)] == [first.id, second.id]
+    assert [c.id for c in complaints.related(third, shenzhen, repeated_only=True)] == [second.id]
+    assert [c.id for c in complaints.related(first, ADMIN)] == [second.id, third.id, past_the_first.id]
+    complaints.data_keys.destroy([first.id], clock.now)  # the customer erased: the digest goes with the key
+    assert complaints.related(first, ADMIN) == []
