@@ -149,7 +149,7 @@ class DataKeys(Protocol):
         ...
 
     def subjects_of_phone(
-        self, phone_digest: bytes, received_from: datetime | None = None, received_before: datetime | None = None
+        self, phone_digest: bytes, received_from: datetime | None = None, received_until: datetime | None = None
     ) -> list[uuid.UUID]:
         """The complaints of the customer with this phone (received in the window, if one is given), oldest
         first; none once erased."""
@@ -198,7 +198,7 @@ class InMemoryDataKeys:
         return row["phone"] if row else None
 
     def subjects_of_phone(
-        self, phone_digest: bytes, received_from: datetime | None = None, received_before: datetime | None = None
+        self, phone_digest: bytes, received_from: datetime | None = None, received_until: datetime | None = None
     ) -> list[uuid.UUID]:
         rows = sorted(self._rows.items(), key=lambda item: item[1]["received_at"])
         return [
@@ -206,7 +206,7 @@ class InMemoryDataKeys:
             for subject, row in rows
             if row["phone"] == phone_digest
             and (received_from is None or row["received_at"] >= received_from)
-            and (received_before is None or row["received_at"] < received_before)
+            and (received_until is None or row["received_at"] <= received_until)
         ]
 
     def destroy(self, subjects: Sequence[uuid.UUID], at: datetime) -> list[uuid.UUID]:
@@ -298,13 +298,13 @@ class PostgresDataKeys:
         return bytes(rows[0]["phone_digest"]) if rows and rows[0]["phone_digest"] is not None else None
 
     def subjects_of_phone(
-        self, phone_digest: bytes, received_from: datetime | None = None, received_before: datetime | None = None
+        self, phone_digest: bytes, received_from: datetime | None = None, received_until: datetime | None = None
     ) -> list[uuid.UUID]:
         rows = self._execute(
             "SELECT subject FROM {table} WHERE phone_digest = %s"
-            " AND (%s::timestamptz IS NULL OR received_at >= %s) AND (%s::timestamptz IS NULL OR received_at < %s)"
+            " AND (%s::timestamptz IS NULL OR received_at >= %s) AND (%s::timestamptz IS NULL OR received_at <= %s)"
             " ORDER BY received_at, subject",
-            (phone_digest, received_from, received_from, received_before, received_before),
+            (phone_digest, received_from, received_from, received_until, received_until),
         )
         return [row["subject"] for row in rows]
 
