@@ -95,14 +95,8 @@ def present(
     unmasked = caller.has_any(*ACCESS.actions["complaint.see_contact"])
     customer = customer or complaints.customer_of(complaint)
     if repeat_of is None:
-        repeat_of = repeated_numbers(complaints, complaint, caller)
+        repeat_of = complaints.repeated(complaint, caller)
     return ComplaintPublic.of(complaint, customer, owner_unit=owner_unit, repeat_of=repeat_of, unmasked=unmasked)
-
-
-def repeated_numbers(complaints: ComplaintsApplication, complaint: Complaint, caller: Principal) -> list[str]:
-    if not complaint.repeat_count:
-        return []
-    return [earlier.number for earlier in complaints.related(complaint, caller, repeated_only=True)]
 
 
 @router.post("/halls", status_code=status.HTTP_201_CREATED, response_model=HallPublic)
@@ -167,7 +161,9 @@ async def register_complaint(
         customer = CustomerData(body.customer.name, body.customer.phone)
     else:
         customer = await asyncio.to_thread(application(request).customer_of, complaint)
-    repeat_of = await asyncio.to_thread(repeated_numbers, application(request), complaint, caller)
+    repeat_of = (
+        await asyncio.to_thread(application(request).repeated, complaint, caller) if complaint.repeat_count else []
+    )
     return present(complaint, request, caller, response, created, customer, repeat_of)
 
 

@@ -57,6 +57,7 @@ from shared.tracing import StoresTraceContext
 
 MAX_LATE_SUBMISSION = timedelta(days=30)
 MAX_RELATED = 100  # the most related complaints one answer lists
+REPEATS_NAMED = 20  # the most earlier complaints a repeat complaint names, the newest
 DEFAULT_RECTIFICATION_TIME = timedelta(days=3)
 IDEMPOTENCY_NAMESPACE = uuid.UUID("9a3e1c55-0e43-4d5b-8c1b-4b1f6f0f2d70")
 
@@ -387,8 +388,8 @@ class ComplaintsApplication(StoresTraceContext):
             raise UnknownHall(f"no hall {command.hall_code!r} is registered") from None
 
         phone_digest = self._master_key.phone_digest(command.customer_phone)
-        earlier = await asyncio.to_thread(
-            self.data_keys.subjects_of_phone, phone_digest, received_at - self.repeat_window, received_at
+        repeat_count = await asyncio.to_thread(
+            self.data_keys.count_of_phone, phone_digest, received_at - self.repeat_window, received_at
         )
         number = complaint_number(now, await self._serials.take())
         description = mask_identifiers(command.description, (command.customer_name, command.customer_phone))
@@ -411,13 +412,13 @@ class ComplaintsApplication(StoresTraceContext):
             received_at=received_at,
             registered_at=now,
             request_fingerprint=fingerprint,
-            repeat_count=len(earlier),
+            repeat_count=repeat_count,
         )
         try:
             await self._group_commit.save(
                 complaint,
                 ComplaintNumber.given(number, complaint_id),
-                data_keys=[DataKey(complaint_id, wrapped, phone_digest, received_at)],
+                data_keys=[DataKey(complaint_id, wrapped, phone_digest, received_at, number, command.hall_code)],
             )
         except IntegrityError:
             # A concurrent request with the same idempotency key won the race.
@@ -842,17 +843,21 @@ class ComplaintsApplication(StoresTraceContext):
                 continue  # another replica recorded it at the same moment
         return erased
 
-    def related(self, complaint: Complaint, viewer: Principal, repeated_only: bool = False) -> list[Complaint]:
-        """The same customer's other complaints the viewer may see, oldest first: all of them (at most
-        `MAX_RELATED`), or only the earlier ones within the repeat window, which made this one a repeat.
-        None once the customer is erased: the phone's digest goes with the key."""
-        digest = self.data_keys.phone_digest_of(complaint.id)
-        if digest is None:
+    def repeated(self, complaint: Complaint, viewer: Principal) -> list[str]:
+        """The numbers of the earlier complaints within the window that made this one a repeat (the newest
+        `REPEATS_NAMED`) that the viewer may see, oldest first; none once the customer is erased."""
+        if not complaint.repeat_count:
             return []
-        window = (complaint.received_at - self.repeat_window, complaint.received_at) if repeated_only else (None, None)
-        ids = [subject for subject in self.data_keys.subjects_of_phone(digest, *window) if subject != complaint.id]
-        found = [other for other in self.complaints_by_id(ids) if self._visible(other.hall_code, viewer)]
-        return sorted(found, key=lambda other: other.received_at)[:MAX_RELATED]
+        window = (complaint.received_at - self.repeat_window, complaint.received_at)
+        earlier = self.data_keys.others_of_customer(complaint.id, REPEATS_NAMED, *window)
+        return [other.number for other in reversed(earlier) if self._visible(other.hall_code, viewer)]
+
+    def related(self, complaint: Complaint, viewer: Principal) -> list[Complaint]:
+        """The same customer's other complaints the viewer may see (of the newest `MAX_RELATED`), oldest
+        first; none once the customer is erased: the phone's digest goes with the key."""
+        others = self.data_keys.others_of_customer(complaint.id, MAX_RELATED)
+        visible = [other.subject for other in others if self._visible(other.hall_code, viewer)]
+        return sorted(self.complaints_by_id(visible), key=lambda other: other.received_at)
 
     def complaints_by_id(self, ids: list[uuid.UUID]) -> list[Complaint]:
         return [complaint for id_ in ids if (complaint := self._find(Complaint, id_)) is not None]

@@ -132,7 +132,21 @@ class DataKey:
     subject: uuid.UUID  # the complaint
     wrapped: bytes
     phone_digest: bytes
-    received_at: datetime  # the complaint's, to find a customer's repeat complaints within a window
+    # The complaint's receipt, number and hall: a customer's repeat complaints within a window are found here
+    # and named without loading them.
+    received_at: datetime
+    number: str
+    hall_code: str
+
+
+@dataclass(frozen=True)
+class CustomersComplaint:
+    """One of a customer's complaints, as `customer_keys` knows it."""
+
+    subject: uuid.UUID
+    number: str
+    hall_code: str
+    received_at: datetime
 
 
 class DataKeys(Protocol):
@@ -144,15 +158,21 @@ class DataKeys(Protocol):
 
     def wrapped(self, subject: uuid.UUID) -> bytes | None: ...
 
-    def phone_digest_of(self, subject: uuid.UUID) -> bytes | None:
-        """The digest of the complaint's customer's phone; None once erased."""
+    def subjects_of_phone(self, phone_digest: bytes) -> list[uuid.UUID]: ...
+
+    def count_of_phone(self, phone_digest: bytes, received_from: datetime, received_until: datetime) -> int:
+        """How many complaints of the customer with this phone were received in the window (ends included)."""
         ...
 
-    def subjects_of_phone(
-        self, phone_digest: bytes, received_from: datetime | None = None, received_until: datetime | None = None
-    ) -> list[uuid.UUID]:
-        """The complaints of the customer with this phone (received in the window, if one is given), oldest
-        first; none once erased."""
+    def others_of_customer(
+        self,
+        subject: uuid.UUID,
+        limit: int,
+        received_from: datetime | None = None,
+        received_until: datetime | None = None,
+    ) -> list[CustomersComplaint]:
+        """The newest `limit` other complaints of this complaint's customer (received in the window, if one is
+        given), newest first; none once the customer is erased."""
         ...
 
     def destroy(self, subjects: Sequence[uuid.UUID], at: datetime) -> list[uuid.UUID]:
@@ -183,7 +203,7 @@ class InMemoryDataKeys:
                     {
                         "wrapped": key.wrapped,
                         "phone": key.phone_digest,
-                        "received_at": key.received_at,
+                        "complaint": CustomersComplaint(key.subject, key.number, key.hall_code, key.received_at),
                         "closed_at": None,
                     },
                 )
@@ -193,21 +213,36 @@ class InMemoryDataKeys:
         row = self._rows.get(subject)
         return row["wrapped"] if row else None
 
-    def phone_digest_of(self, subject: uuid.UUID) -> bytes | None:
-        row = self._rows.get(subject)
-        return row["phone"] if row else None
+    def subjects_of_phone(self, phone_digest: bytes) -> list[uuid.UUID]:
+        return [subject for subject, row in self._rows.items() if row["phone"] == phone_digest]
 
-    def subjects_of_phone(
-        self, phone_digest: bytes, received_from: datetime | None = None, received_until: datetime | None = None
-    ) -> list[uuid.UUID]:
-        rows = sorted(self._rows.items(), key=lambda item: item[1]["received_at"])
-        return [
-            subject
-            for subject, row in rows
+    def _of_phone(
+        self, phone_digest: bytes, received_from: datetime | None, received_until: datetime | None
+    ) -> list[CustomersComplaint]:
+        found = [
+            row["complaint"]
+            for row in self._rows.values()
             if row["phone"] == phone_digest
-            and (received_from is None or row["received_at"] >= received_from)
-            and (received_until is None or row["received_at"] <= received_until)
+            and (received_from is None or row["complaint"].received_at >= received_from)
+            and (received_until is None or row["complaint"].received_at <= received_until)
         ]
+        return sorted(found, key=lambda c: (c.received_at, c.subject), reverse=True)
+
+    def count_of_phone(self, phone_digest: bytes, received_from: datetime, received_until: datetime) -> int:
+        return len(self._of_phone(phone_digest, received_from, received_until))
+
+    def others_of_customer(
+        self,
+        subject: uuid.UUID,
+        limit: int,
+        received_from: datetime | None = None,
+        received_until: datetime | None = None,
+    ) -> list[CustomersComplaint]:
+        row = self._rows.get(subject)
+        if row is None or row["phone"] is None:
+            return []
+        others = self._of_phone(row["phone"], received_from, received_until)
+        return [other for other in others if other.subject != subject][:limit]
 
     def destroy(self, subjects: Sequence[uuid.UUID], at: datetime) -> list[uuid.UUID]:
         destroyed = []
@@ -244,10 +279,13 @@ CREATE TABLE IF NOT EXISTS customer_keys (
 DO $$ BEGIN
     IF NOT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = current_schema()
                    AND table_name = 'customer_keys' AND column_name = 'received_at') THEN
-        ALTER TABLE customer_keys ADD COLUMN received_at timestamptz;
+        ALTER TABLE customer_keys ADD COLUMN received_at timestamptz, ADD COLUMN number text,
+            ADD COLUMN hall_code text;
     END IF;
 END $$;
 CREATE INDEX IF NOT EXISTS customer_keys_by_phone ON customer_keys (phone_digest) WHERE phone_digest IS NOT NULL;
+CREATE INDEX IF NOT EXISTS customer_keys_by_phone_received ON customer_keys (phone_digest, received_at)
+    WHERE phone_digest IS NOT NULL;
 CREATE INDEX IF NOT EXISTS customer_keys_by_closure ON customer_keys (closed_at) WHERE wrapped_key IS NOT NULL;
 """
 
@@ -262,9 +300,10 @@ class ComplaintsRecorder(PostgresApplicationRecorder):
         if keys:
             curs.executemany(
                 sql.SQL(
-                    "INSERT INTO {} (subject, wrapped_key, phone_digest, received_at) VALUES (%s, %s, %s, %s)"
+                    "INSERT INTO {} (subject, wrapped_key, phone_digest, received_at, number, hall_code)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)"
                 ).format(sql.Identifier(self.datastore.schema, "customer_keys")),
-                [(key.subject, key.wrapped, key.phone_digest, key.received_at) for key in keys],
+                [(k.subject, k.wrapped, k.phone_digest, k.received_at, k.number, k.hall_code) for k in keys],
             )
 
 
@@ -293,20 +332,33 @@ class PostgresDataKeys:
         rows = self._execute("SELECT wrapped_key FROM {table} WHERE subject = %s", (subject,))
         return bytes(rows[0]["wrapped_key"]) if rows and rows[0]["wrapped_key"] is not None else None
 
-    def phone_digest_of(self, subject: uuid.UUID) -> bytes | None:
-        rows = self._execute("SELECT phone_digest FROM {table} WHERE subject = %s", (subject,))
-        return bytes(rows[0]["phone_digest"]) if rows and rows[0]["phone_digest"] is not None else None
-
-    def subjects_of_phone(
-        self, phone_digest: bytes, received_from: datetime | None = None, received_until: datetime | None = None
-    ) -> list[uuid.UUID]:
-        rows = self._execute(
-            "SELECT subject FROM {table} WHERE phone_digest = %s"
-            " AND (%s::timestamptz IS NULL OR received_at >= %s) AND (%s::timestamptz IS NULL OR received_at <= %s)"
-            " ORDER BY received_at, subject",
-            (phone_digest, received_from, received_from, received_until, received_until),
-        )
+    def subjects_of_phone(self, phone_digest: bytes) -> list[uuid.UUID]:
+        rows = self._execute("SELECT subject FROM {table} WHERE phone_digest = %s", (phone_digest,))
         return [row["subject"] for row in rows]
+
+    def count_of_phone(self, phone_digest: bytes, received_from: datetime, received_until: datetime) -> int:
+        rows = self._execute(
+            "SELECT count(*) AS n FROM {table} WHERE phone_digest = %s AND received_at BETWEEN %s AND %s",
+            (phone_digest, received_from, received_until),
+        )
+        return int(rows[0]["n"])
+
+    def others_of_customer(
+        self,
+        subject: uuid.UUID,
+        limit: int,
+        received_from: datetime | None = None,
+        received_until: datetime | None = None,
+    ) -> list[CustomersComplaint]:
+        rows = self._execute(
+            "SELECT o.subject, o.number, o.hall_code, o.received_at FROM {table} c JOIN {table} o"
+            " ON o.phone_digest = c.phone_digest AND o.subject <> c.subject"
+            " WHERE c.subject = %s AND o.number IS NOT NULL"
+            " AND (%s::timestamptz IS NULL OR o.received_at >= %s) AND (%s::timestamptz IS NULL OR o.received_at <= %s)"
+            " ORDER BY o.received_at DESC, o.subject DESC LIMIT %s",
+            (subject, received_from, received_from, received_until, received_until, limit),
+        )
+        return [CustomersComplaint(r["subject"], r["number"], r["hall_code"], r["received_at"]) for r in rows]
 
     def destroy(self, subjects: Sequence[uuid.UUID], at: datetime) -> list[uuid.UUID]:
         rows = self._execute(
