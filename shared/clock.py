@@ -47,3 +47,9 @@ class MovableClock:
         staging = offset_file.with_suffix(".tmp")
         staging.write_text(repr(offset))
         staging.replace(offset_file)
+
+
+def period_of(instant: datetime) -> str:
+    """The period (calendar month, China time) an instant falls in, e.g. "2026-11": scoring's and the reports'."""
+    local = instant.astimezone(CHINA_TIME)
+    return f"{local.year:04}-{local.month:02}"  # not strftime: it does not pad years before 1000

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import TypeAdapter
 
-from services.projections import queues
+from services.projections import inspections, queues
 from services.projections import timeline as timelines
 from services.projections.complaints import ComplaintPage, list_complaints
 from services.projections.queues import QueuePage, View
@@ -138,6 +138,55 @@ async def complaint_queue(
     except queues.BadQueueCursor as bad:
         raise BadCursor(str(bad)) from None
     return await queues.queue(request.app.state.pool, asked, view, limit, position)
+
+
+Period = Annotated[TextParam | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="A month, e.g. 2026-11.")]
+
+
+def list_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    try:
+        return inspections.decode_cursor(cursor) if cursor else None
+    except inspections.BadListCursor as bad:
+        raise BadCursor(str(bad)) from None
+
+
+@router.get("/inspections", response_model=inspections.InspectionPage, tags=["inspections"])
+async def list_inspections(
+    request: Request,
+    caller: Caller,
+    hall_id: TextParam | None = None,
+    period: Period = None,
+    inspection_type: Annotated[inspections.InspectionType | None, Query(alias="type")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[TextParam | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> inspections.InspectionPage:
+    """Inspections of halls in the caller's organisation unit, newest first, filtered and paged."""
+    return await inspections.list_inspections(
+        request.app.state.pool,
+        caller.unit,
+        limit,
+        list_cursor(cursor),
+        hall_id=hall_id,
+        period=period,
+        inspection_type=inspection_type,
+    )
+
+
+@router.get("/rectification-orders", response_model=inspections.OrderPage, tags=["inspections"])
+async def list_rectification_orders(
+    request: Request,
+    caller: Caller,
+    hall_id: TextParam | None = None,
+    period: Period = None,
+    status: inspections.OrderStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[TextParam | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> inspections.OrderPage:
+    """Rectification orders of halls in the caller's organisation unit, newest first, filtered and paged;
+    `period` is the month the order was opened in."""
+    return await inspections.list_orders(
+        request.app.state.pool, caller.unit, limit, list_cursor(cursor), hall_id=hall_id, period=period, status=status
+    )
 
 
 CursorInstant = TypeAdapter(Instant)

@@ -17,7 +17,7 @@ from typing import cast
 import asyncpg
 from fastapi import FastAPI
 
-from services.projections import api, complaints, queues, scores, scores_api, sla_gauges, timeline
+from services.projections import api, complaints, inspections, queues, scores, scores_api, sla_gauges, timeline
 from services.projections.statements import Statements
 from shared.auth import Authenticator, AuthSettings
 from shared.body_limit import guard_request_bodies
@@ -72,9 +72,9 @@ def handlers() -> dict[str, Handler]:
         ComplaintDispatchedV1.event_type: all_of(
             timeline.record_event, complaints.record_step, timeline.record_hand_off
         ),
-        InspectionRecordedV1.event_type: opened,
-        RectificationOrderOpenedV1.event_type: opened,
-        **{step.event_type: timeline.record_event for step in ORDER_STEPS},
+        InspectionRecordedV1.event_type: all_of(opened, inspections.record_inspection),
+        RectificationOrderOpenedV1.event_type: all_of(opened, inspections.record_order),
+        **{step.event_type: all_of(timeline.record_event, inspections.record_order_step) for step in ORDER_STEPS},
         **{sla.event_type: all_of(timeline.record_sla_event, queues.record_milestone) for sla in SLA_MILESTONES},
         SlaRecalculatedV1.event_type: all_of(timeline.record_sla_event, queues.record_deadlines),
         SlaScheduledV1.event_type: queues.record_deadlines,
@@ -107,6 +107,7 @@ async def migrate(pool: asyncpg.Pool) -> None:
     await scores.create_tables(pool)
     await sla_gauges.create_tables(pool)
     await queues.create_tables(pool)
+    await inspections.create_tables(pool)
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:

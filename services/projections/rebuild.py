@@ -44,6 +44,8 @@ READ_MODELS = {
     "timeline_hand_offs": "aggregate_id",
     "score_changes": "event_id",
     "sla_clock_stops": "event_id",
+    "inspection_summaries": "inspection_id",
+    "order_summaries": "order_id",
     "queue_clocks": "subject_id::text || '/' || clock",
 }
 

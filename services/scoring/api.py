@@ -13,11 +13,12 @@ from pydantic import BaseModel, model_validator
 
 from services.scoring import read_model, standings
 from services.scoring.attribution import AttributionLine, attribution_lines
-from services.scoring.policy import ScoringPolicy, period_of
+from services.scoring.policy import ScoringPolicy
 from services.scoring.read_model import ScoreChangeEntry
 from services.scoring.standings import Grades, HallGrade
 from services.scoring.what_if import WhatIf, what_if
 from shared.auth import Caller, Principal, Role, require_roles
+from shared.clock import period_of
 from shared.errors import ServiceError
 from shared.organisation import OrgUnit
 from shared.validation import Instant, RequestModel, TextParam

@@ -17,7 +17,7 @@ import asyncpg
 from services.scoring import read_model
 from services.scoring.application import HallFact, ScoringApplication
 from services.scoring.domain import SourceEvent
-from services.scoring.policy import period_of
+from shared.clock import period_of
 from shared.consumer import Connection, Delivery, Handling
 from shared.contracts import (
     AnyScoringFact,

@@ -205,12 +205,6 @@ def empty_score(policy: ScoringPolicy) -> float:
     return min(without_data, policy.final_cap)
 
 
-def period_of(instant: datetime) -> str:
-    """The scoring period (calendar month, China time) an instant falls in, e.g. "2026-11"."""
-    local = instant.astimezone(CHINA_TIME)
-    return f"{local.year:04}-{local.month:02}"  # not strftime: it does not pad years before 1000
-
-
 def period_start(period: str) -> datetime:
     return datetime.strptime(period, "%Y-%m").replace(tzinfo=CHINA_TIME)
 

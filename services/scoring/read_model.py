@@ -24,7 +24,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import Scorecard
-from services.scoring.policy import period_of
+from shared.clock import period_of
 from shared.consumer import Connection
 from shared.contracts import SCORING_FACT, AnyScoringFact, HallRegisteredV1, IntegrationEvent
 from shared.organisation import OrgUnit

@@ -6,8 +6,9 @@ import uuid
 from typing import Any
 
 from shared.auth import Role
+from shared.clock import CHINA_TIME
 from shared.organisation import OrgUnit
-from tests.integration.harness import StackClient, bearer, staff_token
+from tests.integration.harness import StackClient, bearer, eventually, staff_token
 
 INSPECTOR = bearer(staff_token("inspector-7", OrgUnit(), Role.inspector))
 HALL_MANAGER_UNIT = OrgUnit(("广东", "深圳"))
@@ -119,3 +120,47 @@ async def test_a_retried_inspection_opens_its_orders_once(client: StackClient) -
 
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()
+
+
+async def test_inspections_and_orders_list_by_hall_type_period_and_status_a_page_at_a_time_within_the_unit(
+    client: StackClient,
+) -> None:
+    hall_id, other_hall = await client.register_hall(), await client.register_hall()
+    manager = bearer(staff_token("manager-1", OrgUnit(("广东", "深圳", hall_id)), Role.hall_manager))
+    first = (await inspect(client, hall_id)).json()
+    second = (await inspect(client, hall_id, type="third_party", failed_items=[], findings=[])).json()
+    elsewhere = (await inspect(client, other_hall)).json()
+    communicated = first["rectification_orders"][0]
+    assert (await order_step(client, communicated, "communicate", INSPECTOR)).status_code == 200
+    url = f"{client.projections_url}/api/v1"
+    period = client.now().astimezone(CHINA_TIME).strftime("%Y-%m")
+
+    async def listed(path: str, headers: dict[str, str] | None = None, **params: Any) -> dict[str, Any]:
+        response = await client.http.get(f"{url}/{path}", params=params, headers=headers or {})
+        assert response.status_code == 200, response.text
+        page: dict[str, Any] = response.json()
+        return page
+
+    async def projected() -> bool:
+        orders = await listed("rectification-orders", hall_id=hall_id, status="communicated")
+        inspections = await listed("inspections", hall_id=hall_id)
+        return [o["id"] for o in orders["items"]] == [communicated] and len(inspections["items"]) == 2
+
+    assert await eventually(projected)
+    walked, cursor = [], None
+    while True:
+        page = await listed("inspections", hall_id=hall_id, limit=1, **({"cursor": cursor} if cursor else {}))
+        walked += [item["id"] for item in page["items"]]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert walked == [second["id"], first["id"]]  # newest first
+    by_type = await listed("inspections", hall_id=hall_id, type="third_party", period=period)
+    assert [(i["id"], i["findings"]) for i in by_type["items"]] == [(second["id"], 0)]
+    orders = await listed("rectification-orders", hall_id=hall_id, period=period)
+    assert sorted(o["id"] for o in orders["items"]) == sorted(first["rectification_orders"])
+    assert {o["status"] for o in orders["items"]} == {"open", "communicated"}
+    own = await listed("inspections", manager)
+    assert {i["id"] for i in own["items"]} == {first["id"], second["id"]}  # not the other hall's
+    assert elsewhere["id"] not in {i["id"] for i in own["items"]}
+    bad = await client.http.get(f"{url}/inspections", params={"period": "2026-13"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "period"]

@@ -19,8 +19,9 @@ import httpx
 from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
-from services.scoring.policy import SCORING_POLICY_DIR, period_of
+from services.scoring.policy import SCORING_POLICY_DIR
 from shared.auth import Role
+from shared.clock import period_of
 from shared.organisation import OrgUnit
 from tests.integration.harness import StackClient, bearer, complaint_body, staff_token
 

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.scoring.policy import SCORING_POLICY_DIR, months_of, period_of
+from services.scoring.policy import SCORING_POLICY_DIR, months_of
 from shared.auth import Role
-from shared.clock import CHINA_TIME
+from shared.clock import CHINA_TIME, period_of
 from shared.organisation import OrgUnit
 from shared.streaming import wait_until_caught_up
 from shared.topics import ESCALATION_EVENTS

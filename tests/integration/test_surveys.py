@@ -13,9 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services.scoring.policy import period_of
 from shared.auth import Role
-from shared.clock import CHINA_TIME
+from shared.clock import CHINA_TIME, period_of
 from shared.organisation import OrgUnit
 from tests.integration.harness import StackClient, bearer, complaint_body, staff_token
 

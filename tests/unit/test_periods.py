@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from services.scoring.policy import load_scoring_policies, period_of, period_start, scoring_policy_at
+from services.scoring.policy import load_scoring_policies, period_start, scoring_policy_at
 from services.scoring.report import previous_month
+from shared.clock import period_of
 
 CHINA = timezone(timedelta(hours=8))
 

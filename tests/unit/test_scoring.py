@@ -17,11 +17,10 @@ from services.scoring.policy import (
     empty_score,
     load_scoring_policies,
     months_of,
-    period_of,
     period_start,
 )
 from services.scoring.scorecard import PeriodFacts, score, tie_break_values
-from shared.clock import CHINA_TIME
+from shared.clock import CHINA_TIME, period_of
 from shared.contracts import (
     AcknowledgedFact,
     AnyScoringFact,
