@@ -29,6 +29,7 @@ from psycopg import sql
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.application import ServiceApplication
+from shared.database import columns_added
 from shared.metrics import route_template
 
 logger = logging.getLogger(__name__)
@@ -41,13 +42,7 @@ CREATE TABLE IF NOT EXISTS event_trace_contexts (
     stored_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (originator_id, originator_version)
 );
-DO $$ BEGIN  -- tables from before stored_at; an ALTER would lock out writers at every start, so only if missing
-    IF NOT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = current_schema()
-                   AND table_name = 'event_trace_contexts' AND column_name = 'stored_at') THEN
-        ALTER TABLE event_trace_contexts ADD COLUMN stored_at timestamptz NOT NULL DEFAULT now();
-    END IF;
-END $$;
-"""
+""" + columns_added("event_trace_contexts", {"stored_at": "timestamptz NOT NULL DEFAULT now()"})  # tables from before
 Headers = Sequence[tuple[str, bytes]]
 EventKey = tuple[uuid.UUID, int]  # originator id and version
 _enabled = False

@@ -34,6 +34,8 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import Cursor, sql
 from psycopg.rows import DictRow
 
+from shared.database import columns_added
+
 SEALED_PREFIX = "aesgcm1:"
 # Customer data of complaints registered before sealing: readable without a key, and so not erasable by one.
 LEGACY_PREFIX = "plain:"
@@ -267,7 +269,8 @@ class InMemoryDataKeys:
         return due[:limit]
 
 
-DDL = """
+DDL = (
+    """
 CREATE TABLE IF NOT EXISTS customer_keys (
     subject uuid PRIMARY KEY,
     wrapped_key bytea,
@@ -275,19 +278,19 @@ CREATE TABLE IF NOT EXISTS customer_keys (
     closed_at timestamptz,
     destroyed_at timestamptz
 );
--- Only if missing: an ALTER would lock out the intake at every start. NULL in rows from before it was kept.
-DO $$ BEGIN
-    IF NOT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = current_schema()
-                   AND table_name = 'customer_keys' AND column_name = 'received_at') THEN
-        ALTER TABLE customer_keys ADD COLUMN received_at timestamptz, ADD COLUMN number text,
-            ADD COLUMN hall_code text;
-    END IF;
-END $$;
+"""
+    + columns_added(
+        # The complaint's receipt, number and hall, for the customer's repeat complaints; NULL in rows from before.
+        "customer_keys",
+        {"received_at": "timestamptz", "number": "text", "hall_code": "text"},
+    )
+    + """
 CREATE INDEX IF NOT EXISTS customer_keys_by_phone ON customer_keys (phone_digest) WHERE phone_digest IS NOT NULL;
 CREATE INDEX IF NOT EXISTS customer_keys_by_phone_received ON customer_keys (phone_digest, received_at)
     WHERE phone_digest IS NOT NULL;
 CREATE INDEX IF NOT EXISTS customer_keys_by_closure ON customer_keys (closed_at) WHERE wrapped_key IS NOT NULL;
 """
+)
 
 
 class ComplaintsRecorder(PostgresApplicationRecorder):

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from shared.consumer import Connection
 from shared.contracts import (
     ComplaintDispatchedV1,
+    ComplaintEscalatedV1,
     ComplaintHandOffAcceptedV1,
     ComplaintRegisteredV1,
     ComplaintRegisteredV3,
@@ -19,6 +20,7 @@ from shared.contracts import (
     HallRegisteredV1,
     IntegrationEvent,
 )
+from shared.database import columns_added
 from shared.organisation import OrgUnit
 
 DDL = """
@@ -44,20 +46,20 @@ CREATE TABLE IF NOT EXISTS complaint_summaries (
     updated_at timestamptz NOT NULL,
     version integer NOT NULL
 );
--- For the work queues; only if missing: an ALTER would lock out readers at every start.
-DO $$ BEGIN
-    IF NOT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = current_schema()
-                   AND table_name = 'complaint_summaries' AND column_name = 'hand_off_to') THEN
-        ALTER TABLE complaint_summaries ADD COLUMN hand_off_to text,  -- dispatched there, not yet accepted
-            ADD COLUMN owner_unit text,  -- the unit that accepted it; the registering hall's while none did
-            ADD COLUMN satisfaction text,  -- the latest feedback's, until a reopen
-            ADD COLUMN callback_owed boolean NOT NULL DEFAULT false,
-            ADD COLUMN repeat_count integer NOT NULL DEFAULT 0;  -- the customer's earlier ones in the window
-    END IF;
-END $$;
 CREATE INDEX IF NOT EXISTS complaint_summaries_hall ON complaint_summaries (hall_id, received_at);
 CREATE INDEX IF NOT EXISTS complaint_summaries_received ON complaint_summaries (received_at, complaint_id);
-"""
+""" + columns_added(
+    "complaint_summaries",
+    {
+        "hand_off_to": "text",  # dispatched there, not yet accepted
+        "owner_unit": "text",  # the unit that accepted it; the registering hall's while none did
+        "satisfaction": "text",  # the latest feedback's, until a reopen
+        "callback_owed": "boolean NOT NULL DEFAULT false",
+        "repeat_count": "integer NOT NULL DEFAULT 0",  # the customer's earlier ones in the window
+        "escalated_level": "integer",  # the latest manual escalation's, to `escalated_target`
+        "escalated_target": "text",
+    },
+)
 
 # How each step moves a complaint's status; steps not named leave it as it was.
 STATUS_AFTER = {
@@ -140,6 +142,7 @@ async def record_step(connection: Connection, event: IntegrationEvent) -> None:
     owner = step.unit if isinstance(step, ComplaintHandOffAcceptedV1) else None
     dispatched_to = step.to_unit if isinstance(step, ComplaintDispatchedV1) else None
     satisfaction = step.satisfaction if isinstance(step, FeedbackReceivedV1) else None
+    escalated = step if isinstance(step, ComplaintEscalatedV1) else None
     await connection.execute(
         """
         UPDATE complaint_summaries SET
@@ -152,7 +155,9 @@ async def record_step(connection: Connection, event: IntegrationEvent) -> None:
             hand_off_to = CASE WHEN $4 = 'ComplaintHandOffAccepted' THEN NULL ELSE COALESCE($7, hand_off_to) END,
             callback_owed = CASE $4 WHEN 'ComplaintReopened' THEN callback_owed OR satisfaction = 'unsatisfied'
                                     WHEN 'CallbackMade' THEN false ELSE callback_owed END,
-            satisfaction = CASE $4 WHEN 'ComplaintReopened' THEN NULL ELSE COALESCE($8, satisfaction) END
+            satisfaction = CASE $4 WHEN 'ComplaintReopened' THEN NULL ELSE COALESCE($8, satisfaction) END,
+            escalated_level = COALESCE($9, escalated_level),
+            escalated_target = COALESCE($10, escalated_target)
         WHERE complaint_id = $1 AND version < $6
         """,
         envelope.aggregate_id,
@@ -163,6 +168,8 @@ async def record_step(connection: Connection, event: IntegrationEvent) -> None:
         envelope.aggregate_version,
         dispatched_to,
         satisfaction,
+        escalated.level if escalated else None,
+        escalated.target_unit if escalated else None,
     )
 
 

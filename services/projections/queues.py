@@ -1,6 +1,6 @@
 """Work queues: each unit's complaints by what falls due next (`GET /api/v1/queues/complaints`).
 
-A complaint's row comes from its summary (owner, hand-off waiting, callback owed, status) and from
+A complaint's row comes from its summary (owner, hand-off waiting, callback owed, manual escalation, status) and from
 escalation's account of each clock in `queue_clocks`: the breach deadline, and which warnings, breaches,
 escalations and stop escalation published. Every fact is kept with the escalation event's version and
 only a newer one replaces it, so the rows come out the same in whatever order a batch's statements run
@@ -69,7 +69,7 @@ _IN_TREE = (
 )
 VIEW_CONDITIONS: dict[View, str] = {
     "owned": f"{_OWNER_UNIT} = {{unit}}",
-    "escalated_to": "{unit} = ANY(q.escalation_targets)",
+    "escalated_to": "({unit} = ANY(q.escalation_targets) OR s.escalated_target = {unit})",
     "hand_off_pending": "s.hand_off_to = {unit}",
     "at_risk": f"q.warned AND NOT q.breached AND {_IN_TREE}",
     "overdue": f"q.breached AND {_IN_TREE}",
@@ -115,7 +115,8 @@ class QueueItem(BaseModel):
     owner: str  # the owning unit
     hand_off_to: str | None
     next_due: NextDue | None  # the earliest breach deadline of a running clock
-    escalation: Escalation | None  # the highest escalation not yet ended by its clock's stop
+    # The higher of the SLA's escalation not yet ended by its clock's stop and the latest manual one.
+    escalation: Escalation | None
     at_risk: bool
     overdue: bool
     callback_owed: bool
@@ -270,10 +271,17 @@ def _item(row: asyncpg.Record) -> QueueItem:
         owner=row["owner_of"],
         hand_off_to=row["hand_off_to"],
         next_due=NextDue(clock=row["next_clock"], due_at=row["next_due"]) if row["next_due"] else None,
-        escalation=(
-            Escalation(level=row["escalation_level"], target_unit=row["escalation_target"])
-            if row["escalation_level"] is not None
-            else None
+        escalation=max(
+            (
+                Escalation(level=level, target_unit=target)
+                for level, target in (
+                    (row["escalation_level"], row["escalation_target"]),
+                    (row["escalated_level"], row["escalated_target"]),
+                )
+                if level is not None
+            ),
+            key=lambda escalation: escalation.level,
+            default=None,
         ),
         at_risk=row["warned"] and not row["breached"],
         overdue=row["breached"],

@@ -27,6 +27,7 @@ from services.scoring.domain import Scorecard
 from shared.clock import period_of
 from shared.consumer import Connection
 from shared.contracts import SCORING_FACT, AnyScoringFact, HallRegisteredV1, IntegrationEvent
+from shared.database import columns_added
 from shared.organisation import OrgUnit
 
 logger = logging.getLogger(__name__)
@@ -59,21 +60,18 @@ CREATE TABLE IF NOT EXISTS score_changes (
     PRIMARY KEY (scorecard_id, scorecard_version)
 );
 CREATE INDEX IF NOT EXISTS score_changes_by_hall ON score_changes (period, hall_id, scorecard_version);
--- When scoring recorded the hall, for grades as of an instant; NULL in rows from before it was kept
--- (`make republish` fills them in). Only if missing: an ALTER would lock out readers at every start.
-DO $$ BEGIN
-    IF NOT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = current_schema()
-                   AND table_name = 'halls' AND column_name = 'registered_at') THEN
-        ALTER TABLE halls ADD COLUMN registered_at timestamptz;
-    END IF;
-END $$;
 -- Months whose grades may have moved since `grades_table` last graded them.
 CREATE TABLE IF NOT EXISTS periods_to_grade (period text PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS score_changes_copied (
     only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
     position bigint NOT NULL
 );
-"""
+""" + columns_added(
+    # When scoring recorded the hall, for grades as of an instant; NULL in rows from before it was kept
+    # (`make republish` fills them in).
+    "halls",
+    {"registered_at": "timestamptz"},
+)
 CHANGES_JSON = TypeAdapter(list[dict[str, Any]])
 
 

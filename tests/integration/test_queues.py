@@ -149,3 +149,35 @@ async def test_a_queue_comes_by_next_due_instant_a_page_at_a_time_and_only_withi
         headers=manager,
     )
     assert bad_cursor.status_code == 422 and bad_cursor.json()["detail"][0]["loc"] == ["query", "cursor"]
+
+
+async def test_a_manual_escalation_to_the_province_is_in_its_escalated_to_queue_until_the_complaint_closes(
+    client: StackClient,
+) -> None:
+    province = OrgUnit(CITY.path[:1])
+    province_quality = bearer(staff_token("quality-gd", province, Role.quality_manager))
+    start = next_working_morning(client)
+    client.move_clock_to(start)
+    complaint_id = await register_urgent(client, await client.register_hall(), start)
+    assert (await client.step(complaint_id, "escalate", {"target_unit": str(province)})).status_code == 200
+
+    async def escalated() -> dict[str, Any] | None:
+        page = await queue(client, "escalated_to", province_quality)
+        return next((item for item in page["items"] if item["id"] == complaint_id), None)
+
+    async def shown() -> bool:
+        return await escalated() is not None
+
+    async def gone() -> bool:
+        return await escalated() is None
+
+    assert await eventually(shown)
+    item = await escalated()
+    assert item is not None and item["escalation"] == {"level": 3, "target_unit": str(province)}
+    for action, body in (
+        ("resolve-on-spot", {}),
+        ("feedback", {"satisfaction": "satisfied"}),
+        ("close", {}),
+    ):
+        assert (await client.step(complaint_id, action, body)).status_code == 200, action
+    assert await eventually(gone)
