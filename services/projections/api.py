@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import TypeAdapter
 
-from services.projections import inspections, queues
+from services.projections import cursors, inspections, queues
 from services.projections import timeline as timelines
 from services.projections.complaints import ComplaintPage, list_complaints
 from services.projections.queues import QueuePage, View
@@ -133,21 +133,28 @@ async def complaint_queue(
         raise UnitNotFound(str(bad), ("query", "unit")) from None
     if not caller.can_see(asked):
         raise UnitNotFound(f"no unit {unit!r} within yours", ("query", "unit"))
-    try:
-        position = queues.decode_cursor(cursor) if cursor else None
-    except queues.BadQueueCursor as bad:
-        raise BadCursor(str(bad)) from None
+    position = decode_cursor(cursor) if cursor else None
     return await queues.queue(request.app.state.pool, asked, view, limit, position)
 
 
 Period = Annotated[TextParam | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="A month, e.g. 2026-11.")]
 
 
-def list_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+def decode_cursor(cursor: str) -> tuple[datetime | None, uuid.UUID]:
     try:
-        return inspections.decode_cursor(cursor) if cursor else None
-    except inspections.BadListCursor as bad:
+        return cursors.decode_cursor(cursor)
+    except cursors.BadCursor as bad:
         raise BadCursor(str(bad)) from None
+
+
+def list_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """A cursor of a list, whose rows all have an instant."""
+    if cursor is None:
+        return None
+    instant, row_id = decode_cursor(cursor)
+    if instant is None:
+        raise BadCursor("not a cursor returned by this endpoint")
+    return instant, row_id
 
 
 @router.get("/inspections", response_model=inspections.InspectionPage, tags=["inspections"])

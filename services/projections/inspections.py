@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -11,6 +9,7 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import BaseModel
 
+from services.projections.cursors import encode_cursor
 from shared.clock import period_of
 from shared.consumer import Connection
 from shared.contracts import InspectionRecordedV1, IntegrationEvent, RectificationOrderOpenedV1
@@ -92,10 +91,6 @@ class OrderPage(BaseModel):
     next_cursor: str | None
 
 
-class BadListCursor(ValueError):
-    pass
-
-
 async def create_tables(pool: asyncpg.Pool) -> None:
     await pool.execute(DDL)
 
@@ -154,18 +149,6 @@ async def record_order_step(connection: Connection, event: IntegrationEvent) -> 
         envelope.event_type,
         envelope.aggregate_version,
     )
-
-
-def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(json.dumps([at.isoformat(), str(row_id)]).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        at, row_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(at), uuid.UUID(row_id)
-    except (ValueError, TypeError) as bad:
-        raise BadListCursor("not a cursor returned by this endpoint") from bad
 
 
 async def _page(

@@ -9,8 +9,6 @@ only a newer one replaces it, so the rows come out the same in whatever order a 
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -18,6 +16,7 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import BaseModel
 
+from services.projections.cursors import encode_cursor
 from shared.consumer import Connection
 from shared.contracts import (
     IntegrationEvent,
@@ -131,10 +130,6 @@ class QueuePage(BaseModel):
     counts: dict[View, int]  # complaints in each view of the unit, this one included
 
 
-class BadQueueCursor(ValueError):
-    pass
-
-
 async def create_tables(pool: asyncpg.Pool) -> None:
     await pool.execute(DDL)
 
@@ -213,19 +208,6 @@ async def record_stop(connection: Connection, event: IntegrationEvent) -> None:
         stopped.clock,
         _version(event),
     )
-
-
-def encode_cursor(due_at: datetime | None, complaint_id: uuid.UUID) -> str:
-    position = [due_at.isoformat() if due_at else None, str(complaint_id)]
-    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime | None, uuid.UUID]:
-    try:
-        due_at, complaint_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return (datetime.fromisoformat(due_at) if due_at else None), uuid.UUID(complaint_id)
-    except (ValueError, TypeError) as bad:  # json, base64 and uuid errors are all ValueErrors
-        raise BadQueueCursor("not a cursor returned by this endpoint") from bad
 
 
 async def queue(
