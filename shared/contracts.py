@@ -35,8 +35,11 @@ RootCauseClass = Literal[
 ]
 
 
-# The SLA clocks escalation runs: a complaint's two, a rectification order's, and its appeal's decision.
-ClockName = Literal["first_response", "resolution", "rectification", "appeal_decision"]
+# The SLA clocks escalation runs: a complaint's two and its keep-the-customer-informed clock (which only
+# warns), a rectification order's, and its appeal's decision.
+ClockName = Literal["first_response", "resolution", "keep_informed", "rectification", "appeal_decision"]
+# What every pause waited for before pauses had reasons (ComplaintPausedV1).
+PAUSE_REASON_BEFORE_CODES = "awaiting_customer"
 
 
 class InvalidEvent(ValueError):
@@ -205,6 +208,26 @@ class ComplaintPausedV1(LoopStep):
     schema_version = 1
 
 
+class ComplaintPausedV2(ComplaintPausedV1):
+    """With the catalogue's reason code: the SLA policy says which clocks it stops, and for how long."""
+
+    schema_version = 2
+    reason_code: str = PAUSE_REASON_BEFORE_CODES
+
+
+class ComplaintReclassifiedV1(LoopStep):
+    """A wrong category, priority or channel corrected; the SLA limits are derived anew from the receipt."""
+
+    event_type = "ComplaintReclassified"
+    schema_version = 1
+    category: str
+    priority: str
+    channel: str
+    previous_category: str
+    previous_priority: str
+    previous_channel: str
+
+
 class ComplaintPauseApprovedV1(LoopStep):
     """A unit above the hall lets the pause under way stop the SLA clocks past the policy's cap."""
 
@@ -250,6 +273,7 @@ COMPLAINT_STEPS: tuple[type[LoopStep], ...] = (
     ComplaintResumedV1,
     ComplaintEscalatedV1,
     CustomerErasedV1,
+    ComplaintReclassifiedV1,
 )
 
 
@@ -412,6 +436,15 @@ class SlaEscalatedV1(SlaMilestone):
     target_unit: str
 
 
+class SlaEscalatedV2(SlaEscalatedV1):
+    """Says why: the clock ran past its limit (`overdue`), or the complaint is of a kind the policy raises
+    on arrival, such as a major complaint or a regulator appeal (`classification`, at `fraction` 0)."""
+
+    schema_version = 2
+    fraction: float = Field(ge=0)
+    raised_by: Literal["overdue", "classification"]
+
+
 class SlaRecalculatedV1(Contract):
     """A policy or calendar change moved an open subject's deadlines."""
 
@@ -513,6 +546,15 @@ class ResolutionBreachedFact(ScoringFact):
     kind: Literal["resolution_breached"] = "resolution_breached"
 
 
+class ReclassifiedFact(ScoringFact):
+    """The complaint's category, priority and channel corrected: it counts as if received so."""
+
+    kind: Literal["reclassified"] = "reclassified"
+    priority: str
+    channel: str
+    category: str
+
+
 class ComplaintClosedFact(ScoringFact):
     kind: Literal["closed"] = "closed"
 
@@ -584,6 +626,7 @@ AnyScoringFact = Annotated[
     | ResponseBreachedFact
     | ResolutionStoppedFact
     | ResolutionBreachedFact
+    | ReclassifiedFact
     | ComplaintClosedFact
     | ComplaintReopenedFact
     | FeedbackFact
@@ -670,12 +713,14 @@ PUBLISHED: tuple[type[Contract], ...] = (
     *COMPLAINT_STEPS,
     ComplaintCheckedV2,
     FeedbackReceivedV2,
+    ComplaintPausedV2,
     InspectionRecordedV1,
     InspectionRecordedV2,
     RectificationOrderOpenedV1,
     RectificationOrderOpenedV2,
     *ORDER_STEPS,
     *SLA_EVENTS,
+    SlaEscalatedV2,
     SlaScheduledV1,
     SlaClockStoppedV1,
     *SCORE_RECALCULATIONS,

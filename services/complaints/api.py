@@ -14,6 +14,7 @@ from services.complaints.access import ACCESS
 from services.complaints.application import (
     CheckFinding,
     ComplaintsApplication,
+    Reclassification,
     RegisterComplaint,
     RegisterHall,
     StepRequest,
@@ -34,9 +35,11 @@ from services.complaints.schemas import (
     FeedbackBody,
     HallCreate,
     HallPublic,
+    PauseBody,
     ProgressQuery,
     PublicProgress,
     PublicStep,
+    ReclassifyBody,
     RectifyBody,
     RelatedComplaint,
     RelatedComplaints,
@@ -447,6 +450,55 @@ def callback(
     )
 
 
+@router.post("/complaints/{complaint_id}/pause", response_model=ComplaintPublic)
+def pause(
+    complaint_id: uuid.UUID,
+    body: PauseBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintPublic:
+    """Waits (挂起) for what `reason_code` names: the SLA policy says which clocks that stops, until resume,
+    and for how long before the clocks run again unless a unit above the hall approves."""
+    return take_step(
+        "pause",
+        complaint_id,
+        body,
+        request,
+        response,
+        caller,
+        idempotency_key,
+        by_owner(request, lambda complaint, step: complaint.pause(body.reason_code, step)),
+    )
+
+
+@router.post("/complaints/{complaint_id}/reclassify", response_model=ComplaintPublic)
+def reclassify(
+    complaint_id: uuid.UUID,
+    body: ReclassifyBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintPublic:
+    """Corrects the category, priority or channel (改类). The SLA limits are derived anew from the receipt, as
+    if it had been received so, keeping the working time elapsed and its pauses; milestones that fired stay."""
+    change = Reclassification(body.category, body.priority, body.channel)
+    return take_step(
+        "reclassify",
+        complaint_id,
+        body,
+        request,
+        response,
+        caller,
+        idempotency_key,
+        lambda complaint_id, step_request, viewer: application(request).reclassify(
+            complaint_id, change, step_request, viewer
+        ),
+    )
+
+
 @router.post("/complaints/{complaint_id}/escalate", response_model=ComplaintPublic)
 def escalate(
     complaint_id: uuid.UUID,
@@ -519,7 +571,6 @@ for plain_step in (
         "Closes (结案); refused until the customer's feedback is in and not unsatisfied.",
     ),
     ("reopen", owner_takes(Complaint.reopen), "Reopens a closed complaint, or one whose customer was unsatisfied."),
-    ("pause", owner_takes(Complaint.pause), "Waiting on the customer: the SLA clocks stop until resume."),
     ("resume", owner_takes(Complaint.resume), "The customer is back: the SLA clocks run again."),
 ):
     add_plain_step(*plain_step)

@@ -49,6 +49,7 @@ from services.complaints.personal_data import (
 from services.complaints.repositories import LegacyNumbers, SerialBlocks, VerificationAttempts
 from services.complaints.surveys import SurveyTicket
 from shared.auth import Principal
+from shared.catalog import catalog
 from shared.clock import Clock, system_clock
 from shared.contracts import SatisfactionSource
 from shared.errors import ServiceError
@@ -255,6 +256,15 @@ class RecordInspection:
     checklist_version: str | None = None
     innovation_rating: float | None = None
     highlights: tuple[HighlightInput, ...] = ()
+
+
+@dataclass(frozen=True)
+class Reclassification:
+    """What to correct; None: as it is."""
+
+    category: str | None
+    priority: str | None
+    channel: str | None
 
 
 @dataclass(frozen=True)
@@ -507,6 +517,23 @@ class ComplaintsApplication(StoresTraceContext):
             complaint.approve_pause(str(viewer.unit), step)
 
         return self._take_step(lambda: self.get_complaint(complaint_id, viewer), request, perform)
+
+    def reclassify(
+        self, complaint_id: uuid.UUID, change: Reclassification, request: StepRequest, viewer: Principal
+    ) -> tuple[Complaint, bool]:
+        """Corrects what it was registered as, by its owner; a lower priority only by a unit above the hall,
+        since it loosens the hall's own deadlines."""
+
+        def perform(complaint: Complaint, step: Step) -> None:
+            priority = change.priority or complaint.priority
+            priorities = catalog().priorities
+            if priorities.index(priority) < priorities.index(complaint.priority):
+                self._require_above_hall(complaint, viewer, f"lower its priority below {complaint.priority}")
+            complaint.reclassify(
+                change.category or complaint.category, priority, change.channel or complaint.channel, step
+            )
+
+        return self.act(complaint_id, request, perform, viewer)
 
     def _require_above_hall(self, complaint: Complaint, viewer: Principal, to: str) -> None:
         """Rulings on what grades the hall (its check, its pauses) are not the hall's own to make."""

@@ -10,7 +10,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate, event
 
 from services.complaints.personal_data import legacy_sealed
-from shared.contracts import SatisfactionSource
+from shared.contracts import PAUSE_REASON_BEFORE_CODES, SatisfactionSource
 from shared.organisation import LADDER_LEVELS
 
 HALL_ID_NAMESPACE = uuid.UUID("0b8a4f8e-6a53-4b43-9d0c-1f7e0d7c2a11")
@@ -195,6 +195,7 @@ class Complaint(RemembersRequests):
         self.surveyed_result_at: datetime | None = None  # the result the customer's survey answer was about
         self.callback_needed = False
         self.paused_since: datetime | None = None
+        self.pause_reason: str | None = None  # the catalogue's code of the pause under way
         self.escalation_level = 0
         self.reopen_count = 0
         self.requests: dict[str, tuple[str, int]] = {}
@@ -319,11 +320,27 @@ class Complaint(RemembersRequests):
             raise StepRefused("a supervisor callback is needed only after unsatisfied feedback and a reopen")
         self._callback_made(outcome=outcome, **step.fields())
 
-    def pause(self, step: Step) -> None:
+    def pause(self, reason_code: str, step: Step) -> None:
+        """`reason_code`: what it waits for, from the catalogue; the SLA policy says which clocks that stops."""
         self._require_open()
         if self.paused_since is not None:
-            raise StepRefused("the complaint is already waiting on the customer")
-        self._paused(**step.fields())
+            raise StepRefused(f"the complaint is already paused ({self.pause_reason}); resume it first")
+        self._paused(reason_code=reason_code, **step.fields())
+
+    def reclassify(self, category: str, priority: str, channel: str, step: Step) -> None:
+        """Corrects the category, priority and channel it was registered with (all three given, changed or not)."""
+        self._require_open()
+        if (category, priority, channel) == (self.category, self.priority, self.channel):
+            raise StepRefused(f"it is already {category}, {priority}, received by {channel}: nothing to change")
+        self._reclassified(
+            category=category,
+            priority=priority,
+            channel=channel,
+            previous_category=self.category,
+            previous_priority=self.priority,
+            previous_channel=self.channel,
+            **step.fields(),
+        )
 
     def approve_pause(self, approving_unit: str, step: Step) -> None:
         """`approving_unit`: a unit above the complaint's hall (the caller makes sure)."""
@@ -497,6 +514,7 @@ class Complaint(RemembersRequests):
     ) -> None:
         self.status = "closed"
         self.paused_since = None
+        self.pause_reason = None
         self._remember(request_key, request_fingerprint)
 
     @event("Reopened")
@@ -526,9 +544,34 @@ class Complaint(RemembersRequests):
 
     @event("Paused")
     def _paused(
-        self, actor: str, reason: str, at: datetime, request_key: str | None, request_fingerprint: str | None
+        self,
+        actor: str,
+        reason: str,
+        at: datetime,
+        request_key: str | None,
+        request_fingerprint: str | None,
+        reason_code: str = PAUSE_REASON_BEFORE_CODES,
     ) -> None:
         self.paused_since = at
+        self.pause_reason = reason_code
+        self._remember(request_key, request_fingerprint)
+
+    @event("Reclassified")
+    def _reclassified(
+        self,
+        category: str,
+        priority: str,
+        channel: str,
+        previous_category: str,
+        previous_priority: str,
+        previous_channel: str,
+        actor: str,
+        reason: str,
+        at: datetime,
+        request_key: str | None,
+        request_fingerprint: str | None,
+    ) -> None:
+        self.category, self.priority, self.channel = category, priority, channel
         self._remember(request_key, request_fingerprint)
 
     @event("PauseApproved")
@@ -548,6 +591,7 @@ class Complaint(RemembersRequests):
         self, actor: str, reason: str, at: datetime, request_key: str | None, request_fingerprint: str | None
     ) -> None:
         self.paused_since = None
+        self.pause_reason = None
         self._remember(request_key, request_fingerprint)
 
     @event("Escalated")

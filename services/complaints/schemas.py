@@ -16,12 +16,12 @@ from pydantic import (
     model_validator,
 )
 
-from services.complaints.catalog import Category, Channel, Ownership, Priority
 from services.complaints.domain import Complaint, Hall
 from services.complaints.inspections import Inspection, RectificationOrder
 from services.complaints.numbers import NUMBER_PATTERN
 from services.complaints.personal_data import ERASED, CustomerData, mask_identifiers
-from shared.contracts import RootCauseClass
+from shared.catalog import Category, Channel, PauseReason, Priority
+from shared.contracts import PAUSE_REASON_BEFORE_CODES, RootCauseClass
 from shared.organisation import unit_name
 from shared.validation import RequestModel
 
@@ -67,7 +67,7 @@ class HallCreate(RequestModel):
     province: UnitName
     city: UnitName
     level: int = Field(ge=1, le=4)
-    ownership: Ownership
+    ownership: Literal["self_operated", "partner"]
 
 
 class HallPublic(BaseModel):
@@ -173,6 +173,7 @@ class ComplaintPublic(BaseModel):
     satisfaction: str | None
     callback_needed: bool
     paused: bool
+    pause_reason: str | None = Field(description="The catalogue's code of the pause under way.")
     escalation_level: int
     reopen_count: int
     repeat_count: int = Field(
@@ -224,6 +225,7 @@ class ComplaintPublic(BaseModel):
             satisfaction=complaint.satisfaction,
             callback_needed=complaint.callback_needed,
             paused=complaint.paused_since is not None,
+            pause_reason=complaint.pause_reason,
             escalation_level=complaint.escalation_level,
             reopen_count=complaint.reopen_count,
             repeat_count=complaint.repeat_count,
@@ -369,6 +371,40 @@ class FeedbackBody(StepBody):
 
 class CallbackBody(StepBody):
     outcome: Text
+
+
+class PauseBody(StepBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"reason": "Base station repair under way in the area", "reason_code": "awaiting_network_fix"}]
+        }
+    )
+
+    reason_code: PauseReason = Field(
+        default=PAUSE_REASON_BEFORE_CODES,
+        description="What it waits for, from the catalogue; the SLA policy says which clocks that stops and for"
+        " how long before a supervisor must approve (`approve-pause`).",
+    )
+
+
+class ReclassifyBody(StepBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"reason": "Outage affects the customer's business line", "priority": "urgent"}]
+        }
+    )
+
+    category: Category | None = None
+    priority: Priority | None = Field(
+        default=None, description="A lower priority than now needs a quality manager of a unit above the hall."
+    )
+    channel: Channel | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Self:
+        if self.category is None and self.priority is None and self.channel is None:
+            raise ValueError("give at least one of category, priority or channel")
+        return self
 
 
 class EscalateBody(StepBody):

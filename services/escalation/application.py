@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from eventsourcing.application import AggregateNotFoundError
@@ -19,6 +19,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
+from services.escalation.clocks import Step
 from services.escalation.metrics import count_stops, prepare_series
 from services.escalation.tracking import Opening, SlaRules, SlaSubject, replayed_with_verdicts, sla_subject_id
 from shared.clock import Clock
@@ -50,6 +51,11 @@ class Observation:
     event_id: uuid.UUID
     event_type: str
     at: datetime
+    detail: Mapping[str, str] = field(default_factory=dict)  # see `Step`
+
+    @property
+    def step(self) -> Step:
+        return Step(self.event_type, self.at, self.detail)
 
 
 class UnknownSubject(LookupError):
@@ -69,8 +75,8 @@ class EscalationApplication(StoresTraceContext):
         [due] = self.track([(opening, None)])
         return due
 
-    def observe(self, subject_id: uuid.UUID, event_id: uuid.UUID, event_type: str, at: datetime) -> Due:
-        [due] = self.track([(Observation(subject_id, event_id, event_type, at), None)])
+    def observe(self, subject_id: uuid.UUID, event_id: uuid.UUID, event_type: str, at: datetime, **detail: str) -> Due:
+        [due] = self.track([(Observation(subject_id, event_id, event_type, at, detail), None)])
         return due
 
     def track(self, changes: Sequence[tuple[Opening | Observation, str | None]]) -> list[Due]:
@@ -101,7 +107,7 @@ class EscalationApplication(StoresTraceContext):
                 else:
                     subject.recalculate(self.rules, now)  # closed while the rules changed, and now reopened
                     judged.setdefault(sla_id, len(subject.verdicts))
-                    subject.observe(self.rules, change.event_id, change.event_type, change.at, now)
+                    subject.observe(self.rules, change.event_id, change.step, now)
                 subjects[sla_id] = subject
                 traced += traced_events(subject, before, traceparent)
             try:

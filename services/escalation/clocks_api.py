@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from services.escalation.application import EscalationApplication
+from services.escalation.clocks import MilestoneKind
 from services.escalation.policy import Limit
 from services.escalation.recalculation import RuleChange, rule_changes
 from services.escalation.tracking import ClockPlan, SlaSubject
@@ -27,7 +28,7 @@ class SubjectNotFound(ServiceError):
 
 
 class MilestoneView(BaseModel):
-    kind: Literal["warning", "breach", "escalation"]
+    kind: MilestoneKind  # `raised`: escalated on arrival, as the policy raises its kind of complaint
     fraction: float
     level: int
     target_unit: str | None

@@ -10,6 +10,10 @@ from services.escalation.scheduler import record_due
 from services.escalation.tracking import CLOCK_EVENTS, Opening
 from shared.consumer import Connection, Delivery, Handling
 from shared.contracts import (
+    PAUSE_REASON_BEFORE_CODES,
+    ComplaintPausedV1,
+    ComplaintPausedV2,
+    ComplaintReclassifiedV1,
     ComplaintRegisteredV1,
     ComplaintRegisteredV2,
     Contract,
@@ -56,7 +60,18 @@ def change_of(event: IntegrationEvent) -> Opening | Observation:
             source_event_id=envelope.event_id,
         )
     assert isinstance(payload, LoopStep)
-    return Observation(envelope.aggregate_id, envelope.event_id, envelope.event_type, payload.at)
+    return Observation(envelope.aggregate_id, envelope.event_id, envelope.event_type, payload.at, detail(payload))
+
+
+def detail(step: LoopStep) -> dict[str, str]:
+    """What of a step, besides its type and instant, moves the clocks (see `Step`)."""
+    if isinstance(step, ComplaintPausedV2):
+        return {"reason_code": step.reason_code}
+    if isinstance(step, ComplaintPausedV1):
+        return {"reason_code": PAUSE_REASON_BEFORE_CODES}
+    if isinstance(step, ComplaintReclassifiedV1):
+        return {"category": step.category, "priority": step.priority, "channel": step.channel}
+    return {}
 
 
 def handling(application: EscalationApplication) -> Handling:

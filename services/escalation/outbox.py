@@ -16,7 +16,7 @@ from shared.contracts import (
     Contract,
     SlaBreachedV1,
     SlaClockStoppedV1,
-    SlaEscalatedV1,
+    SlaEscalatedV2,
     SlaRecalculatedV1,
     SlaScheduledV1,
     SlaWarningV1,
@@ -27,8 +27,10 @@ SOURCE = "escalation"
 MILESTONE_CONTRACTS: dict[str, type[Contract]] = {
     "warning": SlaWarningV1,
     "breach": SlaBreachedV1,
-    "escalation": SlaEscalatedV1,
+    "escalation": SlaEscalatedV2,
+    "raised": SlaEscalatedV2,
 }
+RAISED_BY = {"escalation": "overdue", "raised": "classification"}
 
 
 def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None:
@@ -46,6 +48,7 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None
             "policy_version": domain_event.policy_version,
             "level": domain_event.level,
             "target_unit": domain_event.target_unit,
+            "raised_by": RAISED_BY.get(domain_event.milestone),
         }
         return contract.model_validate({name: fields[name] for name in contract.model_fields})
     if isinstance(domain_event, SlaSubject.ClockStopped):

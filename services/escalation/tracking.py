@@ -14,7 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from eventsourcing.application import project_aggregate
@@ -23,22 +23,31 @@ from eventsourcing.domain import Aggregate, DomainEventProtocol, event
 from services.escalation.calendar import Calendars, WorkingCalendar
 from services.escalation.clocks import (
     COMPLAINT_STEP_EFFECTS,
+    CUSTOMER_CONTACTS,
+    NO_DETAIL,
     ORDER_STEP_EFFECTS,
     Clock,
     Limits,
     Milestone,
+    PauseTerms,
+    Step,
+    classification,
     clocks_from_history,
+    keep_informed_milestones,
     milestones,
     order_clock_from_history,
 )
-from services.escalation.policy import Policy, policy_at
+from services.escalation.policy import Limit, Policy, policy_at
 from shared.organisation import OrgUnit
 
 SubjectKind = Literal["complaint", "rectification_order"]
 SLA_NAMESPACE = uuid.UUID("0b7e2f4c-8d1a-4e6b-b3c5-2a9f7d6e1c08")
 
 # The complaint and order events that move a clock; all others leave the clocks alone.
-CLOCK_EVENTS = {"complaint": frozenset(COMPLAINT_STEP_EFFECTS), "rectification_order": frozenset(ORDER_STEP_EFFECTS)}
+CLOCK_EVENTS = {
+    "complaint": frozenset(COMPLAINT_STEP_EFFECTS) | CUSTOMER_CONTACTS,
+    "rectification_order": frozenset(ORDER_STEP_EFFECTS),
+}
 
 
 @dataclass(frozen=True)
@@ -87,9 +96,15 @@ class ClockPlan:
     milestones: list[PlannedMilestone]
 
     @property
+    def judged(self) -> bool:
+        """The clock has a limit to breach, so a deadline and a verdict when it stops (keep-informed warns only)."""
+        return any(p.milestone.kind == "breach" for p in self.milestones)
+
+    @property
     def deadline(self) -> datetime | None:
-        """The breach instant; None while paused or stopped."""
-        return next(p.milestone.due_at for p in self.milestones if p.milestone.kind == "breach")
+        """The breach instant (for a clock that only warns, its warning's); None while paused or stopped."""
+        kind = "breach" if self.judged else "warning"
+        return next(p.milestone.due_at for p in self.milestones if p.milestone.kind == kind)
 
 
 @dataclass(frozen=True)
@@ -150,10 +165,8 @@ class SlaSubject(Aggregate):
         self.subject_id = subject_id
         self.kind = kind
         self.hall_unit = hall_unit
-        self.category = category
-        self.priority = priority
-        self.channel = channel
-        self.history: list[tuple[str, datetime]] = [(started_by, started_at)]
+        self.arrived_as = {"category": category, "priority": priority, "channel": channel}
+        self.history: list[Step] = [Step(started_by, started_at)]
         self.seen = {source_event_id}
         self.fired: dict[str, datetime] = {}
         self.verdicts: list[ClockStop] = []
@@ -164,7 +177,7 @@ class SlaSubject(Aggregate):
 
     @classmethod
     def open(cls, rules: SlaRules, opening: Opening) -> SlaSubject:
-        history = [(opening.started_by, opening.started_at)]
+        history = [Step(opening.started_by, opening.started_at)]
         plans = plan_clocks(opening.kind, history, opening.hall, rules, opening.matching)
         subject = cls(
             id=sla_subject_id(opening.subject_id),
@@ -191,14 +204,30 @@ class SlaSubject(Aggregate):
     def hall_id(self) -> str:
         return self.hall.path[-1]
 
-    def plans(self, rules: SlaRules, history: list[tuple[str, datetime]] | None = None) -> list[ClockPlan]:
+    @property
+    def matching(self) -> dict[str, str]:
+        """Its category, priority and channel now, after any reclassification."""
+        return classification(self.arrived_as, self.history)
+
+    @property
+    def category(self) -> str:
+        return self.matching["category"]
+
+    @property
+    def priority(self) -> str:
+        return self.matching["priority"]
+
+    @property
+    def channel(self) -> str:
+        return self.matching["channel"]
+
+    def plans(self, rules: SlaRules, history: list[Step] | None = None) -> list[ClockPlan]:
         """The clocks' plans after the subject's own history, or after `history` (e.g. one step more)."""
         if history is None and self._planned is not None:
             planned_rules, planned_steps, plans = self._planned
             if planned_rules is rules and planned_steps == len(self.history):
                 return plans
-        matching = {"category": self.category, "priority": self.priority, "channel": self.channel}
-        plans = plan_clocks(self.kind, history or self.history, self.hall, rules, matching)
+        plans = plan_clocks(self.kind, history or self.history, self.hall, rules, self.arrived_as)
         if history is None:
             self._planned = (rules, len(self.history), plans)
         return plans
@@ -222,7 +251,7 @@ class SlaSubject(Aggregate):
         verdicts = []
         for plan in self.plans(rules):
             clock, stopped_at = plan.clock, plan.clock.stopped_at
-            if plan.name not in were_running or stopped_at is None:
+            if plan.name not in were_running or stopped_at is None or not plan.judged:
                 continue
             verdicts.append(
                 ClockStop(
@@ -243,7 +272,7 @@ class SlaSubject(Aggregate):
         earlier = self.verdicts[: self.verdicts.index(verdict)]
         return any((v.clock, v.clock_started_at) == (verdict.clock, verdict.clock_started_at) for v in earlier)
 
-    def observe(self, rules: SlaRules, event_id: uuid.UUID, event_type: str, at: datetime, now: datetime) -> bool:
+    def observe(self, rules: SlaRules, event_id: uuid.UUID, step: Step, now: datetime) -> bool:
         """Records a clock-moving event, and the verdict on each clock it stopped; returns False if the
         event was already recorded.
 
@@ -252,10 +281,17 @@ class SlaSubject(Aggregate):
         """
         if event_id in self.seen:
             return False
-        self.fire_due(rules, up_to=min(at, now), now=now)
+        self.fire_due(rules, up_to=min(step.at, now), now=now)
         running = self.running_clocks(rules)
-        after = breach_deadlines(self.plans(rules, [*self.history, (event_type, at)]))
-        self._observed(subject_id=self.subject_id, event_id=event_id, event_type=event_type, at=at, deadlines=after)
+        after = breach_deadlines(self.plans(rules, [*self.history, step]))
+        self._observed(
+            subject_id=self.subject_id,
+            event_id=event_id,
+            event_type=step.event_type,
+            at=step.at,
+            detail=dict(step.detail),
+            deadlines=after,
+        )
         for verdict in self.stops_since(rules, running):
             self._judge(verdict, now)
         return True
@@ -274,7 +310,7 @@ class SlaSubject(Aggregate):
             timestamp=now,
             subject_id=self.subject_id,
             subject_kind=self.kind,
-            subject_started_at=self.history[0][1],
+            subject_started_at=self.history[0].at,
             hall_id=self.hall_id,
             clock=verdict.clock,
             clock_started_at=verdict.clock_started_at,
@@ -319,16 +355,21 @@ class SlaSubject(Aggregate):
             aggregate.verdicts.append(self.verdict)
 
     class Observed(Aggregate.Event):
-        class_version = 2
+        class_version = 3
         subject_id: uuid.UUID | None  # None in events from before it was kept: their deadlines are not published
         event_id: uuid.UUID
         event_type: str
         at: datetime
+        detail: dict[str, str]  # see `Step`
         deadlines: dict[str, str | None]
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["subject_id"] = None
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["detail"] = {}  # before pauses had reasons and complaints could be reclassified
 
     @event(Observed)
     def _observed(
@@ -337,9 +378,10 @@ class SlaSubject(Aggregate):
         event_id: uuid.UUID,
         event_type: str,
         at: datetime,
+        detail: dict[str, str],
         deadlines: dict[str, str | None],
     ) -> None:
-        self.history.append((event_type, at))
+        self.history.append(Step(event_type, at, detail or NO_DETAIL))
         self.seen.add(event_id)
         self.deadlines = deadlines
 
@@ -366,7 +408,7 @@ class SlaSubject(Aggregate):
                 key=planned.key,
                 subject_id=self.subject_id,
                 subject_kind=self.kind,
-                subject_started_at=self.history[0][1],
+                subject_started_at=self.history[0].at,
                 hall_id=self.hall_id,
                 clock=planned.clock,
                 milestone=milestone.kind,
@@ -443,31 +485,57 @@ def replayed_with_verdicts(
 
 def plan_clocks(
     kind: SubjectKind,
-    history: list[tuple[str, datetime]],
+    history: list[Step],
     hall: OrgUnit,
     rules: SlaRules,
-    matching: dict[str, str],
+    arrived_as: dict[str, str],
 ) -> list[ClockPlan]:
-    started_at = history[0][1]
+    started_at = history[0].at
     policy = rules.policy_for(started_at)
     calendar = rules.calendars.for_unit(hall)
-    clocks: dict[str, Clock]
-    if kind == "complaint":
-        cap = policy.max_pause.working_time(calendar.working_day) if policy.max_pause else None
-        limits = Limits(policy.limit("first_response", **matching), policy.limit("resolution", **matching), cap)
-        clocks = clocks_from_history(history, limits)
-    else:
+    if kind != "complaint":
         clocks = order_clock_from_history(history, policy.rectification_order, policy.appeal_decision)
-    return [
-        ClockPlan(
-            name,
-            clock,
-            policy,
-            calendar,
-            planned_milestones(name, clock, milestones(clock, policy, calendar, hall)),
-        )
-        for name, clock in clocks.items()
-    ]
+        return [
+            ClockPlan(
+                name,
+                clock,
+                policy,
+                calendar,
+                planned_milestones(name, clock, milestones(clock, policy, calendar, hall)),
+            )
+            for name, clock in clocks.items()
+        ]
+    matching = classification(arrived_as, history)
+    clocks = clocks_from_history(history, complaint_limits(policy, calendar, matching))
+    raised = policy.level_on_arrival(**matching)
+    plans = []
+    for name, clock in clocks.items():
+        if name == "keep_informed":
+            plan = keep_informed_milestones(clock, calendar)
+        else:  # the resolution clock carries the escalation on arrival: it runs until the complaint closes
+            plan = milestones(clock, policy, calendar, hall, raised, raises=name == "resolution")
+        plans.append(ClockPlan(name, clock, policy, calendar, planned_milestones(name, clock, plan)))
+    return plans
+
+
+def complaint_limits(policy: Policy, calendar: WorkingCalendar, matching: dict[str, str]) -> Limits:
+    """The policy's limits for a complaint so classified, in working time on `calendar`."""
+    day = calendar.working_day
+
+    def cap(limit: Limit | None) -> timedelta | None:
+        return limit.working_time(day) if limit else None
+
+    return Limits(
+        first_response=policy.limit("first_response", **matching),
+        resolution=policy.limit("resolution", **matching),
+        pause_cap=cap(policy.max_pause),
+        pause_terms={
+            code: PauseTerms(frozenset(rule.pauses), cap(rule.max_pause or policy.max_pause))
+            for code, rule in policy.pause_reasons.items()
+        },
+        keep_informed=policy.keep_informed,
+        reopen_window=timedelta(days=policy.reopen_window_days),
+    )
 
 
 def planned_milestones(clock_name: str, clock: Clock, plan: list[Milestone]) -> list[PlannedMilestone]:
@@ -491,4 +559,4 @@ def rules_version(plans: list[ClockPlan], rules: SlaRules) -> str:
 
 
 def breach_deadlines(plans: list[ClockPlan]) -> dict[str, str | None]:
-    return {plan.name: plan.deadline.isoformat() if plan.deadline else None for plan in plans}
+    return {plan.name: plan.deadline.isoformat() if plan.deadline else None for plan in plans if plan.judged}

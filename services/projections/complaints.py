@@ -14,6 +14,7 @@ from shared.contracts import (
     ComplaintDispatchedV1,
     ComplaintEscalatedV1,
     ComplaintHandOffAcceptedV1,
+    ComplaintReclassifiedV1,
     ComplaintRegisteredV1,
     ComplaintRegisteredV3,
     FeedbackReceivedV1,
@@ -143,6 +144,7 @@ async def record_step(connection: Connection, event: IntegrationEvent) -> None:
     dispatched_to = step.to_unit if isinstance(step, ComplaintDispatchedV1) else None
     satisfaction = step.satisfaction if isinstance(step, FeedbackReceivedV1) else None
     escalated = step if isinstance(step, ComplaintEscalatedV1) else None
+    reclassified = step if isinstance(step, ComplaintReclassifiedV1) else None
     await connection.execute(
         """
         UPDATE complaint_summaries SET
@@ -157,7 +159,10 @@ async def record_step(connection: Connection, event: IntegrationEvent) -> None:
                                     WHEN 'CallbackMade' THEN false ELSE callback_owed END,
             satisfaction = CASE $4 WHEN 'ComplaintReopened' THEN NULL ELSE COALESCE($8, satisfaction) END,
             escalated_level = COALESCE($9, escalated_level),
-            escalated_target = COALESCE($10, escalated_target)
+            escalated_target = COALESCE($10, escalated_target),
+            category = COALESCE($11, category),
+            priority = COALESCE($12, priority),
+            channel = COALESCE($13, channel)
         WHERE complaint_id = $1 AND version < $6
         """,
         envelope.aggregate_id,
@@ -170,6 +175,9 @@ async def record_step(connection: Connection, event: IntegrationEvent) -> None:
         satisfaction,
         escalated.level if escalated else None,
         escalated.target_unit if escalated else None,
+        reclassified.category if reclassified else None,
+        reclassified.priority if reclassified else None,
+        reclassified.channel if reclassified else None,
     )
 
 

@@ -23,6 +23,8 @@ from shared.contracts import (
     SlaBreachedV1,
     SlaClockStoppedV1,
     SlaEscalatedV1,
+    SlaEscalatedV2,
+    SlaMilestone,
     SlaRecalculatedV1,
     SlaScheduledV1,
     SlaWarningV1,
@@ -47,6 +49,8 @@ CREATE INDEX IF NOT EXISTS queue_clocks_escalated ON queue_clocks (escalation_ta
     WHERE escalation_target IS NOT NULL;
 """
 
+# The clocks a complaint is queued by: those with a limit to breach.
+QUEUED_CLOCKS = frozenset({"first_response", "resolution"})
 View = Literal["owned", "escalated_to", "hand_off_pending", "at_risk", "overdue", "callback_needed", "paused"]
 VIEWS: tuple[View, ...] = (
     "owned",
@@ -157,8 +161,13 @@ async def record_deadlines(connection: Connection, event: IntegrationEvent) -> N
 
 
 async def record_milestone(connection: Connection, event: IntegrationEvent) -> None:
-    """A warning, a breach (escalation level 1, the hall's manager) or an escalation to a unit above."""
+    """A warning, a breach (escalation level 1, the hall's manager) or an escalation to a unit above.
+
+    Only the clocks with a limit count: the keep-informed clock's warning asks for a contact, not a rescue."""
     milestone = event.payload
+    assert isinstance(milestone, SlaMilestone)
+    if milestone.clock not in QUEUED_CLOCKS:
+        return
     if isinstance(milestone, SlaWarningV1):
         await connection.execute(
             """
@@ -172,6 +181,8 @@ async def record_milestone(connection: Connection, event: IntegrationEvent) -> N
         )
         return
     assert isinstance(milestone, SlaBreachedV1 | SlaEscalatedV1)
+    # A complaint raised on arrival (a major one, a regulator appeal) is escalated, not overdue.
+    overdue = not (isinstance(milestone, SlaEscalatedV2) and milestone.raised_by == "classification")
     await connection.execute(
         """
         INSERT INTO queue_clocks
@@ -187,7 +198,7 @@ async def record_milestone(connection: Connection, event: IntegrationEvent) -> N
         """,
         milestone.subject_id,
         milestone.clock,
-        _version(event),  # a breach, and every escalation after it, says the clock is past its limit
+        _version(event) if overdue else 0,  # a breach, and every escalation after it: the clock is past its limit
         milestone.level,
         milestone.target_unit,
         _version(event),

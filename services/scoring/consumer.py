@@ -27,6 +27,7 @@ from shared.contracts import (
     ComplaintCheckReviewedV1,
     ComplaintClosedFact,
     ComplaintClosedV1,
+    ComplaintReclassifiedV1,
     ComplaintRegisteredFact,
     ComplaintRegisteredV1,
     ComplaintReopenedFact,
@@ -46,6 +47,7 @@ from shared.contracts import (
     OrderOverdueFact,
     OrderRejectedFact,
     OrderRejectedV1,
+    ReclassifiedFact,
     RectificationOrderOpenedV1,
     RectificationStoppedFact,
     ResolutionBreachedFact,
@@ -100,7 +102,13 @@ Periods = Mapping[uuid.UUID, tuple[str, str]]
 FactOf = Callable[[IntegrationEvent, Periods], HallFact | None]
 # Steps of a complaint: they belong to the hall and period of its registration.
 COMPLAINT_STEP_TYPES = frozenset(
-    [*STATUS_FACTS, FeedbackReceivedV1.event_type, ComplaintCheckedV1.event_type, ComplaintCheckReviewedV1.event_type]
+    [
+        *STATUS_FACTS,
+        FeedbackReceivedV1.event_type,
+        ComplaintCheckedV1.event_type,
+        ComplaintCheckReviewedV1.event_type,
+        ComplaintReclassifiedV1.event_type,
+    ]
 )
 ORDER_STEP_TYPES = frozenset([OrderRejectedV1.event_type])  # steps of an order whose events name no hall
 # (record, look up) the hall and period of complaints, and of orders
@@ -150,6 +158,10 @@ def facts() -> dict[str, FactOf]:
             )
         elif isinstance(payload, ComplaintCheckedV1 | ComplaintCheckReviewedV1):  # a review replaces the ruling
             fact = CheckedFact(subject=complaint_id, substantiated=payload.substantiated)
+        elif isinstance(payload, ComplaintReclassifiedV1):
+            fact = ReclassifiedFact(
+                subject=complaint_id, priority=payload.priority, channel=payload.channel, category=payload.category
+            )
         else:
             fact = STATUS_FACTS[event.event_type](subject=complaint_id)
         return fact_for(event, *periods[complaint_id], fact)

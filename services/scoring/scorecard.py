@@ -40,6 +40,7 @@ from shared.contracts import (
     InspectedFact,
     OrderOverdueFact,
     OrderRejectedFact,
+    ReclassifiedFact,
     RectificationStoppedFact,
     ResolutionBreachedFact,
     ResolutionStoppedFact,
@@ -181,6 +182,8 @@ def _complaint_after(complaint: ComplaintFacts | None, fact: AnyScoringFact) -> 
     if isinstance(fact, ComplaintRegisteredFact):
         after.registered, after.priority, after.channel = True, fact.priority, fact.channel
         after.category = fact.category
+    elif isinstance(fact, ReclassifiedFact):
+        after.priority, after.channel, after.category = fact.priority, fact.channel, fact.category
     elif isinstance(fact, FirstResponseStoppedFact):
         after.responded = True
         after.response_breached = after.response_breached or fact.breached

@@ -401,6 +401,8 @@ class Seeds:
                 "FeedbackBody": {**reason, "satisfaction": "satisfied"},
                 "CallbackBody": {**reason, "outcome": "satisfied after the callback"},
                 "EscalateBody": {**reason, "target_unit": "group/广东/深圳"},
+                "PauseBody": {**reason, "reason_code": "awaiting_network_fix"},
+                "ReclassifyBody": {**reason, "priority": "urgent"},
                 "InspectionCreate": inspection_body,
                 "OrderRectifyBody": {**reason, "report": "greeter posted", "evidence": ["photo://door"]},
                 "WhatIfRequest": {"policy": {**policy, "version": "draft"}},

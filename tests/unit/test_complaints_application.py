@@ -314,7 +314,12 @@ async def test_only_a_unit_above_the_hall_approves_a_pause_and_only_while_it_las
 
     with pytest.raises(StepNotAllowed, match="no pause to approve"):
         approve(city_quality)
-    complaints.act(registered.id, StepRequest("manager-1", "waiting on the customer"), Complaint.pause, manager)
+    complaints.act(
+        registered.id,
+        StepRequest("manager-1", "waiting on the customer"),
+        lambda complaint, step: complaint.pause("awaiting_customer", step),
+        manager,
+    )
     with pytest.raises(NotResponsible, match="only a unit above"):
         approve(manager)
 

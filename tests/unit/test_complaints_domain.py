@@ -178,7 +178,7 @@ def test_nothing_but_reopen_acts_on_a_closed_complaint() -> None:
     complaint.feedback("satisfied", "other_unit", step())
     complaint.close(step())
 
-    assert refusal(lambda: complaint.pause(step())) == "the complaint is closed; reopen it first"
+    assert refusal(lambda: complaint.pause("awaiting_customer", step())) == "the complaint is closed; reopen it first"
     complaint.reopen(step())
     assert complaint.status == "open"
 
@@ -187,7 +187,7 @@ def test_replaying_the_events_rebuilds_the_same_complaint() -> None:
     complaint = register()
     complaint.dispatch(CITY_CENTRE, REGISTERING_HALL, Step("a", "r", datetime(2026, 10, 8, tzinfo=UTC), "key-1", "fp"))
     complaint.accept(step())
-    complaint.pause(step())
+    complaint.pause("awaiting_customer", step())
 
     rebuilt = None
     for domain_event in complaint.collect_events():

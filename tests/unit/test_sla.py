@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from services.escalation.calendar import WorkingCalendar
-from services.escalation.clocks import Clock, Limits, clocks_from_history, milestones
+from services.escalation.clocks import Clock, Limits, Step, clocks_from_history, milestones
 from services.escalation.policy import POLICY_DIR, InvalidPolicy, Limit, load_policy, policy_at
 from shared.clock import CHINA_TIME
 from shared.organisation import OrgUnit, escalation_target
@@ -95,7 +95,8 @@ LIMITS = Limits(first_response=Limit(working_hours=2), resolution=Limit(working_
 
 def test_replayed_history_stops_the_response_clock_at_acknowledgement() -> None:
     clocks = clocks_from_history(
-        [("ComplaintRegistered", at("2026-10-12 09:00")), ("ComplaintAcknowledged", at("2026-10-12 10:30"))], LIMITS
+        [Step("ComplaintRegistered", at("2026-10-12 09:00")), Step("ComplaintAcknowledged", at("2026-10-12 10:30"))],
+        LIMITS,
     )
 
     assert clocks["first_response"].elapsed(calendar, at("2026-10-13 12:00")) == timedelta(minutes=90)
@@ -104,9 +105,9 @@ def test_replayed_history_stops_the_response_clock_at_acknowledgement() -> None:
 
 def test_replayed_pause_moves_both_running_clocks() -> None:
     history = [
-        ("ComplaintRegistered", at("2026-10-12 09:00")),
-        ("ComplaintPaused", at("2026-10-12 09:30")),
-        ("ComplaintResumed", at("2026-10-12 10:00")),
+        Step("ComplaintRegistered", at("2026-10-12 09:00")),
+        Step("ComplaintPaused", at("2026-10-12 09:30")),
+        Step("ComplaintResumed", at("2026-10-12 10:00")),
     ]
     clocks = clocks_from_history(history, LIMITS)
 
@@ -116,12 +117,12 @@ def test_replayed_pause_moves_both_running_clocks() -> None:
 
 def test_a_reopen_within_the_window_resumes_the_original_resolution_clock_and_a_late_one_starts_anew() -> None:
     closed = [
-        ("ComplaintRegistered", at("2026-10-12 09:00")),
-        ("ComplaintAcknowledged", at("2026-10-12 09:10")),
-        ("ComplaintClosed", at("2026-10-12 10:00")),
+        Step("ComplaintRegistered", at("2026-10-12 09:00")),
+        Step("ComplaintAcknowledged", at("2026-10-12 09:10")),
+        Step("ComplaintClosed", at("2026-10-12 10:00")),
     ]
-    soon = clocks_from_history([*closed, ("ComplaintReopened", at("2026-10-13 09:00"))], LIMITS)
-    late = clocks_from_history([*closed, ("ComplaintReopened", at("2026-12-14 09:00"))], LIMITS)
+    soon = clocks_from_history([*closed, Step("ComplaintReopened", at("2026-10-13 09:00"))], LIMITS)
+    late = clocks_from_history([*closed, Step("ComplaintReopened", at("2026-12-14 09:00"))], LIMITS)
 
     assert soon["resolution"].elapsed(calendar, at("2026-10-13 10:00")) == timedelta(hours=2)
     assert late["resolution"].started_at == at("2026-12-14 09:00")
@@ -138,12 +139,12 @@ def test_the_policy_in_force_is_chosen_by_effective_date() -> None:
 
 def test_a_pause_past_its_cap_stops_the_clock_no_longer_unless_a_supervisor_approved_it() -> None:
     # 09:00-18:00 working days: 30 minutes run, then a pause at 09:30 capped at 1 working hour.
-    history = [("ComplaintRegistered", at("2026-10-12 09:00")), ("ComplaintPaused", at("2026-10-12 09:30"))]
+    history = [Step("ComplaintRegistered", at("2026-10-12 09:00")), Step("ComplaintPaused", at("2026-10-12 09:30"))]
     limits = Limits(Limit(working_hours=2), Limit(working_days=5), pause_cap=timedelta(hours=1))
 
     capped = clocks_from_history(history, limits)["first_response"]
-    approved = clocks_from_history([*history, ("ComplaintPauseApproved", at("2026-10-12 10:00"))], limits)
-    resumed_late = clocks_from_history([*history, ("ComplaintResumed", at("2026-10-12 14:30"))], limits)
+    approved = clocks_from_history([*history, Step("ComplaintPauseApproved", at("2026-10-12 10:00"))], limits)
+    resumed_late = clocks_from_history([*history, Step("ComplaintResumed", at("2026-10-12 14:30"))], limits)
 
     # Runs again at 10:30, the cap's end, with 1.5 of its 2 hours left: the breach falls due at 12:00.
     assert {m.fraction: m.due_at for m in milestones(capped, policy, calendar, HALL)}[1.0] == at("2026-10-12 12:00")

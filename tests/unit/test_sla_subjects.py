@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 
 from services.escalation.application import EscalationApplication, Observation, UnknownSubject
 from services.escalation.calendar import Calendars
+from services.escalation.clocks import Step
 from services.escalation.metrics import SlaLimits
 from services.escalation.outbox import to_contract
 from services.escalation.policy import Limit, Rule, load_policies
@@ -307,9 +308,14 @@ def observe_as_before_verdicts(application: EscalationApplication, subject_id: u
     assert subject is not None
     instant = at(f"2026-10-12 {when}")
     subject.fire_due(RULES, up_to=instant, now=instant)
-    deadlines = breach_deadlines(subject.plans(RULES, [*subject.history, (step, instant)]))
+    deadlines = breach_deadlines(subject.plans(RULES, [*subject.history, Step(step, instant)]))
     subject._observed(
-        subject_id=subject.subject_id, event_id=uuid.uuid4(), event_type=step, at=instant, deadlines=deadlines
+        subject_id=subject.subject_id,
+        event_id=uuid.uuid4(),
+        event_type=step,
+        at=instant,
+        detail={},
+        deadlines=deadlines,
     )
     application.save(subject)
 
