@@ -65,6 +65,7 @@ bench: $(INSTALLED) bytecode wrk-tool
 	$(PY) -m bench.escalation
 	$(PY) -m bench.scoring
 	$(PY) -m bench.projections
+	$(PY) -m bench.incidents
 	$(PY) -m bench.stack
 
 ## republish: make the relay publish every stored event again (FROM=position, default 0)

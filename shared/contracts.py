@@ -255,6 +255,69 @@ class CustomerErasedV1(LoopStep):
     schema_version = 1
 
 
+class OfIncident(BaseModel):
+    """A step taken for every child of a mass incident at once (a bulk action): which incident, else None."""
+
+    incident_id: uuid.UUID | None = None
+
+
+class ComplaintAcknowledgedV2(ComplaintAcknowledgedV1, OfIncident):
+    schema_version = 2
+
+
+class ComplaintPausedV3(ComplaintPausedV2, OfIncident):
+    schema_version = 3
+
+
+class ComplaintResumedV2(ComplaintResumedV1, OfIncident):
+    schema_version = 2
+
+
+class ComplaintCheckedV3(ComplaintCheckedV2, OfIncident):
+    schema_version = 3
+
+
+class CustomerContactedV2(CustomerContactedV1, OfIncident):
+    schema_version = 2
+
+
+class ComplaintRectifiedV2(ComplaintRectifiedV1, OfIncident):
+    schema_version = 2
+
+
+class ComplaintClosedV2(ComplaintClosedV1, OfIncident):
+    schema_version = 2
+
+
+class ComplaintLinkedToIncidentV1(LoopStep):
+    """The complaint is one of a mass incident's children (重大投诉 / 群体性投诉): one cause, handled together."""
+
+    event_type = "ComplaintLinkedToIncident"
+    schema_version = 1
+    incident_id: uuid.UUID
+
+
+class ComplaintUnlinkedFromIncidentV1(LoopStep):
+    event_type = "ComplaintUnlinkedFromIncident"
+    schema_version = 1
+    incident_id: uuid.UUID
+
+
+class IncidentOpenedV1(Contract):
+    """A mass incident: one cause (a network outage) behind the complaints of an area and category within a
+    time window. No personal data: the cause is staff's text, masked."""
+
+    event_type = "IncidentOpened"
+    schema_version = 1
+    cause: str
+    area: str  # an organisation unit path: the province, city or hall affected
+    category: str
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    opened_by: str
+    at: AwareDatetime
+
+
 COMPLAINT_STEPS: tuple[type[LoopStep], ...] = (
     ComplaintResolvedOnSpotV1,
     ComplaintDispatchedV1,
@@ -274,6 +337,21 @@ COMPLAINT_STEPS: tuple[type[LoopStep], ...] = (
     ComplaintEscalatedV1,
     CustomerErasedV1,
     ComplaintReclassifiedV1,
+    ComplaintLinkedToIncidentV1,
+    ComplaintUnlinkedFromIncidentV1,
+)
+# The newer versions of steps above, each a subclass of its first version.
+COMPLAINT_STEP_VERSIONS: tuple[type[LoopStep], ...] = (
+    ComplaintCheckedV2,
+    FeedbackReceivedV2,
+    ComplaintPausedV2,
+    ComplaintAcknowledgedV2,
+    ComplaintPausedV3,
+    ComplaintResumedV2,
+    ComplaintCheckedV3,
+    CustomerContactedV2,
+    ComplaintRectifiedV2,
+    ComplaintClosedV2,
 )
 
 
@@ -546,6 +624,13 @@ class ResolutionBreachedFact(ScoringFact):
     kind: Literal["resolution_breached"] = "resolution_breached"
 
 
+class IncidentLinkFact(ScoringFact):
+    """Linked to a mass incident (its id), or unlinked (None): the policy says whether such children count."""
+
+    kind: Literal["incident_link"] = "incident_link"
+    incident_id: str | None
+
+
 class ReclassifiedFact(ScoringFact):
     """The complaint's category, priority and channel corrected: it counts as if received so."""
 
@@ -627,6 +712,7 @@ AnyScoringFact = Annotated[
     | ResolutionStoppedFact
     | ResolutionBreachedFact
     | ReclassifiedFact
+    | IncidentLinkFact
     | ComplaintClosedFact
     | ComplaintReopenedFact
     | FeedbackFact
@@ -711,9 +797,8 @@ PUBLISHED: tuple[type[Contract], ...] = (
     ComplaintRegisteredV2,
     ComplaintRegisteredV3,
     *COMPLAINT_STEPS,
-    ComplaintCheckedV2,
-    FeedbackReceivedV2,
-    ComplaintPausedV2,
+    *COMPLAINT_STEP_VERSIONS,
+    IncidentOpenedV1,
     InspectionRecordedV1,
     InspectionRecordedV2,
     RectificationOrderOpenedV1,

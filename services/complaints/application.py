@@ -360,7 +360,7 @@ class ComplaintsApplication(StoresTraceContext):
     def _find_hall(self, hall_code: str) -> Hall | None:
         """Halls do not change once registered, so each is loaded once."""
         if hall_code not in self._halls:
-            hall = self._find(Hall, hall_aggregate_id(hall_code))
+            hall = self.find(Hall, hall_aggregate_id(hall_code))
             if hall is None:
                 return None
             self._halls[hall_code] = hall
@@ -379,7 +379,7 @@ class ComplaintsApplication(StoresTraceContext):
             complaint_id = uuid.uuid4()
         else:
             complaint_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, caller_key("complaint", viewer, idempotency_key))
-            existing = await asyncio.to_thread(self._find, Complaint, complaint_id)
+            existing = await asyncio.to_thread(self.find, Complaint, complaint_id)
             if existing is not None:
                 return self._replayed(existing, fingerprint), False
 
@@ -447,12 +447,16 @@ class ComplaintsApplication(StoresTraceContext):
         complaint and whether this call changed it."""
 
         def perform_as_owner(complaint: Complaint, step: Step) -> None:
-            owner = self.owner_unit(complaint)
-            if not viewer.can_see(owner):
-                raise NotResponsible(f"{owner} owns the complaint; only it or a unit above it can take this step")
+            self.require_owner(complaint, viewer)
             perform(complaint, step)
 
         return self._take_step(lambda: self.get_complaint(complaint_id, viewer), request, perform_as_owner)
+
+    def require_owner(self, complaint: Complaint, viewer: Principal) -> None:
+        """The steps of the loop are the owner's unit's to take, or a unit's above it."""
+        owner = self.owner_unit(complaint)
+        if not viewer.can_see(owner):
+            raise NotResponsible(f"{owner} owns the complaint; only it or a unit above it can take this step")
 
     def dispatch(
         self, complaint_id: uuid.UUID, to_unit: str, request: StepRequest, viewer: Principal
@@ -471,7 +475,7 @@ class ComplaintsApplication(StoresTraceContext):
 
         def perform(complaint: Complaint, step: Step) -> None:
             source: SatisfactionSource = (
-                "graded_hall" if self._registering_unit(complaint).contains(viewer.unit) else "other_unit"
+                "graded_hall" if self.registering_unit(complaint).contains(viewer.unit) else "other_unit"
             )
             complaint.feedback(satisfaction, source, step)
 
@@ -483,7 +487,7 @@ class ComplaintsApplication(StoresTraceContext):
             raise SurveyGone(f"the survey expired at {ticket.expires_at.isoformat()}")
 
         def load() -> Complaint:
-            complaint = self._find(Complaint, ticket.complaint_id)
+            complaint = self.find(Complaint, ticket.complaint_id)
             if complaint is None:
                 raise SurveyNotFound("no such survey")
             return complaint
@@ -537,7 +541,7 @@ class ComplaintsApplication(StoresTraceContext):
 
     def _require_above_hall(self, complaint: Complaint, viewer: Principal, to: str) -> None:
         """Rulings on what grades the hall (its check, its pauses) are not the hall's own to make."""
-        hall = self._registering_unit(complaint)
+        hall = self.registering_unit(complaint)
         if not viewer.can_see(hall) or viewer.unit == hall:
             raise NotResponsible(f"only a unit above {hall} can {to}")
 
@@ -630,7 +634,7 @@ class ComplaintsApplication(StoresTraceContext):
             if idempotency_key is None
             else uuid.uuid5(IDEMPOTENCY_NAMESPACE, caller_key("inspection", viewer, idempotency_key))
         )
-        if (earlier := self._find(Inspection, inspection_id)) is not None:
+        if (earlier := self.find(Inspection, inspection_id)) is not None:
             require_same_request(earlier.request_fingerprint, fingerprint)
             return earlier, False
         now = self.clock()
@@ -669,7 +673,7 @@ class ComplaintsApplication(StoresTraceContext):
         return inspection, True
 
     def get_inspection(self, inspection_id: uuid.UUID, viewer: Principal) -> Inspection:
-        inspection = self._find(Inspection, inspection_id)
+        inspection = self.find(Inspection, inspection_id)
         if inspection is None or not self._visible(inspection.hall_code, viewer):
             raise InspectionNotFound(f"no inspection {inspection_id}")
         return inspection
@@ -682,12 +686,12 @@ class ComplaintsApplication(StoresTraceContext):
         return viewer.unit
 
     def get_order(self, order_id: uuid.UUID, viewer: Principal) -> RectificationOrder:
-        order = self._find(RectificationOrder, order_id)
+        order = self.find(RectificationOrder, order_id)
         if order is None or not self._visible(order.hall_code, viewer):
             raise OrderNotFound(f"no rectification order {order_id}")
         return order
 
-    def _find(self, kind: type[Found], aggregate_id: uuid.UUID) -> Found | None:
+    def find(self, kind: type[Found], aggregate_id: uuid.UUID) -> Found | None:
         try:
             aggregate: Aggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
@@ -701,24 +705,24 @@ class ComplaintsApplication(StoresTraceContext):
     def get_complaint(self, complaint_id: uuid.UUID, viewer: Principal) -> Complaint:
         """Seen by the registering hall and every unit it was handed to (the owner's among them), and by units
         above them."""
-        complaint = self._find(Complaint, complaint_id)
+        complaint = self.find(Complaint, complaint_id)
         if complaint is None or not any(viewer.can_see(unit) for unit in self._units_involved(complaint)):
             raise ComplaintNotFound(f"no complaint {complaint_id}")
         return complaint
 
     def _units_involved(self, complaint: Complaint) -> list[OrgUnit]:
         return [
-            self._registering_unit(complaint),
+            self.registering_unit(complaint),
             *(self._unit_named(unit, complaint) for unit in complaint.hand_off_units),
         ]
 
-    def _registering_unit(self, complaint: Complaint) -> OrgUnit:
+    def registering_unit(self, complaint: Complaint) -> OrgUnit:
         return unit_of(self.known_hall(complaint.hall_code))
 
     def owner_unit(self, complaint: Complaint) -> OrgUnit:
         """The unit that owns the complaint now: the registering hall until a hand-off is accepted."""
         if complaint.owner_unit is None:
-            return self._registering_unit(complaint)
+            return self.registering_unit(complaint)
         return self._unit_named(complaint.owner_unit, complaint)
 
     def _unit_named(self, name: str, complaint: Complaint) -> OrgUnit:
@@ -727,12 +731,10 @@ class ComplaintsApplication(StoresTraceContext):
         with contextlib.suppress(ValueError):
             return OrgUnit.parse(name)
         hall = self._find_hall(name)
-        return unit_of(hall) if hall is not None else self._registering_unit(complaint)
+        return unit_of(hall) if hall is not None else self.registering_unit(complaint)
 
-    def _unit_for(self, complaint: Complaint, ref: str, field: str = "to_unit") -> OrgUnit:
-        """A registered hall (by code or path), or a unit above the complaint's hall (its city, province, group):
-        where it may be dispatched, and who may be responsible for it."""
-        location = ("body", field)
+    def unit_named_in_request(self, ref: str, location: tuple[str, str]) -> OrgUnit:
+        """A registered hall, by code or path, or a unit above halls (a province, a city, the group)."""
         if not ref.startswith("group"):
             hall = self._find_hall(ref)
             if hall is None:
@@ -746,7 +748,14 @@ class ComplaintsApplication(StoresTraceContext):
             hall = self._find_hall(unit.path[-1])
             if hall is None or unit_of(hall) != unit:
                 raise UnknownUnit(f"no hall {ref!r} is registered", location)
-        elif not unit.contains(self._registering_unit(complaint)):
+        return unit
+
+    def _unit_for(self, complaint: Complaint, ref: str, field: str = "to_unit") -> OrgUnit:
+        """A registered hall (by code or path), or a unit above the complaint's hall (its city, province, group):
+        where it may be dispatched, and who may be responsible for it."""
+        location = ("body", field)
+        unit = self.unit_named_in_request(ref, location)
+        if unit.level != "hall" and not unit.contains(self.registering_unit(complaint)):
             raise UnknownUnit(
                 f"{ref} is neither a registered hall nor a unit above hall {complaint.hall_code}", location
             )
@@ -761,7 +770,7 @@ class ComplaintsApplication(StoresTraceContext):
         def perform(complaint: Complaint, step: Step) -> None:
             unit = self._unit_for(complaint, target_unit, "target_unit")
             try:
-                level = escalation_level(self._registering_unit(complaint), unit)
+                level = escalation_level(self.registering_unit(complaint), unit)
             except ValueError as outside:
                 raise UnknownUnit(str(outside), ("body", "target_unit")) from None
             complaint.escalate(str(unit), level, step)
@@ -790,7 +799,7 @@ class ComplaintsApplication(StoresTraceContext):
         adopted is skipped."""
         adopted = 0
         for number, complaint_id in await legacy.given():
-            if await asyncio.to_thread(self._find, Complaint, complaint_id) is None:
+            if await asyncio.to_thread(self.find, Complaint, complaint_id) is None:
                 continue  # reserved for a save that failed: it points at nothing
             with contextlib.suppress(IntegrityError):
                 await asyncio.to_thread(self.save, ComplaintNumber.given(number, complaint_id))
@@ -842,7 +851,7 @@ class ComplaintsApplication(StoresTraceContext):
         digests = [*phone_digests, *(self._master_key.phone_digest(phone) for phone in phones)]
         ids = {subject for digest in digests for subject in self.data_keys.subjects_of_phone(digest)}
         for number in numbers:
-            if given := self._find(ComplaintNumber, number_aggregate_id(number)):
+            if given := self.find(ComplaintNumber, number_aggregate_id(number)):
                 ids.add(given.complaint_id)
         return [
             complaint for complaint in self.complaints_by_id(sorted(ids)) if self._visible(complaint.hall_code, viewer)
@@ -887,12 +896,12 @@ class ComplaintsApplication(StoresTraceContext):
         return sorted(self.complaints_by_id(visible), key=lambda other: other.received_at)
 
     def complaints_by_id(self, ids: list[uuid.UUID]) -> list[Complaint]:
-        return [complaint for id_ in ids if (complaint := self._find(Complaint, id_)) is not None]
+        return [complaint for id_ in ids if (complaint := self.find(Complaint, id_)) is not None]
 
     def _numbered(self, number: str) -> Complaint | None:
         """The numbered complaint; an unknown number costs a lookup too, so it is not told apart by time."""
-        given = self._find(ComplaintNumber, number_aggregate_id(number))
-        return self._find(Complaint, given.complaint_id if given else uuid.uuid4())
+        given = self.find(ComplaintNumber, number_aggregate_id(number))
+        return self.find(Complaint, given.complaint_id if given else uuid.uuid4())
 
     def _steps_of(self, complaint: Complaint) -> list[tuple[str, datetime]]:
         return [

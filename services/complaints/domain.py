@@ -80,6 +80,10 @@ class StepRefused(Exception):
     """The complaint is not at a point where this step is allowed; the text says what is missing."""
 
 
+class AlreadyDone(StepRefused):
+    """What the step asks for is already so: a retry, answered as done."""
+
+
 class SurveyStale(Exception):
     """The survey asks about a result that a newer one has replaced."""
 
@@ -98,9 +102,14 @@ class Step:
     at: datetime
     request_key: str | None = None
     request_fingerprint: str | None = None
+    incident_id: str | None = None  # taken for every child of this incident at once (`BULK_STEPS`)
 
     def fields(self) -> dict[str, Any]:
-        return asdict(self)
+        """As the event's arguments; `incident_id` only when set, which only the bulk steps' events take."""
+        fields = asdict(self)
+        if self.incident_id is None:
+            del fields["incident_id"]
+        return fields
 
 
 class RemembersRequests(Aggregate):
@@ -198,6 +207,7 @@ class Complaint(RemembersRequests):
         self.pause_reason: str | None = None  # the catalogue's code of the pause under way
         self.escalation_level = 0
         self.reopen_count = 0
+        self.incident_id: str | None = None  # the mass incident it is a child of
         self.requests: dict[str, tuple[str, int]] = {}
 
     # Commands: check the rules, then record the event.
@@ -367,6 +377,19 @@ class Complaint(RemembersRequests):
             )
         self._escalated(level=level, target_unit=target_unit, **step.fields())
 
+    def link_to_incident(self, incident_id: str, step: Step) -> None:
+        """Open or closed alike: a closed child is refused by each bulk step, not by the link."""
+        if self.incident_id == incident_id:
+            raise AlreadyDone("already a child of this incident")
+        if self.incident_id is not None:
+            raise StepRefused(f"already a child of incident {self.incident_id}; unlink it there first")
+        self._linked_to_incident(incident_id=incident_id, **step.fields())
+
+    def unlink_from_incident(self, incident_id: str, step: Step) -> None:
+        if self.incident_id != incident_id:
+            raise StepRefused("not a child of this incident")
+        self._unlinked_from_incident(incident_id=incident_id, **step.fields())
+
     def erase_customer(self, step: Step) -> None:
         """Records that the customer's personal data was erased (its key destroyed); open or closed alike."""
         if self.customer_erased:
@@ -383,6 +406,32 @@ class Complaint(RemembersRequests):
             raise StepRefused(f"the customer was unsatisfied: a supervisor callback comes before {before} again")
 
     # Events: change state only; replayed when the complaint is loaded.
+
+    @event("LinkedToIncident")
+    def _linked_to_incident(
+        self,
+        incident_id: str,
+        actor: str,
+        reason: str,
+        at: datetime,
+        request_key: str | None,
+        request_fingerprint: str | None,
+    ) -> None:
+        self.incident_id = incident_id
+        self._remember(request_key, request_fingerprint)
+
+    @event("UnlinkedFromIncident")
+    def _unlinked_from_incident(
+        self,
+        incident_id: str,
+        actor: str,
+        reason: str,
+        at: datetime,
+        request_key: str | None,
+        request_fingerprint: str | None,
+    ) -> None:
+        self.incident_id = None
+        self._remember(request_key, request_fingerprint)
 
     @event("CustomerErased")
     def _customer_erased(
@@ -424,7 +473,13 @@ class Complaint(RemembersRequests):
 
     @event("Acknowledged")
     def _acknowledged(
-        self, actor: str, reason: str, at: datetime, request_key: str | None, request_fingerprint: str | None
+        self,
+        actor: str,
+        reason: str,
+        at: datetime,
+        request_key: str | None,
+        request_fingerprint: str | None,
+        incident_id: str | None = None,
     ) -> None:
         self.acknowledged_at = at
         self._remember(request_key, request_fingerprint)
@@ -441,6 +496,7 @@ class Complaint(RemembersRequests):
         request_key: str | None,
         request_fingerprint: str | None,
         root_cause_class: str = "unclassified",  # checks stored before classes were
+        incident_id: str | None = None,
     ) -> None:
         self.checked = True
         self.substantiated = substantiated
@@ -470,6 +526,7 @@ class Complaint(RemembersRequests):
         at: datetime,
         request_key: str | None,
         request_fingerprint: str | None,
+        incident_id: str | None = None,
     ) -> None:
         self.contacts += 1
         self._remember(request_key, request_fingerprint)
@@ -486,6 +543,7 @@ class Complaint(RemembersRequests):
         at: datetime,
         request_key: str | None,
         request_fingerprint: str | None,
+        incident_id: str | None = None,
     ) -> None:
         self.rectified = True
         self.result_at = at
@@ -510,7 +568,13 @@ class Complaint(RemembersRequests):
 
     @event("Closed")
     def _closed(
-        self, actor: str, reason: str, at: datetime, request_key: str | None, request_fingerprint: str | None
+        self,
+        actor: str,
+        reason: str,
+        at: datetime,
+        request_key: str | None,
+        request_fingerprint: str | None,
+        incident_id: str | None = None,
     ) -> None:
         self.status = "closed"
         self.paused_since = None
@@ -551,6 +615,7 @@ class Complaint(RemembersRequests):
         request_key: str | None,
         request_fingerprint: str | None,
         reason_code: str = PAUSE_REASON_BEFORE_CODES,
+        incident_id: str | None = None,
     ) -> None:
         self.paused_since = at
         self.pause_reason = reason_code
@@ -588,7 +653,13 @@ class Complaint(RemembersRequests):
 
     @event("Resumed")
     def _resumed(
-        self, actor: str, reason: str, at: datetime, request_key: str | None, request_fingerprint: str | None
+        self,
+        actor: str,
+        reason: str,
+        at: datetime,
+        request_key: str | None,
+        request_fingerprint: str | None,
+        incident_id: str | None = None,
     ) -> None:
         self.paused_since = None
         self.pause_reason = None

@@ -18,7 +18,7 @@ import asyncpg
 from fastapi import FastAPI
 from pydantic import Field, SecretStr
 
-from services.complaints import api, erasure_api, inspections_api, personal_data
+from services.complaints import api, erasure_api, incidents_api, inspections_api, personal_data
 from services.complaints.application import ComplaintsApplication
 from services.complaints.outbox import complaints_outbox
 from services.complaints.personal_data import RECORDER_TOPIC, MasterKey, PostgresDataKeys
@@ -133,6 +133,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
     app.state.survey_tokens = SurveyTokens(auth.jwt_secret.get_secret_value().encode())
     app.include_router(api.router)
     app.include_router(inspections_api.router)
+    app.include_router(incidents_api.router)
     app.include_router(erasure_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
     install_error_handlers(app)

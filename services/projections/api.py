@@ -9,12 +9,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import TypeAdapter
 
-from services.projections import cursors, inspections, queues
+from services.projections import cursors, incidents, inspections, queues
 from services.projections import timeline as timelines
 from services.projections.complaints import ComplaintPage, list_complaints
 from services.projections.queues import QueuePage, View
 from services.projections.timeline import MAX_TIMELINE_PAGE, TIMELINE_PAGE, Timeline, load_timeline, units_of
 from shared.auth import Caller, Principal
+from shared.catalog import Priority
 from shared.errors import ServiceError
 from shared.organisation import OrgUnit
 from shared.validation import Instant, TextParam
@@ -82,10 +83,11 @@ async def complaints(
     hall_id: TextParam | None = None,
     status: Literal["open", "paused", "closed"] | None = None,
     category: TextParam | None = None,
-    priority: Literal["normal", "urgent", "major"] | None = None,
+    priority: Priority | None = None,
     repeat: Annotated[
         bool | None, Query(description="Only repeat complaints (重复投诉), or only first ones; both if absent.")
     ] = None,
+    incident: Annotated[uuid.UUID | None, Query(description="Only the children of this mass incident.")] = None,
     received_from: Annotated[Instant | None, Query(description="Received at or after this instant.")] = None,
     received_to: Annotated[Instant | None, Query(description="Received before this instant.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -102,9 +104,28 @@ async def complaints(
         category=category,
         priority=priority,
         repeat=repeat,
+        incident=incident,
         received_from=received_from,
         received_to=received_to,
     )
+
+
+@router.get("/incidents/{incident_id}/suggestions", response_model=ComplaintPage, tags=["incidents"])
+async def incident_suggestions(
+    incident_id: uuid.UUID,
+    request: Request,
+    caller: Caller,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[TextParam | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> ComplaintPage:
+    """Complaints that may be the incident's children: open, not linked to any incident, of a hall in its area,
+    of its category, received within its window; newest first. Link them with the complaints service's
+    `POST /api/v1/incidents/{id}/children`."""
+    pool = request.app.state.pool
+    area = await incidents.area_of(pool, incident_id)
+    if area is None or not caller.can_see(area):
+        raise NotProjected(f"no incident {incident_id} seen", ("path", "incident_id"))
+    return await incidents.suggestions(pool, incident_id, limit, parse_cursor(cursor) if cursor else None)
 
 
 @router.get("/queues/complaints", response_model=QueuePage, tags=["queues"])

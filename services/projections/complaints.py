@@ -14,6 +14,7 @@ from shared.contracts import (
     ComplaintDispatchedV1,
     ComplaintEscalatedV1,
     ComplaintHandOffAcceptedV1,
+    ComplaintLinkedToIncidentV1,
     ComplaintReclassifiedV1,
     ComplaintRegisteredV1,
     ComplaintRegisteredV3,
@@ -59,6 +60,7 @@ CREATE INDEX IF NOT EXISTS complaint_summaries_received ON complaint_summaries (
         "repeat_count": "integer NOT NULL DEFAULT 0",  # the customer's earlier ones in the window
         "escalated_level": "integer",  # the latest manual escalation's, to `escalated_target`
         "escalated_target": "text",
+        "incident_id": "uuid",  # the mass incident it is a child of
     },
 )
 
@@ -84,6 +86,7 @@ class ComplaintSummary(BaseModel):
     received_at: datetime
     updated_at: datetime
     repeat_count: int
+    incident_id: uuid.UUID | None
 
 
 class ComplaintPage(BaseModel):
@@ -145,6 +148,7 @@ async def record_step(connection: Connection, event: IntegrationEvent) -> None:
     satisfaction = step.satisfaction if isinstance(step, FeedbackReceivedV1) else None
     escalated = step if isinstance(step, ComplaintEscalatedV1) else None
     reclassified = step if isinstance(step, ComplaintReclassifiedV1) else None
+    linked = step.incident_id if isinstance(step, ComplaintLinkedToIncidentV1) else None
     await connection.execute(
         """
         UPDATE complaint_summaries SET
@@ -162,7 +166,9 @@ async def record_step(connection: Connection, event: IntegrationEvent) -> None:
             escalated_target = COALESCE($10, escalated_target),
             category = COALESCE($11, category),
             priority = COALESCE($12, priority),
-            channel = COALESCE($13, channel)
+            channel = COALESCE($13, channel),
+            incident_id = CASE $4 WHEN 'ComplaintLinkedToIncident' THEN $14
+                                  WHEN 'ComplaintUnlinkedFromIncident' THEN NULL ELSE incident_id END
         WHERE complaint_id = $1 AND version < $6
         """,
         envelope.aggregate_id,
@@ -178,6 +184,7 @@ async def record_step(connection: Connection, event: IntegrationEvent) -> None:
         reclassified.category if reclassified else None,
         reclassified.priority if reclassified else None,
         reclassified.channel if reclassified else None,
+        linked,
     )
 
 
@@ -217,6 +224,12 @@ async def list_complaints(
     ):
         if filters.get(name) is not None:
             where(f"{column} = {{}}", filters[name])
+    if filters.get("incident") is not None:
+        where("s.incident_id = {}", filters["incident"])
+    if filters.get("unlinked"):
+        conditions.append("s.incident_id IS NULL")
+    if filters.get("open_only"):
+        conditions.append("s.status <> 'closed'")
     if filters.get("repeat") is not None:
         conditions.append("s.repeat_count > 0" if filters["repeat"] else "s.repeat_count = 0")
     if filters.get("received_from") is not None:

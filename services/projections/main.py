@@ -17,7 +17,17 @@ from typing import cast
 import asyncpg
 from fastapi import FastAPI
 
-from services.projections import api, complaints, inspections, queues, scores, scores_api, sla_gauges, timeline
+from services.projections import (
+    api,
+    complaints,
+    incidents,
+    inspections,
+    queues,
+    scores,
+    scores_api,
+    sla_gauges,
+    timeline,
+)
 from services.projections.statements import Statements
 from shared.auth import Authenticator, AuthSettings
 from shared.body_limit import guard_request_bodies
@@ -29,6 +39,7 @@ from shared.contracts import (
     ComplaintDispatchedV1,
     ComplaintRegisteredV1,
     HallRegisteredV1,
+    IncidentOpenedV1,
     InspectionRecordedV1,
     IntegrationEvent,
     RectificationOrderOpenedV1,
@@ -73,6 +84,7 @@ def handlers() -> dict[str, Handler]:
             timeline.record_event, complaints.record_step, timeline.record_hand_off
         ),
         InspectionRecordedV1.event_type: all_of(opened, inspections.record_inspection),
+        IncidentOpenedV1.event_type: incidents.record_incident,
         RectificationOrderOpenedV1.event_type: all_of(opened, inspections.record_order),
         **{step.event_type: all_of(timeline.record_event, inspections.record_order_step) for step in ORDER_STEPS},
         **{sla.event_type: all_of(timeline.record_sla_event, queues.record_milestone) for sla in SLA_MILESTONES},
@@ -108,6 +120,7 @@ async def migrate(pool: asyncpg.Pool) -> None:
     await sla_gauges.create_tables(pool)
     await queues.create_tables(pool)
     await inspections.create_tables(pool)
+    await incidents.create_tables(pool)
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:

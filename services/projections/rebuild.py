@@ -47,6 +47,7 @@ READ_MODELS = {
     "inspection_summaries": "inspection_id",
     "order_summaries": "order_id",
     "queue_clocks": "subject_id::text || '/' || clock",
+    "incidents": "incident_id",
 }
 
 

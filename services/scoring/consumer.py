@@ -27,11 +27,13 @@ from shared.contracts import (
     ComplaintCheckReviewedV1,
     ComplaintClosedFact,
     ComplaintClosedV1,
+    ComplaintLinkedToIncidentV1,
     ComplaintReclassifiedV1,
     ComplaintRegisteredFact,
     ComplaintRegisteredV1,
     ComplaintReopenedFact,
     ComplaintReopenedV1,
+    ComplaintUnlinkedFromIncidentV1,
     DeductionWaivedFact,
     FeedbackFact,
     FeedbackReceivedV1,
@@ -39,6 +41,7 @@ from shared.contracts import (
     FindingOpenedFact,
     FirstResponseStoppedFact,
     HallRegisteredV1,
+    IncidentLinkFact,
     InspectedFact,
     InspectionRecordedV1,
     InspectionRecordedV2,
@@ -108,6 +111,8 @@ COMPLAINT_STEP_TYPES = frozenset(
         ComplaintCheckedV1.event_type,
         ComplaintCheckReviewedV1.event_type,
         ComplaintReclassifiedV1.event_type,
+        ComplaintLinkedToIncidentV1.event_type,
+        ComplaintUnlinkedFromIncidentV1.event_type,
     ]
 )
 ORDER_STEP_TYPES = frozenset([OrderRejectedV1.event_type])  # steps of an order whose events name no hall
@@ -158,6 +163,10 @@ def facts() -> dict[str, FactOf]:
             )
         elif isinstance(payload, ComplaintCheckedV1 | ComplaintCheckReviewedV1):  # a review replaces the ruling
             fact = CheckedFact(subject=complaint_id, substantiated=payload.substantiated)
+        elif isinstance(payload, ComplaintLinkedToIncidentV1):
+            fact = IncidentLinkFact(subject=complaint_id, incident_id=str(payload.incident_id))
+        elif isinstance(payload, ComplaintUnlinkedFromIncidentV1):
+            fact = IncidentLinkFact(subject=complaint_id, incident_id=None)
         elif isinstance(payload, ComplaintReclassifiedV1):
             fact = ReclassifiedFact(
                 subject=complaint_id, priority=payload.priority, channel=payload.channel, category=payload.category

@@ -150,6 +150,9 @@ class ScoringPolicy(RequestModel):
     longer_periods: Literal["mean_of_months"] = "mean_of_months"
     campaign: CampaignRules = CampaignRules()
     attribution: dict[RootCauseClass, Bearer] = Field(default_factory=lambda: dict(DEFAULT_ATTRIBUTION))
+    # Whether the children of a mass incident (one outage behind them all) count in the score of the hall that
+    # happened to receive each; the monthly report counts them either way.
+    incident_children_count: bool = False
 
     @field_validator("weights")
     @classmethod

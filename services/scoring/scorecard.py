@@ -37,6 +37,7 @@ from shared.contracts import (
     FeedbackFact,
     FindingOpenedFact,
     FirstResponseStoppedFact,
+    IncidentLinkFact,
     InspectedFact,
     OrderOverdueFact,
     OrderRejectedFact,
@@ -67,6 +68,7 @@ class ComplaintFacts:
     substantiated: bool = False
     root_cause_class: RootCauseClass | None = None  # what its check found; None: not checked, or before classes
     responsible_unit: str | None = None
+    incident_id: str | None = None  # the mass incident it is a child of
 
 
 @dataclass
@@ -91,6 +93,7 @@ Tally = dict[str, int]
 Whole numbers, so that taking a contribution back leaves exactly what was there before it."""
 MICROS = 1_000_000  # the unit of ratings and bonus points in a tally
 CAUSE_PREFIX = "cause:"  # a checked complaint's keys: `cause:<root-cause class>|<key>`
+INCIDENT_PREFIX = "incident|"  # before those of a mass incident's child: `incident|<key>`
 Subject = ComplaintFacts | FindingFacts | InspectionFacts
 
 
@@ -182,6 +185,8 @@ def _complaint_after(complaint: ComplaintFacts | None, fact: AnyScoringFact) -> 
     if isinstance(fact, ComplaintRegisteredFact):
         after.registered, after.priority, after.channel = True, fact.priority, fact.channel
         after.category = fact.category
+    elif isinstance(fact, IncidentLinkFact):
+        after.incident_id = fact.incident_id
     elif isinstance(fact, ReclassifiedFact):
         after.priority, after.channel, after.category = fact.priority, fact.channel, fact.category
     elif isinstance(fact, FirstResponseStoppedFact):
@@ -237,10 +242,12 @@ def contribution(subject: Subject) -> Tally:
     if subject.substantiated:
         tally["substantiated_major"] = subject.priority == "major"
         tally[f"substantiated_via:{subject.channel}"] = 1
-    if subject.root_cause_class is None:
-        return tally
-    # Kept apart by class, so that the policy decides whether the hall bears it (see `borne_by_hall`).
-    return {f"{CAUSE_PREFIX}{subject.root_cause_class}|{key}": value for key, value in tally.items()}
+    # Kept apart by class and by incident, so that the policy decides whether the hall bears it (`borne_by_hall`).
+    if subject.root_cause_class is not None:
+        tally = {f"{CAUSE_PREFIX}{subject.root_cause_class}|{key}": value for key, value in tally.items()}
+    if subject.incident_id is not None:
+        tally = {f"{INCIDENT_PREFIX}{key}": value for key, value in tally.items()}
+    return tally
 
 
 def borne_by_hall(tally: Tally, policy: ScoringPolicy) -> Tally:
@@ -249,6 +256,10 @@ def borne_by_hall(tally: Tally, policy: ScoringPolicy) -> Tally:
     borne: Tally = {}
     hall_classes = policy.hall_bears
     for key, value in tally.items():
+        if key.startswith(INCIDENT_PREFIX):
+            if not policy.incident_children_count:
+                continue
+            key = key.removeprefix(INCIDENT_PREFIX)
         if key.startswith(CAUSE_PREFIX):
             cause, _, key = key.removeprefix(CAUSE_PREFIX).partition("|")
             if cause not in hall_classes:

@@ -336,6 +336,15 @@ class Seeds:
             f"{client.scoring_url}/api/v1/campaigns", json={**reason, "period": period_of(now), "scope": "group/广东"}
         )
         assert campaign.status_code == 201, campaign.text
+        incident_body = {
+            "cause": "fibre cut",
+            "area": "group/广东/深圳",
+            "category": "network_quality",
+            "window_start": iso(now, days=-1),
+            "window_end": iso(now),
+        }
+        incident = await client.http.post(f"{client.complaints_url}/api/v1/incidents", json=incident_body)
+        assert incident.status_code == 201, incident.text
         return cls(
             path={
                 "hall_id": hall_id,
@@ -345,6 +354,7 @@ class Seeds:
                 "order_id": order_id,
                 "rectification_order_id": order_id,
                 "campaign_id": campaign.json()["id"],
+                "incident_id": incident.json()["id"],
                 "token": resolved.json()["survey"]["token"],
             },
             query={
@@ -364,6 +374,7 @@ class Seeds:
                 "period": period_of(now),
                 "scope": "group/广东",
                 "as_of": iso(now),
+                "incident": incident.json()["id"],
             },
             bodies={
                 "HallCreate": {
@@ -403,6 +414,9 @@ class Seeds:
                 "EscalateBody": {**reason, "target_unit": "group/广东/深圳"},
                 "PauseBody": {**reason, "reason_code": "awaiting_network_fix"},
                 "ReclassifyBody": {**reason, "priority": "urgent"},
+                "IncidentCreate": incident_body,
+                "ChildrenChange": {**reason, "add": [complaint["id"]]},
+                "BulkResultBody": {**reason, "action": "fibre spliced", "owner": "NOC", "evidence": ["ticket://NOC-1"]},
                 "InspectionCreate": inspection_body,
                 "OrderRectifyBody": {**reason, "report": "greeter posted", "evidence": ["photo://door"]},
                 "WhatIfRequest": {"policy": {**policy, "version": "draft"}},

@@ -25,6 +25,7 @@ from shared.contracts import (
     FeedbackFact,
     FindingOpenedFact,
     FirstResponseStoppedFact,
+    IncidentLinkFact,
     InspectedFact,
     OrderOverdueFact,
     RectificationStoppedFact,
@@ -239,6 +240,19 @@ def test_a_complaint_whose_cause_a_department_bears_leaves_the_halls_score_as_wi
     assert score(facts, policy).total == 100
     hall_borne = policy.model_copy(update={"attribution": {**policy.attribution, "network": "hall"}})
     assert score(facts, hall_borne).total == 100 - 30 - 5
+
+
+def test_a_mass_incidents_child_counts_for_its_hall_only_if_the_policy_says_so_and_again_once_unlinked() -> None:
+    policy = POLICIES["2026-12"]
+    facts = PeriodFacts()
+    facts.apply(ComplaintRegisteredFact(subject=SUBJECTS[0], priority="major", channel="app"))
+    facts.apply(CheckedFact(subject=SUBJECTS[0], substantiated=True, root_cause_class="hall_service"))
+    facts.apply(IncidentLinkFact(subject=SUBJECTS[0], incident_id=str(SUBJECTS[1])))
+    assert not policy.incident_children_count and score(facts, policy).total == 100  # as if never received
+    counted = policy.model_copy(update={"incident_children_count": True})
+    assert score(facts, counted).total == 100 - 30 - 5  # open, and a substantiated major complaint
+    facts.apply(IncidentLinkFact(subject=SUBJECTS[0], incident_id=None))
+    assert score(facts, policy).total == 100 - 30 - 5
 
 
 def test_an_upheld_appeal_restores_exactly_the_findings_points_twice_if_overdue() -> None:
