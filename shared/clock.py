@@ -53,3 +53,13 @@ def period_of(instant: datetime) -> str:
     """The period (calendar month, China time) an instant falls in, e.g. "2026-11": scoring's and the reports'."""
     local = instant.astimezone(CHINA_TIME)
     return f"{local.year:04}-{local.month:02}"  # not strftime: it does not pad years before 1000
+
+
+def months_between(first: datetime, second: datetime) -> set[str]:
+    """The periods (months, China time) from the earlier instant's to the later's, both included."""
+    low, high = sorted((first.astimezone(CHINA_TIME), second.astimezone(CHINA_TIME)))
+    months, year, month = set(), low.year, low.month
+    while (year, month) <= (high.year, high.month):
+        months.add(f"{year:04}-{month:02}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months

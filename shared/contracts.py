@@ -64,6 +64,21 @@ class HallRegisteredV1(Contract):
     ownership: Literal["self_operated", "partner"]
 
 
+class HallChangedV1(Contract):
+    """From `effective_from` on (which may lie before or after `at`), the hall has each attribute given; None:
+    as it was. Changes apply in order of effect, so a consumer replays them to know the hall at any instant."""
+
+    event_type = "HallChanged"
+    schema_version = 1
+    hall_id: str
+    effective_from: AwareDatetime
+    name: str | None
+    level: int | None = Field(ge=1, le=4)
+    ownership: Literal["self_operated", "partner"] | None
+    closed: bool | None
+    at: AwareDatetime
+
+
 class ComplaintRegisteredV1(Contract):
     """No customer name or phone: personal data stays in the complaints service."""
 
@@ -793,6 +808,7 @@ SCORE_RECALCULATIONS: tuple[type[ScoreRecalculation], ...] = (
 
 PUBLISHED: tuple[type[Contract], ...] = (
     HallRegisteredV1,
+    HallChangedV1,
     ComplaintRegisteredV1,
     ComplaintRegisteredV2,
     ComplaintRegisteredV3,

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from services.complaints.access import ACCESS
 from services.complaints.application import (
@@ -22,7 +22,7 @@ from services.complaints.application import (
     caller_key,
     fingerprint_of,
 )
-from services.complaints.domain import Complaint, Step
+from services.complaints.domain import Complaint, HallChange, Step
 from services.complaints.personal_data import CustomerData
 from services.complaints.schemas import (
     CallbackBody,
@@ -33,6 +33,7 @@ from services.complaints.schemas import (
     DispatchBody,
     EscalateBody,
     FeedbackBody,
+    HallChangeBody,
     HallCreate,
     HallPublic,
     PauseBody,
@@ -53,7 +54,7 @@ from services.complaints.surveys import InvalidSurveyToken, SurveyTicket, Survey
 from shared.auth import Caller, Principal
 from shared.errors import ServiceError
 from shared.metrics import COMPLAINTS_REGISTERED, COMPLAINTS_REPEATED
-from shared.validation import TextParam
+from shared.validation import Instant, TextParam
 
 router = APIRouter(prefix="/api/v1")
 
@@ -122,12 +123,45 @@ def register_hall(
         idempotency_key,
     )
     mark_replayed(response, created)
-    return HallPublic.of(hall)
+    return HallPublic.of(hall, application(request).clock())
 
 
 @router.get("/halls/{hall_id}", response_model=HallPublic)
-def get_hall(hall_id: TextParam, request: Request, caller: Caller) -> HallPublic:
-    return HallPublic.of(application(request).get_hall(hall_id, caller))
+def get_hall(
+    hall_id: TextParam,
+    request: Request,
+    caller: Caller,
+    as_at: Annotated[Instant | None, Query(description="The hall as it was then; now if absent.")] = None,
+) -> HallPublic:
+    """A hall, closed or not, as it is now or was at `as_at`, with every change of its life."""
+    complaints = application(request)
+    return HallPublic.of(complaints.get_hall(hall_id, caller), as_at or complaints.clock())
+
+
+@router.post("/halls/{hall_id}/changes", response_model=HallPublic)
+def change_hall(
+    hall_id: TextParam,
+    body: HallChangeBody,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> HallPublic:
+    """Changes the hall's name, level, ownership or closure from `effective_from` on (which may be past or
+    future): grading takes the hall as it was in the period, as the scoring policy says. A closed hall is still
+    read as ever; a complaint received after its closure is refused (422)."""
+    ACCESS.require(caller, "hall.change")
+    change = HallChange(body.effective_from, body.name, body.level, body.ownership, body.closed)
+    step_request = StepRequest(
+        actor=caller.subject,
+        reason=body.reason,
+        idempotency_key=None if idempotency_key is None else caller_key("hall-change", caller, idempotency_key),
+        fingerprint=fingerprint_of("hall-change", hall_id, body.model_dump(mode="json")),
+    )
+    complaints = application(request)
+    hall, changed = complaints.change_hall(hall_id, change, step_request, caller)
+    mark_replayed(response, changed)
+    return HallPublic.of(hall, complaints.clock())
 
 
 @router.post("/complaints", status_code=status.HTTP_201_CREATED, response_model=ComplaintPublic)

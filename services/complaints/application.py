@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -27,6 +28,7 @@ from services.complaints.domain import (
     Complaint,
     ComplaintNumber,
     Hall,
+    HallChange,
     RemembersRequests,
     Step,
     StepRefused,
@@ -57,6 +59,7 @@ from shared.organisation import OrgUnit, escalation_level
 from shared.tracing import StoresTraceContext
 
 MAX_LATE_SUBMISSION = timedelta(days=30)
+HALL_CACHE_SECONDS = 5
 MAX_RELATED = 100  # the most related complaints one answer lists
 REPEATS_NAMED = 20  # the most earlier complaints a repeat complaint names, the newest
 DEFAULT_RECTIFICATION_TIME = timedelta(days=3)
@@ -75,6 +78,14 @@ class HallAlreadyRegistered(ComplaintsError):
 class OutsideScope(ComplaintsError):
     status_code = 403
     error_type = "outside_scope"
+    field = ("body", "hall_id")
+
+
+class HallClosed(ComplaintsError):
+    """A complaint received after its hall closed: it belongs to the hall that took the customer over."""
+
+    status_code = 422
+    error_type = "hall_closed"
     field = ("body", "hall_id")
 
 
@@ -313,7 +324,7 @@ class ComplaintsApplication(StoresTraceContext):
         self._verification_attempts = verification_attempts
         self._master_key = master_key
         self.data_keys = data_keys(self)
-        self._halls: dict[str, Hall] = {}
+        self._halls: dict[str, tuple[Hall, float]] = {}  # each with when it was loaded (`time.monotonic`)
 
     def close(self) -> None:
         self._group_commit.close()
@@ -358,13 +369,34 @@ class ComplaintsApplication(StoresTraceContext):
         return hall
 
     def _find_hall(self, hall_code: str) -> Hall | None:
-        """Halls do not change once registered, so each is loaded once."""
-        if hall_code not in self._halls:
+        """Halls change seldom (a new level, name or owner, a closure): each is loaded again after
+        `HALL_CACHE_SECONDS`, so another replica's change is seen within that time."""
+        if not self._hall_cached(hall_code):
             hall = self.find(Hall, hall_aggregate_id(hall_code))
             if hall is None:
                 return None
-            self._halls[hall_code] = hall
-        return self._halls[hall_code]
+            self._halls[hall_code] = (hall, time.monotonic())
+        return self._halls[hall_code][0]
+
+    def _hall_cached(self, hall_code: str) -> bool:
+        cached = self._halls.get(hall_code)
+        return cached is not None and time.monotonic() - cached[1] < HALL_CACHE_SECONDS
+
+    def change_hall(
+        self, hall_code: str, change: HallChange, request: StepRequest, viewer: Principal
+    ) -> tuple[Hall, bool]:
+        """A change of the hall's name, level, ownership or closure, effective from an instant; by a unit that
+        sees the hall."""
+
+        def load() -> Hall:
+            hall = self.find(Hall, hall_aggregate_id(hall_code))
+            if hall is None or not viewer.can_see(unit_of(hall)):
+                raise HallNotFound(f"no hall {hall_code!r}")
+            return hall
+
+        hall, changed = self._take_step(load, request, lambda hall, step: hall.change(change, step))
+        self._halls[hall_code] = (hall, time.monotonic())
+        return hall, changed
 
     async def register_complaint(
         self, command: RegisterComplaint, viewer: Principal, idempotency_key: str | None = None
@@ -390,12 +422,14 @@ class ComplaintsApplication(StoresTraceContext):
         if now - received_at > MAX_LATE_SUBMISSION:
             raise ReceivedAtOutOfRange(f"received_at is more than {MAX_LATE_SUBMISSION.days} days old")
         try:
-            if command.hall_code in self._halls:
-                self.get_hall(command.hall_code, viewer)  # loaded before: no I/O
+            if self._hall_cached(command.hall_code):
+                hall = self.get_hall(command.hall_code, viewer)  # loaded before: no I/O
             else:
-                await asyncio.to_thread(self.get_hall, command.hall_code, viewer)
+                hall = await asyncio.to_thread(self.get_hall, command.hall_code, viewer)
         except HallNotFound:
             raise UnknownHall(f"no hall {command.hall_code!r} is registered") from None
+        if (closed_from := hall.closed_from(received_at)) is not None:
+            raise HallClosed(f"hall {command.hall_code!r} is closed from {closed_from.isoformat()}")
 
         phone_digest = self._master_key.phone_digest(command.customer_phone)
         repeat_count = await asyncio.to_thread(

@@ -39,43 +39,6 @@ class ComplaintNumber(Aggregate):
         return cls(id=number_aggregate_id(number), complaint_id=complaint_id)
 
 
-class Hall(Aggregate):
-    class Registered(Aggregate.Created):
-        hall_code: str
-        name: str
-        province: str
-        city: str
-        level: int
-        ownership: str
-        request_key: str | None = None  # none in registrations stored before halls took idempotency keys
-        request_fingerprint: str | None = None
-
-    @staticmethod
-    def create_id(hall_code: str, **_: object) -> uuid.UUID:
-        return hall_aggregate_id(hall_code)
-
-    @event(Registered)
-    def __init__(
-        self,
-        hall_code: str,
-        name: str,
-        province: str,
-        city: str,
-        level: int,
-        ownership: str,
-        request_key: str | None = None,  # the registering request's, scoped to its caller
-        request_fingerprint: str | None = None,
-    ) -> None:
-        self.hall_code = hall_code
-        self.name = name
-        self.province = province
-        self.city = city
-        self.level = level
-        self.ownership = ownership
-        self.request_key = request_key
-        self.request_fingerprint = request_fingerprint
-
-
 class StepRefused(Exception):
     """The complaint is not at a point where this step is allowed; the text says what is missing."""
 
@@ -124,6 +87,125 @@ class RemembersRequests(Aggregate):
     def _remember(self, request_key: str | None, request_fingerprint: str | None) -> None:
         if request_key is not None and request_fingerprint is not None:
             self.requests[request_key] = (request_fingerprint, self.version + 1)
+
+
+@dataclass(frozen=True)
+class HallAttributes:
+    """What a hall is at an instant: what changes over its life, besides its code and where it sits."""
+
+    name: str
+    level: int
+    ownership: str
+    closed: bool
+
+
+@dataclass(frozen=True)
+class HallChange:
+    """What one change sets from `effective_from` on; None: left as it was."""
+
+    effective_from: datetime
+    name: str | None
+    level: int | None
+    ownership: str | None
+    closed: bool | None
+
+
+class Hall(RemembersRequests):
+    """A service hall. Its name, level, ownership and closure change by events, each effective from an instant
+    that may lie before or after it was recorded: `attributes_at` says what the hall was at any instant."""
+
+    class Registered(Aggregate.Created):
+        hall_code: str
+        name: str
+        province: str
+        city: str
+        level: int
+        ownership: str
+        request_key: str | None = None  # none in registrations stored before halls took idempotency keys
+        request_fingerprint: str | None = None
+
+    @staticmethod
+    def create_id(hall_code: str, **_: object) -> uuid.UUID:
+        return hall_aggregate_id(hall_code)
+
+    @event(Registered)
+    def __init__(
+        self,
+        hall_code: str,
+        name: str,
+        province: str,
+        city: str,
+        level: int,
+        ownership: str,
+        request_key: str | None = None,  # the registering request's, scoped to its caller
+        request_fingerprint: str | None = None,
+    ) -> None:
+        self.hall_code = hall_code
+        self.name = name  # as registered; `attributes_at` gives them as changed
+        self.province = province
+        self.city = city
+        self.level = level
+        self.ownership = ownership
+        self.request_key = request_key
+        self.request_fingerprint = request_fingerprint
+        self.changes: list[HallChange] = []  # in the order recorded
+        self.requests: dict[str, tuple[str, int]] = {}
+
+    def attributes_at(self, instant: datetime) -> HallAttributes:
+        """The registration's attributes, with every change effective at or before `instant` applied in order of
+        effect (of two effective at once, the later recorded)."""
+        attributes = HallAttributes(self.name, self.level, self.ownership, closed=False)
+        in_effect = sorted(
+            (change for change in self.changes if change.effective_from <= instant), key=lambda c: c.effective_from
+        )
+        for change in in_effect:
+            attributes = HallAttributes(
+                name=attributes.name if change.name is None else change.name,
+                level=attributes.level if change.level is None else change.level,
+                ownership=attributes.ownership if change.ownership is None else change.ownership,
+                closed=attributes.closed if change.closed is None else change.closed,
+            )
+        return attributes
+
+    def closed_from(self, instant: datetime) -> datetime | None:
+        """When the closure in force at `instant` took effect, if the hall is closed then."""
+        if not self.attributes_at(instant).closed:
+            return None
+        closures = [c.effective_from for c in self.changes if c.closed and c.effective_from <= instant]
+        return max(closures)
+
+    def change(self, change: HallChange, step: Step) -> None:
+        before = asdict(self.attributes_at(change.effective_from))
+        wanted = {field: value for field, value in asdict(change).items() if field in before and value is not None}
+        if all(before[field] == value for field, value in wanted.items()):
+            raise StepRefused(f"the hall is already so from {change.effective_from.isoformat()}: nothing to change")
+        self._changed(
+            hall_code=self.hall_code,
+            effective_from=change.effective_from,
+            name=change.name,
+            level=change.level,
+            ownership=change.ownership,
+            closed=change.closed,
+            **step.fields(),
+        )
+
+    @event("Changed")
+    def _changed(
+        self,
+        hall_code: str,
+        effective_from: datetime,
+        name: str | None,
+        level: int | None,
+        ownership: str | None,
+        closed: bool | None,
+        actor: str,
+        reason: str,
+        at: datetime,
+        request_key: str | None,
+        request_fingerprint: str | None,
+    ) -> None:
+        self.changes.append(HallChange(effective_from, name, level, ownership, closed))
+        self._remember(request_key, request_fingerprint)
 
 
 class Complaint(RemembersRequests):

@@ -35,6 +35,7 @@ from shared.contracts import (
     CustomerContactedV2,
     CustomerErasedV1,
     FeedbackReceivedV2,
+    HallChangedV1,
     HallRegisteredV1,
     IncidentOpenedV1,
     InspectionRecordedV2,
@@ -98,6 +99,10 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID], hall_of: HallOf) -
             level=domain_event.level,
             ownership=domain_event.ownership,
         )
+    if type(domain_event).__qualname__ == "Hall.Changed":
+        # The contract names the hall by its code, as `hall_id`.
+        source = {name: "hall_code" if name == "hall_id" else name for name in HallChangedV1.model_fields}
+        return HallChangedV1.model_validate({name: getattr(domain_event, field) for name, field in source.items()})
     if isinstance(domain_event, Complaint.Registered):
         hall = hall_of(domain_event.hall_code)
         return ComplaintRegisteredV3(

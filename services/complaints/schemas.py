@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
@@ -70,6 +71,14 @@ class HallCreate(RequestModel):
     ownership: Literal["self_operated", "partner"]
 
 
+class HallChangePublic(BaseModel):
+    effective_from: datetime
+    name: str | None
+    level: int | None
+    ownership: str | None
+    closed: bool | None
+
+
 class HallPublic(BaseModel):
     hall_id: str
     name: str
@@ -77,16 +86,25 @@ class HallPublic(BaseModel):
     city: str
     level: int
     ownership: str
+    closed: bool
+    closed_from: datetime | None = Field(description="When the closure in force took effect, if closed.")
+    as_at: datetime = Field(description="The instant the name, level, ownership and closure are as at.")
+    changes: list[HallChangePublic] = Field(description="Every change, in the order recorded.")
 
     @classmethod
-    def of(cls, hall: Hall) -> HallPublic:
+    def of(cls, hall: Hall, as_at: datetime) -> HallPublic:
+        attributes = hall.attributes_at(as_at)
         return cls(
             hall_id=hall.hall_code,
-            name=hall.name,
+            name=attributes.name,
             province=hall.province,
             city=hall.city,
-            level=hall.level,
-            ownership=hall.ownership,
+            level=attributes.level,
+            ownership=attributes.ownership,
+            closed=attributes.closed,
+            closed_from=hall.closed_from(as_at),
+            as_at=as_at,
+            changes=[HallChangePublic(**asdict(change)) for change in hall.changes],
         )
 
 
@@ -279,6 +297,28 @@ class StepBody(RequestModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "Called the customer back within the hour"}]})
 
     reason: Reason = Field(description="Why this step was taken; recorded in the complaint's history.")
+
+
+class HallChangeBody(StepBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"reason": "Upgraded after the refit", "effective_from": "2026-12-16T00:00:00+08:00", "level": 2}
+            ]
+        }
+    )
+
+    effective_from: AwareDatetime = Field(description="From when the change holds; before or after now.")
+    name: Text | None = None
+    level: int | None = Field(default=None, ge=1, le=4)
+    ownership: Literal["self_operated", "partner"] | None = None
+    closed: bool | None = Field(default=None, description="true closes the hall, false opens it again.")
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Self:
+        if self.name is None and self.level is None and self.ownership is None and self.closed is None:
+            raise ValueError("give at least one of name, level, ownership or closed")
+        return self
 
 
 class DispatchBody(StepBody):

@@ -19,13 +19,15 @@ from shared.contracts import (
     ComplaintRegisteredV1,
     ComplaintRegisteredV3,
     FeedbackReceivedV1,
+    HallChangedV1,
     HallRegisteredV1,
     IntegrationEvent,
 )
 from shared.database import columns_added
 from shared.organisation import OrgUnit
 
-DDL = """
+DDL = (
+    """
 CREATE TABLE IF NOT EXISTS halls (
     hall_id text PRIMARY KEY,
     name text NOT NULL,
@@ -50,18 +52,21 @@ CREATE TABLE IF NOT EXISTS complaint_summaries (
 );
 CREATE INDEX IF NOT EXISTS complaint_summaries_hall ON complaint_summaries (hall_id, received_at);
 CREATE INDEX IF NOT EXISTS complaint_summaries_received ON complaint_summaries (received_at, complaint_id);
-""" + columns_added(
-    "complaint_summaries",
-    {
-        "hand_off_to": "text",  # dispatched there, not yet accepted
-        "owner_unit": "text",  # the unit that accepted it; the registering hall's while none did
-        "satisfaction": "text",  # the latest feedback's, until a reopen
-        "callback_owed": "boolean NOT NULL DEFAULT false",
-        "repeat_count": "integer NOT NULL DEFAULT 0",  # the customer's earlier ones in the window
-        "escalated_level": "integer",  # the latest manual escalation's, to `escalated_target`
-        "escalated_target": "text",
-        "incident_id": "uuid",  # the mass incident it is a child of
-    },
+"""
+    + columns_added("halls", {"closed": "boolean NOT NULL DEFAULT false"})
+    + columns_added(
+        "complaint_summaries",
+        {
+            "hand_off_to": "text",  # dispatched there, not yet accepted
+            "owner_unit": "text",  # the unit that accepted it; the registering hall's while none did
+            "satisfaction": "text",  # the latest feedback's, until a reopen
+            "callback_owed": "boolean NOT NULL DEFAULT false",
+            "repeat_count": "integer NOT NULL DEFAULT 0",  # the customer's earlier ones in the window
+            "escalated_level": "integer",  # the latest manual escalation's, to `escalated_target`
+            "escalated_target": "text",
+            "incident_id": "uuid",  # the mass incident it is a child of
+        },
+    )
 )
 
 # How each step moves a complaint's status; steps not named leave it as it was.
@@ -109,6 +114,24 @@ async def record_hall(connection: Connection, event: IntegrationEvent) -> None:
         hall.city,
         hall.level,
         hall.ownership,
+    )
+
+
+async def record_hall_change(connection: Connection, event: IntegrationEvent) -> None:
+    """The hall as its latest recorded change leaves it; scoring grades by the hall as it was in each period."""
+    change = event.payload
+    assert isinstance(change, HallChangedV1)
+    await connection.execute(
+        """
+        UPDATE halls SET name = coalesce($2, name), level = coalesce($3, level),
+                         ownership = coalesce($4, ownership), closed = coalesce($5, closed)
+        WHERE hall_id = $1
+        """,
+        change.hall_id,
+        change.name,
+        change.level,
+        change.ownership,
+        change.closed,
     )
 
 

@@ -38,6 +38,7 @@ from shared.contracts import (
     SLA_MILESTONES,
     ComplaintDispatchedV1,
     ComplaintRegisteredV1,
+    HallChangedV1,
     HallRegisteredV1,
     IncidentOpenedV1,
     InspectionRecordedV1,
@@ -78,6 +79,7 @@ def handlers() -> dict[str, Handler]:
     opened = all_of(timeline.record_hall_of, timeline.record_event)
     return {
         HallRegisteredV1.event_type: complaints.record_hall,
+        HallChangedV1.event_type: complaints.record_hall_change,
         ComplaintRegisteredV1.event_type: all_of(opened, complaints.record_registration),
         **{step.event_type: all_of(timeline.record_event, complaints.record_step) for step in COMPLAINT_STEPS},
         ComplaintDispatchedV1.event_type: all_of(

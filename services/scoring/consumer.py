@@ -40,6 +40,7 @@ from shared.contracts import (
     FeedbackReceivedV2,
     FindingOpenedFact,
     FirstResponseStoppedFact,
+    HallChangedV1,
     HallRegisteredV1,
     IncidentLinkFact,
     InspectedFact,
@@ -289,9 +290,11 @@ def handling(application: ScoringApplication) -> Handling:
             event = delivery.event
             if isinstance(event.payload, HallRegisteredV1):
                 await read_model.record_hall(connection, event, application.clock())
+            elif isinstance(event.payload, HallChangedV1):
+                await read_model.record_hall_change(connection, event, application.clock())
             elif (fact := fact_of[event.event_type](event, periods)) is not None:
                 batch.append(dataclasses.replace(fact, traceparent=delivery.traceparent))
         if batch:
             await asyncio.to_thread(application.apply_all, batch)
 
-    return Handling(frozenset({HallRegisteredV1.event_type, *fact_of}), apply)
+    return Handling(frozenset({HallRegisteredV1.event_type, HallChangedV1.event_type, *fact_of}), apply)

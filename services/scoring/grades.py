@@ -33,6 +33,7 @@ class Standing:
     score: float
     inspections: int  # in the period: the evidence a grade needs
     tie_break: tuple[float, ...] = ()  # the policy's tie-break values; needed only where scores are equal
+    closed: bool = False  # as the hall was at the instant the policy grades it at (`hall_as_at`)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class GradedHall:
 
 
 def ungraded_reason(standing: Standing) -> str | None:
+    if standing.closed:
+        return "closed hall: not graded"
     if standing.ownership != "self_operated":
         return "partner hall: not graded"
     if standing.level not in (1, 2, 3):

@@ -7,7 +7,7 @@ quotas), so scores and grades are worked out here alone. A new version is a new 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -150,6 +150,9 @@ class ScoringPolicy(RequestModel):
     longer_periods: Literal["mean_of_months"] = "mean_of_months"
     campaign: CampaignRules = CampaignRules()
     attribution: dict[RootCauseClass, Bearer] = Field(default_factory=lambda: dict(DEFAULT_ATTRIBUTION))
+    # A hall whose level, ownership or closure changes within a period is graded as it was at the period's end
+    # (`period_end`) or at its start.
+    hall_as_at: Literal["period_end", "period_start"] = "period_end"
     # Whether the children of a mass incident (one outage behind them all) count in the score of the hall that
     # happened to receive each; the monthly report counts them either way.
     incident_children_count: bool = False
@@ -166,6 +169,14 @@ class ScoringPolicy(RequestModel):
     def _every_class(cls, attribution: dict[RootCauseClass, str]) -> dict[RootCauseClass, str]:
         """A class the policy does not name is borne as the defaults say."""
         return {**DEFAULT_ATTRIBUTION, **attribution}
+
+    def hall_instant(self, period: str) -> datetime:
+        """The instant whose level, ownership and closure grade a hall for the period (`hall_as_at`)."""
+        months = months_of(period)
+        if self.hall_as_at == "period_start":
+            return period_start(months[0])
+        next_month = (period_start(months[-1]) + timedelta(days=32)).replace(day=1)
+        return next_month - timedelta(microseconds=1)  # the period's last instant
 
     @property
     def hall_bears(self) -> frozenset[str]:

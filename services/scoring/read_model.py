@@ -24,9 +24,9 @@ from pydantic import BaseModel, TypeAdapter
 
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import Scorecard
-from shared.clock import period_of
+from shared.clock import months_between, period_of
 from shared.consumer import Connection
-from shared.contracts import SCORING_FACT, AnyScoringFact, HallRegisteredV1, IntegrationEvent
+from shared.contracts import SCORING_FACT, AnyScoringFact, HallChangedV1, HallRegisteredV1, IntegrationEvent
 from shared.database import columns_added
 from shared.organisation import OrgUnit
 
@@ -42,6 +42,17 @@ CREATE TABLE IF NOT EXISTS halls (
     level integer NOT NULL,
     ownership text NOT NULL
 );
+-- Each change of a hall's level, ownership or closure, effective from an instant: see `HALL_AT`.
+CREATE TABLE IF NOT EXISTS hall_changes (
+    event_id uuid PRIMARY KEY,
+    hall_id text NOT NULL,
+    effective_from timestamptz NOT NULL,
+    level integer,
+    ownership text,
+    closed boolean,
+    recorded_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS hall_changes_by_hall ON hall_changes (hall_id, effective_from);
 CREATE TABLE IF NOT EXISTS score_changes (
     scorecard_id uuid NOT NULL,
     scorecard_version integer NOT NULL,
@@ -78,8 +89,9 @@ CHANGES_JSON = TypeAdapter(list[dict[str, Any]])
 @dataclass(frozen=True)
 class HallScore:
     hall_id: str
-    level: int
+    level: int  # level, ownership and closure: as the hall was at the instant asked for
     ownership: str
+    closed: bool
     score: float | None  # None: no change reached the hall's scorecard
     inspections: int
 
@@ -89,6 +101,7 @@ class HallFacts:
     hall_id: str
     level: int
     ownership: str
+    closed: bool
     facts: list[AnyScoringFact] = field(default_factory=list)  # in the order the scorecard applied them
 
 
@@ -143,6 +156,25 @@ async def record_hall(connection: Connection, event: IntegrationEvent, recorded_
         recorded_at,
     )
     await mark_periods(connection, {period_of(recorded_at)})
+
+
+async def record_hall_change(connection: Connection, event: IntegrationEvent, recorded_at: datetime) -> None:
+    """`recorded_at`: by scoring's clock, as score changes are, so that grades as of an instant take the changes
+    scoring knew of then. Every month from the change's effect to now (or to its effect, if later) is graded
+    again."""
+    change = event.payload
+    assert isinstance(change, HallChangedV1)
+    await connection.execute(
+        "INSERT INTO hall_changes VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
+        event.envelope.event_id,
+        change.hall_id,
+        change.effective_from,
+        change.level,
+        change.ownership,
+        change.closed,
+        recorded_at,
+    )
+    await mark_periods(connection, months_between(change.effective_from, recorded_at))
 
 
 async def copy_score_changes(
@@ -255,6 +287,24 @@ def _scope(scope: OrgUnit) -> tuple[str | None, str | None]:
     return (scope.path[0] if len(scope.path) > 0 else None, scope.path[1] if len(scope.path) > 1 else None)
 
 
+def hall_at(at: str, as_of: str) -> str:
+    """A lateral join giving `changed.level`, `changed.ownership` and `changed.closed`: each as the latest change
+    effective at or before the instant `at` sets it (of two effective at once, the later recorded), among the
+    changes recorded by `as_of` (all, if NULL); NULL where no change set it."""
+    latest = (
+        "(SELECT c.{column} FROM hall_changes c WHERE c.hall_id = h.hall_id AND c.{column} IS NOT NULL"  # noqa: S608
+        f" AND c.effective_from <= {at}::timestamptz AND ({as_of}::timestamptz IS NULL OR c.recorded_at <= {as_of})"
+        " ORDER BY c.effective_from DESC, c.recorded_at DESC LIMIT 1) AS {column}"
+    )
+    columns = ", ".join(latest.format(column=column) for column in ("level", "ownership", "closed"))
+    return f"LEFT JOIN LATERAL (SELECT {columns}) changed ON true"
+
+
+HALL_COLUMNS = (
+    "coalesce(changed.level, h.level) AS level, coalesce(changed.ownership, h.ownership) AS ownership,"
+    " coalesce(changed.closed, false) AS closed"
+)
+
 # The halls of a scope, as registered by `$4` (all, if NULL).
 HALLS_IN_SCOPE = """
     ($2::text IS NULL OR h.province = $2) AND ($3::text IS NULL OR h.city = $3)
@@ -262,13 +312,16 @@ HALLS_IN_SCOPE = """
 """
 
 
-async def latest_scores(pool: asyncpg.Pool, period: str, scope: OrgUnit, as_of: datetime | None) -> list[HallScore]:
+async def latest_scores(
+    pool: asyncpg.Pool, period: str, scope: OrgUnit, as_of: datetime | None, hall_as_at: datetime
+) -> list[HallScore]:
     """Every hall in the scope with its latest score for the period and its inspections in it, as recorded
-    up to `as_of`."""
+    up to `as_of`; its level, ownership and closure as they were at `hall_as_at`."""
     rows = await pool.fetch(
         f"""
-        SELECT h.hall_id, h.level, h.ownership, latest.score, inspected.inspections
+        SELECT h.hall_id, {HALL_COLUMNS}, latest.score, inspected.inspections
         FROM halls h
+        {hall_at("$5", "$4")}
         LEFT JOIN LATERAL (
             SELECT score FROM score_changes s
             WHERE s.period = $1 AND s.hall_id = h.hall_id AND ($4::timestamptz IS NULL OR s.recorded_at <= $4)
@@ -284,19 +337,31 @@ async def latest_scores(pool: asyncpg.Pool, period: str, scope: OrgUnit, as_of: 
         period,
         *_scope(scope),
         as_of,
+        hall_as_at,
     )
-    return [HallScore(row["hall_id"], row["level"], row["ownership"], row["score"], row["inspections"]) for row in rows]
+    return [
+        HallScore(row["hall_id"], row["level"], row["ownership"], row["closed"], row["score"], row["inspections"])
+        for row in rows
+    ]
 
 
 async def facts_of_period(
-    pool: asyncpg.Pool, period: str, scope: OrgUnit, as_of: datetime | None = None, hall_ids: list[str] | None = None
+    pool: asyncpg.Pool,
+    period: str,
+    scope: OrgUnit,
+    as_of: datetime | None = None,
+    hall_ids: list[str] | None = None,
+    hall_as_at: datetime | None = None,
 ) -> list[HallFacts]:
     """Every hall in the scope (or those of `hall_ids` in it) with the facts its scorecard applied in the
-    period, as recorded up to `as_of`."""
+    period, as recorded up to `as_of`; its level, ownership and closure as they were at `hall_as_at` (as
+    they are after every change, if None)."""
     rows = await pool.fetch(
         f"""
-        SELECT h.hall_id, h.level, h.ownership, s.fact
-        FROM halls h LEFT JOIN score_changes s ON s.hall_id = h.hall_id AND s.period = $1
+        SELECT h.hall_id, {HALL_COLUMNS}, s.fact
+        FROM halls h
+        {hall_at("coalesce($6::timestamptz, 'infinity')", "$4")}
+        LEFT JOIN score_changes s ON s.hall_id = h.hall_id AND s.period = $1
             AND ($4::timestamptz IS NULL OR s.recorded_at <= $4)
         WHERE {HALLS_IN_SCOPE} AND ($5::text[] IS NULL OR h.hall_id = ANY($5::text[]))
         ORDER BY h.hall_id, s.scorecard_version
@@ -305,10 +370,13 @@ async def facts_of_period(
         *_scope(scope),
         as_of,
         hall_ids,
+        hall_as_at,
     )
     halls: dict[str, HallFacts] = {}
     for row in rows:
-        hall = halls.setdefault(row["hall_id"], HallFacts(row["hall_id"], row["level"], row["ownership"]))
+        hall = halls.setdefault(
+            row["hall_id"], HallFacts(row["hall_id"], row["level"], row["ownership"], row["closed"])
+        )
         if row["fact"] is not None:
             hall.facts.append(SCORING_FACT.validate_json(row["fact"]))
     return list(halls.values())

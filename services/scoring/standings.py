@@ -76,10 +76,11 @@ async def standings(
     """
     months = months_of(period)
     policy = policy_for(policies, period)
+    hall_as_at = policy.hall_instant(period)
     monthly: dict[str, list[tuple[read_model.HallScore, float]]] = {}  # each month's row and score, by hall
     for month in months:
         baseline = empty_score(policy_for(policies, month))
-        for hall in await read_model.latest_scores(pool, month, scope, as_of):
+        for hall in await read_model.latest_scores(pool, month, scope, as_of, hall_as_at):
             monthly.setdefault(hall.hall_id, []).append((hall, baseline if hall.score is None else hall.score))
     standings = [
         Standing(
@@ -88,6 +89,7 @@ async def standings(
             months_of_hall[0][0].ownership,
             round(statistics.fmean(score for _, score in months_of_hall), 2),
             sum(hall.inspections for hall, _ in months_of_hall),
+            closed=months_of_hall[0][0].closed,
         )
         for hall_id, months_of_hall in monthly.items()
     ]

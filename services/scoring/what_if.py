@@ -41,7 +41,7 @@ class WhatIf(BaseModel):
 async def replayed_standings(pool: asyncpg.Pool, period: str, scope: OrgUnit, policy: ScoringPolicy) -> list[Standing]:
     """Every hall in the scope with the score its period's facts earn under `policy`; the replay runs in a
     worker thread, so that the service answers other requests meanwhile."""
-    halls = await read_model.facts_of_period(pool, period, scope)
+    halls = await read_model.facts_of_period(pool, period, scope, hall_as_at=policy.hall_instant(period))
     return await asyncio.to_thread(_replayed, halls, policy)
 
 
@@ -58,6 +58,7 @@ def _replayed(halls: list[read_model.HallFacts], policy: ScoringPolicy) -> list[
                 score(facts, policy).total if hall.facts else baseline,
                 len(facts.inspections),
                 tie_break_values(facts, policy),
+                hall.closed,
             )
         )
     return standings

@@ -415,6 +415,7 @@ class Seeds:
                 "PauseBody": {**reason, "reason_code": "awaiting_network_fix"},
                 "ReclassifyBody": {**reason, "priority": "urgent"},
                 "IncidentCreate": incident_body,
+                "HallChangeBody": {**reason, "effective_from": iso(now, days=1), "level": 2},
                 "ChildrenChange": {**reason, "add": [complaint["id"]]},
                 "BulkResultBody": {**reason, "action": "fibre spliced", "owner": "NOC", "evidence": ["ticket://NOC-1"]},
                 "InspectionCreate": inspection_body,

@@ -15,11 +15,12 @@ from devstack.postgres import EmbeddedPostgres
 from services.scoring import grades_table, read_model, standings
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import Scorecard, SourceEvent
-from services.scoring.policy import load_scoring_policies
+from services.scoring.policy import ScoringPolicy, load_scoring_policies
 from shared.contracts import (
     AnyScoringFact,
     ComplaintRegisteredFact,
     FirstResponseStoppedFact,
+    HallChangedV1,
     HallRegisteredV1,
     IntegrationEvent,
     ResponseBreachedFact,
@@ -133,3 +134,47 @@ async def test_a_change_committed_while_the_grades_are_refreshed_is_graded_then_
     graded = {row["hall_id"] for row in await pool.fetch("SELECT hall_id FROM hall_grades WHERE period = '2026-11'")}
     still_marked = await pool.fetchval("SELECT count(*) FROM periods_to_grade WHERE period = '2026-11'")
     assert graded == {"ZJ-01", "ZJ-02"} or still_marked
+
+
+async def test_a_hall_that_changes_level_mid_period_is_graded_with_its_level_as_the_policy_says(
+    scoring: tuple[ScoringApplication, asyncpg.Pool],
+) -> None:
+    _, pool = scoring
+    await read_model.create_tables(pool)
+    mid_november = datetime(2026, 11, 16, 1, 0, tzinfo=UTC)
+    changes = [
+        HallChangedV1(
+            hall_id="ZJ-09", effective_from=mid_november, name=None, level=4, ownership=None, closed=None, at=NOW
+        ),
+        # Recorded later, effective earlier: the level stays 4 from mid-month; the closure comes in December.
+        HallChangedV1(
+            hall_id="ZJ-09",
+            effective_from=datetime(2026, 12, 3, tzinfo=UTC),
+            name=None,
+            level=None,
+            ownership=None,
+            closed=True,
+            at=NOW,
+        ),
+    ]
+    async with pool.acquire() as connection:
+        await read_model.record_hall(connection, registered("ZJ-09"), recorded_at=datetime(2026, 10, 20, tzinfo=UTC))
+        for version, change in enumerate(changes, start=2):
+            event = build_event(
+                change, source="complaints", aggregate_id=uuid.uuid4(), aggregate_version=version, occurred_at=NOW
+            )
+            await read_model.record_hall_change(connection, event, recorded_at=NOW)
+    at_end = POLICIES["2026-01"]  # in force for both months here; graded as the hall was at a period's end
+    at_start = at_end.model_copy(update={"hall_as_at": "period_start"})
+
+    async def reason(policy: ScoringPolicy, period: str) -> str | None:
+        graded = await standings.grades(pool, {policy.version: policy}, period, OrgUnit(("浙江",)), as_of=None)
+        return next(h.ungraded_reason for h in graded.halls if h.hall_id == "ZJ-09")
+
+    assert await reason(at_end, "2026-11") == "level-4 hall: only levels 1 to 3 are graded"
+    assert (await reason(at_start, "2026-11") or "").startswith("not assessed")  # level 1 then: graded, if inspected
+    assert await reason(at_end, "2026-12") == "closed hall: not graded"
+    recorded_before = await read_model.latest_scores(
+        pool, "2026-11", OrgUnit(("浙江",)), datetime(2026, 11, 1, tzinfo=UTC), at_end.hall_instant("2026-11")
+    )
+    assert [(hall.level, hall.closed) for hall in recorded_before if hall.hall_id == "ZJ-09"] == [(1, False)]

@@ -13,6 +13,7 @@ from tests.dashboard_queries import ROOT
 # Each POST route, as the action the matrix names it by.
 ROUTE_ACTIONS = {
     r"^/api/v1/halls$": "hall.register",
+    r"^/api/v1/halls/\{hall_id\}/changes$": "hall.change",
     r"^/api/v1/customers/erasure$": "customer.erase",
     r"^/api/v1/complaints$": "complaint.register",
     r"^/api/v1/inspections$": "inspection.record",
