@@ -609,6 +609,7 @@ class ComplaintRegisteredFact(ScoringFact):
     priority: str
     channel: str
     category: str | None = None  # None: recorded before the monthly report counted categories
+    repeat_count: int = 0  # the customer's earlier complaints in the repeat window (重复投诉)
 
 
 class FirstResponseStoppedFact(ScoringFact):

@@ -88,11 +88,11 @@ class HallPublic(BaseModel):
     ownership: str
     closed: bool
     closed_from: datetime | None = Field(description="When the closure in force took effect, if closed.")
-    as_at: datetime = Field(description="The instant the name, level, ownership and closure are as at.")
     changes: list[HallChangePublic] = Field(description="Every change, in the order recorded.")
 
     @classmethod
     def of(cls, hall: Hall, as_at: datetime) -> HallPublic:
+        """Its name, level, ownership and closure as at `as_at`."""
         attributes = hall.attributes_at(as_at)
         return cls(
             hall_id=hall.hall_code,
@@ -103,7 +103,6 @@ class HallPublic(BaseModel):
             ownership=attributes.ownership,
             closed=attributes.closed,
             closed_from=hall.closed_from(as_at),
-            as_at=as_at,
             changes=[HallChangePublic(**asdict(change)) for change in hall.changes],
         )
 

@@ -31,6 +31,7 @@ from shared.contracts import (
     ComplaintReclassifiedV1,
     ComplaintRegisteredFact,
     ComplaintRegisteredV1,
+    ComplaintRegisteredV3,
     ComplaintReopenedFact,
     ComplaintReopenedV1,
     ComplaintUnlinkedFromIncidentV1,
@@ -141,7 +142,11 @@ def facts() -> dict[str, FactOf]:
         assert isinstance(complaint, ComplaintRegisteredV1)
         complaint_id = event.envelope.aggregate_id
         fact = ComplaintRegisteredFact(
-            subject=complaint_id, priority=complaint.priority, channel=complaint.channel, category=complaint.category
+            subject=complaint_id,
+            priority=complaint.priority,
+            channel=complaint.channel,
+            category=complaint.category,
+            repeat_count=complaint.repeat_count if isinstance(complaint, ComplaintRegisteredV3) else 0,
         )
         return fact_for(event, *periods[complaint_id], fact)
 

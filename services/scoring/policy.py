@@ -153,6 +153,9 @@ class ScoringPolicy(RequestModel):
     # A hall whose level, ownership or closure changes within a period is graded as it was at the period's end
     # (`period_end`) or at its start.
     hall_as_at: Literal["period_end", "period_start"] = "period_end"
+    # Points off for each repeat complaint (重复投诉) the hall bears: its customer had complained within the
+    # complaints service's repeat window before. 0: repeats weigh nothing beyond the complaint itself.
+    repeat_deduction: Points = 0
     # Whether the children of a mass incident (one outage behind them all) count in the score of the hall that
     # happened to receive each; the monthly report counts them either way.
     incident_children_count: bool = False

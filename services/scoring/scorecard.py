@@ -60,6 +60,7 @@ class ComplaintFacts:
     priority: str = ""
     channel: str = ""
     category: str | None = None
+    repeat: bool = False  # a repeat complaint (重复投诉): the customer complained within the window before
     responded: bool = False
     response_breached: bool = False
     resolution_breached: bool = False
@@ -184,7 +185,7 @@ def _complaint_after(complaint: ComplaintFacts | None, fact: AnyScoringFact) -> 
     after = replace(complaint) if complaint else ComplaintFacts()
     if isinstance(fact, ComplaintRegisteredFact):
         after.registered, after.priority, after.channel = True, fact.priority, fact.channel
-        after.category = fact.category
+        after.category, after.repeat = fact.category, fact.repeat_count > 0
     elif isinstance(fact, IncidentLinkFact):
         after.incident_id = fact.incident_id
     elif isinstance(fact, ReclassifiedFact):
@@ -236,6 +237,8 @@ def contribution(subject: Subject) -> Tally:
         "closed": subject.closed,
         "resolution_kept": not subject.resolution_breached,
     }
+    if subject.repeat:
+        tally["repeats"] = 1
     for source, level in subject.satisfaction.items():
         tally[f"rated:{source}"] = 1
         tally[f"satisfaction:{level}:{source}"] = 1
@@ -313,6 +316,7 @@ def score_of_tally(all_facts: Tally, policy: ScoringPolicy) -> Score:
     deductions += impact.get("substantiated_major_complaint", 0.0) * counted("substantiated_major")
     deductions += impact.get("regulator_appeal_upheld", 0.0) * counted("substantiated_via:regulator_appeal")
     deductions += impact.get("media_exposure", 0.0) * counted("substantiated_via:internet_media")
+    deductions += policy.repeat_deduction * counted("repeats")
     bonus = min(counted("bonus_micros") / MICROS, policy.bonus_cap)
     total = min(max(sum(components.values()) - deductions + bonus, 0.0), policy.final_cap)
     return Score(components, round(deductions, 2), round(findings, 2), round(bonus, 2), round(total, 2))

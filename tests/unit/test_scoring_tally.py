@@ -255,6 +255,19 @@ def test_a_mass_incidents_child_counts_for_its_hall_only_if_the_policy_says_so_a
     assert score(facts, policy).total == 100 - 30 - 5
 
 
+def test_the_policy_may_weigh_repeat_complaints_the_hall_bears() -> None:
+    facts = PeriodFacts()
+    facts.apply(ComplaintRegisteredFact(subject=SUBJECTS[0], priority="normal", channel="app", repeat_count=2))
+    facts.apply(ComplaintRegisteredFact(subject=SUBJECTS[1], priority="normal", channel="app"))
+    policy = POLICIES["2026-12"]
+    weighed = policy.model_copy(update={"repeat_deduction": 2.5})
+
+    assert policy.repeat_deduction == 0
+    assert score(facts, weighed).total == score(facts, policy).total - 2.5  # one repeat of the two
+    facts.apply(CheckedFact(subject=SUBJECTS[0], substantiated=True, root_cause_class="network"))
+    assert score(facts, weighed).total == score(facts, policy).total  # a department's: not the hall's repeat
+
+
 def test_an_upheld_appeal_restores_exactly_the_findings_points_twice_if_overdue() -> None:
     policy = POLICIES["2026-12"]
     facts = PeriodFacts()

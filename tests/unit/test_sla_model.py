@@ -13,28 +13,13 @@ import pytest
 from services.escalation.application import EscalationApplication
 from services.escalation.calendar import Calendars
 from services.escalation.outbox import to_contract
-from services.escalation.policy import POLICY_DIR, InvalidPolicy, load_policies, load_policy
+from services.escalation.policy import POLICY_DIR, InvalidPolicy, load_policy
 from services.escalation.tracking import Opening, SlaRules, SlaSubject
 from shared.catalog import CATALOG_DIR, InvalidCatalog, load_catalogs
-from shared.clock import CHINA_TIME
 from shared.contracts import SlaEscalatedV2
-from shared.organisation import OrgUnit
+from tests.unit.test_sla_subjects import HALL, RULES, Time, at
 
-HALL = OrgUnit(("广东", "深圳", "GD-SZ-001"))
-RULES = SlaRules(load_policies(), Calendars())
 MONDAY = "2026-12-07"  # a working week under the 2026-12-02 policy: 09:00-18:00, Monday to Friday
-
-
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=CHINA_TIME)
-
-
-class Time:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def complaint(received_at: datetime, priority: str = "normal", channel: str = "app") -> Opening:
