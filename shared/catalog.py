@@ -31,7 +31,7 @@ class Catalog(BaseModel):
     source: str
     channels: list[str] = Field(min_length=1)
     categories: list[str] = Field(min_length=1)
-    priorities: list[str] = Field(min_length=1)
+    priorities: list[str] = Field(min_length=1)  # lowest first: lowering one needs a unit above the hall
     pause_reasons: dict[str, str] = Field(min_length=1)  # code: what the complaint waits for
 
     def values(self, kind: str) -> list[str]:

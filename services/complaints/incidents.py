@@ -23,6 +23,7 @@ from services.complaints.application import (
     ComplaintsError,
     ConcurrentChange,
     NotResponsible,
+    OutsideScope,
     StepRequest,
     require_same_request,
 )
@@ -134,14 +135,6 @@ class IncidentNotFound(ComplaintsError):
     field = ("path", "incident_id")
 
 
-class OutsideArea(ComplaintsError):
-    """The caller's unit does not cover the area the incident is to be opened for."""
-
-    status_code = 403
-    error_type = "outside_scope"
-    field = ("body", "area")
-
-
 @dataclass(frozen=True)
 class OpenIncident:
     cause: str
@@ -163,7 +156,7 @@ class Incidents:
     def open(self, opening: OpenIncident, request: StepRequest, viewer: Principal) -> tuple[Incident, bool]:
         """A new incident, or the one an earlier request with the same idempotency key opened."""
         if not viewer.can_see(opening.area):
-            raise OutsideArea(f"{opening.area} is outside your unit {viewer.unit}")
+            raise OutsideScope(f"{opening.area} is outside your unit {viewer.unit}", ("body", "area"))
         if request.idempotency_key is not None:
             earlier = self._find(incident_id_for(request.idempotency_key))
             if earlier is not None:
