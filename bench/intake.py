@@ -101,13 +101,42 @@ class BareIntake(ManagedProcess):
         self.wait_until_answering(f"http://127.0.0.1:{self.port}/healthz", timeout=30)
 
 
+# Each request's customer has a phone of their own, as at a real counter: one phone behind thousands of
+# complaints would measure the repeat lookup of a single customer, not intake.
+PHONE_PER_REQUEST = """
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("thread_number", threads)
+end
+local sent = 0
+function request()
+  sent = sent + 1
+  local phone = string.format("13%d%08d", thread_number % 10, sent)
+  return wrk.format(nil, nil, nil, (bodies[sent % #bodies + 1]:gsub(PHONE_PLACEHOLDER, phone)))
+end
+"""
+PHONE_PLACEHOLDER = "13800000000"
+
+
+def with_a_phone_per_request(body: dict[str, Any]) -> str:
+    """The body as JSON, its phone the placeholder `PHONE_PER_REQUEST` replaces."""
+    return json.dumps({**body, "customer": {**body["customer"], "phone": PHONE_PLACEHOLDER}}, ensure_ascii=False)
+
+
+def lua_string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
 def wrk_posts_per_second(url: str, body: dict[str, Any], headers: dict[str, str], script: Path) -> float:
-    """`wrk`'s rate of POSTs; every answer must be a 201."""
+    """`wrk`'s rate of POSTs of `body`, each with a phone of its own; every answer must be a 201."""
     lines = [
         'wrk.method = "POST"',
-        f"wrk.body = {json.dumps(json.dumps(body, ensure_ascii=False), ensure_ascii=False)}",
         'wrk.headers["Content-Type"] = "application/json"',
-        *(f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}" for name, value in headers.items()),
+        *(f"wrk.headers[{lua_string(name)}] = {lua_string(value)}" for name, value in headers.items()),
+        f"PHONE_PLACEHOLDER = {lua_string(PHONE_PLACEHOLDER)}",
+        f"bodies = {{{lua_string(with_a_phone_per_request(body))}}}",
+        PHONE_PER_REQUEST,
     ]
     script.write_text("\n".join(lines) + "\n")
     command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "-s", str(script), url]

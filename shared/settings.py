@@ -58,6 +58,7 @@ class ServiceSettings(BaseSettings):
         url = urlsplit(str(self.database_url))
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": "shared.event_store:ColumnarRecorder",  # by name: loaded only if used
             "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
             "POSTGRES_HOST": url.hostname or "127.0.0.1",
             "POSTGRES_PORT": str(url.port or 5432),

@@ -174,7 +174,7 @@ async def register_complaint(
     `Idempotent-Replayed: true`) and records nothing new.
     """
     ACCESS.require(caller, "complaint.register")
-    complaint, created = await application(request).register_complaint(
+    complaint, created, repeat_of = await application(request).register_complaint(
         RegisterComplaint(
             hall_code=body.hall_id,
             channel=body.channel,
@@ -198,9 +198,6 @@ async def register_complaint(
         customer = CustomerData(body.customer.name, body.customer.phone)
     else:
         customer = await asyncio.to_thread(application(request).customer_of, complaint)
-    repeat_of = (
-        await asyncio.to_thread(application(request).repeated, complaint, caller) if complaint.repeat_count else []
-    )
     return present(complaint, request, caller, response, created, customer, repeat_of)
 
 

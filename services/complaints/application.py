@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate, AggregateEvent, DomainEventProtocol
@@ -41,6 +41,7 @@ from services.complaints.inspections import Inspection, RectificationOrder, orde
 from services.complaints.numbers import Serials, complaint_number
 from services.complaints.personal_data import (
     CustomerData,
+    CustomersComplaint,
     DataKey,
     DataKeys,
     MasterKey,
@@ -187,6 +188,12 @@ class IdempotencyKeyReused(ComplaintsError):
     status_code = 422
     error_type = "idempotency_key_reused"
     field = ("header", "Idempotency-Key")
+
+
+class Registration(NamedTuple):
+    complaint: Complaint
+    created: bool  # False: a retry under the first call's idempotency key
+    repeat_of: list[str]  # the numbers of the earlier complaints that made it a repeat, as the caller may see
 
 
 @dataclass(frozen=True)
@@ -400,8 +407,8 @@ class ComplaintsApplication(StoresTraceContext):
 
     async def register_complaint(
         self, command: RegisterComplaint, viewer: Principal, idempotency_key: str | None = None
-    ) -> tuple[Complaint, bool]:
-        """Returns the complaint and whether this call created it.
+    ) -> Registration:
+        """The complaint, whether this call created it, and the earlier complaints that made it a repeat.
 
         With an idempotency key, a repeated request returns the complaint the
         first one created, and the same key with different content is refused.
@@ -413,7 +420,7 @@ class ComplaintsApplication(StoresTraceContext):
             complaint_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, caller_key("complaint", viewer, idempotency_key))
             existing = await asyncio.to_thread(self.find, Complaint, complaint_id)
             if existing is not None:
-                return self._replayed(existing, fingerprint), False
+                return await self._registered_before(self._replayed(existing, fingerprint), viewer)
 
         now = self.clock()
         received_at = command.received_at or now
@@ -432,8 +439,8 @@ class ComplaintsApplication(StoresTraceContext):
             raise HallClosed(f"hall {command.hall_code!r} is closed from {closed_from.isoformat()}")
 
         phone_digest = self._master_key.phone_digest(command.customer_phone)
-        repeat_count = await asyncio.to_thread(
-            self.data_keys.count_of_phone, phone_digest, received_at - self.repeat_window, received_at
+        earlier = await self.data_keys.history_of_phone(
+            phone_digest, received_at - self.repeat_window, received_at, REPEATS_NAMED
         )
         number = complaint_number(now, await self._serials.take())
         description = mask_identifiers(command.description, (command.customer_name, command.customer_phone))
@@ -456,7 +463,7 @@ class ComplaintsApplication(StoresTraceContext):
             received_at=received_at,
             registered_at=now,
             request_fingerprint=fingerprint,
-            repeat_count=repeat_count,
+            repeat_count=earlier.count,
         )
         try:
             await self._group_commit.save(
@@ -467,8 +474,8 @@ class ComplaintsApplication(StoresTraceContext):
         except IntegrityError:
             # A concurrent request with the same idempotency key won the race.
             winner = await asyncio.to_thread(self.get_complaint, complaint_id, viewer)
-            return self._replayed(winner, fingerprint), False
-        return complaint, True
+            return await self._registered_before(self._replayed(winner, fingerprint), viewer)
+        return Registration(complaint, True, self._visible_numbers(earlier.newest, viewer))
 
     def act(
         self,
@@ -919,8 +926,13 @@ class ComplaintsApplication(StoresTraceContext):
         if not complaint.repeat_count:
             return []
         window = (complaint.received_at - self.repeat_window, complaint.received_at)
-        earlier = self.data_keys.others_of_customer(complaint.id, REPEATS_NAMED, *window)
-        return [other.number for other in reversed(earlier) if self._visible(other.hall_code, viewer)]
+        return self._visible_numbers(self.data_keys.others_of_customer(complaint.id, REPEATS_NAMED, *window), viewer)
+
+    def _visible_numbers(self, newest_first: list[CustomersComplaint], viewer: Principal) -> list[str]:
+        return [other.number for other in reversed(newest_first) if self._visible(other.hall_code, viewer)]
+
+    async def _registered_before(self, complaint: Complaint, viewer: Principal) -> Registration:
+        return Registration(complaint, False, await asyncio.to_thread(self.repeated, complaint, viewer))
 
     def related(self, complaint: Complaint, viewer: Principal) -> list[Complaint]:
         """The same customer's other complaints the viewer may see (of the newest `MAX_RELATED`), oldest

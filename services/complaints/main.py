@@ -99,7 +99,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
             PostgresSerialBlocks(pool),
             PostgresVerificationAttempts(pool),
             master_key,
-            lambda application: PostgresDataKeys(application.recorder),
+            lambda application: PostgresDataKeys(application.recorder, pool),
             settings.clock(auth.environment),
             settings.max_steps_per_subject,
             timedelta(days=settings.repeat_window_days),

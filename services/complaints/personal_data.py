@@ -26,15 +26,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import asyncpg
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import Cursor, sql
 from psycopg.rows import DictRow
 
 from shared.database import columns_added
+from shared.event_store import ColumnarRecorder
 
 SEALED_PREFIX = "aesgcm1:"
 # Customer data of complaints registered before sealing: readable without a key, and so not erasable by one.
@@ -151,6 +152,14 @@ class CustomersComplaint:
     received_at: datetime
 
 
+@dataclass(frozen=True)
+class PhoneHistory:
+    """A customer's complaints received in a window: how many, and the newest of them."""
+
+    count: int
+    newest: list[CustomersComplaint]
+
+
 class DataKeys(Protocol):
     """Where wrapped data keys are kept. A destroyed key is gone: `wrapped` answers None for it."""
 
@@ -162,8 +171,11 @@ class DataKeys(Protocol):
 
     def subjects_of_phone(self, phone_digest: bytes) -> list[uuid.UUID]: ...
 
-    def count_of_phone(self, phone_digest: bytes, received_from: datetime, received_until: datetime) -> int:
-        """How many complaints of the customer with this phone were received in the window (ends included)."""
+    async def history_of_phone(
+        self, phone_digest: bytes, received_from: datetime, received_until: datetime, limit: int
+    ) -> PhoneHistory:
+        """The complaints of the customer with this phone received in the window (ends included): their count
+        and the newest `limit`, newest first. On the event loop: registration asks it of every complaint."""
         ...
 
     def others_of_customer(
@@ -230,8 +242,11 @@ class InMemoryDataKeys:
         ]
         return sorted(found, key=lambda c: (c.received_at, c.subject), reverse=True)
 
-    def count_of_phone(self, phone_digest: bytes, received_from: datetime, received_until: datetime) -> int:
-        return len(self._of_phone(phone_digest, received_from, received_until))
+    async def history_of_phone(
+        self, phone_digest: bytes, received_from: datetime, received_until: datetime, limit: int
+    ) -> PhoneHistory:
+        found = self._of_phone(phone_digest, received_from, received_until)
+        return PhoneHistory(len(found), found[:limit])
 
     def others_of_customer(
         self,
@@ -293,21 +308,24 @@ CREATE INDEX IF NOT EXISTS customer_keys_by_closure ON customer_keys (closed_at)
 )
 
 
-class ComplaintsRecorder(PostgresApplicationRecorder):
+class ComplaintsRecorder(ColumnarRecorder):
     """The complaints' event store, which writes new data keys in the transaction of the events they seal:
-    no complaint without its key, no key without its complaint."""
+    no complaint without its key, no key without its complaint. A group commit's keys go in as one array
+    per column, as its events do."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._insert_keys = sql.SQL(
+            "INSERT INTO {} (subject, wrapped_key, phone_digest, received_at, number, hall_code)"
+            " SELECT * FROM unnest(%s::uuid[], %s::bytea[], %s::bytea[], %s::timestamptz[], %s::text[], %s::text[])"
+        ).format(sql.Identifier(self.datastore.schema, "customer_keys"))
 
     def _insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
         keys: Sequence[DataKey] = kwargs.get("data_keys", ())
         if keys:
-            curs.executemany(
-                sql.SQL(
-                    "INSERT INTO {} (subject, wrapped_key, phone_digest, received_at, number, hall_code)"
-                    " VALUES (%s, %s, %s, %s, %s, %s)"
-                ).format(sql.Identifier(self.datastore.schema, "customer_keys")),
-                [(k.subject, k.wrapped, k.phone_digest, k.received_at, k.number, k.hall_code) for k in keys],
-            )
+            rows = [(k.subject, k.wrapped, k.phone_digest, k.received_at, k.number, k.hall_code) for k in keys]
+            curs.execute(self._insert_keys, [list(column) for column in zip(*rows, strict=True)])
 
 
 RECORDER_TOPIC = f"{__name__}:{ComplaintsRecorder.__qualname__}"
@@ -315,13 +333,15 @@ RECORDER_TOPIC = f"{__name__}:{ComplaintsRecorder.__qualname__}"
 
 class PostgresDataKeys:
     """On the event store's own connections (eventsourcing's datastore), so the application's threads use it
-    as they use the store. A destroyed key's row stays, without key or digest, to say when it went."""
+    as they use the store; what registration asks on the event loop goes through the service's asyncpg pool.
+    A destroyed key's row stays, without key or digest, to say when it went."""
 
-    def __init__(self, recorder: object) -> None:
+    def __init__(self, recorder: object, pool: asyncpg.Pool) -> None:
         """`recorder`: the store's, a `ComplaintsRecorder`, whose connections these share."""
         assert isinstance(recorder, ComplaintsRecorder), "the complaints store runs with ComplaintsRecorder"
         self._datastore = recorder.datastore
         self._table = sql.Identifier(recorder.datastore.schema, "customer_keys")
+        self._pool = pool
 
     def _execute(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._datastore.transaction(commit=True) as cursor:
@@ -339,12 +359,23 @@ class PostgresDataKeys:
         rows = self._execute("SELECT subject FROM {table} WHERE phone_digest = %s", (phone_digest,))
         return [row["subject"] for row in rows]
 
-    def count_of_phone(self, phone_digest: bytes, received_from: datetime, received_until: datetime) -> int:
-        rows = self._execute(
-            "SELECT count(*) AS n FROM {table} WHERE phone_digest = %s AND received_at BETWEEN %s AND %s",
-            (phone_digest, received_from, received_until),
+    async def history_of_phone(
+        self, phone_digest: bytes, received_from: datetime, received_until: datetime, limit: int
+    ) -> PhoneHistory:
+        rows = await self._pool.fetch(  # the pool's search path is the store's schema
+            "SELECT subject, number, hall_code, received_at, count(*) OVER () AS count FROM customer_keys"
+            " WHERE phone_digest = $1 AND received_at BETWEEN $2 AND $3"
+            " ORDER BY received_at DESC, subject DESC LIMIT $4",
+            phone_digest,
+            received_from,
+            received_until,
+            limit,
         )
-        return int(rows[0]["n"])
+        newest = [
+            CustomersComplaint(uuid.UUID(str(row["subject"])), row["number"], row["hall_code"], row["received_at"])
+            for row in rows
+        ]
+        return PhoneHistory(int(rows[0]["count"]) if rows else 0, newest)
 
     def others_of_customer(
         self,
