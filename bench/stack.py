@@ -19,7 +19,6 @@ Baseline, in the same run against the same PostgreSQL: the bare FastAPI + asyncp
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import statistics
@@ -32,7 +31,15 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
-from bench.intake import BareIntake, admin_headers, complaint_body, wrk_posts_per_second
+from bench.intake import (
+    PHONE_PLACEHOLDER,
+    BareIntake,
+    admin_headers,
+    complaint_body,
+    lua_string,
+    with_a_phone_per_request,
+    wrk_posts_per_second,
+)
 from devstack.stack import Stack, StackConfig
 from shared.streaming import committed_offsets, partitions_of
 from tests.integration.harness import CONSUMED_TOPICS, StackClient
@@ -63,6 +70,11 @@ local interval = {interval}
 local bodies = {bodies}
 local next_slot = nil
 local sent = 0
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("thread_number", threads)
+end
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 {headers}
@@ -75,7 +87,8 @@ function delay()
 end
 function request()
   sent = sent + 1
-  return wrk.format(nil, nil, nil, bodies[sent % #bodies + 1])
+  local phone = string.format("13%d%08d", thread_number % 10, sent)  -- each customer a phone of their own
+  return wrk.format(nil, nil, nil, (bodies[sent % #bodies + 1]:gsub("{phone_placeholder}", phone)))
 end
 """
 
@@ -93,12 +106,8 @@ class Step:
         return not self.failed and self.achieved >= 0.95 * self.offered and self.drain_seconds <= DRAIN_LIMIT_SECONDS
 
 
-def lua_string(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
-
-
 def fixed_rate_script(rate: int, hall_ids: list[str]) -> str:
-    bodies = [json.dumps(complaint_body(hall_id), ensure_ascii=False) for hall_id in hall_ids]
+    bodies = [with_a_phone_per_request(complaint_body(hall_id)) for hall_id in hall_ids]
     headers = "\n".join(
         f"wrk.headers[{lua_string(name)}] = {lua_string(value)}" for name, value in admin_headers().items()
     )
@@ -106,6 +115,7 @@ def fixed_rate_script(rate: int, hall_ids: list[str]) -> str:
         FIXED_RATE_SCRIPT.replace("{interval}", repr(1000 * WRK_THREADS / rate))
         .replace("{bodies}", "{" + ", ".join(lua_string(body) for body in bodies) + "}")
         .replace("{headers}", headers)
+        .replace("{phone_placeholder}", PHONE_PLACEHOLDER)
     )
 
 
