@@ -101,22 +101,22 @@ class BareIntake(ManagedProcess):
         self.wait_until_answering(f"http://127.0.0.1:{self.port}/healthz", timeout=30)
 
 
+PHONE_PLACEHOLDER = "13800000000"
 # Each request's customer has a phone of their own, as at a real counter: one phone behind thousands of
-# complaints would measure the repeat lookup of a single customer, not intake.
-PHONE_PER_REQUEST = """
+# complaints would measure the repeat lookup of a single customer, not intake. Lua for a wrk script:
+# `with_own_phone(body)` puts the next phone of the calling wrk thread in place of the placeholder.
+PHONE_PER_REQUEST = f"""
 local threads = 0
 function setup(thread)
   threads = threads + 1
   thread:set("thread_number", threads)
 end
-local sent = 0
-function request()
-  sent = sent + 1
-  local phone = string.format("13%d%08d", thread_number % 10, sent)
-  return wrk.format(nil, nil, nil, (bodies[sent % #bodies + 1]:gsub(PHONE_PLACEHOLDER, phone)))
+local phones = 0
+function with_own_phone(body)
+  phones = phones + 1
+  return (body:gsub("{PHONE_PLACEHOLDER}", string.format("13%d%08d", thread_number % 10, phones)))
 end
 """
-PHONE_PLACEHOLDER = "13800000000"
 
 
 def with_a_phone_per_request(body: dict[str, Any]) -> str:
@@ -134,9 +134,9 @@ def wrk_posts_per_second(url: str, body: dict[str, Any], headers: dict[str, str]
         'wrk.method = "POST"',
         'wrk.headers["Content-Type"] = "application/json"',
         *(f"wrk.headers[{lua_string(name)}] = {lua_string(value)}" for name, value in headers.items()),
-        f"PHONE_PLACEHOLDER = {lua_string(PHONE_PLACEHOLDER)}",
-        f"bodies = {{{lua_string(with_a_phone_per_request(body))}}}",
+        f"local body = {lua_string(with_a_phone_per_request(body))}",
         PHONE_PER_REQUEST,
+        "function request() return wrk.format(nil, nil, nil, with_own_phone(body)) end",
     ]
     script.write_text("\n".join(lines) + "\n")
     command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "-s", str(script), url]

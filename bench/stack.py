@@ -32,7 +32,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 
 from bench.intake import (
-    PHONE_PLACEHOLDER,
+    PHONE_PER_REQUEST,
     BareIntake,
     admin_headers,
     complaint_body,
@@ -70,11 +70,7 @@ local interval = {interval}
 local bodies = {bodies}
 local next_slot = nil
 local sent = 0
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("thread_number", threads)
-end
+{phone_per_request}
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 {headers}
@@ -87,8 +83,7 @@ function delay()
 end
 function request()
   sent = sent + 1
-  local phone = string.format("13%d%08d", thread_number % 10, sent)  -- each customer a phone of their own
-  return wrk.format(nil, nil, nil, (bodies[sent % #bodies + 1]:gsub("{phone_placeholder}", phone)))
+  return wrk.format(nil, nil, nil, with_own_phone(bodies[sent % #bodies + 1]))
 end
 """
 
@@ -115,7 +110,7 @@ def fixed_rate_script(rate: int, hall_ids: list[str]) -> str:
         FIXED_RATE_SCRIPT.replace("{interval}", repr(1000 * WRK_THREADS / rate))
         .replace("{bodies}", "{" + ", ".join(lua_string(body) for body in bodies) + "}")
         .replace("{headers}", headers)
-        .replace("{phone_placeholder}", PHONE_PLACEHOLDER)
+        .replace("{phone_per_request}", PHONE_PER_REQUEST)
     )
 
 

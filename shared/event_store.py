@@ -2,9 +2,11 @@
 as one array per column.
 
 eventsourcing inserts a save as one array of a composite type, which psycopg adapts value by value in
-Python; with batched saves (intake's group commit, the consumers' batches) that held the GIL for a fifth
-of intake's time. Arrays of plain columns are adapted in C. The statement, its table lock and its
-NOTIFY are otherwise eventsourcing's, so commit order still equals notification order.
+Python, holding the GIL that a service's event loop needs too; in intake's profile under load it was the
+largest part of the group-commit writer's Python. Arrays of plain columns are adapted in C: with this
+recorder and the data keys written the same way, intake rose from about 690 to 900-1,040 POST/s. The
+statement, its table lock and its NOTIFY are otherwise eventsourcing's, so commit order still equals
+notification order.
 """
 
 from __future__ import annotations
