@@ -11,6 +11,7 @@ from pathlib import Path
 
 from devstack import prometheus
 from devstack.broker import TansuBroker
+from devstack.outbound import OutboundStandIns
 from devstack.postgres import EmbeddedPostgres
 from devstack.process import ManagedProcess, StartError, free_port, port_is_free
 from shared.auth import AuthSettings, Role, issue_staff_token
@@ -25,6 +26,8 @@ DEFAULT_PORTS = {
     "broker": 9092,
     "postgres": 5432,
     "prometheus": 9090,
+    "outbound": 8025,  # the recording messaging gateway, and reading the SMTP server's mail
+    "smtp": 2525,
 }
 
 
@@ -75,6 +78,8 @@ class StackConfig:
     external_bootstrap_servers: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     prometheus_interval: str | None = None  # scrape and rule interval; None: no local Prometheus
+    # The SMTP server and messaging gateway the customers' notifications go to; without them none are sent.
+    outbound: bool = True
 
     @classmethod
     def from_environment(cls, data_dir: Path) -> StackConfig:
@@ -91,7 +96,9 @@ class StackConfig:
 
     @classmethod
     def for_tests(cls, data_dir: Path) -> StackConfig:
-        return cls(data_dir=data_dir, ports={name: free_port() for name in DEFAULT_PORTS}, durable=False)
+        """Without notifications unless a test asks for them: they would add to every complaint's timeline."""
+        ports = {name: free_port() for name in DEFAULT_PORTS}
+        return cls(data_dir=data_dir, ports=ports, durable=False, outbound=False)
 
 
 class Stack:
@@ -103,6 +110,7 @@ class Stack:
         self.services: dict[str, ServiceProcess] = {}
         self.replicas: list[ServiceProcess] = []
         self.prometheus: prometheus.Prometheus | None = None
+        self.outbound: OutboundStandIns | None = None
         self._stopping = threading.Event()
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
 
@@ -138,6 +146,7 @@ class Stack:
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "DATA_DIR": str(self.config.data_dir),
             "ENVIRONMENT": "development",  # the development secret and test clocks need it said outright
+            **(self.outbound.service_env() if self.outbound else {}),
             **self.config.extra_env,
         }
 
@@ -153,6 +162,11 @@ class Stack:
             self.postgres.start()
         if not self.config.external_bootstrap_servers:
             self.start_fresh_broker()
+        if self.config.outbound:
+            self.outbound = OutboundStandIns(
+                self._port("outbound"), self._port("smtp"), self.config.data_dir / "mail", self._log("outbound")
+            )
+            self.outbound.start()
         for name in SERVICES:
             self.services[name] = ServiceProcess(name, self._port(name), self.service_env(), self._log(name))
             self.services[name].start()
@@ -224,6 +238,8 @@ class Stack:
             service.stop()
         if self.prometheus:
             self.prometheus.stop()
+        if self.outbound:
+            self.outbound.stop()
         if self.broker:
             self.broker.stop()
         if self.postgres:
@@ -240,4 +256,7 @@ class Stack:
         urls["postgres"] = self.database_url
         if self.prometheus:
             urls["prometheus"] = self.prometheus.url
+        if self.outbound:
+            urls["gateway"] = f"{self.outbound.url}/messages"
+            urls["mail"] = f"{self.outbound.url}/mail"
         return urls

@@ -8,11 +8,16 @@ deserves). Here, before the application sees a request with a body:
   on the public routes (`/api/v1/public/...`), which take none;
 - a body sent without a length (chunked) is read up to the limit and refused with 413 beyond it.
 The body read is then handed to the application as it came.
+
+A route that reads its own body as it arrives (an upload streamed to disk) is named in `streamed`, with the
+largest `Content-Length` it may declare: its credentials are checked the same way, and then its body is left
+unread, for the route to bound itself.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
@@ -25,9 +30,10 @@ PUBLIC_PREFIX = "/api/v1/public/"
 METHODS_WITH_BODIES = frozenset({"POST", "PUT", "PATCH"})
 
 
-def guard_request_bodies(app: Starlette, max_bytes: int) -> None:
-    """Call before the tracing and metrics middleware are added, so that they see these answers too."""
-    app.add_middleware(GuardedBodies, max_bytes=max_bytes)
+def guard_request_bodies(app: Starlette, max_bytes: int, streamed: Mapping[str, int] | None = None) -> None:
+    """Call before the tracing and metrics middleware are added, so that they see these answers too.
+    `streamed`: the paths whose routes read and bound their bodies themselves, each with its own limit."""
+    app.add_middleware(GuardedBodies, max_bytes=max_bytes, streamed=dict(streamed or {}))
 
 
 class RequestTooLarge(Exception):
@@ -35,9 +41,10 @@ class RequestTooLarge(Exception):
 
 
 class GuardedBodies:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, streamed: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.streamed = dict(streamed or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in METHODS_WITH_BODIES:
@@ -45,8 +52,10 @@ class GuardedBodies:
             return
         headers = Headers(scope=scope)
         declared = headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await _answer(send, 413, self._too_large())
+        streamed_limit = self.streamed.get(scope["path"])
+        limit = self.max_bytes if streamed_limit is None else streamed_limit
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _answer(send, 413, self._too_large(limit))
             return
         if not scope["path"].startswith(PUBLIC_PREFIX):
             authenticator: Authenticator = scope["app"].state.authenticator
@@ -57,10 +66,13 @@ class GuardedBodies:
                 body = error_body(refused.field, str(refused), refused.error_type)
                 await _answer(send, refused.status_code, body, {name.lower(): v for name, v in refused.headers.items()})
                 return
+        if streamed_limit is not None:
+            await self.app(scope, receive, send)
+            return
         try:
             chunks = await self._read(receive)
         except RequestTooLarge:
-            await _answer(send, 413, self._too_large())
+            await _answer(send, 413, self._too_large(self.max_bytes))
             return
         await self.app(scope, _replaying(chunks, receive), send)
 
@@ -78,8 +90,8 @@ class GuardedBodies:
             if not message.get("more_body", False):
                 return messages
 
-    def _too_large(self) -> dict[str, object]:
-        return error_body(("body",), f"the request body is larger than {self.max_bytes} bytes", "too_large")
+    def _too_large(self, limit: int) -> dict[str, object]:
+        return error_body(("body",), f"the request body is larger than {limit} bytes", "too_large")
 
 
 def _replaying(messages: list[Message], receive: Receive) -> Receive:

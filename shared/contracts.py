@@ -300,6 +300,27 @@ class ComplaintRectifiedV2(ComplaintRectifiedV1, OfIncident):
     schema_version = 2
 
 
+class EvidenceFile(BaseModel):
+    """An uploaded file a step refers to: its SHA-256 (the attachment's id), size, type and name; nothing of
+    who uploaded it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+    content_type: str
+    name: str
+
+
+class WithAttachments(BaseModel):
+    """The files a step refers to; none in messages from before steps could."""
+
+    attachments: list[EvidenceFile] = []
+
+
+class ComplaintRectifiedV3(ComplaintRectifiedV2, WithAttachments):
+    schema_version = 3
+
+
 class ComplaintClosedV2(ComplaintClosedV1, OfIncident):
     schema_version = 2
 
@@ -331,6 +352,33 @@ class IncidentOpenedV1(Contract):
     window_end: AwareDatetime
     opened_by: str
     at: AwareDatetime
+
+
+class CustomerNotifiedV1(Contract):
+    """The complaint's customer was sent a notification: which trigger, channel and template version, never the
+    address or the words (the template's version names them). Its aggregate is the complaint's notification
+    record, beside the complaint."""
+
+    event_type = "CustomerNotified"
+    schema_version = 1
+    complaint_id: uuid.UUID
+    trigger: str
+    channel: Literal["sms", "email", "wechat"]
+    template: str
+    template_version: int = Field(ge=1)
+    attempts: int = Field(ge=1)
+    at: AwareDatetime
+
+
+class NotificationFailedV1(CustomerNotifiedV1):
+    """A notification that could not be delivered after the policy's attempts, and why."""
+
+    event_type = "NotificationFailed"
+    reason: str
+
+
+# What the complaint's customer was told, or could not be: records beside the loop, not steps of it.
+CUSTOMER_NOTIFICATIONS: tuple[type[CustomerNotifiedV1], ...] = (CustomerNotifiedV1, NotificationFailedV1)
 
 
 COMPLAINT_STEPS: tuple[type[LoopStep], ...] = (
@@ -367,6 +415,7 @@ COMPLAINT_STEP_VERSIONS: tuple[type[LoopStep], ...] = (
     CustomerContactedV2,
     ComplaintRectifiedV2,
     ComplaintClosedV2,
+    ComplaintRectifiedV3,
 )
 
 
@@ -453,6 +502,10 @@ class OrderRectifiedV1(LoopStep):
     evidence: list[str]
 
 
+class OrderRectifiedV2(OrderRectifiedV1, WithAttachments):
+    schema_version = 2
+
+
 class OrderVerifiedV1(LoopStep):
     event_type = "RectificationOrderVerified"
     schema_version = 1
@@ -490,6 +543,8 @@ ORDER_STEPS: tuple[type[LoopStep], ...] = (
     OrderVerifiedV1,
     OrderRejectedV1,
 )
+# The newer versions of order steps above, each a subclass of its first version.
+ORDER_STEP_VERSIONS: tuple[type[LoopStep], ...] = (OrderRectifiedV2,)
 
 
 class SlaMilestone(Contract):
@@ -815,12 +870,14 @@ PUBLISHED: tuple[type[Contract], ...] = (
     ComplaintRegisteredV3,
     *COMPLAINT_STEPS,
     *COMPLAINT_STEP_VERSIONS,
+    *CUSTOMER_NOTIFICATIONS,
     IncidentOpenedV1,
     InspectionRecordedV1,
     InspectionRecordedV2,
     RectificationOrderOpenedV1,
     RectificationOrderOpenedV2,
     *ORDER_STEPS,
+    *ORDER_STEP_VERSIONS,
     *SLA_EVENTS,
     SlaEscalatedV2,
     SlaScheduledV1,

@@ -33,6 +33,11 @@ RELAY_LAG = Gauge("relay_lag_events", "Stored events the relay has not published
 CONSUMER_LAG = Gauge(
     "consumer_lag_messages", "Messages on the topic the consumer group has not committed yet.", ["consumer", "topic"]
 )
+NOTIFICATIONS = Counter(
+    "customer_notifications",
+    "Notifications to customers by channel and template: sent, failed for good, retried, or held for quiet hours.",
+    ["channel", "template", "outcome"],
+)
 COMPLAINTS_REGISTERED = Counter(
     "complaints_registered",
     "Complaints registered (idempotent replays not counted).",

@@ -22,6 +22,7 @@ from services.complaints.application import (
     caller_key,
     fingerprint_of,
 )
+from services.complaints.attachments_api import evidence
 from services.complaints.domain import Complaint, HallChange, Step
 from services.complaints.personal_data import CustomerData
 from services.complaints.schemas import (
@@ -182,6 +183,8 @@ async def register_complaint(
             priority=body.priority,
             customer_name=body.customer.name,
             customer_phone=body.customer.phone,
+            customer_email=body.customer.email,
+            customer_wechat_openid=body.customer.wechat_openid,
             description=body.description,
             received_by=body.received_by or caller.subject,
             received_at=body.received_at,
@@ -195,7 +198,7 @@ async def register_complaint(
         if complaint.repeat_count:
             province = application(request).known_hall(complaint.hall_code).province
             COMPLAINTS_REPEATED.labels(province, complaint.category).inc()
-        customer = CustomerData(body.customer.name, body.customer.phone)
+        customer = CustomerData(body.customer.name, body.customer.phone, email=body.customer.email)
     else:
         customer = await asyncio.to_thread(application(request).customer_of, complaint)
     return present(complaint, request, caller, response, created, customer, repeat_of)
@@ -419,20 +422,19 @@ def rectify(
     caller: Caller,
     idempotency_key: IdempotencyKey = None,
 ) -> ComplaintPublic:
-    """Records the corrective action (整改) with its owner, deadline and evidence."""
-    return take_step(
-        "rectify",
-        complaint_id,
-        body,
-        request,
-        response,
-        caller,
-        idempotency_key,
-        by_owner(
-            request,
-            lambda complaint, step: complaint.rectify(body.action, body.owner, body.deadline, body.evidence, step),
-        ),
-    )
+    """Records the corrective action (整改) with its owner, deadline and evidence: references, and uploaded
+    files by id (`attachments`), which whoever sees the complaint's hall may then read."""
+    files, complaints = evidence(request), application(request)
+
+    def perform(complaint: Complaint, step: Step) -> None:
+        refs = files.refs_for(body.attachments, caller, ("body", "attachments"))
+        attachments = [ref.as_event_field() for ref in refs]
+        complaint.rectify(body.action, body.owner, body.deadline, body.evidence, step, attachments)
+        unit = complaints.registering_unit(complaint)
+        files.link(refs, "complaint", complaint.id, unit, ("body", "attachments"))
+
+    use = by_owner(request, perform)
+    return take_step("rectify", complaint_id, body, request, response, caller, idempotency_key, use)
 
 
 @router.post("/complaints/{complaint_id}/feedback", response_model=ComplaintPublic)

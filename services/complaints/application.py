@@ -25,10 +25,13 @@ from eventsourcing.persistence import IntegrityError
 
 from services.complaints.checklist import UnknownChecklist, load_checklist
 from services.complaints.domain import (
+    AlreadyDone,
     Complaint,
     ComplaintNumber,
+    CustomerNotifications,
     Hall,
     HallChange,
+    Notice,
     RemembersRequests,
     Step,
     StepRefused,
@@ -38,6 +41,7 @@ from services.complaints.domain import (
 )
 from services.complaints.group_commit import GroupCommitter
 from services.complaints.inspections import Inspection, RectificationOrder, order_id_for
+from services.complaints.notifications import policy_at
 from services.complaints.numbers import Serials, complaint_number
 from services.complaints.personal_data import (
     CustomerData,
@@ -60,6 +64,7 @@ from shared.organisation import OrgUnit, escalation_level
 from shared.tracing import StoresTraceContext
 
 MAX_LATE_SUBMISSION = timedelta(days=30)
+RECORD_ATTEMPTS = 5  # of recording a notification on a complaint that steps keep changing
 HALL_CACHE_SECONDS = 5
 MAX_RELATED = 100  # the most related complaints one answer lists
 REPEATS_NAMED = 20  # the most earlier complaints a repeat complaint names, the newest
@@ -217,12 +222,17 @@ class RegisterComplaint:
     description: str
     received_by: str  # the first-ask owner (首问负责)
     received_at: datetime | None = None
+    customer_email: str | None = None
+    customer_wechat_openid: str | None = None
 
     def fingerprint(self, master_key: MasterKey) -> str:
         """Of the request's content, the customer's data by a keyed digest: the fingerprint is stored in
         events, where a plain hash of a phone number could be found again by trying every number."""
         content = asdict(self)
-        customer = f"{content.pop('customer_name')}\x00{content.pop('customer_phone')}"
+        addresses = [content.pop(name) for name in ("customer_name", "customer_phone", "customer_email")]
+        addresses.append(content.pop("customer_wechat_openid"))
+        # Addresses not given leave the digest as it was before they could be: retries across an upgrade match.
+        customer = "\x00".join(address for address in addresses if address is not None)
         return fingerprint_of(content, master_key.keyed_digest(customer).hex())
 
 
@@ -332,6 +342,12 @@ class ComplaintsApplication(StoresTraceContext):
         self._master_key = master_key
         self.data_keys = data_keys(self)
         self._halls: dict[str, tuple[Hall, float]] = {}  # each with when it was loaded (`time.monotonic`)
+        self._erased_with_customer: list[Callable[[uuid.UUID], object]] = []
+
+    def also_erase(self, erase: Callable[[uuid.UUID], object]) -> None:
+        """`erase(complaint_id)` runs on every erasure of a customer's data (asked for, or after retention), before
+        the key goes, and again on a repeated erasure: it must be idempotent. The complaint's attachments go so."""
+        self._erased_with_customer.append(erase)
 
     def close(self) -> None:
         self._group_commit.close()
@@ -443,12 +459,15 @@ class ComplaintsApplication(StoresTraceContext):
             phone_digest, received_at - self.repeat_window, received_at, REPEATS_NAMED
         )
         number = complaint_number(now, await self._serials.take())
-        description = mask_identifiers(command.description, (command.customer_name, command.customer_phone))
+        identifiers = (command.customer_name, command.customer_phone, command.customer_email or "")
+        description = mask_identifiers(command.description, identifiers)
         data_key, wrapped = self._master_key.new_data_key(complaint_id)
         customer = CustomerData(
             command.customer_name,
             command.customer_phone,
             command.description if description != command.description else None,
+            command.customer_email,
+            command.customer_wechat_openid,
         )
         complaint = Complaint(
             id=complaint_id,
@@ -518,7 +537,10 @@ class ComplaintsApplication(StoresTraceContext):
             source: SatisfactionSource = (
                 "graded_hall" if self.registering_unit(complaint).contains(viewer.unit) else "other_unit"
             )
-            complaint.feedback(satisfaction, source, step)
+            told = not policy_at(step.at).feedback_requires_customer_told or complaint.told_of_result(
+                self._notifications_of(complaint.id)
+            )
+            complaint.feedback(satisfaction, source, step, customer_told=told)
 
         return self.act(complaint_id, request, perform, viewer)
 
@@ -876,6 +898,24 @@ class ComplaintsApplication(StoresTraceContext):
             raise PublicComplaintNotFound("no complaint with this number and verification digits")
         return found[0], await asyncio.to_thread(self._steps_of, found[0])
 
+    def record_notification(self, complaint_id: uuid.UUID, notice: Notice) -> None:
+        """Records a notification's outcome (for the complaint's timeline), once."""
+        for _ in range(RECORD_ATTEMPTS):
+            record = self._notifications_of(complaint_id) or CustomerNotifications(complaint_id)
+            try:
+                record.record(notice)
+            except AlreadyDone:
+                return
+            try:
+                self.save(record)
+            except IntegrityError:
+                continue  # another replica recorded one meanwhile: record it on the newer version
+            return
+        raise ConcurrentChange(f"the notifications of {complaint_id} kept changing; this one is recorded later")
+
+    def _notifications_of(self, complaint_id: uuid.UUID) -> CustomerNotifications | None:
+        return self.find(CustomerNotifications, CustomerNotifications.create_id(complaint_id))
+
     def customer_of(self, complaint: Complaint) -> CustomerData | None:
         """The customer's name, phone and description as given; None once erased."""
         if complaint.customer_erased:
@@ -900,7 +940,10 @@ class ComplaintsApplication(StoresTraceContext):
 
     def erase_customer(self, complaint: Complaint, actor: str, reason: str) -> bool:
         """Destroys the key of the complaint's customer data, then records the erasure on the complaint;
-        False if it was erased already. The key goes first: what must not survive a failure is the data."""
+        False if it was erased already. The data goes first, the attachments' then the key: what must not survive
+        a failure is the data, and a failed erasure is made again on retry or at the next sweep."""
+        for erase in self._erased_with_customer:
+            erase(complaint.id)
         self.data_keys.destroy([complaint.id], self.clock())
         if complaint.customer_erased:
             return False

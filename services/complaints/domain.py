@@ -17,6 +17,9 @@ HALL_ID_NAMESPACE = uuid.UUID("0b8a4f8e-6a53-4b43-9d0c-1f7e0d7c2a11")
 NUMBER_ID_NAMESPACE = uuid.UUID("3f6d2b9a-8c41-4e7f-b5a0-6d1c9e2f4a83")
 
 
+NOTIFICATIONS_NAMESPACE = uuid.UUID("3b0f6d1e-8c57-4a43-9e0b-2a7d5c9f4e61")
+
+
 def hall_aggregate_id(hall_code: str) -> uuid.UUID:
     """Halls are addressed by the operator's own hall code; one aggregate per code."""
     return uuid.uuid5(HALL_ID_NAMESPACE, hall_code)
@@ -54,6 +57,82 @@ class SurveyStale(Exception):
 SATISFACTION_SCORES = {"satisfied": 5, "basically_satisfied": 3, "unsatisfied": 1}
 # Whom feedback stored before its source was recorded came from: staff, of a unit unknown.
 UNRECORDED_FEEDBACK_SOURCE: SatisfactionSource = "other_unit"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What a notification's record holds: which one (`key`), of which trigger, by which channel and template;
+    never the address or the words. `failure`: why it could not be delivered, if it was not."""
+
+    key: str  # the trigger event's version in the complaint, and the channel: "7:sms"
+    trigger: str
+    channel: str
+    template: str
+    template_version: int
+    attempts: int
+    at: datetime
+    result_at: datetime | None = None  # of a result's notification: the result it told of
+    failure: str | None = None
+
+
+class CustomerNotifications(Aggregate):
+    """What a complaint's customer was told, or could not be told. Beside the complaint, not in it, so that
+    recording a notification never races with a step of the complaint's loop."""
+
+    class Started(Aggregate.Created):
+        complaint_id: uuid.UUID
+
+    @staticmethod
+    def create_id(complaint_id: uuid.UUID) -> uuid.UUID:
+        return uuid.uuid5(NOTIFICATIONS_NAMESPACE, str(complaint_id))
+
+    @event(Started)
+    def __init__(self, complaint_id: uuid.UUID) -> None:
+        self.complaint_id = complaint_id
+        self.keys: set[str] = set()
+        self.results_told: set[datetime] = set()
+
+    def record(self, notice: Notice) -> None:
+        """Once per notification: a second record of one is refused as done."""
+        if notice.key in self.keys:
+            raise AlreadyDone("this notification is already recorded")
+        fields = {name: value for name, value in asdict(notice).items() if name not in ("failure", "result_at")}
+        if notice.failure is None:
+            self._notified(complaint_id=self.complaint_id, result_at=notice.result_at, **fields)
+        else:
+            self._failed(complaint_id=self.complaint_id, reason=notice.failure, **fields)
+
+    @event("Notified")
+    def _notified(
+        self,
+        complaint_id: uuid.UUID,
+        key: str,
+        trigger: str,
+        channel: str,
+        template: str,
+        template_version: int,
+        attempts: int,
+        at: datetime,
+        result_at: datetime | None,
+    ) -> None:
+        self.keys.add(key)
+        if result_at is not None:
+            self.results_told.add(result_at)
+
+    @event("Failed")
+    def _failed(
+        self,
+        complaint_id: uuid.UUID,
+        key: str,
+        trigger: str,
+        channel: str,
+        template: str,
+        template_version: int,
+        attempts: int,
+        at: datetime,
+        reason: str,
+    ) -> None:
+        self.keys.add(key)
 
 
 @dataclass(frozen=True)
@@ -290,7 +369,16 @@ class Complaint(RemembersRequests):
         self.escalation_level = 0
         self.reopen_count = 0
         self.incident_id: str | None = None  # the mass incident it is a child of
+        self.told_result_at: datetime | None = None  # the result the customer was last told of, by any means
         self.requests: dict[str, tuple[str, int]] = {}
+
+    def told_of_result(self, notifications: CustomerNotifications | None) -> bool:
+        """Whether the customer was told the latest result: in person, by a contact since, or a notification."""
+        if self.result_at is None:
+            return False
+        return self.told_result_at == self.result_at or (
+            notifications is not None and self.result_at in notifications.results_told
+        )
 
     # Commands: check the rules, then record the event.
 
@@ -351,8 +439,15 @@ class Complaint(RemembersRequests):
         self._customer_contacted(outcome=outcome, **step.fields())
 
     def rectify(
-        self, action: str, rectification_owner: str, deadline: datetime, evidence: list[str], step: Step
+        self,
+        action: str,
+        rectification_owner: str,
+        deadline: datetime,
+        evidence: list[str],
+        step: Step,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> None:
+        """`attachments`: what the step says of each uploaded file it refers to (hash, size, type, name)."""
         self._require_open()
         self._require_no_callback_owed("rectifying")
         if not self.checked:
@@ -364,15 +459,20 @@ class Complaint(RemembersRequests):
             rectification_owner=rectification_owner,
             deadline=deadline,
             evidence=evidence,
+            attachments=attachments or [],
             **step.fields(),
         )
 
-    def feedback(self, satisfaction: str, source: SatisfactionSource, step: Step) -> None:
-        """Staff record the customer's verdict; `source` says whether they are of the graded hall."""
+    def feedback(self, satisfaction: str, source: SatisfactionSource, step: Step, customer_told: bool = True) -> None:
+        """Staff record the customer's verdict; `source` says whether they are of the graded hall.
+        `customer_told`: False where the notification policy wants the customer told the result first and
+        they were not (see `told_of_result`)."""
         self._require_open()
         self._require_no_callback_owed("asking for feedback")
         if not (self.rectified or self.resolved_on_spot):
             raise StepRefused("rectify (or resolve on the spot) before asking for feedback")
+        if not customer_told:
+            raise StepRefused("the customer has not been told the result: notify or contact them first")
         if self.satisfaction is not None:
             raise StepRefused("feedback was already given; close or reopen")
         self._feedback_received(
@@ -528,6 +628,7 @@ class Complaint(RemembersRequests):
     ) -> None:
         self.resolved_on_spot = True
         self.result_at = at
+        self.told_result_at = at  # in person, at the counter
         self._remember(request_key, request_fingerprint)
 
     @event("Dispatched")
@@ -611,6 +712,7 @@ class Complaint(RemembersRequests):
         incident_id: str | None = None,
     ) -> None:
         self.contacts += 1
+        self.told_result_at = self.result_at
         self._remember(request_key, request_fingerprint)
 
     @event("Rectified")
@@ -626,6 +728,7 @@ class Complaint(RemembersRequests):
         request_key: str | None,
         request_fingerprint: str | None,
         incident_id: str | None = None,
+        attachments: list[dict[str, Any]] | None = None,  # None: recorded before steps had attachments
     ) -> None:
         self.rectified = True
         self.result_at = at

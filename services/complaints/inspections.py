@@ -105,6 +105,7 @@ class RectificationOrder(RemembersRequests):
         self.rejections = 0
         self.appeal: str | None = None  # pending, upheld or dismissed
         self.opened_at = at
+        self.attachments: list[dict[str, Any]] = []  # the evidence its reports referred to, each file once
         self.requests: dict[str, tuple[str, int]] = {}
 
     def communicate(self, step: Step) -> None:
@@ -115,9 +116,12 @@ class RectificationOrder(RemembersRequests):
         self._require("communicated", "communicate the findings to the hall manager first")
         self._acknowledged(**step.fields())
 
-    def rectify(self, report: str, evidence: list[str], step: Step) -> None:
+    def rectify(
+        self, report: str, evidence: list[str], step: Step, attachments: list[dict[str, Any]] | None = None
+    ) -> None:
+        """`attachments`: what the report says of each uploaded file it refers to (hash, size, type, name)."""
         self._require("acknowledged", "the hall manager must acknowledge the findings before rectifying")
-        self._rectified(report=report, evidence=evidence, **step.fields())
+        self._rectified(report=report, evidence=evidence, attachments=attachments or [], **step.fields())
 
     def verify(self, step: Step) -> None:
         self._require("rectified", "there is no rectification report to verify")
@@ -199,8 +203,11 @@ class RectificationOrder(RemembersRequests):
         at: datetime,
         request_key: str | None,
         request_fingerprint: str | None,
+        attachments: list[dict[str, Any]] | None = None,  # None: recorded before reports had attachments
     ) -> None:
         self.status = "rectified"
+        known = {attachment["sha256"] for attachment in self.attachments}
+        self.attachments += [attachment for attachment in attachments or [] if attachment["sha256"] not in known]
         self._remember(request_key, request_fingerprint)
 
     @event("Verified")

@@ -16,7 +16,9 @@ from services.complaints.application import (
     StepRequest,
     caller_key,
     fingerprint_of,
+    unit_of,
 )
+from services.complaints.attachments_api import evidence
 from services.complaints.domain import Step
 from services.complaints.inspections import RectificationOrder
 from services.complaints.schemas import (
@@ -96,17 +98,17 @@ def rectify(
     caller: Caller,
     idempotency_key: IdempotencyKey = None,
 ) -> OrderPublic:
-    """The hall reports its rectification (整改报告) with evidence."""
-    return order_step(
-        "rectify",
-        order_id,
-        body,
-        request,
-        response,
-        caller,
-        idempotency_key,
-        lambda order, step: order.rectify(body.report, body.evidence, step),
-    )
+    """The hall reports its rectification (整改报告) with evidence: references, and uploaded files by id
+    (`attachments`), which whoever sees the order's hall may then read."""
+    files, complaints = evidence(request), application(request)
+
+    def perform(order: RectificationOrder, step: Step) -> None:
+        refs = files.refs_for(body.attachments, caller, ("body", "attachments"))
+        order.rectify(body.report, body.evidence, step, [ref.as_event_field() for ref in refs])
+        unit = unit_of(complaints.known_hall(order.hall_code))
+        files.link(refs, "rectification_order", order.id, unit, ("body", "attachments"))
+
+    return order_step("rectify", order_id, body, request, response, caller, idempotency_key, perform)
 
 
 @router.post("/rectification-orders/{order_id}/decide-appeal", response_model=OrderPublic)

@@ -15,11 +15,28 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import asyncpg
+import httpx
 from fastapi import FastAPI
 from pydantic import Field, SecretStr
 
-from services.complaints import api, erasure_api, incidents_api, inspections_api, personal_data
+from services.complaints import (
+    api,
+    attachments_api,
+    attachments_repository,
+    erasure_api,
+    incidents_api,
+    inspections_api,
+    personal_data,
+)
 from services.complaints.application import ComplaintsApplication
+from services.complaints.attachments import RetentionPolicy
+from services.complaints.attachments_repository import PostgresAttachments
+from services.complaints.blobs import AttachmentsSettings, Blobs, open_store
+from services.complaints.evidence import Evidence
+from services.complaints.notification_channels import Channel, EmailChannel, GatewayChannel
+from services.complaints.notification_queue import NotificationQueue
+from services.complaints.notifications import ChannelName
+from services.complaints.notifier import Links, Notifier
 from services.complaints.outbox import complaints_outbox
 from services.complaints.personal_data import RECORDER_TOPIC, MasterKey, PostgresDataKeys
 from services.complaints.repositories import LegacyNumbers, PostgresSerialBlocks, PostgresVerificationAttempts
@@ -45,7 +62,7 @@ RELAY_NAME = "complaints-events"
 DEVELOPMENT_PERSONAL_DATA_KEY = "development-only-personal-data-key-change-me"
 
 
-class ComplaintsSettings(ServiceSettings):
+class ComplaintsSettings(ServiceSettings, AttachmentsSettings):
     relay_batch_size: int = 500
     personal_data_key: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_PERSONAL_DATA_KEY),
@@ -59,6 +76,42 @@ class ComplaintsSettings(ServiceSettings):
     repeat_window_days: int = Field(
         default=30, ge=1, description="A customer's complaint within this many days of an earlier one is a repeat."
     )
+    notify_smtp_host: str | None = Field(default=None, description="The SMTP server for email; none: no email.")
+    notify_smtp_port: int = 25
+    notify_smtp_sender: str = "noreply@complaints.invalid"
+    notify_smtp_username: str | None = None
+    notify_smtp_password: SecretStr | None = Field(default=None, description="From a Kubernetes Secret.")
+    notify_smtp_starttls: bool = False
+    notify_gateway_url: str | None = Field(
+        default=None, description="The messaging gateway for SMS and WeChat (notification_channels.py); none: neither."
+    )
+    notify_gateway_token: SecretStr = Field(default=SecretStr(""), description="From a Kubernetes Secret.")
+    notify_poll_seconds: float = Field(default=1.0, gt=0, description="How often notifications are planned and sent.")
+    customer_progress_url: str = Field(
+        default="https://www.189.cn/complaints/progress?number={number}",
+        description="The customer portal's progress page, which calls the public progress query.",
+    )
+    customer_survey_url: str = Field(
+        default="https://www.189.cn/complaints/survey/{token}",
+        description="The customer portal's survey page, which posts to /api/v1/public/surveys/{token}.",
+    )
+
+    def notification_channels(self, http: httpx.AsyncClient) -> dict[ChannelName, Channel]:
+        channels: dict[ChannelName, Channel] = {}
+        if self.notify_smtp_host:
+            password = self.notify_smtp_password
+            channels["email"] = EmailChannel(
+                self.notify_smtp_host,
+                self.notify_smtp_port,
+                self.notify_smtp_sender,
+                self.notify_smtp_username,
+                None if password is None else password.get_secret_value(),
+                self.notify_smtp_starttls,
+            )
+        if self.notify_gateway_url:
+            gateway = GatewayChannel(http, self.notify_gateway_url, self.notify_gateway_token.get_secret_value())
+            channels["sms"] = channels["wechat"] = gateway
+        return channels
 
 
 async def migrate(pool: asyncpg.Pool) -> None:
@@ -66,6 +119,8 @@ async def migrate(pool: asyncpg.Pool) -> None:
     await PostgresSerialBlocks(pool).create()
     await PostgresVerificationAttempts(pool).create()
     await pool.execute(personal_data.DDL)
+    await pool.execute(attachments_repository.DDL)
+    await NotificationQueue(pool).create()
 
 
 async def erase_when_retention_ends(complaints: ComplaintsApplication, settings: ComplaintsSettings) -> None:
@@ -76,6 +131,16 @@ async def erase_when_retention_ends(complaints: ComplaintsApplication, settings:
                 logger.info("erased the customer data of %d complaints closed over %s ago", erased, retention)
         except Exception:  # the database may come back; erasures must not stop for good
             logger.exception("erasures after retention not made; trying again")
+        await asyncio.sleep(settings.retention_sweep_seconds)
+
+
+async def delete_unlinked_attachments(evidence: Evidence, settings: ComplaintsSettings) -> None:
+    while True:
+        try:
+            if deleted := await asyncio.to_thread(evidence.delete_expired):
+                logger.info("deleted %d attachments no step referred to", deleted)
+        except Exception:  # the database or the object store may come back; deletions must not stop for good
+            logger.exception("unlinked attachments not deleted; trying again")
         await asyncio.sleep(settings.retention_sweep_seconds)
 
 
@@ -117,14 +182,33 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
         )
         app.state.complaints = complaints
         app.state.pool = pool
+        evidence = Evidence(
+            PostgresAttachments(complaints.recorder),
+            Blobs(open_store(settings, settings.data_dir)),
+            RetentionPolicy(settings.attachments_unlinked_hours),
+            complaints.clock,
+        )
+        complaints.also_erase(evidence.erase_subject)
+        app.state.evidence = evidence
+        http = httpx.AsyncClient()
+        notifier = Notifier(
+            complaints,
+            NotificationQueue(pool),
+            settings.notification_channels(http),
+            Links(settings.customer_progress_url, settings.customer_survey_url, app.state.survey_tokens),
+            complaints.clock,
+        )
         try:
             async with (
                 relaying(relay, pool, str(settings.database_url), ComplaintsApplication.name),
                 essential_task(erase_when_retention_ends(complaints, settings), "erasures after retention"),
+                essential_task(delete_unlinked_attachments(evidence, settings), "deletion of unlinked attachments"),
+                essential_task(notifier.run(settings.notify_poll_seconds), "customer notifications"),
             ):
                 yield
         finally:
             complaints.close()
+            await http.aclose()
             await pool.close()
 
     app = FastAPI(title="complaints", version="1", lifespan=lifespan)
@@ -135,9 +219,12 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
     app.include_router(inspections_api.router)
     app.include_router(incidents_api.router)
     app.include_router(erasure_api.router)
+    app.include_router(attachments_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
     install_error_handlers(app)
-    guard_request_bodies(app, settings.max_request_bytes)
+    app.state.attachments_max_bytes = settings.attachments_max_bytes
+    upload_limit = settings.attachments_max_bytes + attachments_api.MULTIPART_OVERHEAD
+    guard_request_bodies(app, settings.max_request_bytes, {attachments_api.UPLOAD_PATH: upload_limit})
     trace_requests(app)
     instrument(app)
     return app

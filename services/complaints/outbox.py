@@ -25,7 +25,7 @@ from shared.contracts import (
     ComplaintPauseApprovedV1,
     ComplaintPausedV3,
     ComplaintReclassifiedV1,
-    ComplaintRectifiedV2,
+    ComplaintRectifiedV3,
     ComplaintRegisteredV3,
     ComplaintReopenedV1,
     ComplaintResolvedOnSpotV1,
@@ -34,17 +34,19 @@ from shared.contracts import (
     Contract,
     CustomerContactedV2,
     CustomerErasedV1,
+    CustomerNotifiedV1,
     FeedbackReceivedV2,
     HallChangedV1,
     HallRegisteredV1,
     IncidentOpenedV1,
     InspectionRecordedV2,
     LoopStep,
+    NotificationFailedV1,
     OrderAcknowledgedV1,
     OrderAppealDecidedV1,
     OrderAppealedV1,
     OrderCommunicatedV1,
-    OrderRectifiedV1,
+    OrderRectifiedV2,
     OrderRejectedV1,
     OrderVerifiedV1,
     RectificationOrderOpenedV2,
@@ -62,7 +64,7 @@ STEP_CONTRACTS: dict[str, type[LoopStep]] = {
     "Complaint.Checked": ComplaintCheckedV3,
     "Complaint.CheckReviewed": ComplaintCheckReviewedV1,
     "Complaint.CustomerContacted": CustomerContactedV2,
-    "Complaint.Rectified": ComplaintRectifiedV2,
+    "Complaint.Rectified": ComplaintRectifiedV3,
     "Complaint.FeedbackReceived": FeedbackReceivedV2,
     "Complaint.Closed": ComplaintClosedV2,
     "Complaint.Reopened": ComplaintReopenedV1,
@@ -79,9 +81,14 @@ STEP_CONTRACTS: dict[str, type[LoopStep]] = {
     "RectificationOrder.AppealDecided": OrderAppealDecidedV1,
     "RectificationOrder.Communicated": OrderCommunicatedV1,
     "RectificationOrder.Acknowledged": OrderAcknowledgedV1,
-    "RectificationOrder.Rectified": OrderRectifiedV1,
+    "RectificationOrder.Rectified": OrderRectifiedV2,
     "RectificationOrder.Verified": OrderVerifiedV1,
     "RectificationOrder.Rejected": OrderRejectedV1,
+}
+# What the customer was told, beside the loop; the contracts copy fields by name too (the key stays internal).
+NOTIFICATION_CONTRACTS: dict[str, type[Contract]] = {
+    "CustomerNotifications.Notified": CustomerNotifiedV1,
+    "CustomerNotifications.Failed": NotificationFailedV1,
 }
 
 
@@ -154,7 +161,8 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID], hall_of: HallOf) -
             deadline=domain_event.deadline,
             at=domain_event.at,
         )
-    step_contract = STEP_CONTRACTS.get(type(domain_event).__qualname__)
+    name = type(domain_event).__qualname__
+    step_contract: type[Contract] | None = STEP_CONTRACTS.get(name) or NOTIFICATION_CONTRACTS.get(name)
     if step_contract is not None:
         # A field an older stored event lacks takes the contract's default for it.
         fields = {

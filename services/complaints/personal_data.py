@@ -22,7 +22,7 @@ import re
 import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -65,6 +65,8 @@ class CustomerData:
     name: str
     phone: str
     description: str | None = None  # as the customer gave it, when masking changed it
+    email: str | None = None  # for notifications, if the customer gave one
+    wechat_openid: str | None = None  # the customer's id with the operator's WeChat account, if given
 
 
 class Undecryptable(Exception):
@@ -107,7 +109,7 @@ def _derive(secret: bytes, purpose: bytes) -> bytes:
 
 def seal(data_key: bytes, subject: uuid.UUID, data: CustomerData) -> str:
     nonce = os.urandom(NONCE_BYTES)
-    plain = json.dumps([data.name, data.phone, data.description], ensure_ascii=False).encode()
+    plain = json.dumps(astuple(data), ensure_ascii=False).encode()
     return SEALED_PREFIX + base64.b64encode(nonce + AESGCM(data_key).encrypt(nonce, plain, subject.bytes)).decode()
 
 

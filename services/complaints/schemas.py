@@ -12,11 +12,13 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
+    EmailStr,
     Field,
     StringConstraints,
     model_validator,
 )
 
+from services.complaints.attachments import SHA256_PATTERN, AttachmentRef
 from services.complaints.domain import Complaint, Hall
 from services.complaints.inspections import Inspection, RectificationOrder
 from services.complaints.numbers import NUMBER_PATTERN
@@ -45,6 +47,7 @@ UnitRef = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^([A-Za-z0-9_.-]{1,64}|group(/[^/\x00-\x1f]{1,100}){0,3})$")
 ]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9]{5,20}$")]
+AttachmentIds = list[Annotated[str, StringConstraints(pattern=SHA256_PATTERN)]]
 
 
 class HallCreate(RequestModel):
@@ -107,9 +110,19 @@ class HallPublic(BaseModel):
         )
 
 
+WeChatOpenId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
+
+
 class CustomerContact(RequestModel):
+    """How to reach the customer. Each address given is a channel their notifications go by, as the
+    notification policy says (the phone: SMS)."""
+
     name: Text
     phone: Phone
+    email: EmailStr | None = Field(default=None, max_length=254)
+    wechat_openid: WeChatOpenId | None = Field(
+        default=None, description="The customer's openid with the operator's WeChat service account."
+    )
 
 
 class ComplaintCreate(RequestModel):
@@ -149,6 +162,7 @@ class Contact(BaseModel):
 
     name: str
     phone: str
+    email: str | None = None
 
 
 class SurveyLink(BaseModel):
@@ -249,9 +263,13 @@ class ComplaintPublic(BaseModel):
             repeat_of=repeat_of,
             customer=Contact(name=ERASED, phone=ERASED)
             if customer is None
-            else Contact(name=customer.name, phone=customer.phone)
+            else Contact(name=customer.name, phone=customer.phone, email=customer.email)
             if unmasked
-            else Contact(name=mask_name(customer.name), phone=mask_phone(customer.phone)),
+            else Contact(
+                name=mask_name(customer.name),
+                phone=mask_phone(customer.phone),
+                email=None if customer.email is None else mask_email(customer.email),
+            ),
             customer_erased=customer is None,
             description=complaint.description,
             received_at=complaint.received_at,
@@ -280,6 +298,12 @@ def mask_phone(phone: str) -> str:
     if len(phone) <= 7:
         return "*" * len(phone)
     return phone[:3] + "*" * (len(phone) - 3)
+
+
+def mask_email(email: str) -> str:
+    """zhang.san@example.cn → z*********@example.cn."""
+    local, _, domain = email.rpartition("@")
+    return f"{mask_name(local)}@{domain}"
 
 
 def mask_name(name: str) -> str:
@@ -398,6 +422,9 @@ class RectifyBody(StepBody):
     owner: Code = Field(description="Who carries the rectification out.")
     deadline: AwareDatetime
     evidence: list[Text] = Field(default_factory=list, max_length=20, description="References to evidence.")
+    attachments: AttachmentIds = Field(
+        default_factory=list, max_length=20, description="Uploaded evidence (`POST /api/v1/attachments`), by id."
+    )
 
 
 class FeedbackBody(StepBody):
@@ -589,6 +616,24 @@ class InspectionPublic(BaseModel):
         )
 
 
+class AttachmentPublic(BaseModel):
+    id: str = Field(description="The SHA-256 of the file's bytes, in hex.")
+    size: int
+    content_type: str = Field(description="As its bytes say, not as the uploader declared.")
+    name: str
+
+    @classmethod
+    def of(cls, ref: AttachmentRef) -> AttachmentPublic:
+        return cls(id=ref.sha256, size=ref.size, content_type=ref.content_type, name=ref.name)
+
+
+class AttachmentVerification(BaseModel):
+    id: str
+    intact: bool = Field(description="Whether the stored bytes still have the digest that is their id.")
+    sha256_now: str | None = Field(description="The stored bytes' digest now; null if none are stored.")
+    size_now: int | None
+
+
 class OrderPublic(BaseModel):
     id: uuid.UUID
     inspection_id: uuid.UUID
@@ -600,6 +645,7 @@ class OrderPublic(BaseModel):
     status: str
     rejections: int
     appeal: Literal["pending", "upheld", "dismissed"] | None
+    attachments: list[AttachmentPublic] = Field(description="The evidence its rectification reports referred to.")
     version: int
 
     @classmethod
@@ -615,6 +661,7 @@ class OrderPublic(BaseModel):
             status=order.status,
             rejections=order.rejections,
             appeal=order.appeal,
+            attachments=[AttachmentPublic.of(AttachmentRef(**ref)) for ref in order.attachments],
             version=order.version,
         )
 
@@ -630,3 +677,6 @@ class AppealDecisionBody(StepBody):
 class OrderRectifyBody(StepBody):
     report: Report
     evidence: list[Text] = Field(default_factory=list, max_length=20)
+    attachments: AttachmentIds = Field(
+        default_factory=list, max_length=20, description="Uploaded evidence (`POST /api/v1/attachments`), by id."
+    )

@@ -34,6 +34,7 @@ from shared.body_limit import guard_request_bodies
 from shared.consumer import Connection, Delivery, Handler, Handling
 from shared.contracts import (
     COMPLAINT_STEPS,
+    CUSTOMER_NOTIFICATIONS,
     ORDER_STEPS,
     SLA_MILESTONES,
     ComplaintDispatchedV1,
@@ -82,6 +83,7 @@ def handlers() -> dict[str, Handler]:
         HallChangedV1.event_type: complaints.record_hall_change,
         ComplaintRegisteredV1.event_type: all_of(opened, complaints.record_registration),
         **{step.event_type: all_of(timeline.record_event, complaints.record_step) for step in COMPLAINT_STEPS},
+        **{notice.event_type: timeline.record_notification for notice in CUSTOMER_NOTIFICATIONS},
         ComplaintDispatchedV1.event_type: all_of(
             timeline.record_event, complaints.record_step, timeline.record_hand_off
         ),

@@ -20,6 +20,7 @@ from shared.consumer import Connection
 from shared.contracts import (
     ComplaintDispatchedV1,
     ComplaintRegisteredV1,
+    CustomerNotifiedV1,
     InspectionRecordedV1,
     IntegrationEvent,
     RectificationOrderOpenedV1,
@@ -96,6 +97,14 @@ async def create_tables(pool: asyncpg.Pool) -> None:
 
 async def record_event(connection: Connection, event: IntegrationEvent) -> None:
     await _record(connection, event, event.envelope.aggregate_id)
+
+
+async def record_notification(connection: Connection, event: IntegrationEvent) -> None:
+    """A notification to the customer goes into the timeline of the complaint it told of."""
+    notice = event.payload
+    if not isinstance(notice, CustomerNotifiedV1):
+        raise TypeError(f"{event.event_type} is not a customer notification")
+    await _record(connection, event, notice.complaint_id)
 
 
 async def record_sla_event(connection: Connection, event: IntegrationEvent) -> None:

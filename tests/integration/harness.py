@@ -317,11 +317,16 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30) 
 
 
 def running_stack(
-    tmp_path_factory: pytest.TempPathFactory, extra_env: dict[str, str], prometheus_interval: str | None = None
+    tmp_path_factory: pytest.TempPathFactory,
+    extra_env: dict[str, str],
+    prometheus_interval: str | None = None,
+    notifications: bool = False,
 ) -> Iterator[Stack]:
-    """A whole stack of its own, on free ports: `make run` may be up beside it."""
+    """A whole stack of its own, on free ports: `make run` may be up beside it. `notifications`: with the
+    SMTP server and messaging gateway that customers' notifications go to."""
     config = StackConfig.for_tests(tmp_path_factory.mktemp("stack"))
     config.prometheus_interval = prometheus_interval
+    config.outbound = notifications
     config.extra_env["API_KEYS_FILE"] = str(write_api_keys(config.data_dir / "api-keys.json"))
     clock_offset_file = config.data_dir / "clock-offset"
     MovableClock.move_to(clock_offset_file, STACK_STARTS_AT)

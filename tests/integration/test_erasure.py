@@ -35,7 +35,7 @@ async def progress(client: StackClient, number: str) -> int:
 async def test_an_erased_customer_is_gone_from_every_read_and_every_file(client: StackClient) -> None:
     hall = await client.register_hall()
     body = complaint_body(hall, description=f"{NAME} ({PHONE}) was billed twice")
-    registered = await client.post_complaint({**body, "customer": {"name": NAME, "phone": PHONE}})
+    registered = await client.post_complaint({**body, "customer": {"name": NAME, "phone": PHONE, "email": None}})
     assert registered.status_code == 201, registered.text
     complaint: dict[str, Any] = registered.json()
     assert NAME not in complaint["description"] and PHONE not in complaint["description"]
@@ -43,7 +43,11 @@ async def test_an_erased_customer_is_gone_from_every_read_and_every_file(client:
     assert acknowledged.status_code == 200, acknowledged.text
     handler = bearer(staff_token("handler-1", OrgUnit.of_hall("广东", "深圳", hall), Role.handler))
     url = f"{client.complaints_url}/api/v1/complaints/{complaint['id']}"
-    assert (await client.http.get(url, headers=handler)).json()["customer"] == {"name": NAME, "phone": PHONE}
+    assert (await client.http.get(url, headers=handler)).json()["customer"] == {
+        "name": NAME,
+        "phone": PHONE,
+        "email": None,
+    }
     assert await progress(client, complaint["number"]) == 200
 
     erasure = {"reason": "PIPL art. 47 request, ticket 88", "phones": [PHONE]}
@@ -61,7 +65,7 @@ async def test_an_erased_customer_is_gone_from_every_read_and_every_file(client:
     assert refused.status_code == 403
 
     shown = (await client.http.get(url, headers=handler)).json()
-    assert (shown["customer"], shown["customer_erased"]) == ({"name": "erased", "phone": "erased"}, True)
+    assert (shown["customer"], shown["customer_erased"]) == ({"name": "erased", "phone": "erased", "email": None}, True)
     assert await progress(client, complaint["number"]) == 404
     timeline = await client.wait_for_timeline(complaint["id"], 3)
     assert [event["type"] for event in timeline][-1] == "CustomerErased"

@@ -84,8 +84,8 @@ async def test_registered_complaint_has_number_owner_and_masked_contact(client: 
     complaint = manager.json()
     assert complaint["number"].startswith("C") and complaint["status"] == "open"
     assert complaint["owner"] == "test-admin"  # the receiving staff member, from the credential
-    assert complaint["customer"] == {"name": "张*", "phone": "138********"}
-    assert handler.json()["customer"] == {"name": "张三", "phone": "13812345678"}
+    assert complaint["customer"] == {"name": "张*", "phone": "138********", "email": None}
+    assert handler.json()["customer"] == {"name": "张三", "phone": "13812345678", "email": None}
 
 
 async def test_invalid_complaint_gets_422_naming_each_bad_field(client: StackClient) -> None:

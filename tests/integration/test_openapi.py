@@ -345,6 +345,9 @@ class Seeds:
         }
         incident = await client.http.post(f"{client.complaints_url}/api/v1/incidents", json=incident_body)
         assert incident.status_code == 201, incident.text
+        photo = {"file": ("door.png", b"\x89PNG\r\n\x1a\n" + uuid.uuid4().bytes, "image/png")}
+        attachment = await client.http.post(f"{client.complaints_url}/api/v1/attachments", files=photo)
+        assert attachment.status_code == 201, attachment.text
         return cls(
             path={
                 "hall_id": hall_id,
@@ -356,6 +359,7 @@ class Seeds:
                 "campaign_id": campaign.json()["id"],
                 "incident_id": incident.json()["id"],
                 "token": resolved.json()["survey"]["token"],
+                "attachment_id": attachment.json()["id"],
             },
             query={
                 "phone_last_four": "5678",

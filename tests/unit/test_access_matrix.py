@@ -6,7 +6,7 @@ import re
 
 from fastapi.routing import APIRoute
 
-from services.complaints import api, erasure_api, incidents_api, inspections_api
+from services.complaints import api, attachments_api, erasure_api, incidents_api, inspections_api
 from services.complaints.access import ACCESS
 from tests.dashboard_queries import ROOT
 
@@ -20,6 +20,7 @@ ROUTE_ACTIONS = {
     r"^/api/v1/complaints/\{complaint_id\}/(?P<step>[a-z-]+)$": "complaint.{step}",
     r"^/api/v1/rectification-orders/\{order_id\}/(?P<step>[a-z-]+)$": "rectification_order.{step}",
     r"^/api/v1/incidents$": "incident.open",
+    r"^/api/v1/attachments$": "attachment.upload",
     r"^/api/v1/incidents/\{incident_id\}/children$": "incident.link",
     r"^/api/v1/incidents/\{incident_id\}/(?!children$)[a-z-]+$": "incident.act",
 }
@@ -27,7 +28,7 @@ ROUTE_ACTIONS = {
 
 def route_actions() -> set[str]:
     actions = set()
-    routers = (api.router, inspections_api.router, erasure_api.router, incidents_api.router)
+    routers = (api.router, inspections_api.router, erasure_api.router, incidents_api.router, attachments_api.router)
     for route in [route for router in routers for route in router.routes]:
         if not isinstance(route, APIRoute) or "POST" not in (route.methods or ()) or "/public/" in route.path:
             continue

@@ -187,7 +187,14 @@ def secret_key(variable: dict[str, Any]) -> tuple[str, str] | None:
 def test_no_secret_is_committed(manifests: list[Manifest]) -> None:
     for secret in of_kind(manifests, "Secret"):
         assert not secret.get("data") and not secret.get("stringData"), secret["metadata"]["name"]
-    secrets = {"JWT_SECRET", "DB_PASSWORD", "KAFKA_SASL_PASSWORD", "PERSONAL_DATA_KEY"}
+    secrets = {
+        "JWT_SECRET",
+        "DB_PASSWORD",
+        "KAFKA_SASL_PASSWORD",
+        "PERSONAL_DATA_KEY",
+        "ATTACHMENTS_S3_ACCESS_KEY_ID",
+        "ATTACHMENTS_S3_SECRET_ACCESS_KEY",
+    }
     for workload in workloads(manifests):
         name, env = workload["metadata"]["name"], env_of(workload)
         for variable in env.values():
