@@ -17,7 +17,12 @@ define debian_package
 	fi
 endef
 
-.PHONY: install bytecode prometheus-tools wrk-tool run test lint unit integration bench republish rebuild verify-audit clean
+.PHONY: help install bytecode prometheus-tools wrk-tool run test lint unit integration bench republish rebuild verify-audit clean
+
+## help: this list of targets (the default)
+help:
+	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); split($$0, part, ": "); printf "  make %-17s %s\n", part[1], substr($$0, length(part[1]) + 3); next } \
+	      /^## / { sub(/^## /, ""); printf "  %-22s %s\n", "", $$0 }' $(MAKEFILE_LIST)
 
 $(INSTALLED): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +31,7 @@ $(INSTALLED): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --editable .
 	touch $@
 
+## install: the virtual environment .venv with every locked dependency (made on first use by every target)
 install: $(INSTALLED)
 
 ## bytecode: compile the project's modules ahead (where PYTHONDONTWRITEBYTECODE is set, as here, Python
@@ -48,14 +54,17 @@ run: $(INSTALLED) bytecode
 ## test: lint, type-check, then every test against real PostgreSQL and broker
 test: lint unit integration
 
+## lint: ruff (lint and format) and mypy --strict
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+## unit: the fast tests (domain logic, policies, manifests, alert rules)
 unit: $(INSTALLED) bytecode prometheus-tools
 	$(PY) -m pytest tests/unit -q
 
+## integration: the tests against whole stacks of real PostgreSQL, broker and services
 integration: $(INSTALLED) bytecode prometheus-tools
 	$(PY) -m pytest tests/integration -q
 
@@ -80,5 +89,6 @@ rebuild: $(INSTALLED)
 verify-audit: $(INSTALLED)
 	$(PY) -m services.verify_audit
 
+## clean: delete .var (the local stack's data)
 clean:
 	rm -rf .var

@@ -485,6 +485,12 @@ class RectificationOrderOpenedV2(RectificationOrderOpenedV1):
     city: str
 
 
+class RectificationOrderOpenedV3(RectificationOrderOpenedV2, WithAttachments):
+    """Adds the files the finding referred to (the inspector's photos, recordings)."""
+
+    schema_version = 3
+
+
 class OrderCommunicatedV1(LoopStep):
     event_type = "RectificationOrderCommunicated"
     schema_version = 1
@@ -876,6 +882,7 @@ PUBLISHED: tuple[type[Contract], ...] = (
     InspectionRecordedV2,
     RectificationOrderOpenedV1,
     RectificationOrderOpenedV2,
+    RectificationOrderOpenedV3,
     *ORDER_STEPS,
     *ORDER_STEP_VERSIONS,
     *SLA_EVENTS,

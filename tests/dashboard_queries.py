@@ -24,6 +24,7 @@ CATALOGUE: frozenset[str] = frozenset(
         "http_server_requests_total",
         *(f"http_server_request_duration_seconds_{s}" for s in ("bucket", "sum", "count")),
         "complaints_registered_total",
+        "customer_notifications_total",
         "relay_published_events_total",
         "relay_lag_events",
         "complaints_first_responded_total",

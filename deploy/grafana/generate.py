@@ -471,6 +471,33 @@ def pipeline() -> JSON:
             ],
             unit="s",
         ),
+        row("Customer notifications"),
+        panel(
+            "timeseries",
+            "Notifications by channel and outcome",
+            [
+                target(
+                    sum_by("channel, outcome", rate(f"customer_notifications_total{{{JOB}}}")),
+                    "{{channel}} {{outcome}}",
+                )
+            ],
+            unit="ops",
+            description="sent; failed (for good, after the policy's attempts); retried; held (quiet hours).",
+        ),
+        panel(
+            "timeseries",
+            "Notifications failed for good, by channel and template (trailing hour)",
+            [
+                target(
+                    sum_by(
+                        "channel, template", f'increase(customer_notifications_total{{{JOB}, outcome="failed"}}[1h])'
+                    ),
+                    "{{channel}} {{template}}",
+                )
+            ],
+            description="Each is a NotificationFailed on its complaint's timeline: tell those customers by a contact.",
+            defaults=thresholds((None, "green"), (1, "red")),
+        ),
     ]
     variables = [
         query_variable("job", "Service", 'label_values(up{job=~"complaints|escalation|scoring|projections"}, job)'),
@@ -478,7 +505,8 @@ def pipeline() -> JSON:
     return dashboard(
         "sq-pipeline",
         "Pipeline",
-        "HTTP traffic, errors and latency by service and route; relays, consumers, dead letters and projection delay.",
+        "HTTP traffic, errors and latency by service and route; relays, consumers, dead letters and projection delay;"
+        " customer notifications.",
         variables,
         panels,
     )

@@ -23,6 +23,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate, AggregateEvent, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
+from services.complaints.attachments import AttachmentRef
 from services.complaints.checklist import UnknownChecklist, load_checklist
 from services.complaints.domain import (
     AlreadyDone,
@@ -38,6 +39,7 @@ from services.complaints.domain import (
     SurveyStale,
     hall_aggregate_id,
     number_aggregate_id,
+    with_new_files,
 )
 from services.complaints.group_commit import GroupCommitter
 from services.complaints.inspections import Inspection, RectificationOrder, order_id_for
@@ -267,6 +269,7 @@ class FindingInput:
     item_id: str
     description: str
     deadline: datetime | None = None
+    attachments: tuple[AttachmentRef, ...] = ()  # the files it refers to, as the inspector may see them
 
 
 @dataclass(frozen=True)
@@ -284,6 +287,19 @@ class RecordInspection:
     checklist_version: str | None = None
     innovation_rating: float | None = None
     highlights: tuple[HighlightInput, ...] = ()
+
+    def fingerprint(self) -> str:
+        """Identifies the request's content, the same in every process: the failed items sorted, and a
+        finding's files by id (their names may change with a new upload, the request does not)."""
+        content = asdict(self)
+        content["failed_items"] = sorted(self.failed_items)
+        for finding in content["findings"]:
+            finding["attachments"] = [ref["sha256"] for ref in finding["attachments"]]
+        return fingerprint_of(content)
+
+
+# Keeps the files a finding refers to as long as its order: (the finding's index, its order, the hall's unit).
+KeepEvidence = Callable[[int, RectificationOrder, OrgUnit], None]
 
 
 @dataclass(frozen=True)
@@ -674,9 +690,14 @@ class ComplaintsApplication(StoresTraceContext):
         return as_it_was
 
     def record_inspection(
-        self, command: RecordInspection, viewer: Principal, idempotency_key: str | None = None
+        self,
+        command: RecordInspection,
+        viewer: Principal,
+        idempotency_key: str | None = None,
+        keep_evidence: KeepEvidence | None = None,
     ) -> tuple[Inspection, bool]:
-        """Scores the hall against the checklist and opens one rectification order per finding."""
+        """Scores the hall against the checklist and opens one rectification order per finding, with the files
+        the finding refers to; `keep_evidence` is called for each order with files, before anything is saved."""
         try:
             checklist = load_checklist(command.checklist_version)
         except UnknownChecklist as unknown:
@@ -691,7 +712,7 @@ class ComplaintsApplication(StoresTraceContext):
             hall = self.get_hall(command.hall_code, viewer)
         except HallNotFound:
             raise UnknownHall(f"no hall {command.hall_code!r} is registered") from None
-        fingerprint = fingerprint_of(asdict(command))
+        fingerprint = command.fingerprint()
         inspection_id = (
             uuid.uuid4()
             if idempotency_key is None
@@ -711,9 +732,13 @@ class ComplaintsApplication(StoresTraceContext):
                 description=finding.description,
                 deadline=finding.deadline or now + DEFAULT_RECTIFICATION_TIME,
                 at=now,
+                attachments=with_new_files([], [ref.as_event_field() for ref in finding.attachments]),
             )
             for index, finding in enumerate(command.findings)
         ]
+        for index, order in enumerate(orders):
+            if order.attachments and keep_evidence is not None:
+                keep_evidence(index, order, unit_of(hall))
         inspection = Inspection(
             id=inspection_id,
             hall_code=hall.hall_code,

@@ -154,6 +154,15 @@ class Step:
         return fields
 
 
+def with_new_files(known: list[dict[str, Any]], added: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The files a subject's steps referred to (as their events say of each), each once, in the order first
+    referred to."""
+    files: dict[str, dict[str, Any]] = {}
+    for file in [*known, *(added or [])]:
+        files.setdefault(file["sha256"], file)
+    return list(files.values())
+
+
 class RemembersRequests(Aggregate):
     """Remembers which idempotency key led to which version, so a retried step is answered, not repeated."""
 
@@ -360,6 +369,7 @@ class Complaint(RemembersRequests):
         self.check_reviewed_by: str | None = None  # the unit above the hall that ruled last
         self.contacts = 0
         self.rectified = False
+        self.attachments: list[dict[str, Any]] = []  # the evidence its rectifications referred to, each file once
         self.satisfaction: str | None = None
         self.result_at: datetime | None = None  # when the latest result (rectified, resolved on the spot) came
         self.surveyed_result_at: datetime | None = None  # the result the customer's survey answer was about
@@ -620,6 +630,7 @@ class Complaint(RemembersRequests):
         self, actor: str, reason: str, at: datetime, request_key: str | None, request_fingerprint: str | None
     ) -> None:
         self.customer_erased = True
+        self.attachments = []  # erased with the customer (`Evidence.erase_subject`)
         self._remember(request_key, request_fingerprint)
 
     @event("ResolvedOnSpot")
@@ -732,6 +743,7 @@ class Complaint(RemembersRequests):
     ) -> None:
         self.rectified = True
         self.result_at = at
+        self.attachments = with_new_files(self.attachments, attachments)
         self._remember(request_key, request_fingerprint)
 
     @event("FeedbackReceived")

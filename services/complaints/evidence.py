@@ -118,7 +118,12 @@ class Evidence:
         return list({ref.sha256: ref for ref in refs}.values())
 
     def link(
-        self, refs: Sequence[AttachmentRef], kind: str, subject_id: uuid.UUID, unit: OrgUnit, field: tuple[str, ...]
+        self,
+        refs: Sequence[AttachmentRef],
+        kind: str,
+        subject_id: uuid.UUID,
+        unit: OrgUnit,
+        field: tuple[str | int, ...],
     ) -> None:
         """Keeps the attachments as long as the subject (a complaint or a rectification order of a hall in
         `unit`), and lets whoever sees that hall read them."""

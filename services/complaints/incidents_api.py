@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Self
 
@@ -13,9 +13,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from services.complaints.access import ACCESS
 from services.complaints.api import IdempotencyKey, application, mark_replayed
 from services.complaints.application import StepRequest, caller_key, fingerprint_of
+from services.complaints.attachments import AttachmentRef
+from services.complaints.attachments_api import evidence
 from services.complaints.domain import Complaint, Step
 from services.complaints.incidents import BATCH, ChildAnswer, ChildStep, Incident, Incidents, OpenIncident, Outcome
-from services.complaints.schemas import Code, PauseBody, StepBody, Text, UnitRef
+from services.complaints.schemas import AttachmentIds, Code, PauseBody, StepBody, Text, UnitRef
 from shared.auth import Caller, Principal
 from shared.catalog import Category
 from shared.contracts import RootCauseClass
@@ -117,6 +119,12 @@ class BulkResultBody(StepBody):
     action: Text
     owner: Code
     evidence: list[Text] = Field(default=[], max_length=20)
+    attachments: AttachmentIds = Field(
+        default=[],
+        max_length=20,
+        description="Uploaded evidence (`POST /api/v1/attachments`), by id: each child's rectification refers to"
+        " it, and whoever sees a child's hall may read it.",
+    )
     root_cause_class: RootCauseClass = Field(
         default="network", description="For a child not checked yet: it is checked with the incident's cause."
     )
@@ -193,9 +201,12 @@ def change_children(incident_id: uuid.UUID, body: ChildrenChange, request: Reque
     return ChildrenResults.of(incident, "children", answers)
 
 
-def bulk_result(body: BulkResultBody) -> Callable[[Incident], ChildStep]:
+def bulk_result(
+    body: BulkResultBody, refs: Sequence[AttachmentRef], keep: Callable[[Complaint], None]
+) -> Callable[[Incident], ChildStep]:
     """The result for each child: checked with the incident's cause if it was not, the customer told (the
-    reason), then the rectification recorded."""
+    reason), then the rectification recorded, referring to the files (`refs`), which `keep` links to it."""
+    attachments = [ref.as_event_field() for ref in refs]
 
     def for_incident(incident: Incident) -> ChildStep:
         def perform(complaint: Complaint, step: Step) -> None:
@@ -203,16 +214,19 @@ def bulk_result(body: BulkResultBody) -> Callable[[Incident], ChildStep]:
                 complaint.check(True, incident.cause, body.root_cause_class, incident.area, step)
             if complaint.contacts == 0:
                 complaint.contact(step.reason, step)
-            complaint.rectify(body.action, body.owner, step.at, body.evidence, step)
+            complaint.rectify(body.action, body.owner, step.at, body.evidence, step, attachments)
+            keep(complaint)
 
         return perform
 
     return for_incident
 
 
-def add_bulk_action(
-    action: str, body_type: type[StepBody], perform_of: Callable[[StepBody], Callable[[Incident], ChildStep]], doc: str
-) -> None:
+# The step each child takes, for the incident, from the request's body: made by the route before any is taken.
+PerformOf = Callable[[StepBody, Request, Principal], Callable[[Incident], ChildStep]]
+
+
+def add_bulk_action(action: str, body_type: type[StepBody], perform_of: PerformOf, doc: str) -> None:
     def endpoint(
         incident_id: uuid.UUID,
         body: StepBody,
@@ -223,7 +237,8 @@ def add_bulk_action(
     ) -> ChildrenResults:
         ACCESS.require(caller, "incident.act")
         request_ = step_request(action, incident_id, body, caller, idempotency_key, body.reason)
-        incident, answers, taken = incidents(request).act(incident_id, action, perform_of(body), request_, caller)
+        perform = perform_of(body, request, caller)
+        incident, answers, taken = incidents(request).act(incident_id, action, perform, request_, caller)
         mark_replayed(response, taken)
         return ChildrenResults.of(incident, action, answers)
 
@@ -245,8 +260,8 @@ BULK_ANSWER = (
 )
 
 
-def same_for_all(step_of: Callable[[StepBody], ChildStep]) -> Callable[[StepBody], Callable[[Incident], ChildStep]]:
-    return lambda body: lambda _incident: step_of(body)
+def same_for_all(step_of: Callable[[StepBody], ChildStep]) -> PerformOf:
+    return lambda body, _request, _caller: lambda _incident: step_of(body)
 
 
 def pause_for(body: StepBody) -> ChildStep:
@@ -255,9 +270,18 @@ def pause_for(body: StepBody) -> ChildStep:
     return lambda complaint, step: complaint.pause(reason_code, step)
 
 
-def result_for(body: StepBody) -> Callable[[Incident], ChildStep]:
+def result_for(body: StepBody, request: Request, caller: Principal) -> Callable[[Incident], ChildStep]:
+    """The files the result refers to are checked first (422 naming `body.attachments.<i>`), then linked to
+    each child as its rectification is taken."""
     assert isinstance(body, BulkResultBody)
-    return bulk_result(body)
+    files, complaints = evidence(request), application(request)
+    refs = files.refs_for(body.attachments, caller, ("body", "attachments"))
+
+    def keep(complaint: Complaint) -> None:
+        unit = complaints.registering_unit(complaint)
+        files.link(refs, "complaint", complaint.id, unit, ("body", "attachments"))
+
+    return bulk_result(body, refs, keep)
 
 
 add_bulk_action(

@@ -8,7 +8,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from services.complaints.domain import RemembersRequests, Step, StepRefused
+from services.complaints.domain import RemembersRequests, Step, StepRefused, with_new_files
 
 
 def order_id_for(inspection_id: uuid.UUID, finding_index: int) -> uuid.UUID:
@@ -75,6 +75,8 @@ class RectificationOrder(RemembersRequests):
     report, then verified by the inspector (closed) or rejected (rectify again)."""
 
     class Opened(Aggregate.Created):
+        class_version = 2
+
         inspection_id: uuid.UUID
         hall_code: str
         item_id: str
@@ -82,6 +84,12 @@ class RectificationOrder(RemembersRequests):
         description: str
         deadline: datetime
         at: datetime
+        attachments: list[dict[str, Any]]  # the evidence its finding referred to (hash, size, type, name)
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Orders opened before findings had attachments had none."""
+            state["attachments"] = []
 
     @event(Opened)
     def __init__(
@@ -94,6 +102,7 @@ class RectificationOrder(RemembersRequests):
         description: str,
         deadline: datetime,
         at: datetime,
+        attachments: list[dict[str, Any]],
     ) -> None:
         self.inspection_id = inspection_id
         self.hall_code = hall_code
@@ -105,7 +114,8 @@ class RectificationOrder(RemembersRequests):
         self.rejections = 0
         self.appeal: str | None = None  # pending, upheld or dismissed
         self.opened_at = at
-        self.attachments: list[dict[str, Any]] = []  # the evidence its reports referred to, each file once
+        # The evidence its finding and its reports referred to, each file once.
+        self.attachments: list[dict[str, Any]] = list(attachments)
         self.requests: dict[str, tuple[str, int]] = {}
 
     def communicate(self, step: Step) -> None:
@@ -206,8 +216,7 @@ class RectificationOrder(RemembersRequests):
         attachments: list[dict[str, Any]] | None = None,  # None: recorded before reports had attachments
     ) -> None:
         self.status = "rectified"
-        known = {attachment["sha256"] for attachment in self.attachments}
-        self.attachments += [attachment for attachment in attachments or [] if attachment["sha256"] not in known]
+        self.attachments = with_new_files(self.attachments, attachments)
         self._remember(request_key, request_fingerprint)
 
     @event("Verified")

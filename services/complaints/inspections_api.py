@@ -18,11 +18,13 @@ from services.complaints.application import (
     fingerprint_of,
     unit_of,
 )
+from services.complaints.attachments import AttachmentRef
 from services.complaints.attachments_api import evidence
 from services.complaints.domain import Step
 from services.complaints.inspections import RectificationOrder
 from services.complaints.schemas import (
     AppealDecisionBody,
+    FindingCreate,
     InspectionCreate,
     InspectionPublic,
     OrderPublic,
@@ -30,6 +32,7 @@ from services.complaints.schemas import (
     StepBody,
 )
 from shared.auth import Caller, Principal
+from shared.organisation import OrgUnit
 
 router = APIRouter(prefix="/api/v1", tags=["inspections"])
 
@@ -38,20 +41,33 @@ router = APIRouter(prefix="/api/v1", tags=["inspections"])
 def record_inspection(
     body: InspectionCreate, request: Request, response: Response, caller: Caller, idempotency_key: IdempotencyKey = None
 ) -> InspectionPublic:
-    """Records an inspection of a hall against the checklist; each finding opens a rectification order."""
+    """Records an inspection of a hall against the checklist; each finding opens a rectification order. A
+    finding's uploaded files (`attachments`, by id) go with its order: whoever sees the hall may read them."""
     ACCESS.require(caller, "inspection.record")
+    files = evidence(request)
+
+    def finding_input(index: int, finding: FindingCreate) -> FindingInput:
+        field = ("body", "findings", index, "attachments")
+        refs = tuple(files.refs_for(finding.attachments, caller, field))
+        return FindingInput(finding.item_id, finding.description, finding.deadline, refs)
+
+    def keep_evidence(index: int, order: RectificationOrder, unit: OrgUnit) -> None:
+        refs = [AttachmentRef(**file) for file in order.attachments]
+        files.link(refs, "rectification_order", order.id, unit, ("body", "findings", index, "attachments"))
+
     inspection, created = application(request).record_inspection(
         RecordInspection(
             hall_code=body.hall_id,
             inspection_type=body.type,
             failed_items=frozenset(body.failed_items),
-            findings=tuple(FindingInput(f.item_id, f.description, f.deadline) for f in body.findings),
+            findings=tuple(finding_input(index, finding) for index, finding in enumerate(body.findings)),
             checklist_version=body.checklist_version,
             innovation_rating=body.innovation_rating,
             highlights=tuple(HighlightInput(h.description, h.points) for h in body.highlights),
         ),
         caller,
         idempotency_key,
+        keep_evidence,
     )
     mark_replayed(response, created)
     return InspectionPublic.of(inspection)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -115,37 +115,7 @@ class Notifier:
             position = stored[-1].id
 
     def _notifications_of(self, events: Sequence[AggregateEvent]) -> list[Notification]:
-        planned: list[Notification] = []
-        for event in events:
-            trigger_name = TRIGGERS.get(type(event).__qualname__)
-            if trigger_name is None:
-                continue
-            # The service's clock as the event recorded it (the store's timestamp is the system's)
-            at: datetime = event.registered_at if isinstance(event, Complaint.Registered) else event.at  # type: ignore[attr-defined]
-            trigger = policy_at(at).triggers.get(trigger_name)
-            if trigger is None or not trigger.channels:
-                continue
-            if trigger_name == "paused_for_customer" and getattr(event, "reason_code", None) not in (
-                trigger.pause_reasons
-            ):
-                continue
-            customer = self._customer(event.originator_id)
-            for channel in trigger.channels:
-                if channel not in self.channels or customer is None or address_of(customer, channel) is None:
-                    continue
-                planned.append(
-                    Notification(
-                        complaint_id=event.originator_id,
-                        occurrence=event.originator_version,
-                        channel=channel,
-                        trigger=trigger_name,
-                        template=trigger.template,
-                        template_version=trigger.template_version,
-                        result_at=at if trigger_name == "result_recorded" else None,
-                        due_at=at,
-                    )
-                )
-        return planned
+        return notifications_of(events, self._customer, set(self.channels))
 
     def _customer(self, complaint_id: uuid.UUID) -> CustomerData | None:
         complaint = self.complaints.find(Complaint, complaint_id)
@@ -219,3 +189,39 @@ def notice_of(notification: Notification) -> Notice:
         result_at=notification.result_at,
         failure=notification.last_error if notification.state == "failed" else None,
     )
+
+
+def notifications_of(
+    events: Sequence[AggregateEvent], customer_of: Callable[[uuid.UUID], CustomerData | None], channels: Set[str]
+) -> list[Notification]:
+    """The notifications the events call for: one per trigger event and channel that the policy in force then
+    names, that this service can send by (`channels`), and that the customer has an address for."""
+    planned: list[Notification] = []
+    for event in events:
+        trigger_name = TRIGGERS.get(type(event).__qualname__)
+        if trigger_name is None:
+            continue
+        # The service's clock as the event recorded it (the store's timestamp is the system's)
+        at: datetime = event.registered_at if isinstance(event, Complaint.Registered) else event.at  # type: ignore[attr-defined]
+        trigger = policy_at(at).triggers.get(trigger_name)
+        if trigger is None or not trigger.channels:
+            continue
+        if trigger_name == "paused_for_customer" and getattr(event, "reason_code", None) not in trigger.pause_reasons:
+            continue
+        customer = customer_of(event.originator_id)
+        for channel in trigger.channels:
+            if channel not in channels or customer is None or address_of(customer, channel) is None:
+                continue
+            planned.append(
+                Notification(
+                    complaint_id=event.originator_id,
+                    occurrence=event.originator_version,
+                    channel=channel,
+                    trigger=trigger_name,
+                    template=trigger.template,
+                    template_version=trigger.template_version,
+                    result_at=at if trigger_name == "result_recorded" else None,
+                    due_at=at,
+                )
+            )
+    return planned

@@ -49,7 +49,7 @@ from shared.contracts import (
     OrderRectifiedV2,
     OrderRejectedV1,
     OrderVerifiedV1,
-    RectificationOrderOpenedV2,
+    RectificationOrderOpenedV3,
 )
 from shared.outbox import EventStoreOutbox
 
@@ -150,7 +150,7 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID], hall_of: HallOf) -
         )
     if isinstance(domain_event, RectificationOrder.Opened):
         hall = hall_of(domain_event.hall_code)
-        return RectificationOrderOpenedV2(
+        return RectificationOrderOpenedV3(
             province=hall.province,
             city=hall.city,
             inspection_id=domain_event.inspection_id,
@@ -160,6 +160,7 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID], hall_of: HallOf) -
             description=domain_event.description,
             deadline=domain_event.deadline,
             at=domain_event.at,
+            attachments=domain_event.attachments,
         )
     name = type(domain_event).__qualname__
     step_contract: type[Contract] | None = STEP_CONTRACTS.get(name) or NOTIFICATION_CONTRACTS.get(name)

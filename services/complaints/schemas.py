@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -184,6 +184,22 @@ class SurveyRecorded(BaseModel):
     satisfaction: str
 
 
+class AttachmentPublic(BaseModel):
+    id: str = Field(description="The SHA-256 of the file's bytes, in hex.")
+    size: int
+    content_type: str = Field(description="As its bytes say, not as the uploader declared.")
+    name: str
+
+    @classmethod
+    def of(cls, ref: AttachmentRef) -> AttachmentPublic:
+        return cls(id=ref.sha256, size=ref.size, content_type=ref.content_type, name=ref.name)
+
+
+def attachments_public(files: list[dict[str, Any]]) -> list[AttachmentPublic]:
+    """As the events say of each file (`AttachmentRef.as_event_field`)."""
+    return [AttachmentPublic.of(AttachmentRef(**file)) for file in files]
+
+
 class ComplaintPublic(BaseModel):
     id: uuid.UUID
     number: str
@@ -201,6 +217,9 @@ class ComplaintPublic(BaseModel):
     substantiated: bool | None
     contacts: int
     rectified: bool
+    attachments: list[AttachmentPublic] = Field(
+        description="The evidence its rectifications referred to; none once its customer's data is erased."
+    )
     satisfaction: str | None
     callback_needed: bool
     paused: bool
@@ -253,6 +272,7 @@ class ComplaintPublic(BaseModel):
             substantiated=complaint.substantiated,
             contacts=complaint.contacts,
             rectified=complaint.rectified,
+            attachments=attachments_public(complaint.attachments),
             satisfaction=complaint.satisfaction,
             callback_needed=complaint.callback_needed,
             paused=complaint.paused_since is not None,
@@ -540,6 +560,11 @@ class FindingCreate(RequestModel):
     item_id: Code = Field(description="The checklist item the finding is about.")
     description: LongText
     deadline: AwareDatetime | None = Field(default=None, description="Rectify by; default 3 days from now.")
+    attachments: AttachmentIds = Field(
+        default_factory=list,
+        max_length=20,
+        description="Uploaded evidence (`POST /api/v1/attachments`), by id: the hall may read it with the order.",
+    )
 
 
 class HighlightCreate(RequestModel):
@@ -616,17 +641,6 @@ class InspectionPublic(BaseModel):
         )
 
 
-class AttachmentPublic(BaseModel):
-    id: str = Field(description="The SHA-256 of the file's bytes, in hex.")
-    size: int
-    content_type: str = Field(description="As its bytes say, not as the uploader declared.")
-    name: str
-
-    @classmethod
-    def of(cls, ref: AttachmentRef) -> AttachmentPublic:
-        return cls(id=ref.sha256, size=ref.size, content_type=ref.content_type, name=ref.name)
-
-
 class AttachmentVerification(BaseModel):
     id: str
     intact: bool = Field(description="Whether the stored bytes still have the digest that is their id.")
@@ -645,7 +659,9 @@ class OrderPublic(BaseModel):
     status: str
     rejections: int
     appeal: Literal["pending", "upheld", "dismissed"] | None
-    attachments: list[AttachmentPublic] = Field(description="The evidence its rectification reports referred to.")
+    attachments: list[AttachmentPublic] = Field(
+        description="The evidence its finding and its rectification reports referred to."
+    )
     version: int
 
     @classmethod
@@ -661,7 +677,7 @@ class OrderPublic(BaseModel):
             status=order.status,
             rejections=order.rejections,
             appeal=order.appeal,
-            attachments=[AttachmentPublic.of(AttachmentRef(**ref)) for ref in order.attachments],
+            attachments=attachments_public(order.attachments),
             version=order.version,
         )
 

@@ -1,6 +1,7 @@
-"""Evidence files end to end: uploaded, referred to by rectification reports, read only within scope, checked
-against their digest, refused when too large (without being held in memory) or of the wrong type, deleted
-with their complaint's customer and, unreferred, after the retention policy's hours."""
+"""Evidence files end to end: uploaded, referred to by rectification reports, inspection findings and an
+incident's result, read only within scope, checked against their digest, refused when too large (without
+being held in memory) or of the wrong type, deleted with their complaint's customer and, unreferred, after
+the retention policy's hours."""
 
 from __future__ import annotations
 
@@ -235,6 +236,75 @@ async def test_a_report_may_refer_only_to_files_its_author_can_see(client: Stack
     assert refused.json()["detail"][0]["type"] == "unknown_attachment"
 
 
+async def test_a_findings_file_is_readable_by_the_inspected_halls_manager_and_absent_for_another_province(
+    client: StackClient,
+) -> None:
+    hall_id = await client.register_hall()
+    manager = bearer(staff_token("manager-4", OrgUnit.of_hall("广东", "深圳", hall_id), Role.hall_manager))
+    content = photo()
+    attachment = (await upload(client, content, name="queue.png", headers=INSPECTOR)).json()
+    url = f"{client.complaints_url}/api/v1/attachments/{attachment['id']}"
+    assert (await client.http.get(url, headers=manager)).status_code == 404  # the hall's once a finding refers to it
+    finding = {"item_id": "A1", "description": "queue out of the door", "attachments": [attachment["id"]]}
+    inspection = {"hall_id": hall_id, "type": "mystery_shopper", "failed_items": ["A1"], "findings": [finding]}
+    inspections = f"{client.complaints_url}/api/v1/inspections"
+
+    unknown = {**inspection, "findings": [{**finding, "attachments": ["0" * 64]}]}
+    refused = await client.http.post(inspections, json=unknown, headers=INSPECTOR)
+    inspected = await client.http.post(inspections, json=inspection, headers=INSPECTOR)
+
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"][0]["loc"] == ["body", "findings", 0, "attachments", 0]
+    assert inspected.status_code == 201, inspected.text
+    [order_id] = inspected.json()["rectification_orders"]
+    order = await client.http.get(f"{client.complaints_url}/api/v1/rectification-orders/{order_id}", headers=manager)
+    assert order.json()["attachments"] == [attachment]
+    downloaded = await client.http.get(url, headers=manager)
+    assert downloaded.status_code == 200, downloaded.text
+    assert downloaded.content == content
+    assert (await client.http.get(url, headers=ZHEJIANG_AUDITOR)).status_code == 404
+    [opened] = await client.wait_for_timeline(order_id, 1, kind="rectification-orders")
+    assert opened["details"]["attachments"] == [
+        {"sha256": attachment["id"], "size": len(content), "content_type": "image/png", "name": "queue.png"}
+    ]
+
+
+async def test_an_incidents_result_refers_each_child_complaint_to_its_file(client: StackClient) -> None:
+    hall_id = await client.register_hall()
+    children = [(await client.post_complaint(complaint_body(hall_id))).json()["id"] for _ in range(2)]
+    now = client.now()
+    opened = await client.http.post(
+        f"{client.complaints_url}/api/v1/incidents",
+        json={
+            "cause": "fibre cut",
+            "area": "group/广东/深圳",
+            "category": "network_quality",
+            "window_start": (now - timedelta(hours=2)).isoformat(),
+            "window_end": now.isoformat(),
+        },
+    )
+    assert opened.status_code == 201, opened.text
+    incident_url = f"{client.complaints_url}/api/v1/incidents/{opened.json()['id']}"
+    linked = await client.http.post(f"{incident_url}/children", json={"reason": "same outage", "add": children})
+    assert linked.json()["done"] == 2, linked.text
+    attachment = (await upload(client, photo(), name="splice.png")).json()
+    result = {"reason": "service restored", "action": "fibre spliced", "owner": "NOC"}
+
+    refused = await client.http.post(f"{incident_url}/result", json={**result, "attachments": ["0" * 64]})
+    answered = await client.http.post(f"{incident_url}/result", json={**result, "attachments": [attachment["id"]]})
+
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"][0]["loc"] == ["body", "attachments", 0]
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["done"] == 2
+    for child in children:
+        complaint = await client.http.get(f"{client.complaints_url}/api/v1/complaints/{child}")
+        assert complaint.json()["attachments"] == [attachment]
+    manager = bearer(staff_token("manager-5", OrgUnit.of_hall("广东", "深圳", hall_id), Role.hall_manager))
+    url = f"{client.complaints_url}/api/v1/attachments/{attachment['id']}"
+    assert (await client.http.get(url, headers=manager)).status_code == 200
+
+
 async def test_a_stored_file_altered_on_disk_is_flagged_by_verify(client: StackClient) -> None:
     content = photo()
     attachment = (await upload(client, content)).json()
@@ -287,6 +357,7 @@ async def test_an_erased_complaints_attachments_are_gone_unless_another_subject_
     ):
         response = await client.step(complaint["id"], action, body)
         assert response.status_code == 200, (action, response.text)
+    assert [attachment["id"] for attachment in response.json()["attachments"]] == [own, shared]
     assert stored_file(client, own).exists()
 
     erasure = {"reason": "PIPL art. 47 request", "complaint_numbers": [complaint["number"]]}
@@ -296,6 +367,8 @@ async def test_an_erased_complaints_attachments_are_gone_unless_another_subject_
     gone = await client.http.get(f"{client.complaints_url}/api/v1/attachments/{own}")
     assert gone.status_code == 404, gone.text
     assert not stored_file(client, own).exists()
+    shown = await client.http.get(f"{client.complaints_url}/api/v1/complaints/{complaint['id']}")
+    assert shown.json()["attachments"] == []
     kept = await client.http.get(f"{client.complaints_url}/api/v1/attachments/{shared}", headers=GUANGDONG_AUDITOR)
     assert kept.status_code == 200, kept.text
 

@@ -313,12 +313,17 @@ class Seeds:
         registered = await client.post_complaint(complaint_body(hall_id))
         assert registered.status_code == 201, registered.text
         complaint = registered.json()
+        photo = {"file": ("door.png", b"\x89PNG\r\n\x1a\n" + uuid.uuid4().bytes, "image/png")}
+        attachment = await client.http.post(f"{client.complaints_url}/api/v1/attachments", files=photo)
+        assert attachment.status_code == 201, attachment.text
+        attachment_id = attachment.json()["id"]
+        finding = {"item_id": "A1", "description": "no greeting", "deadline": iso(client.now(), days=3)}
         inspection_body = {
             "hall_id": hall_id,
             "type": "self_check",
             "checklist_version": "2026-01",
             "failed_items": ["A1"],
-            "findings": [{"item_id": "A1", "description": "no greeting", "deadline": iso(client.now(), days=3)}],
+            "findings": [{**finding, "attachments": [attachment_id]}],
             "innovation_rating": 0.5,
             "highlights": [{"description": "sign language at counter 3", "points": 1}],
         }
@@ -345,9 +350,6 @@ class Seeds:
         }
         incident = await client.http.post(f"{client.complaints_url}/api/v1/incidents", json=incident_body)
         assert incident.status_code == 201, incident.text
-        photo = {"file": ("door.png", b"\x89PNG\r\n\x1a\n" + uuid.uuid4().bytes, "image/png")}
-        attachment = await client.http.post(f"{client.complaints_url}/api/v1/attachments", files=photo)
-        assert attachment.status_code == 201, attachment.text
         return cls(
             path={
                 "hall_id": hall_id,
@@ -359,7 +361,7 @@ class Seeds:
                 "campaign_id": campaign.json()["id"],
                 "incident_id": incident.json()["id"],
                 "token": resolved.json()["survey"]["token"],
-                "attachment_id": attachment.json()["id"],
+                "attachment_id": attachment_id,
             },
             query={
                 "phone_last_four": "5678",
@@ -421,7 +423,13 @@ class Seeds:
                 "IncidentCreate": incident_body,
                 "HallChangeBody": {**reason, "effective_from": iso(now, days=1), "level": 2},
                 "ChildrenChange": {**reason, "add": [complaint["id"]]},
-                "BulkResultBody": {**reason, "action": "fibre spliced", "owner": "NOC", "evidence": ["ticket://NOC-1"]},
+                "BulkResultBody": {
+                    **reason,
+                    "action": "fibre spliced",
+                    "owner": "NOC",
+                    "evidence": ["ticket://NOC-1"],
+                    "attachments": [attachment_id],
+                },
                 "InspectionCreate": inspection_body,
                 "OrderRectifyBody": {**reason, "report": "greeter posted", "evidence": ["photo://door"]},
                 "WhatIfRequest": {"policy": {**policy, "version": "draft"}},

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Mapper, UUIDAsHex
 
+from services.complaints.application import ComplaintsApplication, FindingInput, RecordInspection
 from services.complaints.attachments import AttachmentRef, RetentionPolicy, blob_path, clean_name, sniff_type
-from services.complaints.domain import Step
+from services.complaints.domain import Step, with_new_files
 from services.complaints.inspections import RectificationOrder
-from shared.contracts import ComplaintRectifiedV3, OrderRectifiedV2
+from services.complaints.outbox import to_contract
+from services.complaints.personal_data import InMemoryDataKeys
+from services.complaints.repositories import InMemorySerialBlocks, InMemoryVerificationAttempts
+from shared.contracts import ComplaintRectifiedV3, OrderRectifiedV2, RectificationOrderOpenedV3
+from shared.organisation import OrgUnit
+from tests.unit.test_complaints_application import ADMIN, HALL, IN_MEMORY, MASTER_KEY
 
 PADDING = b"\x00" * 64
 ALLOWED = {
@@ -101,6 +110,7 @@ def test_a_report_stored_before_reports_had_attachments_still_loads_with_none() 
         description="no greeting",
         deadline=now,
         at=now,
+        attachments=[],
     )
     order.communicate(step)
     order.acknowledge(step)
@@ -114,3 +124,96 @@ def test_a_report_stored_before_reports_had_attachments_still_loads_with_none() 
         replayed = stored.mutate(replayed)
 
     assert (replayed.status, replayed.attachments) == ("rectified", [])
+
+
+def ref_of(content: bytes, name: str = "door.png") -> AttachmentRef:
+    return AttachmentRef(hashlib.sha256(content).hexdigest(), len(content), "image/png", name)
+
+
+def test_a_subjects_files_are_listed_once_each_in_the_order_first_referred_to() -> None:
+    door, queue, spill = (ref_of(b"door").as_event_field(), ref_of(b"queue").as_event_field(), ref_of(b"spill"))
+
+    assert with_new_files([door, queue], [spill.as_event_field(), door]) == [door, queue, spill.as_event_field()]
+    assert with_new_files([door], None) == [door]
+
+
+def test_a_retried_inspection_is_the_same_request_whatever_its_files_are_named_now() -> None:
+    finding = FindingInput("A1", "no greeting", attachments=(ref_of(b"door"),))
+    first = RecordInspection("GD-SZ-001", "self_check", frozenset({"A1", "E1", "B2"}), (finding,))
+    renamed = replace(finding, attachments=(ref_of(b"door", name="门口.png"),))
+
+    assert replace(first, findings=(renamed,)).fingerprint() == first.fingerprint()
+    assert replace(first, failed_items=frozenset({"B2", "E1", "A1"})).fingerprint() == first.fingerprint()
+    other_file = replace(finding, attachments=(ref_of(b"queue"),))
+    assert replace(first, findings=(other_file,)).fingerprint() != first.fingerprint()
+
+
+def test_a_findings_files_open_its_order_are_kept_with_it_and_published_without_who_uploaded_them() -> None:
+    complaints = ComplaintsApplication(
+        IN_MEMORY,
+        InMemorySerialBlocks(),
+        InMemoryVerificationAttempts(),
+        MASTER_KEY,
+        lambda _: InMemoryDataKeys(),
+        lambda: datetime(2026, 12, 2, 2, tzinfo=UTC),
+    )
+    complaints.register_hall(HALL, ADMIN)
+    photo = ref_of(b"door")
+    findings = (FindingInput("A1", "no greeting"), FindingInput("E1", "spill", attachments=(photo, photo)))
+    kept: list[tuple[int, uuid.UUID, OrgUnit]] = []
+
+    inspection, _ = complaints.record_inspection(
+        RecordInspection(HALL.hall_code, "self_check", frozenset({"A1", "E1"}), findings),
+        ADMIN,
+        keep_evidence=lambda index, order, unit: kept.append((index, order.id, unit)),
+    )
+
+    without, with_photo = (complaints.get_order(f["order_id"], ADMIN) for f in inspection.findings)
+    assert (without.attachments, with_photo.attachments) == ([], [photo.as_event_field()])
+    assert kept == [(1, with_photo.id, OrgUnit.of_hall("广东", "深圳", HALL.hall_code))]
+    opened = next(iter(complaints.repository.event_store.get(with_photo.id)))
+    published = to_contract(opened, complaints.known_hall)
+    assert isinstance(published, RectificationOrderOpenedV3)
+    assert [file.model_dump() for file in published.attachments] == [photo.as_event_field()]
+    complaints.close()
+
+
+def test_an_order_opened_before_findings_had_files_loads_and_publishes_with_none() -> None:
+    now = datetime(2026, 12, 2, tzinfo=UTC)
+    order = RectificationOrder(
+        id=uuid.uuid4(),
+        inspection_id=uuid.uuid4(),
+        hall_code="GD-SZ-001",
+        item_id="A1",
+        points=2,
+        description="no greeting",
+        deadline=now,
+        at=now,
+        attachments=[],
+    )
+    transcoder = JSONTranscoder()
+    transcoder.register(UUIDAsHex())
+    transcoder.register(DatetimeAsISO())
+    mapper: Mapper[uuid.UUID] = Mapper(transcoder)
+    stored = mapper.to_stored_event(order.collect_events()[0])
+    state = json.loads(stored.state)
+    del state["attachments"], state["class_version"]  # as version 1 of the event was stored
+    stored_before = replace(stored, state=json.dumps(state).encode())
+
+    opened = mapper.to_domain_event(stored_before)
+    assert isinstance(opened, RectificationOrder.Opened)
+    loaded = opened.mutate(None)
+
+    assert isinstance(loaded, RectificationOrder) and loaded.attachments == []
+    message = {
+        "inspection_id": str(order.inspection_id),
+        "hall_id": "GD-SZ-001",
+        "item_id": "A1",
+        "points": 2,
+        "description": "no greeting",
+        "deadline": now.isoformat(),
+        "at": now.isoformat(),
+        "province": "广东",
+        "city": "深圳",
+    }
+    assert RectificationOrderOpenedV3.model_validate(message).attachments == []

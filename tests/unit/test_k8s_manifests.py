@@ -194,6 +194,9 @@ def test_no_secret_is_committed(manifests: list[Manifest]) -> None:
         "PERSONAL_DATA_KEY",
         "ATTACHMENTS_S3_ACCESS_KEY_ID",
         "ATTACHMENTS_S3_SECRET_ACCESS_KEY",
+        "NOTIFY_SMTP_USERNAME",
+        "NOTIFY_SMTP_PASSWORD",
+        "NOTIFY_GATEWAY_TOKEN",
     }
     for workload in workloads(manifests):
         name, env = workload["metadata"]["name"], env_of(workload)
