@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
+
+
+def readable(name: str, line: str) -> str:
+    """A process's output line for the terminal: prefixed with its name, a JSON log line as time, level, logger
+    and message (and its trace id, if any) rather than as JSON."""
+    prefix = f"{name:<12}|"
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return f"{prefix} {line}"
+    if not isinstance(entry, dict) or "message" not in entry:
+        return f"{prefix} {line}"
+    trace = f" trace={entry['trace_id']}" if "trace_id" in entry else ""
+    where = f"{entry.get('time', '')} {entry.get('level', '')} {entry.get('logger', '')}"
+    text = f"{prefix} {where}: {entry['message']}{trace}"
+    return "\n".join([text, *(f"{prefix}   {extra}" for extra in str(entry.get("exc_info", "")).splitlines())])
 
 
 class StartError(RuntimeError):
@@ -35,8 +55,9 @@ class ManagedProcess:
         env: Mapping[str, str] | None = None,
         user: str | None = None,
     ) -> None:
+        output: int | BinaryIO
         if self.log_path is None:
-            output = None
+            output = subprocess.PIPE  # to the terminal, each line named after its process (`readable`)
         else:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             output = self.log_path.open("ab")
@@ -50,8 +71,15 @@ class ManagedProcess:
             user=user,
             start_new_session=True,
         )
-        if output is not None:
+        if self.popen.stdout is not None:
+            threading.Thread(target=self._to_terminal, args=(self.popen.stdout,), daemon=True).start()
+        elif not isinstance(output, int):
             output.close()
+
+    def _to_terminal(self, lines: BinaryIO) -> None:
+        for line in lines:
+            sys.stdout.write(readable(self.name, line.decode(errors="replace").rstrip("\n")) + "\n")
+            sys.stdout.flush()
 
     @property
     def running(self) -> bool:

@@ -146,6 +146,7 @@ class Stack:
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "DATA_DIR": str(self.config.data_dir),
             "ENVIRONMENT": "development",  # the development secret and test clocks need it said outright
+            "BROKER_RESET_WATCHDOG": "true",  # the local broker keeps its topics in memory only
             **(self.outbound.service_env() if self.outbound else {}),
             **self.config.extra_env,
         }

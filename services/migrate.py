@@ -22,10 +22,13 @@ from services.scoring import main as scoring
 from shared import audit_chain
 from shared.audit_chain import install_chain
 from shared.database import create_pool
-from shared.settings import ServiceSettings
+from shared.logs import setup_logging
+from shared.settings import ConnectionUse, ServiceSettings
 from shared.streaming import create_consumer_tables
 
 logger = logging.getLogger(__name__)
+# One schema at a time: its pool, then the event store's.
+CONNECTIONS = ConnectionUse(event_store=True, listeners=0)
 Migration = Callable[[asyncpg.Pool], Awaitable[None]]
 # (schema, its own tables, whether it keeps an event store, whether it consumes)
 SERVICES: list[tuple[str, Migration, bool, bool]] = [
@@ -99,7 +102,7 @@ async def hand_schemas_to_their_roles(database_url: str, schemas: list[str]) -> 
 
 async def migrate_all(settings: ServiceSettings) -> None:
     for schema, migrate, has_event_store, consumes in SERVICES:
-        pool = await create_pool(str(settings.database_url), schema)
+        pool = await create_pool(str(settings.database_url), schema, max_size=settings.database_pool_size)
         try:
             await migrate(pool)
             if consumes:
@@ -108,7 +111,7 @@ async def migrate_all(settings: ServiceSettings) -> None:
             await pool.close()
         if has_event_store:
             await asyncio.to_thread(create_event_store, settings, schema)
-            pool = await create_pool(str(settings.database_url), schema)
+            pool = await create_pool(str(settings.database_url), schema, max_size=settings.database_pool_size)
             try:
                 await install_chain(pool, schema)
             finally:
@@ -124,5 +127,5 @@ async def main(settings: MigrationSettings) -> None:
 
 if __name__ == "__main__":
     settings = MigrationSettings()
-    logging.basicConfig(level=settings.log_level)
+    setup_logging("migrate", settings.log_level)
     asyncio.run(main(settings))

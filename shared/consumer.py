@@ -179,10 +179,20 @@ class IdempotentConsumer:
             else:
                 first_of[event.envelope.event_id] = index
                 span = tracer.start_span(
-                    f"consume {event.event_type}",
+                    f"process {message.topic}",
                     context=context_from_headers(message.headers),
                     kind=trace.SpanKind.CONSUMER,
-                    attributes={"messaging.consumer.group.name": self.name},
+                    attributes={
+                        "messaging.system": "kafka",
+                        "messaging.operation.name": "process",
+                        "messaging.operation.type": "process",
+                        "messaging.destination.name": message.topic,
+                        "messaging.destination.partition.id": str(message.partition),
+                        "messaging.kafka.offset": message.offset,
+                        "messaging.consumer.group.name": self.name,
+                        "messaging.message.id": str(event.envelope.event_id),
+                        "cloudevents.event_type": event.event_type,
+                    },
                 )
                 items[index] = _Item(message, Delivery(event, traceparent_of(span)), span)
         if items:

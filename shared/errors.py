@@ -9,6 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from shared.metrics import route_template
+
 logger = logging.getLogger(__name__)
 
 
@@ -47,7 +49,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(validation_error_body(error), status_code=422)
 
     @app.exception_handler(ServiceError)
-    async def service_error(_: Request, error: ServiceError) -> JSONResponse:
+    async def service_error(request: Request, error: ServiceError) -> JSONResponse:
+        if error.status_code in (401, 403):  # for whoever watches for probing; the text names no credential
+            route = route_template(request.scope)
+            logger.info("refused %s %s with %d: %s", request.method, route, error.status_code, error)
         return JSONResponse(
             error_body(error.field, str(error), error.error_type),
             status_code=error.status_code,

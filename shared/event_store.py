@@ -39,4 +39,5 @@ class ColumnarRecorder(PostgresApplicationRecorder):
                 [event.topic for event in stored_events],
                 [event.state for event in stored_events],
             ),
+            prepare=False,  # see ComplaintsRecorder: a version conflict fails the pipeline that would prepare it
         )

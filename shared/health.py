@@ -1,4 +1,11 @@
-"""`/healthz` (the process runs) and `/readyz` (its database and broker answer, and its consumer is live)."""
+"""`/healthz` (the process runs) and `/readyz` (its database answers, and its consumer, if any, is assigned).
+
+The broker is not a readiness check of its own: the complaints service takes complaints while Kafka is
+down (its outbox keeps them until the relay can publish, and `relay_publish_failures_total` with the
+RelayCannotPublish alert says so), so a broker outage must not take its pods out of service. A consumer
+loses its assignment when the broker goes, and with it its readiness. `/readyz` still reports whether the
+broker accepts connections, for whoever looks.
+"""
 
 from __future__ import annotations
 
@@ -56,21 +63,23 @@ def health_router(
 
     @router.get("/readyz")
     async def readyz() -> JSONResponse:
-        """Readiness: the database and the broker are reachable, and the consumer (if any) is assigned and live.
+        """Readiness: the database is reachable, and the consumer (if any) is assigned and live.
 
         503 until then, with each check's outcome (`"consumer": false` while it joins its group).
-        The read API answers meanwhile: it serves what has been consumed so far.
+        The read API answers meanwhile: it serves what has been consumed so far. `broker` says whether the
+        broker accepts connections; it does not decide readiness.
         """
         pool = get_pool()
-        checks = {
-            "database": pool is not None and await database_reachable(pool),
-            "broker": await broker_reachable(bootstrap_servers),
-        }
+        checks = {"database": pool is not None and await database_reachable(pool)}
         if consumer is not None:
             checks["consumer"] = consumer.live
         ready = all(checks.values())
         return JSONResponse(
-            {"status": "ready" if ready else "not_ready", "checks": checks},
+            {
+                "status": "ready" if ready else "not_ready",
+                "checks": checks,
+                "broker": await broker_reachable(bootstrap_servers),
+            },
             status_code=200 if ready else 503,
         )
 

@@ -29,6 +29,9 @@ CONSUMER_DELAY = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 PUBLISHED = Counter("relay_published_events", "Stored events a relay published to the broker.", ["relay"])
+RELAY_PUBLISH_FAILURES = Counter(
+    "relay_publish_failures", "Batches a relay could not publish (broker unreachable or refusing), retried.", ["relay"]
+)
 RELAY_LAG = Gauge("relay_lag_events", "Stored events the relay has not published yet.", ["relay"])
 CONSUMER_LAG = Gauge(
     "consumer_lag_messages", "Messages on the topic the consumer group has not committed yet.", ["consumer", "topic"]

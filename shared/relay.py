@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 
 from shared.kafka_auth import client_options
-from shared.metrics import PUBLISHED, RELAY_LAG
+from shared.metrics import PUBLISHED, RELAY_LAG, RELAY_PUBLISH_FAILURES
 from shared.topic_ids import topic_ids_from
 from shared.tracing import TRACE_CONTEXTS_DDL, context_of, traceparent_header
 
@@ -167,6 +167,7 @@ class Relay:
                 except asyncio.CancelledError:
                     raise
                 except Exception:
+                    RELAY_PUBLISH_FAILURES.labels(self.name).inc()
                     logger.exception("relay %s: publishing failed; retrying", self.name)
                     await self._drop_producer()
                     await asyncio.sleep(1)
@@ -237,9 +238,17 @@ class Relay:
     async def _send(self, producer: AIOKafkaProducer, message: OutgoingMessage) -> asyncio.Future[Any]:
         """Queues one message; its span continues the trace the event was stored in."""
         with tracer.start_as_current_span(
-            "relay publish", context=context_of(message.traceparent), kind=trace.SpanKind.PRODUCER
-        ) as span:
-            span.set_attribute("messaging.destination.name", self.topic)
+            f"send {self.topic}",
+            context=context_of(message.traceparent),
+            kind=trace.SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.name": "send",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": self.topic,
+                "messaging.client.id": self.name,
+            },
+        ):
             headers = [*message.headers, *traceparent_header()]
             delivery: asyncio.Future[Any] = await producer.send(
                 self.topic, message.value, key=message.key, headers=headers

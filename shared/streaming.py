@@ -330,17 +330,21 @@ async def consuming(
     data_dir: Path,
     clock: Clock = system_clock,
     status: ConsumerStatus | None = None,
+    watch_broker_resets: bool = False,
 ) -> AsyncIterator[ConsumerStatus]:
     """Runs an idempotent consumer of `topics` in the background for the duration of the block.
 
     The block starts at once: joining a consumer group takes seconds, and half a minute after a
     kill (ARCHITECTURE.md), while a service's read API has no need to wait for it. `status` (a new
     one if not given; `/readyz` reads it) says when the consumer is live. Should the consumer
-    fail, the process exits, so that its supervisor starts it again.
+    fail, the process exits, so that its supervisor starts it again. `watch_broker_resets`: move to a new
+    group when the broker has lost its data (`BrokerResetWatchdog`), for a memory-only broker.
     """
     await create_consumer_tables(pool)
     status = status or ConsumerStatus()
-    consumer = _consume(status, name, pool, handling, topics, bootstrap_servers, fetch_max_wait_ms, data_dir, clock)
+    consumer = _consume(
+        status, name, pool, handling, topics, bootstrap_servers, fetch_max_wait_ms, data_dir, clock, watch_broker_resets
+    )
     async with essential_task(consumer, f"consumer {name}"):
         yield status
 
@@ -355,13 +359,15 @@ async def _consume(
     fetch_max_wait_ms: int,
     data_dir: Path,
     clock: Clock,
+    watch_broker_resets: bool,
 ) -> None:
     # faust (with aiohttp) is a quarter of a consumer service's imports: loading it only now, in a
     # thread, lets HTTP come up sooner after a restart without stalling the requests meanwhile.
     asgi = await asyncio.to_thread(importlib.import_module, "faust.contrib.asgi")
     epochs = ConsumerEpochs(pool, name)
-    # Before joining: the broker may have lost its data while this process was down.
-    epoch = await epochs.settle(await epochs.current(), await _topic_ids_once_reachable(bootstrap_servers, topics))
+    epoch = 0
+    if watch_broker_resets:  # before joining: the broker may have lost its data while this process was down
+        epoch = await epochs.settle(await epochs.current(), await _topic_ids_once_reachable(bootstrap_servers, topics))
     group_id = epochs.group_id(epoch)
     streams = create_faust_app(group_id, bootstrap_servers, data_dir, fetch_max_wait_ms)
     consumer = IdempotentConsumer(
@@ -370,8 +376,9 @@ async def _consume(
     for topic in topics:
         subscribe(streams, consumer, topic)
     status.group_id, status.streams = group_id, streams
-    watchdog = asyncio.create_task(BrokerResetWatchdog(bootstrap_servers, topics, epochs, epoch).run())
-    lag = asyncio.create_task(ConsumerLagMonitor(bootstrap_servers, name, group_id, topics).run())
+    background = [asyncio.create_task(ConsumerLagMonitor(bootstrap_servers, name, group_id, topics).run())]
+    if watch_broker_resets:
+        background.append(asyncio.create_task(BrokerResetWatchdog(bootstrap_servers, topics, epochs, epoch).run()))
     try:
         async with asgi.faust_app_running(streams, stop_timeout=10):
             await asyncio.Event().wait()  # until cancelled
@@ -379,9 +386,9 @@ async def _consume(
         if not streams.should_stop:  # cancelled while joining: faust_app_running did not get to stop it
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(streams.stop(), 10)
-        watchdog.cancel()
-        lag.cancel()
-        await asyncio.gather(watchdog, lag, return_exceptions=True)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
 
 
 async def _topic_ids_once_reachable(

@@ -1,5 +1,9 @@
-"""OpenTelemetry tracing, off by default: `TRACES_EXPORTER=otlp` sends spans over OTLP/HTTP to
-`OTEL_EXPORTER_OTLP_ENDPOINT` (the SDK's own setting); `console` writes them as JSON to stdout.
+"""OpenTelemetry tracing, off by default: `OTEL_TRACES_EXPORTER=otlp` (or `TRACES_EXPORTER`) sends spans over
+OTLP/HTTP to `OTEL_EXPORTER_OTLP_ENDPOINT`; `console` writes them as JSON to stdout. The SDK's other standard
+variables apply as it defines them (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`,
+`OTEL_EXPORTER_OTLP_HEADERS`, ...). A request carrying a W3C `traceparent` continues the caller's trace.
+Kafka spans follow the messaging semantic conventions: `send <topic>` by the relay, `process <topic>` by a
+consumer, with `messaging.*` attributes.
 
 A complaint's trace runs from its HTTP request through the relay into every consumer. The relay
 publishes later, maybe from another replica, so the trace context of the request that stored an
@@ -13,6 +17,7 @@ bodies or headers, which may hold a customer's name or phone.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
@@ -20,11 +25,13 @@ from typing import Any, Literal
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import Recording
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.trace import StatusCode
 from psycopg import sql
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,6 +40,9 @@ from shared.database import columns_added
 from shared.metrics import route_template
 
 logger = logging.getLogger(__name__)
+# FastAPI's own telemetry puts query strings, and validation failures with the values sent, into spans and logs:
+# a customer's phone among them. Our server span (`SpanPerRequest`) carries the route template only.
+NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 TracesExporter = Literal["none", "console", "otlp"]
 TRACE_CONTEXTS_DDL = """
 CREATE TABLE IF NOT EXISTS event_trace_contexts (
@@ -59,7 +69,9 @@ def setup_tracing(service_name: str, exporter: TracesExporter) -> None:
         span_exporter: SpanExporter = OTLPSpanExporter()
     else:
         span_exporter = ConsoleSpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    # The SDK takes OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES itself; the name given here only stands in.
+    named = os.environ.get("OTEL_SERVICE_NAME") or "service.name=" in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    provider = TracerProvider(resource=Resource.create({} if named else {"service.name": service_name}))
     provider.add_span_processor(BatchSpanProcessor(span_exporter, schedule_delay_millis=200))
     trace.set_tracer_provider(provider)
     _enabled = True
@@ -68,20 +80,24 @@ def setup_tracing(service_name: str, exporter: TracesExporter) -> None:
 class SpanPerRequest:
     """A server span per HTTP request, named by its route template. Plain ASGI, like `MeasureRequests`."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, tracer_provider: trace.TracerProvider | None = None) -> None:
         self.app = app
-        self.tracer = trace.get_tracer("shared.tracing")
+        self.tracer = trace.get_tracer("shared.tracing", tracer_provider=tracer_provider)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _enabled:  # with no exporter a span is work for nobody
             await self.app(scope, receive, send)
             return
         method = scope["method"]
-        with self.tracer.start_as_current_span(method, kind=trace.SpanKind.SERVER) as span:
+        with self.tracer.start_as_current_span(
+            method, context=caller_context(scope), kind=trace.SpanKind.SERVER
+        ) as span:
 
             async def send_noting_status(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     span.set_attribute("http.response.status_code", message["status"])
+                    if message["status"] >= 500:  # a 4xx is the caller's error, not the server's span's
+                        span.set_status(StatusCode.ERROR)
                 await send(message)
 
             try:
@@ -91,6 +107,17 @@ class SpanPerRequest:
                 span.update_name(f"{method} {template}")
                 span.set_attribute("http.request.method", method)
                 span.set_attribute("http.route", template)
+
+
+def caller_context(scope: Scope) -> Context | None:
+    """The trace context of the request's `traceparent` and `tracestate` headers (W3C), if it sent them; else
+    None: the current context."""
+    carrier = {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in scope["headers"]
+        if name in (b"traceparent", b"tracestate")
+    }
+    return propagate.extract(carrier) if carrier else None
 
 
 def trace_requests(app: FastAPI) -> None:

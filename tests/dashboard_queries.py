@@ -27,6 +27,7 @@ CATALOGUE: frozenset[str] = frozenset(
         "customer_notifications_total",
         "relay_published_events_total",
         "relay_lag_events",
+        "relay_publish_failures_total",
         "complaints_first_responded_total",
         "complaints_resolved_total",
         *(f"complaint_first_response_working_seconds_{s}" for s in ("bucket", "sum", "count")),

@@ -399,6 +399,8 @@ def pipeline() -> JSON:
     consumed = f"increase(consumer_events_total{{{JOB}}}[1h])"
     dead = f'increase(consumer_events_total{{{JOB}, outcome="dead_lettered"}}[1h])'
     event_delay = sum_by("consumer, le", rate(f"consumer_event_delay_seconds_bucket{{{JOB}}}"))
+    notifications = f"increase(customer_notifications_total{{{JOB}}}[1h])"
+    failed_notifications = f'increase(customer_notifications_total{{{JOB}, outcome="failed"}}[1h])'
     panels = [
         row("Services"),
         panel(
@@ -487,14 +489,7 @@ def pipeline() -> JSON:
         panel(
             "timeseries",
             "Notifications failed for good, by channel and template (trailing hour)",
-            [
-                target(
-                    sum_by(
-                        "channel, template", f'increase(customer_notifications_total{{{JOB}, outcome="failed"}}[1h])'
-                    ),
-                    "{{channel}} {{template}}",
-                )
-            ],
+            [target(zero_filled("channel, template", failed_notifications, notifications), "{{channel}} {{template}}")],
             description="Each is a NotificationFailed on its complaint's timeline: tell those customers by a contact.",
             defaults=thresholds((None, "green"), (1, "red")),
         ),

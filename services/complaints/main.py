@@ -47,15 +47,17 @@ from shared.body_limit import guard_request_bodies
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
+from shared.logs import setup_logging
 from shared.metrics import instrument
 from shared.relay import Relay, RelayPositions, relaying
-from shared.settings import ServiceSettings
+from shared.settings import ConnectionUse, ServiceSettings
 from shared.tasks import essential_task
 from shared.topics import COMPLAINTS_EVENTS
-from shared.tracing import setup_tracing, trace_requests
+from shared.tracing import NO_FASTAPI_TELEMETRY, setup_tracing, trace_requests
 
 logger = logging.getLogger(__name__)
 SCHEMA = "complaints"
+CONNECTIONS = ConnectionUse(event_store=True, listeners=1)  # its relay's NOTIFY listener
 RELAY_NAME = "complaints-events"
 
 
@@ -146,7 +148,7 @@ async def delete_unlinked_attachments(evidence: Evidence, settings: ComplaintsSe
 
 def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
     settings = settings or ComplaintsSettings()
-    logging.basicConfig(level=settings.log_level)
+    setup_logging(SCHEMA, settings.log_level)
     setup_tracing(SCHEMA, settings.traces_exporter)
     auth = AuthSettings()
     secret = settings.personal_data_key.get_secret_value()
@@ -156,7 +158,8 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(str(settings.database_url), SCHEMA)
+        pool = await create_pool(str(settings.database_url), SCHEMA, max_size=settings.database_pool_size)
+        logger.info("holds at most %d PostgreSQL connections", CONNECTIONS.most(settings))
         await migrate(pool)
         complaints = await asyncio.to_thread(
             ComplaintsApplication,
@@ -211,7 +214,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
             await http.aclose()
             await pool.close()
 
-    app = FastAPI(title="complaints", version="1", lifespan=lifespan)
+    app = FastAPI(title="complaints", version="1", lifespan=lifespan, telemetry=NO_FASTAPI_TELEMETRY)
     app.state.pool = None
     app.state.authenticator = Authenticator(auth, audience="complaints")
     app.state.survey_tokens = SurveyTokens(auth.jwt_secret.get_secret_value().encode())

@@ -327,7 +327,11 @@ class ComplaintsRecorder(ColumnarRecorder):
         keys: Sequence[DataKey] = kwargs.get("data_keys", ())
         if keys:
             rows = [(k.subject, k.wrapped, k.phone_digest, k.received_at, k.number, k.hall_code) for k in keys]
-            curs.execute(self._insert_keys, [list(column) for column in zip(*rows, strict=True)])
+            # Not prepared: psycopg would prepare it on its 5th use, and a prepare that fails with the pipeline
+            # (a duplicate key: an idempotency race) leaves psycopg believing it exists, so every later save on
+            # that connection fails with "prepared statement ... does not exist".
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            curs.execute(self._insert_keys, columns, prepare=False)
 
 
 RECORDER_TOPIC = f"{__name__}:{ComplaintsRecorder.__qualname__}"

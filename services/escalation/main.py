@@ -37,15 +37,17 @@ from shared.body_limit import guard_request_bodies
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
+from shared.logs import setup_logging
 from shared.metrics import instrument
 from shared.relay import Relay, RelayPositions, relaying
-from shared.settings import ServiceSettings
+from shared.settings import ConnectionUse, ServiceSettings
 from shared.streaming import ConsumerStatus, consuming, wait_until_caught_up
 from shared.tasks import essential_task
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS
-from shared.tracing import setup_tracing, trace_requests
+from shared.tracing import NO_FASTAPI_TELEMETRY, setup_tracing, trace_requests
 
 SCHEMA = "escalation"
+CONNECTIONS = ConnectionUse(event_store=True, listeners=1)  # its relay's NOTIFY listener
 CONSUMER_NAME = "escalation"
 RELAY_NAME = "escalation-events"
 logger = logging.getLogger(__name__)
@@ -74,7 +76,7 @@ async def migrate(pool: asyncpg.Pool) -> None:
 
 def create_app(settings: EscalationSettings | None = None) -> FastAPI:
     settings = settings or EscalationSettings()
-    logging.basicConfig(level=settings.log_level)
+    setup_logging(SCHEMA, settings.log_level)
     setup_tracing(SCHEMA, settings.traces_exporter)
     auth = AuthSettings()
     clock = settings.clock(auth.environment)
@@ -83,7 +85,8 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(str(settings.database_url), SCHEMA)
+        pool = await create_pool(str(settings.database_url), SCHEMA, max_size=settings.database_pool_size)
+        logger.info("holds at most %d PostgreSQL connections", CONNECTIONS.most(settings))
         await migrate(pool)
         escalation = await asyncio.to_thread(EscalationApplication, settings.eventsourcing_env(SCHEMA), rules, clock)
         await install_chain(pool, SCHEMA)
@@ -118,6 +121,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
                     topics=[COMPLAINTS_EVENTS],
                     bootstrap_servers=settings.kafka_bootstrap_servers,
                     fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
+                    watch_broker_resets=settings.broker_reset_watchdog,
                     data_dir=settings.data_dir,
                     clock=clock,
                     status=consumer_status,
@@ -130,7 +134,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
             await pool.close()
             REGISTRY.unregister(limits)
 
-    app = FastAPI(title="escalation", version="1", lifespan=lifespan)
+    app = FastAPI(title="escalation", version="1", lifespan=lifespan, telemetry=NO_FASTAPI_TELEMETRY)
     app.state.pool = None
     app.state.authenticator = Authenticator(auth, audience="escalation")
     app.state.calendars = Calendars(settings.business_hours_file, rules.calendars.default.year_files)

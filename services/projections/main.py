@@ -53,13 +53,16 @@ from shared.contracts import (
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
+from shared.logs import setup_logging
 from shared.metrics import instrument
-from shared.settings import ServiceSettings
+from shared.settings import ConnectionUse, ServiceSettings
 from shared.streaming import ConsumerStatus, consuming
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS
-from shared.tracing import setup_tracing, trace_requests
+from shared.tracing import NO_FASTAPI_TELEMETRY, setup_tracing, trace_requests
 
+logger = logging.getLogger(__name__)
 SCHEMA = "projections"
+CONNECTIONS = ConnectionUse(event_store=False, listeners=0)
 CONSUMER_NAME = "projections"
 
 
@@ -129,7 +132,7 @@ async def migrate(pool: asyncpg.Pool) -> None:
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or ServiceSettings()
-    logging.basicConfig(level=settings.log_level)
+    setup_logging(SCHEMA, settings.log_level)
     setup_tracing(SCHEMA, settings.traces_exporter)
     auth = AuthSettings()
     clock = settings.clock(auth.environment)
@@ -137,7 +140,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(str(settings.database_url), SCHEMA)
+        pool = await create_pool(str(settings.database_url), SCHEMA, max_size=settings.database_pool_size)
+        logger.info("holds at most %d PostgreSQL connections", CONNECTIONS.most(settings))
         await migrate(pool)
         app.state.pool = pool
         gauges = asyncio.create_task(sla_gauges.keep_measuring(pool, clock), name="sla-gauges")
@@ -149,6 +153,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 topics=[COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS],
                 bootstrap_servers=settings.kafka_bootstrap_servers,
                 fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
+                watch_broker_resets=settings.broker_reset_watchdog,
                 data_dir=settings.data_dir,
                 clock=clock,
                 status=consumer_status,
@@ -159,7 +164,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             await asyncio.gather(gauges, return_exceptions=True)
             await pool.close()
 
-    app = FastAPI(title="projections", version="1", lifespan=lifespan)
+    app = FastAPI(title="projections", version="1", lifespan=lifespan, telemetry=NO_FASTAPI_TELEMETRY)
     app.state.pool = None
     app.state.authenticator = Authenticator(auth, audience="projections")
     app.include_router(api.router)

@@ -33,14 +33,19 @@ from shared.body_limit import guard_request_bodies
 from shared.database import create_pool
 from shared.errors import install_error_handlers
 from shared.health import health_router
+from shared.logs import setup_logging
 from shared.metrics import instrument
 from shared.relay import Relay, RelayPositions, relaying
-from shared.settings import ServiceSettings
+from shared.settings import ConnectionUse, ServiceSettings
 from shared.streaming import ConsumerStatus, consuming
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS
-from shared.tracing import setup_tracing, trace_requests
+from shared.tracing import NO_FASTAPI_TELEMETRY, setup_tracing, trace_requests
 
+logger = logging.getLogger(__name__)
 SCHEMA = "scoring"
+CONNECTIONS = ConnectionUse(
+    event_store=True, listeners=2
+)  # its relay's NOTIFY listener, and the score changes' copier's
 CONSUMER_NAME = "scoring"
 RELAY_NAME = "scoring-events"
 
@@ -54,7 +59,7 @@ async def migrate(pool: asyncpg.Pool) -> None:
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or ServiceSettings()
-    logging.basicConfig(level=settings.log_level)
+    setup_logging(SCHEMA, settings.log_level)
     setup_tracing(SCHEMA, settings.traces_exporter)
     policies = load_scoring_policies()  # an invalid policy file stops the service here, naming the entry
     auth = AuthSettings()
@@ -63,7 +68,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(str(settings.database_url), SCHEMA)
+        pool = await create_pool(str(settings.database_url), SCHEMA, max_size=settings.database_pool_size)
+        logger.info("holds at most %d PostgreSQL connections", CONNECTIONS.most(settings))
         await migrate(pool)
         scoring = await asyncio.to_thread(ScoringApplication, settings.eventsourcing_env(SCHEMA), policies, clock)
         await install_chain(pool, SCHEMA)
@@ -90,6 +96,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                     topics=[COMPLAINTS_EVENTS, ESCALATION_EVENTS],
                     bootstrap_servers=settings.kafka_bootstrap_servers,
                     fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
+                    watch_broker_resets=settings.broker_reset_watchdog,
                     data_dir=settings.data_dir,
                     clock=clock,
                     status=consumer_status,
@@ -100,7 +107,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             scoring.close()
             await pool.close()
 
-    app = FastAPI(title="scoring", version="1", lifespan=lifespan)
+    app = FastAPI(title="scoring", version="1", lifespan=lifespan, telemetry=NO_FASTAPI_TELEMETRY)
     app.state.pool = None
     app.state.authenticator = Authenticator(auth, audience="scoring")
     app.state.policies = policies

@@ -21,7 +21,7 @@ from tests.integration.harness import StackClient, complaint_body, running_stack
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     assert prometheus.installed(), "needs Debian's prometheus: apt-get install prometheus (.ci/run does)"
-    yield from running_stack(tmp_path_factory, {}, prometheus_interval="1s")
+    yield from running_stack(tmp_path_factory, {}, prometheus_interval="1s", notifications=True)
 
 
 async def query(client: StackClient, expr: str) -> list[dict[str, Any]]:

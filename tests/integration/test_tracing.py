@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import threading
 import time
 import uuid
@@ -21,6 +22,7 @@ from devstack.stack import Stack
 from services.complaints.main import SCHEMA as COMPLAINTS_SCHEMA
 from shared.database import create_pool
 from shared.relay import TRACE_CONTEXT_RETENTION, RelayPositions
+from shared.topics import COMPLAINTS_EVENTS, SCORING_EVENTS
 from tests.integration.harness import StackClient, complaint_body, running_stack
 
 
@@ -29,6 +31,8 @@ class ReceivedSpan:
     service: str
     name: str
     trace_id: str
+    parent_span_id: str
+    attributes: dict[str, str]
 
 
 class OtlpReceiver(ThreadingHTTPServer):
@@ -45,7 +49,13 @@ class OtlpReceiver(ThreadingHTTPServer):
             for scope_spans in resource_spans.scope_spans:
                 with self.lock:
                     self.spans.extend(
-                        ReceivedSpan(attributes.get("service.name", "?"), span.name, span.trace_id.hex())
+                        ReceivedSpan(
+                            attributes.get("service.name", "?"),
+                            span.name,
+                            span.trace_id.hex(),
+                            span.parent_span_id.hex(),
+                            {a.key: a.value.string_value for a in span.attributes},
+                        )
                         for span in scope_spans.spans
                     )
 
@@ -96,16 +106,43 @@ async def test_one_trace_spans_the_post_the_relay_and_every_consumer(
 
     wanted = {
         ("complaints", "POST /api/v1/complaints"),
-        ("complaints", "relay publish"),
-        ("escalation", "consume ComplaintRegistered"),
-        ("scoring", "consume ComplaintRegistered"),
-        ("scoring", "relay publish"),  # the score change the registration caused
-        ("projections", "consume ComplaintRegistered"),
-        ("projections", "consume ScoreRecalculated"),
+        ("complaints", f"send {COMPLAINTS_EVENTS}"),
+        ("escalation", f"process {COMPLAINTS_EVENTS}"),
+        ("scoring", f"process {COMPLAINTS_EVENTS}"),
+        ("scoring", f"send {SCORING_EVENTS}"),  # the score change the registration caused
+        ("projections", f"process {COMPLAINTS_EVENTS}"),
+        ("projections", f"process {SCORING_EVENTS}"),
     }
     while not wanted <= (seen := {(s.service, s.name) for s in receiver.spans if s.trace_id == trace_id}):
         assert time.monotonic() < deadline, f"missing from the trace: {wanted - seen}"
         await asyncio.sleep(0.5)
+    kafka_spans = [s for s in receiver.spans if s.trace_id == trace_id and s.name.startswith(("send ", "process "))]
+    for span in kafka_spans:
+        operation, topic = span.name.split(" ")
+        assert span.attributes["messaging.system"] == "kafka"
+        assert span.attributes["messaging.operation.type"] == operation
+        assert span.attributes["messaging.destination.name"] == topic
+    consumed = {s.attributes.get("cloudevents.event_type") for s in kafka_spans if s.name.startswith("process ")}
+    assert consumed >= {"ComplaintRegistered", "ScoreRecalculated"}
+    assert not [s for s in receiver.spans if "url.query" in s.attributes or s.name.startswith("fastapi.")]
+
+
+async def test_a_request_carrying_a_traceparent_continues_the_callers_trace(
+    client: StackClient, receiver: OtlpReceiver
+) -> None:
+    caller_trace, caller_span = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    response = await client.http.get(
+        f"{client.complaints_url}/api/v1/complaints/{uuid.uuid4()}",
+        headers={"traceparent": f"00-{caller_trace}-{caller_span}-01"},
+    )
+    assert response.status_code == 404
+    deadline = time.monotonic() + 30
+    while not (spans := [s for s in receiver.spans if s.trace_id == caller_trace]):
+        assert time.monotonic() < deadline, "no span continued the caller's trace"
+        await asyncio.sleep(0.2)
+    (server,) = [s for s in spans if s.name == "GET /api/v1/complaints/{complaint_id}"]
+    assert (server.service, server.parent_span_id) == ("complaints", caller_span)
+    assert {s.service for s in spans} == {"complaints"}
 
 
 async def test_trace_contexts_a_day_old_are_forgotten(client: StackClient) -> None:
@@ -126,3 +163,21 @@ async def test_trace_contexts_a_day_old_are_forgotten(client: StackClient) -> No
     )
     assert forgotten == 1
     assert [row["originator_id"] for row in kept] == [fresh]
+
+
+async def test_every_services_log_is_json_lines_and_a_line_within_a_request_names_its_trace(
+    client: StackClient,
+) -> None:
+    caller_trace = uuid.uuid4().hex
+    traced = {"traceparent": f"00-{caller_trace}-{uuid.uuid4().hex[:16]}-01", "Authorization": "Bearer forged"}
+    refused = await client.http.get(f"{client.complaints_url}/api/v1/complaints/{uuid.uuid4()}", headers=traced)
+    assert refused.status_code == 401
+
+    logs = client.stack.config.data_dir / "logs"
+    for service in ("complaints", "escalation", "scoring", "projections"):
+        lines = [json.loads(line) for line in (logs / f"{service}.log").read_text().splitlines() if line.strip()]
+        assert lines, service
+        assert {line["service"] for line in lines} == {service}
+        assert all(line["level"] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") for line in lines), service
+    complaints = [json.loads(line) for line in (logs / "complaints.log").read_text().splitlines() if line.strip()]
+    assert any(line.get("trace_id") == caller_trace for line in complaints)

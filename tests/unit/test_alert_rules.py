@@ -19,6 +19,7 @@ from devstack.prometheus import rule_groups as load_rule_groups
 from tests.dashboard_queries import CATALOGUE, ROOT, metric_names, recorded_metrics
 
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "tests"
+RUNBOOKS = ROOT / "deploy" / "runbooks"
 PROMTOOL_INSTALL = "apt-get install -y --no-install-recommends prometheus"
 
 
@@ -100,7 +101,17 @@ def test_every_alert_is_tested_both_firing_and_not_firing() -> None:
 def test_every_alert_has_a_severity_a_summary_a_description_and_a_runbook_hint() -> None:
     for rule in alerting_rules():
         assert rule["labels"]["severity"] in {"page", "ticket"}, rule["alert"]
-        assert {"summary", "description", "runbook"} <= rule["annotations"].keys(), rule["alert"]
+        assert {"summary", "description", "runbook", "runbook_url"} <= rule["annotations"].keys(), rule["alert"]
+
+
+def test_every_alert_links_its_own_runbook_and_every_runbook_has_its_alert() -> None:
+    alerts = {rule["alert"] for rule in alerting_rules()}
+    for rule in alerting_rules():
+        url = rule["annotations"]["runbook_url"]
+        assert url.endswith(f"/deploy/runbooks/{rule['alert']}.md"), rule["alert"]
+        runbook = RUNBOOKS / f"{rule['alert']}.md"
+        assert runbook.read_text(encoding="utf-8").startswith(f"# {rule['alert']}\n"), rule["alert"]
+    assert {path.stem for path in RUNBOOKS.glob("*.md")} - {"README"} == alerts
 
 
 def test_rules_use_only_catalogued_metrics_and_recording_rules() -> None:

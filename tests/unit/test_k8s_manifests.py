@@ -11,6 +11,7 @@ CronJob verifies the event stores' hash chains as a role that can change none of
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shutil
@@ -26,6 +27,12 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
+from services import migrate as migration
+from services.complaints.main import CONNECTIONS as COMPLAINTS_CONNECTIONS
+from services.escalation.main import CONNECTIONS as ESCALATION_CONNECTIONS
+from services.projections.main import CONNECTIONS as PROJECTIONS_CONNECTIONS
+from services.scoring.main import CONNECTIONS as SCORING_CONNECTIONS
+from shared.settings import ConnectionUse, ServiceSettings
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS, dead_letter_topic
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,6 +60,12 @@ CONSUMES = {
     "escalation": {COMPLAINTS_EVENTS},
     "scoring": {COMPLAINTS_EVENTS, ESCALATION_EVENTS},
     "projections": {COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS},
+}
+SERVICE_CONNECTIONS = {
+    "complaints": COMPLAINTS_CONNECTIONS,
+    "escalation": ESCALATION_CONNECTIONS,
+    "scoring": SCORING_CONNECTIONS,
+    "projections": PROJECTIONS_CONNECTIONS,
 }
 VARIABLE_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
@@ -405,3 +418,75 @@ def test_each_service_runs_its_own_app_as_non_root_on_a_read_only_filesystem(man
 def test_only_the_prod_overlay_runs_in_production(overlay: str, environment: str) -> None:
     (settings,) = (m for m in build(overlay) if m["metadata"]["name"].startswith("service-quality-config-"))
     assert settings["data"]["ENVIRONMENT"] == environment
+
+
+# Beside the workloads: CloudNativePG's instance manager, PostgreSQL's superuser_reserved_connections (3),
+# and room for an operator's psql or `make rebuild`.
+RESERVED_CONNECTIONS = 10
+AUDIT_CONNECTIONS = 1  # the verify-audit CronJob's one connection (services/verify_audit.py)
+
+
+def max_replicas(manifests: list[Manifest], deployment: Manifest) -> int:
+    """The most replicas its autoscaler (HPA or KEDA) may run, else its fixed count."""
+    name = deployment["metadata"]["name"]
+    for scaler in of_kind(manifests, "HorizontalPodAutoscaler"):
+        if scaler["spec"]["scaleTargetRef"]["name"] == name:
+            return int(scaler["spec"]["maxReplicas"])
+    for scaler in of_kind(manifests, "ScaledObject"):
+        if scaler["spec"]["scaleTargetRef"]["name"] == name:
+            return int(scaler["spec"]["maxReplicaCount"])
+    return int(deployment["spec"].get("replicas", 1))
+
+
+def connections_of(workload: Manifest, use: ConnectionUse) -> int:
+    """The most connections one pod opens, from the settings its manifest gives (defaults otherwise)."""
+    pool_settings = {"DATABASE_POOL_SIZE", "EVENT_STORE_POOL_SIZE", "EVENT_STORE_MAX_OVERFLOW"}
+    given = {name.lower(): int(v["value"]) for name, v in env_of(workload).items() if name in pool_settings}
+    return use.most(ServiceSettings.model_validate(given))
+
+
+def connections_needed(manifests: list[Manifest]) -> dict[str, int]:
+    """Every workload at its maximum scale, and what else holds connections."""
+    needed = {
+        d["metadata"]["name"]: max_replicas(manifests, d)
+        * connections_of(d, SERVICE_CONNECTIONS[d["metadata"]["name"]])
+        for d in of_kind(manifests, "Deployment")
+    }
+    (migrate,) = of_kind(manifests, "Job")
+    needed["migrate"] = connections_of(migrate, migration.CONNECTIONS)
+    needed["verify-audit"] = AUDIT_CONNECTIONS
+    needed["reserved"] = RESERVED_CONNECTIONS
+    return needed
+
+
+def max_connections(manifests: list[Manifest]) -> int:
+    (cluster,) = of_kind(manifests, "Cluster")
+    return int(cluster["spec"]["postgresql"]["parameters"]["max_connections"])
+
+
+def test_every_pod_at_its_maximum_scale_fits_the_databases_connections(manifests: list[Manifest]) -> None:
+    needed = connections_needed(manifests)
+
+    assert sum(needed.values()) <= max_connections(manifests), needed
+
+
+def test_raising_a_maximum_replica_count_past_the_budget_fails_the_check(manifests: list[Manifest]) -> None:
+    raised = copy.deepcopy(manifests)
+    (complaints_scaler,) = of_kind(raised, "HorizontalPodAutoscaler")
+    headroom = max_connections(manifests) - sum(connections_needed(manifests).values())
+    (complaints,) = (d for d in of_kind(raised, "Deployment") if d["metadata"]["name"] == "complaints")
+    per_pod = connections_of(complaints, SERVICE_CONNECTIONS["complaints"])
+    complaints_scaler["spec"]["maxReplicas"] += headroom // per_pod + 1
+
+    assert sum(connections_needed(raised).values()) > max_connections(raised)
+
+
+def test_keda_scales_each_consumer_on_the_group_it_consumes_in(manifests: list[Manifest]) -> None:
+    """With the broker-reset watchdog off (its default: it is for the local memory-only broker), a consumer's
+    group is its own name, the one each KEDA trigger names."""
+    for workload in workloads(manifests):
+        assert "BROKER_RESET_WATCHDOG" not in env_of(workload), workload["metadata"]["name"]
+    assert ServiceSettings().broker_reset_watchdog is False
+    for scaler in of_kind(manifests, "ScaledObject"):
+        groups = {trigger["metadata"]["consumerGroup"] for trigger in scaler["spec"]["triggers"]}
+        assert groups == {scaler["spec"]["scaleTargetRef"]["name"]}
