@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.metrics import route_template
 
 logger = logging.getLogger(__name__)
+FRAMEWORK_ERRORS = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed"}
+FRAMEWORK_LOCATIONS: dict[int, tuple[str | int, ...]] = {400: ("body",), 404: ("path",), 405: ("method",)}
 
 
 class ServiceError(Exception):
@@ -43,6 +47,16 @@ def validation_error_body(error: RequestValidationError) -> dict[str, object]:
     }
 
 
+def methods_of(app: FastAPI, path: str) -> list[str]:
+    """Every method some route takes at `path`, as the OpenAPI document lists them."""
+    return sorted(
+        method.upper()
+        for template, operations in app.openapi()["paths"].items()
+        if re.fullmatch(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)), path)
+        for method in operations
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -65,6 +79,19 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body((), "the database is unavailable; retry with the same Idempotency-Key", "unavailable"),
             status_code=503,
             headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def framework_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        """The framework's own refusals (a body it cannot parse: 400, no such path: 404, a method the path does
+        not take: 405) in the one error shape, not its `{"detail": "Not Found"}`."""
+        where: tuple[str | int, ...] = FRAMEWORK_LOCATIONS.get(error.status_code, ("request",))
+        problem = FRAMEWORK_ERRORS.get(error.status_code, "http_error")
+        headers = dict(error.headers or {})
+        if error.status_code == 405:  # the router names one route's methods; a path may have several routes
+            headers["Allow"] = ", ".join(methods_of(app, request.url.path)) or headers.get("Allow", "")
+        return JSONResponse(
+            error_body(where, str(error.detail), problem), status_code=error.status_code, headers=headers
         )
 
     for unavailable in (OperationalError, InterfaceError):

@@ -55,6 +55,7 @@ from services.complaints.surveys import InvalidSurveyToken, SurveyTicket, Survey
 from shared.auth import Caller, Principal
 from shared.errors import ServiceError
 from shared.metrics import COMPLAINTS_REGISTERED, COMPLAINTS_REPEATED
+from shared.openapi import error_responses
 from shared.validation import Instant, TextParam
 
 router = APIRouter(prefix="/api/v1")
@@ -231,7 +232,12 @@ def get_complaint(complaint_id: uuid.UUID, request: Request, response: Response,
     return present(application(request).get_complaint(complaint_id, caller), request, caller, response)
 
 
-@router.post("/public/surveys/{token}", response_model=SurveyRecorded, tags=["public"])
+@router.post(
+    "/public/surveys/{token}",
+    response_model=SurveyRecorded,
+    tags=["public"],
+    responses=error_responses(e403="A staff credential was sent: the survey is the customer's own voice."),
+)
 def answer_survey(token: TextParam, body: SurveyAnswer, request: Request) -> SurveyRecorded:
     """The customer's satisfaction survey (满意度回访), from the link sent once the result was recorded: no
     credentials, once per result. 409 if already answered, 410 once expired or replaced by a newer result.
@@ -246,7 +252,15 @@ def answer_survey(token: TextParam, body: SurveyAnswer, request: Request) -> Sur
     return SurveyRecorded(number=complaint.number, satisfaction=body.satisfaction)
 
 
-@router.post("/public/complaints/progress", response_model=PublicProgress, tags=["public"])
+@router.post(
+    "/public/complaints/progress",
+    response_model=PublicProgress,
+    tags=["public"],
+    responses=error_responses(
+        e404="No complaint with this number and verification digits.",
+        e429="Too many wrong attempts from this address: wait the seconds `Retry-After` says.",
+    ),
+)
 async def public_progress(request: Request, body: ProgressQuery) -> PublicProgress:
     """For customers (客户随时查询投诉处理进程): status and steps, no credentials, no personal data.
 

@@ -26,11 +26,12 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from services.complaints.access import ACCESS
-from services.complaints.attachments import SHA256_PATTERN, SNIFFED_BYTES, clean_name
+from services.complaints.attachments import ALLOWED_TYPES, SHA256_PATTERN, SNIFFED_BYTES, clean_name
 from services.complaints.evidence import AttachmentNotFound, Evidence, ReceivedFile
 from services.complaints.schemas import AttachmentPublic, AttachmentVerification
 from shared.auth import Caller
 from shared.errors import ServiceError
+from shared.openapi import error_responses
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -203,7 +204,11 @@ async def received_file(request: Request, max_bytes: int) -> AsyncIterator[Recei
             },
         }
     },
-    responses={413: {"description": "The file is over the cap."}, 415: {"description": "Not an allowed type."}},
+    responses=error_responses(
+        e413="The file is over the cap.",
+        e415="Not an allowed type.",
+        e422="Not a multipart body with one part `file`.",
+    ),
 )
 async def upload_attachment(request: Request, caller: Caller) -> AttachmentPublic:
     """Uploads one file (part `file`): an image (PNG, JPEG, GIF, WebP), a PDF, or a call recording (WAV, MP3,
@@ -219,7 +224,12 @@ async def upload_attachment(request: Request, caller: Caller) -> AttachmentPubli
 @router.get(
     "/attachments/{attachment_id}",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "The file's bytes."}},
+    responses={
+        200: {
+            "content": {content_type: {} for content_type in sorted(set(ALLOWED_TYPES.values()))},
+            "description": "The file's bytes, with the type told from them at upload.",
+        }
+    },
 )
 async def download_attachment(attachment_id: AttachmentId, request: Request, caller: Caller) -> StreamingResponse:
     """The file as uploaded, to a caller who sees a unit that uploaded it, or the hall of a complaint or

@@ -10,6 +10,7 @@ from services.complaints.api import application
 from services.complaints.schemas import Erasure, ErasureRequest
 from shared.auth import Caller
 from shared.errors import ServiceError
+from shared.openapi import error_responses
 
 router = APIRouter(prefix="/api/v1")
 
@@ -20,7 +21,11 @@ class NoSuchCustomer(ServiceError):
     field = ("body", "complaint_numbers")
 
 
-@router.post("/customers/erasure", response_model=Erasure)
+@router.post(
+    "/customers/erasure",
+    response_model=Erasure,
+    responses=error_responses(e404="No complaint with these numbers or phones in the caller's unit."),
+)
 def erase_customer(body: ErasureRequest, request: Request, caller: Caller) -> Erasure:
     """Destroys the data keys of the named complaints' customer data (admins; within their unit). From then
     on every read, the public query, rebuilds and replays show the customer as erased. Repeating it is

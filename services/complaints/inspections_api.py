@@ -106,7 +106,7 @@ def order_step(
 
 
 @router.post("/rectification-orders/{order_id}/rectify", response_model=OrderPublic)
-def rectify(
+def rectify_order(
     order_id: uuid.UUID,
     body: OrderRectifyBody,
     request: Request,

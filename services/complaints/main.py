@@ -49,6 +49,7 @@ from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.logs import setup_logging
 from shared.metrics import instrument
+from shared.openapi import describe_api, operation_id
 from shared.relay import Relay, RelayPositions, relaying
 from shared.settings import ConnectionUse, ServiceSettings
 from shared.tasks import essential_task
@@ -214,7 +215,13 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
             await http.aclose()
             await pool.close()
 
-    app = FastAPI(title="complaints", version="1", lifespan=lifespan, telemetry=NO_FASTAPI_TELEMETRY)
+    app = FastAPI(
+        title="complaints",
+        version="1",
+        lifespan=lifespan,
+        telemetry=NO_FASTAPI_TELEMETRY,
+        generate_unique_id_function=operation_id,
+    )
     app.state.pool = None
     app.state.authenticator = Authenticator(auth, audience="complaints")
     app.state.survey_tokens = SurveyTokens(auth.jwt_secret.get_secret_value().encode())
@@ -225,6 +232,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
     app.include_router(attachments_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers))
     install_error_handlers(app)
+    describe_api(app)
     app.state.attachments_max_bytes = settings.attachments_max_bytes
     upload_limit = settings.attachments_max_bytes + attachments_api.MULTIPART_OVERHEAD
     guard_request_bodies(app, settings.max_request_bytes, {attachments_api.UPLOAD_PATH: upload_limit})

@@ -39,6 +39,7 @@ from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.logs import setup_logging
 from shared.metrics import instrument
+from shared.openapi import describe_api, operation_id
 from shared.relay import Relay, RelayPositions, relaying
 from shared.settings import ConnectionUse, ServiceSettings
 from shared.streaming import ConsumerStatus, consuming, wait_until_caught_up
@@ -134,7 +135,13 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
             await pool.close()
             REGISTRY.unregister(limits)
 
-    app = FastAPI(title="escalation", version="1", lifespan=lifespan, telemetry=NO_FASTAPI_TELEMETRY)
+    app = FastAPI(
+        title="escalation",
+        version="1",
+        lifespan=lifespan,
+        telemetry=NO_FASTAPI_TELEMETRY,
+        generate_unique_id_function=operation_id,
+    )
     app.state.pool = None
     app.state.authenticator = Authenticator(auth, audience="escalation")
     app.state.calendars = Calendars(settings.business_hours_file, rules.calendars.default.year_files)
@@ -144,6 +151,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
     app.include_router(clocks_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers, consumer_status))
     install_error_handlers(app)
+    describe_api(app)
     guard_request_bodies(app, settings.max_request_bytes)
     trace_requests(app)
     instrument(app)

@@ -17,6 +17,7 @@ from services.projections.timeline import MAX_TIMELINE_PAGE, TIMELINE_PAGE, Time
 from shared.auth import Caller, Principal
 from shared.catalog import Priority
 from shared.errors import ServiceError
+from shared.openapi import error_responses
 from shared.organisation import OrgUnit
 from shared.validation import Instant, TextParam
 
@@ -128,7 +129,12 @@ async def incident_suggestions(
     return await incidents.suggestions(pool, incident_id, limit, parse_cursor(cursor) if cursor else None)
 
 
-@router.get("/queues/complaints", response_model=QueuePage, tags=["queues"])
+@router.get(
+    "/queues/complaints",
+    response_model=QueuePage,
+    tags=["queues"],
+    responses=error_responses(e404="No such unit within the caller's."),
+)
 async def complaint_queue(
     request: Request,
     caller: Caller,

@@ -55,6 +55,7 @@ from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.logs import setup_logging
 from shared.metrics import instrument
+from shared.openapi import describe_api, operation_id
 from shared.settings import ConnectionUse, ServiceSettings
 from shared.streaming import ConsumerStatus, consuming
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS
@@ -164,13 +165,20 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             await asyncio.gather(gauges, return_exceptions=True)
             await pool.close()
 
-    app = FastAPI(title="projections", version="1", lifespan=lifespan, telemetry=NO_FASTAPI_TELEMETRY)
+    app = FastAPI(
+        title="projections",
+        version="1",
+        lifespan=lifespan,
+        telemetry=NO_FASTAPI_TELEMETRY,
+        generate_unique_id_function=operation_id,
+    )
     app.state.pool = None
     app.state.authenticator = Authenticator(auth, audience="projections")
     app.include_router(api.router)
     app.include_router(scores_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers, consumer_status))
     install_error_handlers(app)
+    describe_api(app)
     guard_request_bodies(app, settings.max_request_bytes)
     trace_requests(app)
     instrument(app)

@@ -22,6 +22,7 @@ from services.scoring.read_model import Adjustment, changes_after, hall_unit, ha
 from services.scoring.tables import as_csv, cell
 from shared.auth import Caller, Forbidden, Principal, Role, require_roles
 from shared.errors import ServiceError
+from shared.openapi import error_responses
 from shared.organisation import OrgUnit
 from shared.validation import RequestModel, TextParam
 
@@ -250,7 +251,7 @@ async def open_campaign(request: Request, caller: Caller, body: OpenCampaign) ->
     return await view(desk, campaign, caller)
 
 
-@router.get("", response_model=CampaignView)
+@router.get("", response_model=CampaignView, responses=error_responses(e404="No campaign of that scope and period."))
 async def find_campaign(
     request: Request,
     caller: Caller,

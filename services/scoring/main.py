@@ -35,6 +35,7 @@ from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.logs import setup_logging
 from shared.metrics import instrument
+from shared.openapi import describe_api, operation_id
 from shared.relay import Relay, RelayPositions, relaying
 from shared.settings import ConnectionUse, ServiceSettings
 from shared.streaming import ConsumerStatus, consuming
@@ -107,7 +108,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             scoring.close()
             await pool.close()
 
-    app = FastAPI(title="scoring", version="1", lifespan=lifespan, telemetry=NO_FASTAPI_TELEMETRY)
+    app = FastAPI(
+        title="scoring",
+        version="1",
+        lifespan=lifespan,
+        telemetry=NO_FASTAPI_TELEMETRY,
+        generate_unique_id_function=operation_id,
+    )
     app.state.pool = None
     app.state.authenticator = Authenticator(auth, audience="scoring")
     app.state.policies = policies
@@ -117,6 +124,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(reports_api.router)
     app.include_router(health_router(lambda: app.state.pool, settings.kafka_bootstrap_servers, consumer_status))
     install_error_handlers(app)
+    describe_api(app)
     guard_request_bodies(app, settings.max_request_bytes)
     trace_requests(app)
     instrument(app)

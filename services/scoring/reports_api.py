@@ -19,11 +19,16 @@ from services.scoring.report import MonthlyReport, as_csv, as_xlsx, monthly_repo
 from shared.auth import Caller, Role, require_roles
 from shared.clock import Clock
 from shared.errors import ServiceError
+from shared.openapi import error_responses
 from shared.validation import Instant, RequestModel, TextParam
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 Format = Annotated[Literal["json", "csv", "xlsx"], Query(description="json, csv, or xlsx for spreadsheets")]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# `format=csv|xlsx` answers the report as a file instead of JSON.
+REPORT_FORMATS: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}, XLSX: {}}, "description": "The report (JSON, or the file `format` asks for)."}
+}
 
 
 class PublishRequest(RequestModel):
@@ -55,7 +60,7 @@ def answered(report: MonthlyReport, format: str, name: str) -> Any:  # noqa: A00
     return report
 
 
-@router.get("/monthly", response_model=MonthlyReport)
+@router.get("/monthly", response_model=MonthlyReport, responses=REPORT_FORMATS)
 async def current_report(
     request: Request,
     caller: Caller,
@@ -97,7 +102,11 @@ async def publish_report(request: Request, caller: Caller, body: PublishRequest)
     return publication(published)
 
 
-@router.get("/monthly/published", response_model=Publication)
+@router.get(
+    "/monthly/published",
+    response_model=Publication,
+    responses={**REPORT_FORMATS, **error_responses(e404="No report of that scope and period was published.")},
+)
 async def published_report(
     request: Request,
     caller: Caller,

@@ -56,7 +56,7 @@ async def test_openapi_describes_every_action_with_examples(client: StackClient)
         assert schemas[name].get("examples"), name
 
 
-async def test_fuzzing_every_endpoint_finds_no_server_error(client: StackClient) -> None:
+async def test_fuzzing_every_endpoint_finds_no_server_error_and_only_documented_answers(client: StackClient) -> None:
     token = staff_token("fuzzer", OrgUnit(), Role.admin)
     for service in SERVICES:
         url = client.stack.services[service].url
@@ -64,10 +64,18 @@ async def test_fuzzing_every_endpoint_finds_no_server_error(client: StackClient)
             subprocess.run,
             [
                 str(SCHEMATHESIS),
+                "--config-file",
+                str(Path(__file__).with_name("schemathesis.toml")),
                 "run",
                 f"{url}/openapi.json",
                 "--checks",
-                "not_a_server_error",
+                "all",
+                # Excluded, both by design: positive_data_acceptance (ST202) would have every schema-valid
+                # request succeed, yet a valid id that names nothing is 404 and a step the loop does not allow
+                # yet is 409; ignored_auth (ST401) wants 401 for every bad credential, yet after repeated
+                # unknown API keys from one address the answer is 429 (shared/auth.py: the lockout).
+                "--exclude-checks",
+                "positive_data_acceptance,ignored_auth",
                 "--max-examples",
                 "15",
                 "--header",

@@ -490,3 +490,27 @@ def test_keda_scales_each_consumer_on_the_group_it_consumes_in(manifests: list[M
     for scaler in of_kind(manifests, "ScaledObject"):
         groups = {trigger["metadata"]["consumerGroup"] for trigger in scaler["spec"]["triggers"]}
         assert groups == {scaler["spec"]["scaleTargetRef"]["name"]}
+
+
+def test_the_event_store_is_archived_continuously_and_backed_up_nightly(manifests: list[Manifest]) -> None:
+    (cluster,) = of_kind(manifests, "Cluster")
+    backup = cluster["spec"]["backup"]
+    store = backup["barmanObjectStore"]
+    assert store["destinationPath"].startswith("s3://") and "wal" in store
+    credentials = store["s3Credentials"]
+    assert {credentials[key]["name"] for key in ("accessKeyId", "secretAccessKey")} == {"service-quality-db-backups"}
+    assert re.fullmatch(r"[1-9][0-9]*[dwm]", backup["retentionPolicy"])
+    (scheduled,) = of_kind(manifests, "ScheduledBackup")
+    assert scheduled["spec"]["cluster"]["name"] == cluster["metadata"]["name"]
+    assert scheduled["spec"]["method"] == "barmanObjectStore"
+    assert len(scheduled["spec"]["schedule"].split()) == 6  # CloudNativePG's cron counts seconds first
+
+
+def test_postgresql_and_kafka_are_scraped_beside_the_services(manifests: list[Manifest]) -> None:
+    (cluster,) = of_kind(manifests, "Cluster")
+    assert cluster["spec"]["monitoring"]["enablePodMonitor"] is True
+    (kafka,) = of_kind(manifests, "Kafka")
+    assert "kafkaExporter" in kafka["spec"]
+    (exporter,) = of_kind(manifests, "PodMonitor")
+    labels = exporter["spec"]["selector"]["matchLabels"]
+    assert labels["strimzi.io/name"] == f"{kafka['metadata']['name']}-kafka-exporter"
