@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel
 
+from services.projections.cursors import encode_cursor
 from shared.consumer import Connection
 from shared.contracts import (
     ComplaintDispatchedV1,
@@ -278,5 +279,5 @@ async def list_complaints(
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
-        next_cursor = f"{last.received_at.isoformat()}|{last.id}"
+        next_cursor = encode_cursor(last.received_at, last.id)
     return ComplaintPage(items=items, next_cursor=next_cursor)

@@ -22,6 +22,9 @@ def encode_cursor(instant: datetime | None, row_id: uuid.UUID) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime | None, uuid.UUID]:
     try:
         instant, row_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return (datetime.fromisoformat(instant) if instant else None), uuid.UUID(row_id)
+        at = datetime.fromisoformat(instant) if instant else None
+        if at is not None and at.utcoffset() is None:
+            raise ValueError("an instant without its offset")  # it would not compare with the stored ones
+        return at, uuid.UUID(row_id)
     except (ValueError, TypeError) as bad:  # json, base64 and uuid errors are all ValueErrors
         raise BadCursor("not a cursor returned by this endpoint") from bad

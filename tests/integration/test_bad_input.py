@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -16,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.projections.cursors import encode_cursor
 from services.scoring.policy import SCORING_POLICY_DIR
 from tests.integration.harness import StackClient, complaint_body
 
@@ -128,11 +131,25 @@ async def test_list_filter_outside_2000_to_2100_is_a_422_naming_it(client: Stack
 
 
 async def test_list_cursor_with_an_extreme_instant_is_a_422_naming_the_cursor(client: StackClient) -> None:
-    cursor = f"{FAR_FUTURE}|{uuid.uuid4()}"
+    forged = encode_cursor(datetime.fromisoformat(FAR_FUTURE), uuid.uuid4())
+    readable = f"{FAR_FUTURE}|{uuid.uuid4()}"  # the form cursors had before they were opaque
 
-    response = await client.http.get(f"{client.projections_url}/api/v1/complaints", params={"cursor": cursor})
+    for cursor in (forged, readable):
+        response = await client.http.get(f"{client.projections_url}/api/v1/complaints", params={"cursor": cursor})
+        assert_refused(response, "query", "cursor")
 
-    assert_refused(response, "query", "cursor")
+
+async def test_a_list_cursor_is_opaque_and_safe_in_a_url_unencoded(client: StackClient) -> None:
+    hall_id = await client.register_hall()
+    ids = {(await client.post_complaint(complaint_body(hall_id))).json()["id"] for _ in range(2)}
+    await client.wait_until_projected(ids)
+    url = f"{client.projections_url}/api/v1/complaints"
+
+    cursor = (await client.http.get(url, params={"hall_id": hall_id, "limit": 1})).json()["next_cursor"]
+    second = await client.http.get(f"{url}?hall_id={hall_id}&limit=1&cursor={cursor}")  # not URL-encoded
+
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", cursor) and "|" not in cursor
+    assert second.status_code == 200, second.text
 
 
 async def test_list_cursor_returned_by_the_list_still_pages(client: StackClient) -> None:
