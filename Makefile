@@ -17,7 +17,7 @@ define debian_package
 	fi
 endef
 
-.PHONY: help install bytecode prometheus-tools wrk-tool run test lint unit integration bench republish rebuild verify-audit clean
+.PHONY: replay-dead-letters help install bytecode prometheus-tools wrk-tool run test lint unit integration bench republish rebuild verify-audit clean
 
 ## help: this list of targets (the default)
 help:
@@ -88,6 +88,10 @@ rebuild: $(INSTALLED)
 ## verify-audit: recompute every event store's hash chain (of `make run`); names each break, exits 1 if any
 verify-audit: $(INSTALLED)
 	$(PY) -m services.verify_audit
+
+## replay-dead-letters: once their cause is fixed, send a consumer's dead letters again (CONSUMER=projections)
+replay-dead-letters: $(INSTALLED)
+	$(PY) -m services.replay_dead_letters $(or $(CONSUMER),$(error name the consumer: CONSUMER=escalation|scoring|projections))
 
 ## clean: delete .var (the local stack's data)
 clean:

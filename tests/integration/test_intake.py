@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
 
 from shared.auth import Role
+from shared.consumer import ReceivedMessage, dead_letter_record
+from shared.contracts import ComplaintRegisteredV3, build_event, encode_event
 from shared.organisation import OrgUnit
-from shared.topics import COMPLAINTS_EVENTS
+from shared.topics import COMPLAINTS_EVENTS, dead_letter_topic
 from tests.integration.harness import StackClient, bearer, complaint_body, staff_token
 
 
@@ -347,3 +351,57 @@ async def test_numbers_of_the_legacy_table_are_adopted_at_start_up(client: Stack
     assert await progress_of(client, legacy_number) == 200
     assert await progress_of(client, "C20260101-999998") == 404
     assert await client.database.fetchval("SELECT to_regclass('complaints.complaint_numbers')") is None
+
+
+def replay_dead_letters(client: StackClient, consumer: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "services.replay_dead_letters", consumer],
+        env=client.stack.service_env(),
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return done.stdout
+
+
+async def test_dead_letters_valid_now_are_replayed_once_and_the_others_listed(client: StackClient) -> None:
+    hall_id = await client.register_hall()
+    complaint_id = uuid.uuid4()
+    registered = build_event(
+        ComplaintRegisteredV3(
+            complaint_number=f"C-REPLAY-{complaint_id.hex[:8]}",
+            hall_id=hall_id,
+            channel="hotline_10000",
+            category="billing",
+            priority="normal",
+            owner="replay-test",
+            received_at=client.now(),
+            province="广东",
+            city="深圳",
+            repeat_count=0,
+        ),
+        source="complaints",
+        aggregate_id=complaint_id,
+        aggregate_version=1,
+        occurred_at=client.now(),
+    )
+    refused = ReceivedMessage(COMPLAINTS_EVENTS, 0, 10**9, str(complaint_id).encode(), encode_event(registered))
+    garbage = ReceivedMessage(COMPLAINTS_EVENTS, 0, 10**9 + 1, b"poison", b"still not an event")
+    producer = AIOKafkaProducer(bootstrap_servers=client.stack.bootstrap_servers)
+    await producer.start()
+    try:
+        for letter in (refused, garbage):
+            record = dead_letter_record(letter, "a handler bug, since fixed", "projections")
+            await producer.send_and_wait(dead_letter_topic("projections"), record, key=letter.key)
+    finally:
+        await producer.stop()
+
+    first = await asyncio.to_thread(replay_dead_letters, client, "projections")
+    assert await client.wait_until_projected({str(complaint_id)}) == {str(complaint_id): 1}
+    second = await asyncio.to_thread(replay_dead_letters, client, "projections")
+
+    sent = int(first.rsplit("projections: ", 1)[1].split()[0])
+    assert sent >= 1 and "still invalid: " in first and "not JSON" in first, first
+    assert f"projections: 0 dead letters sent again, {sent} replayed before" in second, second
+    assert (await client.projected_counts({str(complaint_id)})) == {str(complaint_id): 1}  # applied once
