@@ -1,12 +1,14 @@
 # syntax=docker/dockerfile:1
 # One image for the four services and the migration Job: they share the code and the lock,
 # so one build, one scan and one tag serve them all; each Deployment (deploy/k8s) sets the
-# command. Build (needs a Docker engine; not exercised on the development machines):
+# command. `make image` builds it with buildah (README, "The image"); with Docker:
 #   docker build --platform linux/amd64 -t registry.example.com/service-quality:0.1.0 .
 # linux/amd64 only: faust-streaming 0.15.3 publishes no arm64 wheel, and the image has no compiler.
 
-# python:3.11.14-slim-bookworm, pinned by the digest of its multi-architecture index.
-FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d AS app
+# python:3.11.14-slim-bookworm, pinned by the digest of its multi-architecture index. Where no registry can
+# be reached, `make image` passes a Debian bookworm base made with mmdebstrap (its python3 is 3.11 too).
+ARG BASE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
+FROM ${BASE} AS app
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -14,7 +16,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
-    DATA_DIR=/data
+    DATA_DIR=/data \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH
 
 # The user the services run as (Kubernetes' runAsUser matches), and its only writable folder.
 RUN groupadd --system --gid 10001 app \
@@ -27,10 +31,13 @@ WORKDIR /app
 # Dependencies first, so a code change reuses this layer. Only the runtime dependencies of
 # pyproject.toml, at the versions requirements.lock pins (it also pins the development tools,
 # which stay out of the image); wheels only.
+# Into a virtual environment under /opt, so the same steps work on either base (Debian's own python3 refuses
+# to install into the system, PEP 668).
 COPY pyproject.toml requirements.lock ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/runtime-requirements.txt \
-    && pip install --no-cache-dir --only-binary=:all: \
+    && python3 -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir --only-binary=:all: \
         --constraint requirements.lock --requirement /tmp/runtime-requirements.txt \
     && rm /tmp/runtime-requirements.txt
 
@@ -38,7 +45,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 # filesystem is read-only at run time.
 COPY shared/ shared/
 COPY services/ services/
-RUN python -m compileall -q shared services
+RUN /opt/venv/bin/python -m compileall -q shared services
 
 USER 10001:10001
 EXPOSE 8000

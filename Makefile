@@ -17,7 +17,7 @@ define debian_package
 	fi
 endef
 
-.PHONY: replay-dead-letters help install bytecode prometheus-tools wrk-tool run test lint unit integration bench republish rebuild verify-audit clean
+.PHONY: image image-tools replay-dead-letters help install bytecode prometheus-tools wrk-tool run test lint unit integration bench republish rebuild verify-audit clean
 
 ## help: this list of targets (the default)
 help:
@@ -47,6 +47,14 @@ prometheus-tools:
 wrk-tool:
 	$(call debian_package,wrk,wrk,The benchmarks)
 
+## image-tools: Debian's buildah, podman and mmdebstrap, which build and run the image without a Docker engine
+image-tools:
+	$(call debian_package,buildah podman mmdebstrap,buildah podman mmdebstrap,The image and its test)
+
+## image: the services' image, localhost/service-quality:dev, with buildah (a Debian base if no registry answers)
+image: $(INSTALLED) image-tools
+	$(PY) -m devstack.image
+
 ## run: the whole stack in the foreground (PostgreSQL, broker, every service); Ctrl-C stops it
 run: $(INSTALLED) bytecode
 	$(PY) -m devstack .var
@@ -65,7 +73,7 @@ unit: $(INSTALLED) bytecode prometheus-tools
 	$(PY) -m pytest tests/unit -q
 
 ## integration: the tests against whole stacks of real PostgreSQL, broker and services
-integration: $(INSTALLED) bytecode prometheus-tools
+integration: $(INSTALLED) bytecode prometheus-tools image-tools
 	$(PY) -m pytest tests/integration -q
 
 ## bench: throughput figures, each against a baseline measured in the same run
