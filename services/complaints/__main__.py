@@ -1,24 +1,54 @@
-"""Operator commands: `python -m services.complaints republish --from-position N`."""
+"""Operator commands: `python -m services.complaints republish --from-position N [--no-follow]`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import time
+
+import asyncpg
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from services.complaints.main import RELAY_NAME, SCHEMA, ComplaintsSettings
 from shared.database import create_pool
 from shared.relay import RelayPositions
 
+STALLED_AFTER_SECONDS = 30.0  # no progress that long: the service is not running, or cannot publish
 
-async def republish(from_position: int) -> None:
-    """Moves the relay back so every event after `from_position` is published again."""
+
+async def republish(from_position: int, follow: bool) -> None:
+    """Moves the relay back so every event after `from_position` is published again; with `follow`, shows the
+    relay publishing them until it has caught up (or stops moving)."""
     pool = await create_pool(str(ComplaintsSettings().database_url), SCHEMA, max_size=1)
     try:
         positions = RelayPositions(pool)
         await positions.create_tables()
         await positions.rewind(RELAY_NAME, from_position)
+        print(f"relay {RELAY_NAME} will republish every event after position {from_position}")
+        if follow:
+            await _follow(pool, positions, from_position)
     finally:
         await pool.close()
+
+
+async def _follow(pool: asyncpg.Pool, positions: RelayPositions, from_position: int) -> None:
+    newest = int(await pool.fetchval(f"SELECT coalesce(max(notification_id), 0) FROM {SCHEMA}_events") or 0)  # noqa: S608 - a constant
+    columns = (TextColumn("republishing"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), TimeElapsedColumn())
+    with Progress(*columns, TextColumn("{task.fields[rate]}"), console=Console(stderr=True)) as shown:
+        task = shown.add_task("events", total=max(newest - from_position, 0), rate="")
+        started = moved_at = time.monotonic()
+        last = from_position
+        while (position := await positions.get(RELAY_NAME)) < newest:
+            if position != last:
+                last, moved_at = position, time.monotonic()
+            elif time.monotonic() - moved_at > STALLED_AFTER_SECONDS:
+                shown.console.print(f"the relay has not moved for {STALLED_AFTER_SECONDS:.0f} s: is the service up?")
+                return
+            rate = (position - from_position) / max(time.monotonic() - started, 1e-3)
+            shown.update(task, completed=max(position - from_position, 0), rate=f"{rate:,.0f} events/s")
+            await asyncio.sleep(0.5)
+        shown.update(task, completed=max(newest - from_position, 0))
 
 
 def main() -> None:
@@ -26,11 +56,11 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     rewind = commands.add_parser("republish", help="publish stored events again, from a position")
     rewind.add_argument("--from-position", type=int, default=0, help="republish events after this position")
+    rewind.add_argument("--no-follow", action="store_true", help="rewind only; do not show the relay catching up")
     arguments = parser.parse_args()
     if arguments.from_position < 0:
         parser.error("--from-position must be 0 or more")
-    asyncio.run(republish(arguments.from_position))
-    print(f"relay {RELAY_NAME} will republish every event after position {arguments.from_position}")
+    asyncio.run(republish(arguments.from_position, follow=not arguments.no_follow))
 
 
 if __name__ == "__main__":

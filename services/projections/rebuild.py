@@ -14,9 +14,10 @@ import multiprocessing
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing.sharedctypes import Synchronized
 from typing import cast
 
 import asyncpg
@@ -89,7 +90,11 @@ class RebuildReport:
 
 
 async def rebuild(
-    database_url: str, bootstrap_servers: str, keep: bool = False, batch_size: int = 5000
+    database_url: str,
+    bootstrap_servers: str,
+    keep: bool = False,
+    batch_size: int = 5000,
+    progress: Progress | None = None,
 ) -> RebuildReport:
     connection = await asyncpg.connect(database_url)
     try:
@@ -100,7 +105,7 @@ async def rebuild(
     try:
         await migrate(shadow)
         started = time.perf_counter()
-        events, refused = await replay(database_url, REBUILD_SCHEMA, bootstrap_servers, batch_size)
+        events, refused = await replay(database_url, REBUILD_SCHEMA, bootstrap_servers, batch_size, progress=progress)
         seconds = time.perf_counter() - started
         tables = [await _compare(shadow, table, key) for table, key in READ_MODELS.items()]
         return RebuildReport(events, seconds, refused, tables)
@@ -154,8 +159,16 @@ class _Applier:
         self.refused.append(f"{record.topic}[{record.partition}]@{record.offset}: {reason}")
 
 
+Progress = Callable[[int, int], None]  # events applied so far, of how many
+
+
 async def replay(
-    database_url: str, schema: str, bootstrap_servers: str, batch_size: int = 5000, workers: int = WORKERS
+    database_url: str,
+    schema: str,
+    bootstrap_servers: str,
+    batch_size: int = 5000,
+    workers: int = WORKERS,
+    progress: Progress | None = None,
 ) -> tuple[int, list[str]]:
     """Applies every message of the topics, up to their ends now, to the read models in `schema`.
 
@@ -168,8 +181,13 @@ async def replay(
     shares = _share_out(ends, workers)
     deferred_indexes = await _prepare_for_loading(database_url, schema)
     loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(len(shares) or 1, mp_context=multiprocessing.get_context("spawn")) as processes:
-        results = await asyncio.gather(
+    context = multiprocessing.get_context("spawn")
+    applied = context.Value("q", 0)  # what the workers have read, for `progress`
+    total = sum(ends.values())
+    with ProcessPoolExecutor(
+        len(shares) or 1, mp_context=context, initializer=_count_into, initargs=(applied,)
+    ) as processes:
+        running = asyncio.gather(
             *(
                 loop.run_in_executor(
                     processes, _replay_share, database_url, schema, bootstrap_servers, share, batch_size
@@ -177,6 +195,12 @@ async def replay(
                 for share in shares
             )
         )
+        while progress is not None and not running.done():
+            progress(applied.value, total)
+            await asyncio.wait([running], timeout=0.5)
+        results = await running
+        if progress is not None:
+            progress(applied.value, total)
     connection = await asyncpg.connect(database_url)
     try:
         for definition in deferred_indexes:
@@ -224,6 +248,14 @@ def _share_out(ends: dict[TopicPartition, int], workers: int) -> list[dict[Topic
     return shares
 
 
+_applied: Synchronized[int] | None = None  # in a worker: the count `replay` reports progress from
+
+
+def _count_into(applied: Synchronized[int]) -> None:
+    global _applied
+    _applied = applied
+
+
 def _replay_share(
     database_url: str, schema: str, bootstrap_servers: str, ends: dict[TopicPartition, int], batch_size: int
 ) -> tuple[int, list[str]]:
@@ -259,6 +291,9 @@ async def _replay_partitions(
                 await applying
             applying = asyncio.create_task(applier.apply(connection, work, statements))
             events += len(records)
+            if _applied is not None:
+                with _applied.get_lock():
+                    _applied.value += len(records)
             for tp in list(ends):
                 if await reader.position(tp) >= ends[tp]:
                     del ends[tp]

@@ -276,7 +276,15 @@ class StackClient:
 
     def republish(self, from_position: int = 0) -> None:
         subprocess.run(
-            [sys.executable, "-m", "services.complaints", "republish", "--from-position", str(from_position)],
+            [
+                sys.executable,
+                "-m",
+                "services.complaints",
+                "republish",
+                "--from-position",
+                str(from_position),
+                "--no-follow",
+            ],
             env=self.stack.service_env(),
             check=True,
             capture_output=True,

@@ -6,7 +6,10 @@ Against the real SMTP server and the recording gateway of the local stack (devst
 
 from __future__ import annotations
 
+import asyncio
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, time, timedelta
@@ -202,3 +205,28 @@ async def test_no_event_log_or_span_carries_the_phone_or_the_email(client: Stack
     assert f'"name": "send {COMPLAINTS_EVENTS}"' in service_logs["complaints"]
     for text in (published, *service_logs.values()):
         assert PHONE not in text and EMAIL not in text
+
+
+async def test_make_republish_shows_the_relay_catching_up_and_sends_the_customers_nothing(client: StackClient) -> None:
+    client.move_clock_to(next_working_morning(client))
+    complaint_id, _ = await register(client)
+    assert await eventually(lambda: sms_then(client, complaint_id, 1))
+    await client.wait_until_relayed("complaints")
+
+    shown = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "services.complaints", "republish", "--from-position", "0"],
+        env=client.stack.service_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"republishing.* (\d+)/\1 .*100%", shown.stderr), shown.stderr
+    assert len(await sms_of(client, complaint_id)) == 1
+
+
+async def sms_then(client: StackClient, complaint_id: str, count: int) -> bool:
+    return len(await sms_of(client, complaint_id)) == count

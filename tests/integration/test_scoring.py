@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -506,6 +507,7 @@ async def test_rebuilding_every_read_model_from_zero_gives_what_the_live_ones_ho
     identical = rebuild(client)
     assert identical.returncode == 0, identical.stdout + identical.stderr
     assert "IDENTICAL" in identical.stdout and "score_changes: identical" in identical.stdout
+    assert re.search(r"rebuilding.* (\d+)/\1 .*events/s", identical.stderr), identical.stderr  # the progress shown
 
     tampered = await client.database.fetchval(
         "UPDATE projections.score_changes SET score = score + 1"
