@@ -49,12 +49,12 @@ from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.logs import setup_logging
 from shared.metrics import instrument
-from shared.openapi import describe_api, operation_id
+from shared.openapi import describe_api, service_app
 from shared.relay import Relay, RelayPositions, relaying
 from shared.settings import ConnectionUse, ServiceSettings
 from shared.tasks import essential_task
 from shared.topics import COMPLAINTS_EVENTS
-from shared.tracing import NO_FASTAPI_TELEMETRY, setup_tracing, trace_requests
+from shared.tracing import setup_tracing, trace_requests
 
 logger = logging.getLogger(__name__)
 SCHEMA = "complaints"
@@ -215,13 +215,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
             await http.aclose()
             await pool.close()
 
-    app = FastAPI(
-        title="complaints",
-        version="1",
-        lifespan=lifespan,
-        telemetry=NO_FASTAPI_TELEMETRY,
-        generate_unique_id_function=operation_id,
-    )
+    app = service_app("complaints", lifespan)
     app.state.pool = None
     app.state.authenticator = Authenticator(auth, audience="complaints")
     app.state.survey_tokens = SurveyTokens(auth.jwt_secret.get_secret_value().encode())

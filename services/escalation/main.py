@@ -39,13 +39,13 @@ from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.logs import setup_logging
 from shared.metrics import instrument
-from shared.openapi import describe_api, operation_id
+from shared.openapi import describe_api, service_app
 from shared.relay import Relay, RelayPositions, relaying
 from shared.settings import ConnectionUse, ServiceSettings
 from shared.streaming import ConsumerStatus, consuming, wait_until_caught_up
 from shared.tasks import essential_task
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS
-from shared.tracing import NO_FASTAPI_TELEMETRY, setup_tracing, trace_requests
+from shared.tracing import setup_tracing, trace_requests
 
 SCHEMA = "escalation"
 CONNECTIONS = ConnectionUse(event_store=True, listeners=1)  # its relay's NOTIFY listener
@@ -135,13 +135,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
             await pool.close()
             REGISTRY.unregister(limits)
 
-    app = FastAPI(
-        title="escalation",
-        version="1",
-        lifespan=lifespan,
-        telemetry=NO_FASTAPI_TELEMETRY,
-        generate_unique_id_function=operation_id,
-    )
+    app = service_app("escalation", lifespan)
     app.state.pool = None
     app.state.authenticator = Authenticator(auth, audience="escalation")
     app.state.calendars = Calendars(settings.business_hours_file, rules.calendars.default.year_files)

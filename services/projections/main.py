@@ -55,11 +55,11 @@ from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.logs import setup_logging
 from shared.metrics import instrument
-from shared.openapi import describe_api, operation_id
+from shared.openapi import describe_api, service_app
 from shared.settings import ConnectionUse, ServiceSettings
 from shared.streaming import ConsumerStatus, consuming
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS
-from shared.tracing import NO_FASTAPI_TELEMETRY, setup_tracing, trace_requests
+from shared.tracing import setup_tracing, trace_requests
 
 logger = logging.getLogger(__name__)
 SCHEMA = "projections"
@@ -165,13 +165,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             await asyncio.gather(gauges, return_exceptions=True)
             await pool.close()
 
-    app = FastAPI(
-        title="projections",
-        version="1",
-        lifespan=lifespan,
-        telemetry=NO_FASTAPI_TELEMETRY,
-        generate_unique_id_function=operation_id,
-    )
+    app = service_app("projections", lifespan)
     app.state.pool = None
     app.state.authenticator = Authenticator(auth, audience="projections")
     app.include_router(api.router)
