@@ -38,6 +38,10 @@ def main() -> int:
         print("\nStopping...")
         return 0
     finally:
+        # A second Ctrl-C or SIGTERM (a supervisor's, or `timeout` passing one on) must not cut the stopping
+        # short: it would leave PostgreSQL, the broker and the services running.
+        for stopping in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stopping, signal.SIG_IGN)
         stack.stop()
 
 
