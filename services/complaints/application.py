@@ -945,9 +945,14 @@ class ComplaintsApplication(StoresTraceContext):
         """The customer's name, phone and description as given; None once erased."""
         if complaint.customer_erased:
             return None
-        wrapped = self.data_keys.wrapped(complaint.id)
-        data_key = None if wrapped is None else self._master_key.unwrap(complaint.id, wrapped)
-        return unseal(data_key, complaint.id, complaint.customer_sealed)
+        return self.customer_sealed_in(complaint.id, complaint.customer_sealed)
+
+    def customer_sealed_in(self, complaint_id: uuid.UUID, sealed: str) -> CustomerData | None:
+        """The customer data `sealed` holds for the complaint (e.g. as its registration recorded it); None once
+        its key is destroyed."""
+        wrapped = self.data_keys.wrapped(complaint_id)
+        data_key = None if wrapped is None else self._master_key.unwrap(complaint_id, wrapped)
+        return unseal(data_key, complaint_id, sealed)
 
     def complaints_of(
         self, numbers: list[str], phones: list[str], phone_digests: list[bytes], viewer: Principal

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
@@ -117,8 +116,10 @@ class Notifier:
     def _notifications_of(self, events: Sequence[AggregateEvent]) -> list[Notification]:
         return notifications_of(events, self._customer, set(self.channels))
 
-    def _customer(self, complaint_id: uuid.UUID) -> CustomerData | None:
-        complaint = self.complaints.find(Complaint, complaint_id)
+    def _customer(self, event: AggregateEvent) -> CustomerData | None:
+        if isinstance(event, Complaint.Registered):  # the most frequent trigger: no need to load the complaint
+            return self.complaints.customer_sealed_in(event.originator_id, event.customer_sealed)
+        complaint = self.complaints.find(Complaint, event.originator_id)
         return None if complaint is None else self.complaints.customer_of(complaint)
 
     async def send_due(self) -> None:
@@ -192,7 +193,7 @@ def notice_of(notification: Notification) -> Notice:
 
 
 def notifications_of(
-    events: Sequence[AggregateEvent], customer_of: Callable[[uuid.UUID], CustomerData | None], channels: Set[str]
+    events: Sequence[AggregateEvent], customer_of: Callable[[AggregateEvent], CustomerData | None], channels: Set[str]
 ) -> list[Notification]:
     """The notifications the events call for: one per trigger event and channel that the policy in force then
     names, that this service can send by (`channels`), and that the customer has an address for."""
@@ -208,7 +209,7 @@ def notifications_of(
             continue
         if trigger_name == "paused_for_customer" and getattr(event, "reason_code", None) not in trigger.pause_reasons:
             continue
-        customer = customer_of(event.originator_id)
+        customer = customer_of(event)
         for channel in trigger.channels:
             if channel not in channels or customer is None or address_of(customer, channel) is None:
                 continue

@@ -150,8 +150,8 @@ def stored_events(complaints: ComplaintsApplication) -> list[AggregateEvent]:
 
 
 def customer_of(complaints: ComplaintsApplication) -> Any:
-    def customer(complaint_id: uuid.UUID) -> CustomerData | None:
-        found = complaints.find(Complaint, complaint_id)
+    def customer(event: AggregateEvent) -> CustomerData | None:
+        found = complaints.find(Complaint, event.originator_id)
         return None if found is None else complaints.customer_of(found)
 
     return customer
