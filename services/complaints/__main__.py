@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 
 import asyncpg
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from services.complaints.main import RELAY_NAME, SCHEMA, ComplaintsSettings
 from shared.database import create_pool
+from shared.progress import event_progress
 from shared.relay import RelayPositions
 
 STALLED_AFTER_SECONDS = 30.0  # no progress that long: the service is not running, or cannot publish
@@ -34,21 +34,22 @@ async def republish(from_position: int, follow: bool) -> None:
 
 async def _follow(pool: asyncpg.Pool, positions: RelayPositions, from_position: int) -> None:
     newest = int(await pool.fetchval(f"SELECT coalesce(max(notification_id), 0) FROM {SCHEMA}_events") or 0)  # noqa: S608 - a constant
-    columns = (TextColumn("republishing"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), TimeElapsedColumn())
-    with Progress(*columns, TextColumn("{task.fields[rate]}"), console=Console(stderr=True)) as shown:
-        task = shown.add_task("events", total=max(newest - from_position, 0), rate="")
-        started = moved_at = time.monotonic()
+    total = max(newest - from_position, 0)
+    with event_progress("republishing") as show:
+        show(0, total)
+        moved_at = time.monotonic()
         last = from_position
         while (position := await positions.get(RELAY_NAME)) < newest:
             if position != last:
                 last, moved_at = position, time.monotonic()
             elif time.monotonic() - moved_at > STALLED_AFTER_SECONDS:
-                shown.console.print(f"the relay has not moved for {STALLED_AFTER_SECONDS:.0f} s: is the service up?")
-                return
-            rate = (position - from_position) / max(time.monotonic() - started, 1e-3)
-            shown.update(task, completed=max(position - from_position, 0), rate=f"{rate:,.0f} events/s")
+                break
+            show(max(position - from_position, 0), total)
             await asyncio.sleep(0.5)
-        shown.update(task, completed=max(newest - from_position, 0))
+        else:
+            show(total, total)
+            return
+    print(f"the relay has not moved for {STALLED_AFTER_SECONDS:.0f} s: is the service up?", file=sys.stderr)
 
 
 def main() -> None:

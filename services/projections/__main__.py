@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from services.projections.rebuild import REBUILD_SCHEMA, rebuild
+from shared.progress import event_progress
 from shared.settings import ServiceSettings
 
 
@@ -23,15 +20,7 @@ def main() -> None:
     command.add_argument("--keep", action="store_true", help=f"keep the rebuilt schema {REBUILD_SCHEMA} to inspect")
     arguments = parser.parse_args()
     settings = ServiceSettings()
-    columns = (TextColumn("rebuilding"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), TimeElapsedColumn())
-    with Progress(*columns, TextColumn("{task.fields[rate]}"), console=Console(stderr=True)) as shown:
-        task = shown.add_task("events", total=None, rate="")
-        started = time.monotonic()
-
-        def progress(applied: int, total: int) -> None:
-            rate = applied / max(time.monotonic() - started, 1e-3)
-            shown.update(task, completed=applied, total=total, rate=f"{rate:,.0f} events/s")
-
+    with event_progress("rebuilding") as progress:
         report = asyncio.run(
             rebuild(
                 str(settings.database_url), settings.kafka_bootstrap_servers, keep=arguments.keep, progress=progress
