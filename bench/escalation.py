@@ -30,9 +30,11 @@ from devstack.process import free_port
 from services.escalation import scheduler
 from services.escalation.application import EscalationApplication
 from services.escalation.calendar import Calendars
+from services.escalation.main import OWN_MIGRATIONS
 from services.escalation.policy import load_policies
 from services.escalation.tracking import Opening, SlaRules, SlaSubject
 from shared.clock import CHINA_TIME, system_clock
+from shared.migrations import migrate_schema
 from shared.organisation import OrgUnit
 from shared.settings import ServiceSettings
 
@@ -140,7 +142,7 @@ async def run(data_dir: Path) -> None:
         pool = await asyncpg.create_pool(postgres.url, server_settings={"search_path": "escalation"})
         assert pool is not None
         await pool.execute("CREATE SCHEMA IF NOT EXISTS escalation")
-        await scheduler.create_tables(pool)
+        await migrate_schema(postgres.url, "escalation", [OWN_MIGRATIONS])
         clock = BenchClock()
         rules = SlaRules(load_policies(), Calendars(assume_weekdays_in_unknown_years=True))
         application = EscalationApplication(settings.eventsourcing_env("escalation"), rules, clock)

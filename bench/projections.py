@@ -25,9 +25,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from devstack.broker import TansuBroker
 from devstack.postgres import EmbeddedPostgres
 from devstack.process import free_port
-from services.projections.main import migrate
+from services.projections.main import MIGRATIONS as PROJECTIONS_MIGRATIONS
 from services.projections.rebuild import TOPICS, replay
-from services.scoring import read_model as scoring_read_model
+from services.scoring.main import OWN_MIGRATIONS as scoring_migrations
 from services.scoring.policy import load_scoring_policies
 from services.scoring.what_if import what_if
 from shared.clock import CHINA_TIME
@@ -47,6 +47,7 @@ from shared.contracts import (
     encode_event,
 )
 from shared.database import create_pool
+from shared.migrations import migrate_schema
 from shared.organisation import OrgUnit
 from shared.streaming import end_offsets
 from shared.topics import COMPLAINTS_EVENTS, SCORING_EVENTS
@@ -233,14 +234,14 @@ async def run(data_dir: Path) -> None:
     try:
         print(f"storing {EVENTS:,} events for {HALLS:,} halls ...", flush=True)
         scoring = await create_pool(postgres.url, "scoring", max_size=2)
-        await scoring_read_model.create_tables(scoring)
+        await migrate_schema(postgres.url, "scoring", [scoring_migrations])
         started = time.perf_counter()
         stored = await store_events(broker.bootstrap_servers, scoring)
         print(f"  stored {stored:,} in {time.perf_counter() - started:.0f} s", flush=True)
         baseline = await read_and_decode_per_second(broker.bootstrap_servers)
 
         pool = await create_pool(postgres.url, "projections", max_size=2)
-        await migrate(pool)
+        await migrate_schema(postgres.url, "projections", PROJECTIONS_MIGRATIONS)
         started = time.perf_counter()
         applied, refused = await replay(postgres.url, "projections", broker.bootstrap_servers)
         rebuild_seconds = time.perf_counter() - started

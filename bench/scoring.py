@@ -26,7 +26,7 @@ from services.scoring.domain import SourceEvent
 from services.scoring.policy import load_scoring_policies
 from shared.contracts import AnyScoringFact, ComplaintClosedFact, ComplaintRegisteredFact, FirstResponseStoppedFact
 from shared.database import create_pool
-from shared.relay import RelayPositions
+from shared.migrations import RELAY, migrate_schema
 from shared.settings import ServiceSettings
 
 COUNTS = [int(n) for n in os.environ.get("BENCH_SCORING_COMPLAINTS", "1000,10000").split(",")]
@@ -55,7 +55,7 @@ def seconds_to_apply(scoring: ScoringApplication, complaints: int, halls: int) -
 async def prepare(database_url: str) -> None:
     pool = await create_pool(database_url, SCHEMA)
     try:
-        await RelayPositions(pool).create_tables()  # the trace contexts the application stores beside events
+        await migrate_schema(database_url, SCHEMA, [RELAY])  # the trace contexts the application stores beside events
     finally:
         await pool.close()
 

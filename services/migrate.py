@@ -1,14 +1,15 @@
-"""`python -m services.migrate`: creates or upgrades every service's tables (the Kubernetes migration Job).
+"""`python -m services.migrate`: applies every service schema's pending migrations (the Kubernetes migration
+Job, a hook that runs before each rollout).
 
-Each service also runs its own migration at start-up, and every statement is idempotent; the Job
-runs them once before a release's pods start, so replicas do not race each other on DDL.
+Each service also applies its own at start-up, under the same per-schema lock (`shared.migrations`); after
+the Job, they find nothing to do, so a release's replicas never race each other on DDL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import asyncpg
 from eventsourcing.persistence import InfrastructureFactory
@@ -20,22 +21,20 @@ from services.escalation import main as escalation
 from services.projections import main as projections
 from services.scoring import main as scoring
 from shared import audit_chain
-from shared.audit_chain import install_chain
 from shared.database import create_pool
 from shared.logs import setup_logging
+from shared.migrations import migrate_schema
 from shared.settings import ConnectionUse, ServiceSettings
-from shared.streaming import create_consumer_tables
 
 logger = logging.getLogger(__name__)
-# One schema at a time: its pool, then the event store's.
+# One schema at a time, one thing at a time: its pool, its event store's, or the migrator's two connections.
 CONNECTIONS = ConnectionUse(event_store=True, listeners=0)
-Migration = Callable[[asyncpg.Pool], Awaitable[None]]
-# (schema, its own tables, whether it keeps an event store, whether it consumes)
-SERVICES: list[tuple[str, Migration, bool, bool]] = [
-    (complaints.SCHEMA, complaints.migrate, True, False),
-    (escalation.SCHEMA, escalation.migrate, True, True),
-    (scoring.SCHEMA, scoring.migrate, True, True),
-    (projections.SCHEMA, projections.migrate, False, True),
+# (schema, its migrations, whether it keeps an event store)
+SERVICES: list[tuple[str, list[Path], bool]] = [
+    (complaints.SCHEMA, complaints.MIGRATIONS, True),
+    (escalation.SCHEMA, escalation.MIGRATIONS, True),
+    (scoring.SCHEMA, scoring.MIGRATIONS, True),
+    (projections.SCHEMA, projections.MIGRATIONS, False),
 ]
 
 
@@ -101,21 +100,12 @@ async def hand_schemas_to_their_roles(database_url: str, schemas: list[str]) -> 
 
 
 async def migrate_all(settings: ServiceSettings) -> None:
-    for schema, migrate, has_event_store, consumes in SERVICES:
-        pool = await create_pool(str(settings.database_url), schema, max_size=settings.database_pool_size)
-        try:
-            await migrate(pool)
-            if consumes:
-                await create_consumer_tables(pool)
-        finally:
-            await pool.close()
-        if has_event_store:
+    for schema, migrations, has_event_store in SERVICES:
+        pool = await create_pool(str(settings.database_url), schema, max_size=1)  # creates the schema
+        await pool.close()
+        if has_event_store:  # before the migrations: their audit chain goes over its table
             await asyncio.to_thread(create_event_store, settings, schema)
-            pool = await create_pool(str(settings.database_url), schema, max_size=settings.database_pool_size)
-            try:
-                await install_chain(pool, schema)
-            finally:
-                await pool.close()
+        await migrate_schema(str(settings.database_url), schema, migrations)
         logger.info("schema %s is up to date", schema)
 
 

@@ -20,7 +20,6 @@ from datetime import datetime
 import asyncpg
 
 EVENT_STORES = {"complaints": "complaints_events", "escalation": "escalation_events", "scoring": "scoring_events"}
-CHAIN_LOCK = 0x6175_6469_7400  # one installer at a time: concurrent CREATE OR REPLACE of one function fails
 
 # Anchors live apart from the services' schemas, in one only the auditor's role may write (in Kubernetes):
 # a service's role, which owns its events and their hashes, cannot rewrite the anchors too.
@@ -83,16 +82,9 @@ END $$;
 """
 
 
-async def install_chain(pool: asyncpg.Pool, schema: str) -> None:
-    """Chains the schema's event store, once (the events table must exist); a chained store costs one
-    query, as services run this at every start-up."""
-    table = EVENT_STORES[schema]
-    installed = "SELECT 1 FROM pg_trigger WHERE tgname = 'chain_event' AND tgrelid = to_regclass($1)"
-    if await pool.fetchval(installed, f"{schema}.{table}"):
-        return
-    async with pool.acquire() as connection, connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", CHAIN_LOCK)
-        await connection.execute(CHAIN_DDL.format(schema=schema, table=table))
+def chain_ddl(schema: str, table: str) -> str:
+    """Installs the chain on `schema`'s event store, the table `table` (a migration runs it)."""
+    return CHAIN_DDL.format(schema=schema, table=table)
 
 
 def event_hash(previous: bytes | None, originator_id: uuid.UUID, version: int, topic: str, state: bytes) -> bytes:

@@ -30,15 +30,6 @@ from shared.tracing import Headers, context_from_headers, traceparent_of
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
-INBOX_DDL = """
-CREATE TABLE IF NOT EXISTS consumer_inbox (
-    consumer text NOT NULL,
-    event_id uuid NOT NULL,
-    processed_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (consumer, event_id)
-)
-"""
-
 if TYPE_CHECKING:
     Connection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
 else:  # not subscriptable at run time

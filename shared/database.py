@@ -5,23 +5,6 @@ from __future__ import annotations
 import asyncpg
 
 
-def columns_added(table: str, columns: dict[str, str]) -> str:
-    """DDL adding each of `columns` (name: type, constraints, default; constants only) to `table` of the current
-    schema where it is missing. Only where missing: an ALTER's lock would shut out readers and writers at
-    every start-up."""
-    wanted = ", ".join(f"('{name}', '{definition}')" for name, definition in columns.items())
-    return f"""
-DO $$ DECLARE wanted record; BEGIN
-    FOR wanted IN SELECT * FROM (VALUES {wanted}) AS c(name, definition) LOOP
-        IF NOT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = current_schema()
-                       AND table_name = '{table}' AND column_name = wanted.name) THEN
-            EXECUTE format('ALTER TABLE %I ADD COLUMN %I ', '{table}', wanted.name) || wanted.definition;
-        END IF;
-    END LOOP;
-END $$;
-"""  # noqa: S608 - the callers' constants, never input
-
-
 async def keep_session_state(connection: asyncpg.Connection) -> None:
     """Takes a connection back without asyncpg's reset query (unlock, close, unlisten, reset all): one
     more round trip per use (0.38 -> 0.33 ms CPU per acquire-insert-commit, measured in isolation).

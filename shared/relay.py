@@ -28,19 +28,13 @@ from opentelemetry import trace
 from shared.kafka_auth import client_options
 from shared.metrics import PUBLISHED, RELAY_LAG, RELAY_PUBLISH_FAILURES
 from shared.topic_ids import topic_ids_from
-from shared.tracing import TRACE_CONTEXTS_DDL, context_of, traceparent_header
+from shared.tracing import context_of, traceparent_header
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 TRACE_CONTEXT_RETENTION = timedelta(days=1)
 FORGET_TRACE_CONTEXTS_EVERY_SECONDS = 3600.0
-POSITIONS_DDL = """
-CREATE TABLE IF NOT EXISTS relay_positions (
-    relay_name text PRIMARY KEY,
-    position bigint NOT NULL CHECK (position >= 0)
-)
-"""
 
 
 @dataclass(frozen=True)
@@ -67,11 +61,6 @@ class Outbox(Protocol):
 class RelayPositions:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
-
-    async def create_tables(self) -> None:
-        """The relay's position, and the trace contexts it passes on (see shared/tracing.py)."""
-        await self.pool.execute(POSITIONS_DDL)
-        await self.pool.execute(TRACE_CONTEXTS_DDL)
 
     async def get(self, relay_name: str) -> int:
         position = await self.pool.fetchval("SELECT position FROM relay_positions WHERE relay_name = $1", relay_name)

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from shared.clock import Clock, system_clock
-from shared.consumer import INBOX_DDL, Handling, IdempotentConsumer, ReceivedMessage, dead_letter_record
+from shared.consumer import Handling, IdempotentConsumer, ReceivedMessage, dead_letter_record
 from shared.kafka_auth import client_options, faust_credentials
 from shared.metrics import CONSUMER_LAG
 from shared.tasks import essential_task
@@ -220,24 +220,6 @@ class BrokerResetWatchdog:
                 os._exit(EXIT_BROKER_RESET)
 
 
-EPOCHS_DDL = "CREATE TABLE IF NOT EXISTS consumer_epochs (consumer text PRIMARY KEY, epoch integer NOT NULL)"
-TOPIC_IDS_DDL = """
-CREATE TABLE IF NOT EXISTS consumer_topic_ids (
-    consumer text NOT NULL,
-    topic text NOT NULL,
-    topic_id uuid NOT NULL,
-    PRIMARY KEY (consumer, topic)
-)
-"""
-
-
-async def create_consumer_tables(pool: asyncpg.Pool) -> None:
-    """The inbox that drops repeated events, and the consumer group epochs (see `ConsumerEpochs`)."""
-    await pool.execute(INBOX_DDL)
-    await pool.execute(EPOCHS_DDL)
-    await pool.execute(TOPIC_IDS_DDL)
-
-
 class ConsumerEpochs:
     """Which consumer group a service uses, and which topics (by id) that group's offsets belong to.
 
@@ -340,7 +322,6 @@ async def consuming(
     fail, the process exits, so that its supervisor starts it again. `watch_broker_resets`: move to a new
     group when the broker has lost its data (`BrokerResetWatchdog`), for a memory-only broker.
     """
-    await create_consumer_tables(pool)
     status = status or ConsumerStatus()
     consumer = _consume(
         status, name, pool, handling, topics, bootstrap_servers, fetch_max_wait_ms, data_dir, clock, watch_broker_resets

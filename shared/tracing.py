@@ -36,7 +36,6 @@ from psycopg import sql
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.application import ServiceApplication
-from shared.database import columns_added
 from shared.metrics import route_template
 
 logger = logging.getLogger(__name__)
@@ -44,15 +43,6 @@ logger = logging.getLogger(__name__)
 # a customer's phone among them. Our server span (`SpanPerRequest`) carries the route template only.
 NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 TracesExporter = Literal["none", "console", "otlp"]
-TRACE_CONTEXTS_DDL = """
-CREATE TABLE IF NOT EXISTS event_trace_contexts (
-    originator_id uuid NOT NULL,
-    originator_version integer NOT NULL,
-    traceparent text NOT NULL,
-    stored_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (originator_id, originator_version)
-);
-""" + columns_added("event_trace_contexts", {"stored_at": "timestamptz NOT NULL DEFAULT now()"})  # tables from before
 Headers = Sequence[tuple[str, bytes]]
 EventKey = tuple[uuid.UUID, int]  # originator id and version
 _enabled = False

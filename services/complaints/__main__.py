@@ -11,6 +11,7 @@ import asyncpg
 
 from services.complaints.main import RELAY_NAME, SCHEMA, ComplaintsSettings
 from shared.database import create_pool
+from shared.migrations import RELAY, migrate_schema
 from shared.progress import event_progress
 from shared.relay import RelayPositions
 
@@ -20,10 +21,11 @@ STALLED_AFTER_SECONDS = 30.0  # no progress that long: the service is not runnin
 async def republish(from_position: int, follow: bool) -> None:
     """Moves the relay back so every event after `from_position` is published again; with `follow`, shows the
     relay publishing them until it has caught up (or stops moving)."""
-    pool = await create_pool(str(ComplaintsSettings().database_url), SCHEMA, max_size=1)
+    database_url = str(ComplaintsSettings().database_url)
+    await migrate_schema(database_url, SCHEMA, [RELAY])
+    pool = await create_pool(database_url, SCHEMA, max_size=1)
     try:
         positions = RelayPositions(pool)
-        await positions.create_tables()
         await positions.rewind(RELAY_NAME, from_position)
         print(f"relay {RELAY_NAME} will republish every event after position {from_position}")
         if follow:

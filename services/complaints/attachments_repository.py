@@ -20,31 +20,6 @@ from psycopg.rows import DictRow
 
 from services.complaints.personal_data import ComplaintsRecorder
 
-DDL = """
-CREATE TABLE IF NOT EXISTS attachments (
-    sha256 text PRIMARY KEY,
-    size bigint NOT NULL,
-    content_type text NOT NULL
-);
-CREATE TABLE IF NOT EXISTS attachment_uploads (
-    sha256 text NOT NULL REFERENCES attachments ON DELETE CASCADE,
-    unit text NOT NULL,
-    name text NOT NULL,
-    uploaded_at timestamptz NOT NULL,
-    PRIMARY KEY (sha256, unit)
-);
-CREATE TABLE IF NOT EXISTS attachment_links (
-    sha256 text NOT NULL REFERENCES attachments ON DELETE CASCADE,
-    subject_kind text NOT NULL,
-    subject_id uuid NOT NULL,
-    subject_unit text NOT NULL,
-    linked_at timestamptz NOT NULL,
-    PRIMARY KEY (sha256, subject_id)
-);
-CREATE INDEX IF NOT EXISTS attachment_links_by_subject ON attachment_links (subject_id);
-CREATE INDEX IF NOT EXISTS attachment_uploads_by_time ON attachment_uploads (uploaded_at);
-"""
-
 
 @dataclass(frozen=True)
 class Upload:

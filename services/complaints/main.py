@@ -13,8 +13,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
-import asyncpg
 import httpx
 from fastapi import FastAPI
 from pydantic import Field, SecretStr
@@ -22,11 +22,9 @@ from pydantic import Field, SecretStr
 from services.complaints import (
     api,
     attachments_api,
-    attachments_repository,
     erasure_api,
     incidents_api,
     inspections_api,
-    personal_data,
 )
 from services.complaints.application import ComplaintsApplication
 from services.complaints.attachments import RetentionPolicy
@@ -41,7 +39,6 @@ from services.complaints.outbox import complaints_outbox
 from services.complaints.personal_data import RECORDER_TOPIC, MasterKey, PostgresDataKeys
 from services.complaints.repositories import LegacyNumbers, PostgresSerialBlocks, PostgresVerificationAttempts
 from services.complaints.surveys import SurveyTokens
-from shared.audit_chain import install_chain
 from shared.auth import Authenticator, AuthSettings
 from shared.body_limit import guard_request_bodies
 from shared.database import create_pool
@@ -49,6 +46,7 @@ from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.logs import setup_logging
 from shared.metrics import instrument
+from shared.migrations import AUDIT_CHAIN, RELAY, migrate_schema
 from shared.openapi import describe_api, service_app
 from shared.relay import Relay, RelayPositions, relaying
 from shared.settings import ConnectionUse, ServiceSettings
@@ -60,6 +58,8 @@ logger = logging.getLogger(__name__)
 SCHEMA = "complaints"
 CONNECTIONS = ConnectionUse(event_store=True, listeners=1)  # its relay's NOTIFY listener
 RELAY_NAME = "complaints-events"
+OWN_MIGRATIONS = Path(__file__).parent / "migrations"  # beside the shared ones it needs
+MIGRATIONS = [RELAY, OWN_MIGRATIONS, AUDIT_CHAIN]
 
 
 DEVELOPMENT_PERSONAL_DATA_KEY = "development-only-personal-data-key-change-me"
@@ -117,15 +117,6 @@ class ComplaintsSettings(ServiceSettings, AttachmentsSettings):
         return channels
 
 
-async def migrate(pool: asyncpg.Pool) -> None:
-    await RelayPositions(pool).create_tables()
-    await PostgresSerialBlocks(pool).create()
-    await PostgresVerificationAttempts(pool).create()
-    await pool.execute(personal_data.DDL)
-    await pool.execute(attachments_repository.DDL)
-    await NotificationQueue(pool).create()
-
-
 async def erase_when_retention_ends(complaints: ComplaintsApplication, settings: ComplaintsSettings) -> None:
     retention = timedelta(days=settings.personal_data_retention_days)
     while True:
@@ -161,7 +152,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(str(settings.database_url), SCHEMA, max_size=settings.database_pool_size)
         logger.info("holds at most %d PostgreSQL connections", CONNECTIONS.most(settings))
-        await migrate(pool)
+        # The application first: it creates its event store's table, which the migrations' chain goes over.
         complaints = await asyncio.to_thread(
             ComplaintsApplication,
             {**settings.eventsourcing_env(SCHEMA), "APPLICATION_RECORDER_TOPIC": RECORDER_TOPIC},
@@ -173,7 +164,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
             settings.max_steps_per_subject,
             timedelta(days=settings.repeat_window_days),
         )
-        await install_chain(pool, SCHEMA)
+        await migrate_schema(str(settings.database_url), SCHEMA, MIGRATIONS)
         if adopted := await complaints.adopt_legacy_numbers(LegacyNumbers(pool)):
             logger.info("adopted %d complaint numbers of the former complaint_numbers table", adopted)
         relay = Relay(

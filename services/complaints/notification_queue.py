@@ -14,32 +14,6 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-DDL = """
-CREATE TABLE IF NOT EXISTS customer_notifications (
-    complaint_id uuid NOT NULL,
-    occurrence integer NOT NULL,  -- the trigger event's version in the complaint
-    channel text NOT NULL,
-    trigger text NOT NULL,
-    template text NOT NULL,
-    template_version integer NOT NULL,
-    result_at timestamptz,  -- result_recorded only: the result the survey link asks about
-    due_at timestamptz NOT NULL,
-    leased_until timestamptz,
-    attempts integer NOT NULL DEFAULT 0,
-    state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed')),
-    last_error text,
-    finished_at timestamptz,
-    recorded boolean NOT NULL DEFAULT false,  -- its outcome is on the complaint's timeline
-    PRIMARY KEY (complaint_id, occurrence, channel)
-);
-CREATE INDEX IF NOT EXISTS customer_notifications_due ON customer_notifications (due_at) WHERE state = 'pending';
-CREATE INDEX IF NOT EXISTS customer_notifications_unrecorded
-    ON customer_notifications (finished_at) WHERE state <> 'pending' AND NOT recorded;
-CREATE TABLE IF NOT EXISTS notification_positions (
-    planner text PRIMARY KEY,
-    position bigint NOT NULL CHECK (position >= 0)
-);
-"""
 LEASE = timedelta(minutes=2)
 
 
@@ -67,9 +41,6 @@ class Notification:
 class NotificationQueue:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
-
-    async def create(self) -> None:
-        await self.pool.execute(DDL)
 
     async def position(self, planner: str, newest: int) -> int:
         """Where planning goes on from; a new planner starts at `newest`, so that a first deployment does not

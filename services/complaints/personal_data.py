@@ -34,7 +34,6 @@ from eventsourcing.persistence import StoredEvent
 from psycopg import Cursor, sql
 from psycopg.rows import DictRow
 
-from shared.database import columns_added
 from shared.event_store import ColumnarRecorder
 
 SEALED_PREFIX = "aesgcm1:"
@@ -284,30 +283,6 @@ class InMemoryDataKeys:
             if row["wrapped"] is not None and row["closed_at"] is not None and row["closed_at"] < instant
         ]
         return due[:limit]
-
-
-DDL = (
-    """
-CREATE TABLE IF NOT EXISTS customer_keys (
-    subject uuid PRIMARY KEY,
-    wrapped_key bytea,
-    phone_digest bytea,
-    closed_at timestamptz,
-    destroyed_at timestamptz
-);
-"""
-    + columns_added(
-        # The complaint's receipt, number and hall, for the customer's repeat complaints; NULL in rows from before.
-        "customer_keys",
-        {"received_at": "timestamptz", "number": "text", "hall_code": "text"},
-    )
-    + """
-CREATE INDEX IF NOT EXISTS customer_keys_by_phone ON customer_keys (phone_digest) WHERE phone_digest IS NOT NULL;
-CREATE INDEX IF NOT EXISTS customer_keys_by_phone_received ON customer_keys (phone_digest, received_at)
-    WHERE phone_digest IS NOT NULL;
-CREATE INDEX IF NOT EXISTS customer_keys_by_closure ON customer_keys (closed_at) WHERE wrapped_key IS NOT NULL;
-"""
-)
 
 
 class ComplaintsRecorder(ColumnarRecorder):

@@ -65,12 +65,6 @@ class PostgresSerialBlocks:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def create(self) -> None:
-        await self.pool.execute(
-            f"CREATE SEQUENCE IF NOT EXISTS {COMPLAINT_NUMBER_SEQUENCE} INCREMENT BY {BLOCK_SIZE};"
-            f"ALTER SEQUENCE {COMPLAINT_NUMBER_SEQUENCE} INCREMENT BY {BLOCK_SIZE}"
-        )
-
     async def reserve(self) -> int:
         return int(await self.pool.fetchval("SELECT nextval($1)", COMPLAINT_NUMBER_SEQUENCE))
 
@@ -81,19 +75,6 @@ class PostgresVerificationAttempts:
     def __init__(self, pool: asyncpg.Pool, limits: AttemptLimits = AttemptLimits()) -> None:
         self.pool = pool
         self.limits = limits
-
-    async def create(self) -> None:
-        await self.pool.execute(
-            """
-            DROP TABLE IF EXISTS verification_failures;  -- kept failures by number, of numbers real or not
-            CREATE TABLE IF NOT EXISTS progress_failures (
-                client text NOT NULL,
-                failed_at timestamptz NOT NULL
-            );
-            CREATE INDEX IF NOT EXISTS progress_failures_by_client ON progress_failures (client, failed_at);
-            CREATE INDEX IF NOT EXISTS progress_failures_by_time ON progress_failures (failed_at);
-            """
-        )
 
     async def judge(self, client: str, now: datetime, verify: Callable[[], Awaitable[bool]]) -> Judgement:
         limits = self.limits

@@ -20,7 +20,6 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
@@ -31,7 +30,6 @@ from services.escalation.metrics import SlaLimits
 from services.escalation.outbox import escalation_outbox
 from services.escalation.policy import POLICY_DIR, load_policies
 from services.escalation.tracking import SlaRules
-from shared.audit_chain import install_chain
 from shared.auth import Authenticator, AuthSettings
 from shared.body_limit import guard_request_bodies
 from shared.database import create_pool
@@ -39,6 +37,7 @@ from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.logs import setup_logging
 from shared.metrics import instrument
+from shared.migrations import AUDIT_CHAIN, CONSUMER, RELAY, migrate_schema
 from shared.openapi import describe_api, service_app
 from shared.relay import Relay, RelayPositions, relaying
 from shared.settings import ConnectionUse, ServiceSettings
@@ -51,6 +50,8 @@ SCHEMA = "escalation"
 CONNECTIONS = ConnectionUse(event_store=True, listeners=1)  # its relay's NOTIFY listener
 CONSUMER_NAME = "escalation"
 RELAY_NAME = "escalation-events"
+OWN_MIGRATIONS = Path(__file__).parent / "migrations"  # beside the shared ones it needs
+MIGRATIONS = [RELAY, CONSUMER, OWN_MIGRATIONS, AUDIT_CHAIN]
 logger = logging.getLogger(__name__)
 
 
@@ -68,13 +69,6 @@ def load_rules(settings: EscalationSettings) -> SlaRules:
     return SlaRules(load_policies(settings.policy_dir), calendars)
 
 
-async def migrate(pool: asyncpg.Pool) -> None:
-    await RelayPositions(pool).create_tables()
-    await scheduler.create_tables(pool)
-    await recalculation.create_tables(pool)
-    await verdict_backfill.create_tables(pool)
-
-
 def create_app(settings: EscalationSettings | None = None) -> FastAPI:
     settings = settings or EscalationSettings()
     setup_logging(SCHEMA, settings.log_level)
@@ -88,9 +82,9 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(str(settings.database_url), SCHEMA, max_size=settings.database_pool_size)
         logger.info("holds at most %d PostgreSQL connections", CONNECTIONS.most(settings))
-        await migrate(pool)
+        # The application first: it creates its event store's table, which the migrations' chain goes over.
         escalation = await asyncio.to_thread(EscalationApplication, settings.eventsourcing_env(SCHEMA), rules, clock)
-        await install_chain(pool, SCHEMA)
+        await migrate_schema(str(settings.database_url), SCHEMA, MIGRATIONS)
         await recalculation.apply_rule_changes(escalation, pool)
         await verdict_backfill.record_missing_verdicts(escalation, pool)
         relay = Relay(

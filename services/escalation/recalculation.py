@@ -25,17 +25,6 @@ from shared.consumer import Connection
 
 logger = logging.getLogger(__name__)
 
-RULE_CHANGES_DDL = """
-CREATE TABLE IF NOT EXISTS sla_rule_changes (
-    changed_at timestamptz NOT NULL,
-    fingerprint text NOT NULL,
-    policy_versions text[] NOT NULL,
-    calendar_version text NOT NULL,
-    open_subjects integer NOT NULL,
-    recalculated integer NOT NULL
-)
-"""
-
 
 class RuleChange(BaseModel):
     changed_at: datetime
@@ -43,10 +32,6 @@ class RuleChange(BaseModel):
     calendar_version: str
     open_subjects: int
     recalculated: int
-
-
-async def create_tables(pool: asyncpg.Pool) -> None:
-    await pool.execute(RULE_CHANGES_DDL)
 
 
 def fingerprint(rules: SlaRules) -> str:

@@ -21,19 +21,6 @@ from shared.consumer import TRANSIENT_ERRORS, Connection
 
 logger = logging.getLogger(__name__)
 
-DEADLINES_DDL = """
-CREATE TABLE IF NOT EXISTS sla_deadlines (
-    sla_id uuid PRIMARY KEY,
-    due_at timestamptz,
-    version integer NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sla_deadlines_by_due ON sla_deadlines (due_at) WHERE due_at IS NOT NULL;
-"""
-
-
-async def create_tables(pool: asyncpg.Pool) -> None:
-    await pool.execute(DEADLINES_DDL)
-
 
 async def record_due(connection: Connection | asyncpg.Connection, dues: Iterable[Due]) -> None:
     """Writes each subject's next deadline; an older version never overwrites a newer one."""

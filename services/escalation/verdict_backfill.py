@@ -23,18 +23,6 @@ from services.escalation.application import EscalationApplication
 
 logger = logging.getLogger(__name__)
 
-BACKFILLS_DDL = """
-CREATE TABLE IF NOT EXISTS sla_verdict_backfills (
-    finished_at timestamptz NOT NULL,
-    subjects integer NOT NULL,
-    verdicts integer NOT NULL
-)
-"""
-
-
-async def create_tables(pool: asyncpg.Pool) -> None:
-    await pool.execute(BACKFILLS_DDL)
-
 
 async def record_missing_verdicts(application: EscalationApplication, pool: asyncpg.Pool, batch_size: int = 500) -> int:
     """Returns how many verdicts it recorded: none once a scan of this store has finished."""

@@ -24,51 +24,7 @@ from shared.contracts import (
     HallRegisteredV1,
     IntegrationEvent,
 )
-from shared.database import columns_added
 from shared.organisation import OrgUnit
-
-DDL = (
-    """
-CREATE TABLE IF NOT EXISTS halls (
-    hall_id text PRIMARY KEY,
-    name text NOT NULL,
-    province text NOT NULL,
-    city text NOT NULL,
-    level integer NOT NULL,
-    ownership text NOT NULL
-);
-CREATE TABLE IF NOT EXISTS complaint_summaries (
-    complaint_id uuid PRIMARY KEY,
-    number text NOT NULL UNIQUE,
-    hall_id text NOT NULL,
-    channel text NOT NULL,
-    category text NOT NULL,
-    priority text NOT NULL,
-    owner text NOT NULL,
-    status text NOT NULL,
-    last_step text NOT NULL,
-    received_at timestamptz NOT NULL,
-    updated_at timestamptz NOT NULL,
-    version integer NOT NULL
-);
-CREATE INDEX IF NOT EXISTS complaint_summaries_hall ON complaint_summaries (hall_id, received_at);
-CREATE INDEX IF NOT EXISTS complaint_summaries_received ON complaint_summaries (received_at, complaint_id);
-"""
-    + columns_added("halls", {"closed": "boolean NOT NULL DEFAULT false"})
-    + columns_added(
-        "complaint_summaries",
-        {
-            "hand_off_to": "text",  # dispatched there, not yet accepted
-            "owner_unit": "text",  # the unit that accepted it; the registering hall's while none did
-            "satisfaction": "text",  # the latest feedback's, until a reopen
-            "callback_owed": "boolean NOT NULL DEFAULT false",
-            "repeat_count": "integer NOT NULL DEFAULT 0",  # the customer's earlier ones in the window
-            "escalated_level": "integer",  # the latest manual escalation's, to `escalated_target`
-            "escalated_target": "text",
-            "incident_id": "uuid",  # the mass incident it is a child of
-        },
-    )
-)
 
 # How each step moves a complaint's status; steps not named leave it as it was.
 STATUS_AFTER = {
@@ -98,10 +54,6 @@ class ComplaintSummary(BaseModel):
 class ComplaintPage(BaseModel):
     items: list[ComplaintSummary]
     next_cursor: str | None
-
-
-async def create_tables(pool: asyncpg.Pool) -> None:
-    await pool.execute(DDL)
 
 
 async def record_hall(connection: Connection, event: IntegrationEvent) -> None:

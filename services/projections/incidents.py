@@ -13,21 +13,6 @@ from shared.consumer import Connection
 from shared.contracts import IncidentOpenedV1, IntegrationEvent
 from shared.organisation import OrgUnit
 
-DDL = """
-CREATE TABLE IF NOT EXISTS incidents (
-    incident_id uuid PRIMARY KEY,
-    area text NOT NULL,
-    category text NOT NULL,
-    window_start timestamptz NOT NULL,
-    window_end timestamptz NOT NULL,
-    opened_at timestamptz NOT NULL
-);
-"""
-
-
-async def create_tables(pool: asyncpg.Pool) -> None:
-    await pool.execute(DDL)
-
 
 async def record_incident(connection: Connection, event: IntegrationEvent) -> None:
     opened = event.payload

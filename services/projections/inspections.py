@@ -15,35 +15,6 @@ from shared.consumer import Connection
 from shared.contracts import InspectionRecordedV1, IntegrationEvent, RectificationOrderOpenedV1
 from shared.organisation import OrgUnit
 
-DDL = """
-CREATE TABLE IF NOT EXISTS inspection_summaries (
-    inspection_id uuid PRIMARY KEY,
-    hall_id text NOT NULL,
-    inspection_type text NOT NULL,
-    inspector text NOT NULL,
-    score integer NOT NULL,
-    max_score integer NOT NULL,
-    findings integer NOT NULL,
-    period text NOT NULL,
-    at timestamptz NOT NULL
-);
-CREATE INDEX IF NOT EXISTS inspection_summaries_by_hall ON inspection_summaries (hall_id, at);
-CREATE TABLE IF NOT EXISTS order_summaries (
-    order_id uuid PRIMARY KEY,
-    inspection_id uuid NOT NULL,
-    hall_id text NOT NULL,
-    item_id text NOT NULL,
-    points integer NOT NULL,
-    deadline timestamptz NOT NULL,
-    period text NOT NULL,
-    status text NOT NULL,
-    last_step text NOT NULL,
-    at timestamptz NOT NULL,
-    version integer NOT NULL
-);
-CREATE INDEX IF NOT EXISTS order_summaries_by_hall ON order_summaries (hall_id, at);
-"""
-
 InspectionType = Literal["mystery_shopper", "third_party", "cross_inspection", "self_check"]
 OrderStatus = Literal["open", "communicated", "acknowledged", "rectified", "closed"]
 # How each step moves an order's status, as the order itself does (`RectificationOrder`); an appeal does not.
@@ -89,10 +60,6 @@ class InspectionPage(BaseModel):
 class OrderPage(BaseModel):
     items: list[OrderSummary]
     next_cursor: str | None
-
-
-async def create_tables(pool: asyncpg.Pool) -> None:
-    await pool.execute(DDL)
 
 
 async def record_inspection(connection: Connection, event: IntegrationEvent) -> None:

@@ -12,9 +12,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import cast
 
-import asyncpg
 from fastapi import FastAPI
 
 from services.projections import (
@@ -55,6 +55,7 @@ from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.logs import setup_logging
 from shared.metrics import instrument
+from shared.migrations import CONSUMER, migrate_schema
 from shared.openapi import describe_api, service_app
 from shared.settings import ConnectionUse, ServiceSettings
 from shared.streaming import ConsumerStatus, consuming
@@ -65,6 +66,8 @@ logger = logging.getLogger(__name__)
 SCHEMA = "projections"
 CONNECTIONS = ConnectionUse(event_store=False, listeners=0)
 CONSUMER_NAME = "projections"
+OWN_MIGRATIONS = Path(__file__).parent / "migrations"  # beside the shared ones it needs
+MIGRATIONS = [CONSUMER, OWN_MIGRATIONS]
 
 
 def handlers() -> dict[str, Handler]:
@@ -121,16 +124,6 @@ def handling() -> Handling:
     return Handling(one_by_one.event_types, apply)
 
 
-async def migrate(pool: asyncpg.Pool) -> None:
-    await timeline.create_tables(pool)
-    await complaints.create_tables(pool)
-    await scores.create_tables(pool)
-    await sla_gauges.create_tables(pool)
-    await queues.create_tables(pool)
-    await inspections.create_tables(pool)
-    await incidents.create_tables(pool)
-
-
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or ServiceSettings()
     setup_logging(SCHEMA, settings.log_level)
@@ -143,7 +136,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(str(settings.database_url), SCHEMA, max_size=settings.database_pool_size)
         logger.info("holds at most %d PostgreSQL connections", CONNECTIONS.most(settings))
-        await migrate(pool)
+        await migrate_schema(str(settings.database_url), SCHEMA, MIGRATIONS)
         app.state.pool = pool
         gauges = asyncio.create_task(sla_gauges.keep_measuring(pool, clock), name="sla-gauges")
         try:

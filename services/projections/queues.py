@@ -31,24 +31,6 @@ from shared.contracts import (
 )
 from shared.organisation import OrgUnit
 
-DDL = """
-CREATE TABLE IF NOT EXISTS queue_clocks (
-    subject_id uuid NOT NULL,
-    clock text NOT NULL,
-    due_at timestamptz,
-    due_version integer NOT NULL DEFAULT 0,
-    warned_version integer NOT NULL DEFAULT 0,
-    breached_version integer NOT NULL DEFAULT 0,
-    escalation_level integer,
-    escalation_target text,
-    escalation_version integer NOT NULL DEFAULT 0,
-    stopped_version integer NOT NULL DEFAULT 0,
-    PRIMARY KEY (subject_id, clock)
-);
-CREATE INDEX IF NOT EXISTS queue_clocks_escalated ON queue_clocks (escalation_target)
-    WHERE escalation_target IS NOT NULL;
-"""
-
 # The clocks a complaint is queued by: those with a limit to breach.
 QUEUED_CLOCKS = frozenset({"first_response", "resolution"})
 View = Literal["owned", "escalated_to", "hand_off_pending", "at_risk", "overdue", "callback_needed", "paused"]
@@ -132,10 +114,6 @@ class QueuePage(BaseModel):
     items: list[QueueItem]
     next_cursor: str | None
     counts: dict[View, int]  # complaints in each view of the unit, this one included
-
-
-async def create_tables(pool: asyncpg.Pool) -> None:
-    await pool.execute(DDL)
 
 
 def _version(event: IntegrationEvent) -> int:

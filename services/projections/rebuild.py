@@ -24,12 +24,13 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from services.projections.main import SCHEMA, handlers, migrate
+from services.projections.main import MIGRATIONS, SCHEMA, handlers
 from services.projections.statements import Statements
 from shared.consumer import Connection, Handler
 from shared.contracts import IntegrationEvent, InvalidEvent, decode_event
 from shared.database import create_pool
 from shared.kafka_auth import client_options
+from shared.migrations import migrate_schema
 from shared.streaming import end_offsets, topic_partitions
 from shared.topics import COMPLAINTS_EVENTS, ESCALATION_EVENTS, SCORING_EVENTS
 
@@ -103,7 +104,7 @@ async def rebuild(
         await connection.close()
     shadow = await create_pool(database_url, REBUILD_SCHEMA, max_size=2)
     try:
-        await migrate(shadow)
+        await migrate_schema(database_url, REBUILD_SCHEMA, MIGRATIONS)
         started = time.perf_counter()
         events, refused = await replay(database_url, REBUILD_SCHEMA, bootstrap_servers, batch_size, progress=progress)
         seconds = time.perf_counter() - started

@@ -24,32 +24,6 @@ from shared.contracts import (
     ScoreRecalculatedV3,
 )
 
-SCORES_DDL = """
-CREATE TABLE IF NOT EXISTS score_changes (
-    event_id uuid PRIMARY KEY,
-    scorecard_version integer NOT NULL,
-    hall_id text NOT NULL,
-    period text NOT NULL,
-    subject_id uuid NOT NULL,
-    fact jsonb NOT NULL,
-    source_event_id uuid NOT NULL,
-    source_event_type text NOT NULL,
-    policy_version text NOT NULL,
-    score_before double precision NOT NULL,
-    score double precision NOT NULL,
-    components jsonb NOT NULL,
-    deductions double precision NOT NULL,
-    changes jsonb NOT NULL,
-    happened_at timestamptz NOT NULL,
-    recorded_at timestamptz NOT NULL,
-    bonus double precision NOT NULL DEFAULT 0
-);
--- Read models made before bonus points existed.
-ALTER TABLE score_changes ADD COLUMN IF NOT EXISTS bonus double precision NOT NULL DEFAULT 0;
-CREATE INDEX IF NOT EXISTS score_changes_by_hall ON score_changes (period, hall_id, scorecard_version);
-CREATE INDEX IF NOT EXISTS score_changes_by_subject ON score_changes (subject_id);
-"""
-
 
 class ScoreChangeEntry(BaseModel):
     happened_at: datetime
@@ -62,10 +36,6 @@ class ScoreChangeEntry(BaseModel):
     score_before: float
     score: float
     changes: list[dict[str, Any]]
-
-
-async def create_tables(pool: asyncpg.Pool) -> None:
-    await pool.execute(SCORES_DDL)
 
 
 # The JSON columns, through pydantic's serializer: a third of the time of json.dumps, on a rebuild's millions of rows.

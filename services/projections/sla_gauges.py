@@ -29,17 +29,6 @@ AT_RISK = Gauge("complaints_at_risk", "Open complaints warned but not (yet) brea
 OVERDUE = Gauge("complaints_overdue", "Open complaints past a running clock's limit.", ["clock", "priority"])
 OLDEST_OPEN_AGE = Gauge("complaints_oldest_open_age_seconds", "Age of the oldest complaint not closed.")
 
-DDL = """
-CREATE INDEX IF NOT EXISTS complaint_summaries_open ON complaint_summaries (priority) WHERE status <> 'closed';
-CREATE TABLE IF NOT EXISTS sla_clock_stops (
-    event_id uuid PRIMARY KEY,
-    subject_id uuid NOT NULL,
-    clock text NOT NULL,
-    outcome text NOT NULL,
-    stopped_at timestamptz NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sla_clock_stops_by_subject ON sla_clock_stops (subject_id, clock);
-"""
 SLA_STATE = """
 SELECT s.priority,
        count(*) AS open,
@@ -65,10 +54,6 @@ CROSS JOIN LATERAL (
 WHERE s.status <> 'closed'
 GROUP BY s.priority
 """
-
-
-async def create_tables(pool: asyncpg.Pool) -> None:
-    await pool.execute(DDL)
 
 
 async def record_clock_stop(connection: Connection, event: IntegrationEvent) -> None:

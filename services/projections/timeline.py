@@ -29,30 +29,6 @@ from shared.contracts import (
 )
 from shared.organisation import OrgUnit
 
-TIMELINE_DDL = """
-CREATE TABLE IF NOT EXISTS timelines (
-    timeline_id uuid NOT NULL,
-    aggregate_id uuid NOT NULL,
-    aggregate_version integer NOT NULL,
-    event_id uuid NOT NULL UNIQUE,
-    event_type text NOT NULL,
-    source text NOT NULL,
-    occurred_at timestamptz NOT NULL,
-    details jsonb NOT NULL,
-    PRIMARY KEY (aggregate_id, aggregate_version)
-);
-CREATE INDEX IF NOT EXISTS timelines_in_order ON timelines (timeline_id, occurred_at, aggregate_version);
-CREATE TABLE IF NOT EXISTS timeline_halls (
-    aggregate_id uuid PRIMARY KEY,
-    hall_id text NOT NULL
-);
-CREATE TABLE IF NOT EXISTS timeline_hand_offs (
-    aggregate_id uuid NOT NULL,
-    unit text NOT NULL,
-    PRIMARY KEY (aggregate_id, unit)
-);
-"""
-
 
 class TimelineEntry(BaseModel):
     source: str
@@ -89,10 +65,6 @@ def _position(cursor: str) -> tuple[datetime, int, uuid.UUID]:
         return datetime.fromisoformat(occurred_at), int(version), uuid.UUID(event_id)
     except (ValueError, TypeError) as error:
         raise BadCursor("not a cursor this service gave") from error
-
-
-async def create_tables(pool: asyncpg.Pool) -> None:
-    await pool.execute(TIMELINE_DDL)
 
 
 async def record_event(connection: Connection, event: IntegrationEvent) -> None:

@@ -12,8 +12,6 @@ import dataclasses
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 
-import asyncpg
-
 from services.scoring import read_model
 from services.scoring.application import HallFact, ScoringApplication
 from services.scoring.domain import SourceEvent
@@ -62,19 +60,6 @@ from shared.contracts import (
     SlaClockStoppedV1,
 )
 
-PERIODS_DDL = """
-CREATE TABLE IF NOT EXISTS complaint_periods (
-    complaint_id uuid PRIMARY KEY,
-    hall_id text NOT NULL,
-    period text NOT NULL
-);
--- Rectification orders likewise (from their opening), for the steps whose events name neither.
-CREATE TABLE IF NOT EXISTS order_periods (
-    order_id uuid PRIMARY KEY,
-    hall_id text NOT NULL,
-    period text NOT NULL
-);
-"""
 # A breach counts from the moment escalation fires it, so an unanswered complaint past its limit costs
 # before it is answered; the verdict on the stopped clock (met or breached) comes when it stops.
 BREACH_FACTS: dict[str, type[ResponseBreachedFact | ResolutionBreachedFact | OrderOverdueFact]] = {
@@ -92,10 +77,6 @@ STATUS_FACTS: dict[str, type[ComplaintClosedFact | ComplaintReopenedFact]] = {
     ComplaintClosedV1.event_type: ComplaintClosedFact,
     ComplaintReopenedV1.event_type: ComplaintReopenedFact,
 }
-
-
-async def create_tables(pool: asyncpg.Pool) -> None:
-    await pool.execute(PERIODS_DDL)
 
 
 class UnknownComplaint(LookupError):

@@ -23,27 +23,6 @@ from shared.organisation import OrgUnit
 logger = logging.getLogger(__name__)
 REFRESH_SECONDS = 1.0
 
-DDL = """
-CREATE TABLE IF NOT EXISTS hall_grades (
-    period text NOT NULL,
-    hall_id text NOT NULL,
-    province text NOT NULL,
-    city text NOT NULL,
-    status text NOT NULL,
-    score double precision NOT NULL,
-    rank integer,
-    grade text,
-    tied_at_boundary boolean NOT NULL,
-    dropped_by_quota boolean NOT NULL,
-    policy_version text NOT NULL,
-    PRIMARY KEY (period, hall_id)
-);
-"""
-
-
-async def create_tables(pool: asyncpg.Pool) -> None:
-    await pool.execute(DDL)
-
 
 async def refresh(pool: asyncpg.Pool, policies: dict[str, ScoringPolicy]) -> list[str]:
     """Grades every marked month again; returns the months refreshed."""

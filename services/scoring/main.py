@@ -18,8 +18,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
-import asyncpg
 from fastapi import FastAPI
 
 from services.scoring import api, campaigns_api, consumer, grades_table, read_model, reports_api
@@ -27,7 +27,6 @@ from services.scoring.application import ScoringApplication
 from services.scoring.campaigns import Campaigns
 from services.scoring.outbox import scoring_outbox
 from services.scoring.policy import load_scoring_policies
-from shared.audit_chain import install_chain
 from shared.auth import Authenticator, AuthSettings
 from shared.body_limit import guard_request_bodies
 from shared.database import create_pool
@@ -35,6 +34,7 @@ from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.logs import setup_logging
 from shared.metrics import instrument
+from shared.migrations import AUDIT_CHAIN, CONSUMER, RELAY, migrate_schema
 from shared.openapi import describe_api, service_app
 from shared.relay import Relay, RelayPositions, relaying
 from shared.settings import ConnectionUse, ServiceSettings
@@ -49,13 +49,8 @@ CONNECTIONS = ConnectionUse(
 )  # its relay's NOTIFY listener, and the score changes' copier's
 CONSUMER_NAME = "scoring"
 RELAY_NAME = "scoring-events"
-
-
-async def migrate(pool: asyncpg.Pool) -> None:
-    await RelayPositions(pool).create_tables()
-    await consumer.create_tables(pool)
-    await read_model.create_tables(pool)
-    await grades_table.create_tables(pool)
+OWN_MIGRATIONS = Path(__file__).parent / "migrations"  # beside the shared ones it needs
+MIGRATIONS = [RELAY, CONSUMER, OWN_MIGRATIONS, AUDIT_CHAIN]
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
@@ -71,9 +66,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(str(settings.database_url), SCHEMA, max_size=settings.database_pool_size)
         logger.info("holds at most %d PostgreSQL connections", CONNECTIONS.most(settings))
-        await migrate(pool)
+        # The application first: it creates its event store's table, which the migrations' chain goes over.
         scoring = await asyncio.to_thread(ScoringApplication, settings.eventsourcing_env(SCHEMA), policies, clock)
-        await install_chain(pool, SCHEMA)
+        await migrate_schema(str(settings.database_url), SCHEMA, MIGRATIONS)
         relay = Relay(
             name=RELAY_NAME,
             outbox=scoring_outbox(scoring),

@@ -27,62 +27,12 @@ from services.scoring.domain import Scorecard
 from shared.clock import months_between, period_of
 from shared.consumer import Connection
 from shared.contracts import SCORING_FACT, AnyScoringFact, HallChangedV1, HallRegisteredV1, IntegrationEvent
-from shared.database import columns_added
 from shared.organisation import OrgUnit
 
 logger = logging.getLogger(__name__)
 COPY_BATCH_SIZE = 500
 COPY_LINGER_SECONDS = 0.02  # as the relays linger (shared/relay.py)
 
-DDL = """
-CREATE TABLE IF NOT EXISTS halls (
-    hall_id text PRIMARY KEY,
-    province text NOT NULL,
-    city text NOT NULL,
-    level integer NOT NULL,
-    ownership text NOT NULL
-);
--- Each change of a hall's level, ownership or closure, effective from an instant: see `HALL_AT`.
-CREATE TABLE IF NOT EXISTS hall_changes (
-    event_id uuid PRIMARY KEY,
-    hall_id text NOT NULL,
-    effective_from timestamptz NOT NULL,
-    level integer,
-    ownership text,
-    closed boolean,
-    recorded_at timestamptz NOT NULL
-);
-CREATE INDEX IF NOT EXISTS hall_changes_by_hall ON hall_changes (hall_id, effective_from);
-CREATE TABLE IF NOT EXISTS score_changes (
-    scorecard_id uuid NOT NULL,
-    scorecard_version integer NOT NULL,
-    hall_id text NOT NULL,
-    period text NOT NULL,
-    subject_id uuid NOT NULL,
-    fact jsonb NOT NULL,
-    source_event_id uuid NOT NULL,
-    source_event_type text NOT NULL,
-    policy_version text NOT NULL,
-    score_before double precision NOT NULL,
-    score double precision NOT NULL,
-    changes jsonb NOT NULL,
-    happened_at timestamptz NOT NULL,
-    recorded_at timestamptz NOT NULL,
-    PRIMARY KEY (scorecard_id, scorecard_version)
-);
-CREATE INDEX IF NOT EXISTS score_changes_by_hall ON score_changes (period, hall_id, scorecard_version);
--- Months whose grades may have moved since `grades_table` last graded them.
-CREATE TABLE IF NOT EXISTS periods_to_grade (period text PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS score_changes_copied (
-    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
-    position bigint NOT NULL
-);
-""" + columns_added(
-    # When scoring recorded the hall, for grades as of an instant; NULL in rows from before it was kept
-    # (`make republish` fills them in).
-    "halls",
-    {"registered_at": "timestamptz"},
-)
 CHANGES_JSON = TypeAdapter(list[dict[str, Any]])
 
 
@@ -116,10 +66,6 @@ class ScoreChangeEntry(BaseModel):
     score_before: float
     score: float
     changes: list[dict[str, Any]]
-
-
-async def create_tables(pool: asyncpg.Pool) -> None:
-    await pool.execute(DDL)
 
 
 async def mark_periods(connection: Connection, periods: set[str]) -> None:

@@ -329,10 +329,13 @@ def running_stack(
     extra_env: dict[str, str],
     prometheus_interval: str | None = None,
     notifications: bool = False,
+    database_url: str | None = None,
 ) -> Iterator[Stack]:
     """A whole stack of its own, on free ports: `make run` may be up beside it. `notifications`: with the
-    SMTP server and messaging gateway that customers' notifications go to."""
+    SMTP server and messaging gateway that customers' notifications go to. `database_url`: on that database
+    rather than a new one."""
     config = StackConfig.for_tests(tmp_path_factory.mktemp("stack"))
+    config.external_database_url = database_url
     config.prometheus_interval = prometheus_interval
     config.outbound = notifications
     config.extra_env["API_KEYS_FILE"] = str(write_api_keys(config.data_dir / "api-keys.json"))

@@ -7,9 +7,7 @@ import asyncio
 import subprocess
 import sys
 
-import asyncpg
-
-from shared.audit_chain import install_chain
+from shared.migrations import AUDIT_CHAIN, migrate_schema
 from tests.integration.harness import StackClient, complaint_body
 
 
@@ -105,11 +103,8 @@ async def test_events_stored_before_the_chain_join_it_when_it_is_installed(clien
     hall = await client.register_hall()  # stored unchained
     assert (await client.post_complaint(complaint_body(hall))).status_code == 201
 
-    pool = await asyncpg.create_pool(client.stack.database_url, min_size=1, max_size=1)
-    try:
-        await install_chain(pool, "complaints")
-    finally:
-        await pool.close()
+    await client.database.execute("DELETE FROM complaints._yoyo_migration WHERE migration_id LIKE 'audit_chain_%'")
+    await migrate_schema(client.stack.database_url, "complaints", [AUDIT_CHAIN])
 
     counts = await client.database.fetchrow(
         "SELECT (SELECT count(*) FROM complaints.complaints_events) AS events,"

@@ -15,7 +15,7 @@ from devstack.postgres import EmbeddedPostgres
 from shared.consumer import Connection, Handling, IdempotentConsumer, Outcome, ReceivedMessage
 from shared.contracts import HallRegisteredV1, IntegrationEvent, build_event, encode_event
 from shared.database import create_pool
-from shared.streaming import create_consumer_tables
+from shared.migrations import CONSUMER, migrate_schema
 
 NOW = datetime(2026, 11, 16, 2, tzinfo=UTC)
 
@@ -40,8 +40,9 @@ async def record_hall(connection: Connection, event: IntegrationEvent) -> None:
 
 @pytest.fixture
 async def pool(postgres: EmbeddedPostgres) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(postgres.url, f"batches_{uuid.uuid4().hex[:12]}")
-    await create_consumer_tables(pool)
+    schema = f"batches_{uuid.uuid4().hex[:12]}"
+    pool = await create_pool(postgres.url, schema)
+    await migrate_schema(postgres.url, schema, [CONSUMER])
     await pool.execute("CREATE TABLE halls_seen (hall_id text PRIMARY KEY)")
     try:
         yield pool

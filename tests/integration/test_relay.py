@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer
 from devstack.broker import TansuBroker
 from devstack.postgres import EmbeddedPostgres
 from devstack.process import free_port
+from shared.migrations import RELAY, migrate_schema
 from shared.relay import OutgoingMessage, Relay, RelayPositions, relaying
 from shared.streaming import partitions_of
 
@@ -73,8 +74,8 @@ async def test_what_it_publishes_to_a_broker_that_has_just_lost_its_data_is_serv
     postgres: EmbeddedPostgres, broker: TansuBroker, tmp_path: Path
 ) -> None:
     pool = await asyncpg.create_pool(postgres.url)
+    await migrate_schema(postgres.url, "public", [RELAY])
     positions = RelayPositions(pool)
-    await positions.create_tables()
     outbox = ListOutbox()
     relay = Relay(
         name="fresh-broker",

@@ -15,6 +15,7 @@ from devstack.postgres import EmbeddedPostgres
 from services.scoring import grades_table, read_model, standings
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import Scorecard, SourceEvent
+from services.scoring.main import MIGRATIONS
 from services.scoring.policy import ScoringPolicy, load_scoring_policies
 from shared.contracts import (
     AnyScoringFact,
@@ -27,8 +28,8 @@ from shared.contracts import (
     build_event,
 )
 from shared.database import create_pool
+from shared.migrations import migrate_schema
 from shared.organisation import OrgUnit
-from shared.relay import RelayPositions
 from shared.settings import ServiceSettings
 from tests.integration.harness import eventually
 
@@ -38,13 +39,13 @@ POLICIES = load_scoring_policies()
 
 @pytest.fixture
 async def scoring(postgres: EmbeddedPostgres) -> AsyncIterator[tuple[ScoringApplication, asyncpg.Pool]]:
-    """Scoring's store in a schema of its own, and a pool on it; the read model's tables not made yet."""
+    """Scoring's store and tables in a schema of their own, and a pool on it; nothing copied yet."""
     schema = f"scoring_{uuid.uuid4().hex[:12]}"
     pool = await create_pool(postgres.url, schema)
-    await RelayPositions(pool).create_tables()  # the trace contexts the application stores beside events
     application = ScoringApplication(
         ServiceSettings(database_url=postgres.url).eventsourcing_env(schema), POLICIES, lambda: NOW
     )
+    await migrate_schema(postgres.url, schema, MIGRATIONS)
     try:
         yield application, pool
     finally:
@@ -72,7 +73,6 @@ async def test_score_changes_stored_before_the_read_model_are_copied_once_in_ord
     for complaint in (late, answered):
         apply(application, "ZJ-01", ComplaintRegisteredFact(subject=complaint, priority="normal", channel="app"))
     apply(application, "ZJ-01", FirstResponseStoppedFact(subject=answered, breached=False))
-    await read_model.create_tables(pool)
 
     copies = await copy_all(application, pool)
     copied_again = await copy_all(application, pool)
@@ -117,8 +117,6 @@ async def test_a_change_committed_while_the_grades_are_refreshed_is_graded_then_
     """The month is marked already when a transaction records a hall and marks it again; a refresh starts
     before that transaction commits. The new hall must end up in the table, or its month still marked."""
     _, pool = scoring
-    await read_model.create_tables(pool)
-    await grades_table.create_tables(pool)
     async with pool.acquire() as connection:
         await read_model.record_hall(connection, registered("ZJ-01"), recorded_at=NOW)
     async with pool.acquire() as recording, recording.transaction():
@@ -140,7 +138,6 @@ async def test_a_hall_that_changes_level_mid_period_is_graded_with_its_level_as_
     scoring: tuple[ScoringApplication, asyncpg.Pool],
 ) -> None:
     _, pool = scoring
-    await read_model.create_tables(pool)
     mid_november = datetime(2026, 11, 16, 1, 0, tzinfo=UTC)
     changes = [
         HallChangedV1(

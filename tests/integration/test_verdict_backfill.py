@@ -13,9 +13,11 @@ from prometheus_client import REGISTRY
 from devstack.postgres import EmbeddedPostgres
 from services.escalation import verdict_backfill
 from services.escalation.application import EscalationApplication
+from services.escalation.main import MIGRATIONS
 from services.escalation.outbox import escalation_outbox
 from shared.contracts import SlaClockStoppedV1, decode_event
 from shared.database import create_pool
+from shared.migrations import migrate_schema
 from shared.settings import ServiceSettings
 from tests.unit.test_sla_subjects import RULES, Time, at, observe_as_before_verdicts, urgent_complaint
 
@@ -25,10 +27,10 @@ async def escalation(postgres: EmbeddedPostgres) -> AsyncIterator[tuple[Escalati
     """Escalation's store and tables in a schema of their own."""
     schema = f"escalation_{uuid.uuid4().hex[:12]}"
     pool = await create_pool(postgres.url, schema)
-    await verdict_backfill.create_tables(pool)
     time = Time(at("2026-10-12 09:00"))
     env = ServiceSettings(database_url=postgres.url).eventsourcing_env(schema)
     application = EscalationApplication(env, RULES, time)
+    await migrate_schema(postgres.url, schema, MIGRATIONS)
     try:
         yield application, pool, time
     finally:
