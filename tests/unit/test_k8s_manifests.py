@@ -277,6 +277,23 @@ def test_the_migration_runs_as_the_owner_and_hands_each_schema_to_its_service(ma
     assert env["SCHEMA_OWNERS"]["value"].split(",") == list(SERVICES)
 
 
+def sync_wave(manifest: Manifest) -> int:
+    return int(manifest["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-wave", "0"))
+
+
+def test_the_migration_runs_before_every_rollout_with_no_job_left_in_its_way(manifests: list[Manifest]) -> None:
+    """A hook of each Argo CD sync, replacing the last run, between the database and the services; with plain
+    `kubectl apply`, gone soon after it finished, as its pod template cannot change."""
+    (job,) = of_kind(manifests, "Job")
+    (cluster,) = of_kind(manifests, "Cluster")
+    annotations = job["metadata"]["annotations"]
+    assert annotations["argocd.argoproj.io/hook"] == "Sync"
+    assert annotations["argocd.argoproj.io/hook-delete-policy"] == "BeforeHookCreation"
+    assert sync_wave(cluster) < sync_wave(job) < min(sync_wave(d) for d in of_kind(manifests, "Deployment"))
+    assert 0 < job["spec"]["ttlSecondsAfterFinished"] <= 3600
+    assert the_container(job)["command"] == ["python", "-m", "services.migrate"]
+
+
 def test_the_database_has_a_login_role_per_service_and_for_the_auditor(manifests: list[Manifest]) -> None:
     """Their privileges on the schemas come from the migration (SCHEMA_OWNERS); here, that they get no others."""
     roles = managed_roles(manifests)
