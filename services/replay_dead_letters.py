@@ -22,19 +22,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from shared.contracts import InvalidEvent, decode_event
 from shared.database import create_pool
 from shared.kafka_auth import client_options
+from shared.migrations import CONSUMER, migrate_schema
 from shared.settings import ServiceSettings
 from shared.topics import dead_letter_topic
 
 CONSUMERS = ("escalation", "scoring", "projections")
-REPLAYS_DDL = """
-CREATE TABLE IF NOT EXISTS dead_letter_replays (
-    topic text NOT NULL,
-    partition integer NOT NULL,
-    "offset" bigint NOT NULL,
-    replayed_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (topic, partition, "offset")
-)
-"""
 
 
 @dataclass
@@ -47,12 +39,12 @@ class Replay:
 async def replay_dead_letters(consumer: str, database_url: str, bootstrap_servers: str) -> Replay:
     """Every dead letter of `consumer` up to the topic's end when the run began."""
     pool = await create_pool(database_url, consumer, max_size=1)
+    await migrate_schema(database_url, consumer, [CONSUMER])  # its `dead_letter_replays`
     reader = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False, **client_options()
     )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", **client_options())
     try:
-        await pool.execute(REPLAYS_DDL)
         await reader.start()
         await producer.start()
         topic = dead_letter_topic(consumer)
