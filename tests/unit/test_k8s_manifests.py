@@ -307,8 +307,8 @@ def test_the_database_has_a_login_role_per_service_and_for_the_auditor(manifests
         for power in ("superuser", "createdb", "createrole", "bypassrls", "replication"):
             assert not role.get(power), f"{name} has {power}"
         assert not role.get("inRoles"), f"{name} is a member of {role['inRoles']}: it would get their rights"
-    # The owner must be able to act as each service's role to hand it its schema.
-    assert set(roles["app"]["inRoles"]) == set(SERVICES)
+    # The owner must be able to act as each service's role, and the auditor's, to hand it its schema.
+    assert set(roles["app"]["inRoles"]) == {*SERVICES, "auditor"}
     assert roles["app"].get("login") is True  # a managed role's omitted attributes are reset
     assert "passwordSecret" not in roles["app"], "the owner's password is CloudNativePG's (service-quality-db-app)"
     secrets = [role["passwordSecret"]["name"] for role in roles.values() if "passwordSecret" in role]
