@@ -1,5 +1,6 @@
-"""A local Prometheus (Debian's `prometheus`, when installed) scraping every service of the stack,
-with the same recording and alerting rules as production (deploy/prometheus)."""
+"""A local Prometheus (Debian's `prometheus`, when installed) scraping every service of the stack and
+PostgreSQL's exporter (devstack/postgres_exporter.py), with the same recording and alerting rules as
+production (deploy/prometheus)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ class Prometheus(ManagedProcess):
     def __init__(
         self, data_dir: Path, port: int, targets: dict[str, str], log_path: Path | None, interval: str = "15s"
     ) -> None:
-        """`targets`: job name (the service) to host:port."""
+        """`targets`: job name (a service, or `postgres` for its exporter) to host:port."""
         super().__init__("prometheus", log_path)
         self.data_dir = data_dir
         self.port = port

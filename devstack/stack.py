@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from devstack import prometheus
+from devstack import postgres_exporter, prometheus
 from devstack.broker import TansuBroker
 from devstack.outbound import OutboundStandIns
 from devstack.postgres import EmbeddedPostgres
@@ -26,6 +26,7 @@ DEFAULT_PORTS = {
     "broker": 9092,
     "postgres": 5432,
     "prometheus": 9090,
+    "postgres_exporter": 9187,  # PostgreSQL's metrics for that Prometheus
     "outbound": 8025,  # the recording messaging gateway, and reading the SMTP server's mail
     "smtp": 2525,
 }
@@ -110,6 +111,7 @@ class Stack:
         self.services: dict[str, ServiceProcess] = {}
         self.replicas: list[ServiceProcess] = []
         self.prometheus: prometheus.Prometheus | None = None
+        self.postgres_exporter: postgres_exporter.PostgresExporter | None = None
         self.outbound: OutboundStandIns | None = None
         self._stopping = threading.Event()
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
@@ -184,10 +186,27 @@ class Stack:
 
     def start_prometheus(self, interval: str) -> None:
         targets = {name: f"127.0.0.1:{service.port}" for name, service in self.services.items()}
+        targets.update(self.start_postgres_exporter())
         self.prometheus = prometheus.Prometheus(
             self.config.data_dir / "prometheus", self._port("prometheus"), targets, self._log("prometheus"), interval
         )
         self.prometheus.start()
+
+    def start_postgres_exporter(self) -> dict[str, str]:
+        """PostgreSQL's metrics as CloudNativePG names them, if the exporter is installed: its scrape target, the
+        job `postgres`."""
+        if not postgres_exporter.installed():
+            self.notes.append("no PostgreSQL metrics: install Debian's `prometheus-postgres-exporter` to get them")
+            return {}
+        self.postgres_exporter = postgres_exporter.PostgresExporter(
+            self._port("postgres_exporter"), self.database_url, self._log("postgres-exporter")
+        )
+        try:
+            self.postgres_exporter.start()
+        except StartError as error:  # optional, as Prometheus is
+            self.notes.append(f"no PostgreSQL metrics: {error}")
+            return {}
+        return {"postgres": self.postgres_exporter.target}
 
     def _supervise(self) -> None:
         """Restarts a service that died on its own, as Kubernetes would; deliberate kills are left alone."""
@@ -239,6 +258,8 @@ class Stack:
             service.stop()
         if self.prometheus:
             self.prometheus.stop()
+        if self.postgres_exporter:
+            self.postgres_exporter.stop()
         if self.outbound:
             self.outbound.stop()
         if self.broker:

@@ -16,9 +16,36 @@ from devstack.prometheus import rule_groups as load_rule_groups
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
 
-# The metric catalogue the services expose at /metrics (names as scraped, histograms with their
-# series), plus Prometheus' own `up`.
-CATALOGUE: frozenset[str] = frozenset(
+# What Strimzi's Kafka exporter (danielqsj/kafka_exporter; deploy/k8s/base/kafka.yaml, `kafkaExporter`) exposes
+# that the dashboards read. No such exporter runs in the local stack.
+KAFKA_EXPORTER: frozenset[str] = frozenset(
+    {
+        "kafka_brokers",
+        "kafka_topic_partition_current_offset",
+        "kafka_topic_partition_under_replicated_partition",
+        "kafka_consumergroup_lag",
+    }
+)
+
+# What CloudNativePG's exporter exposes (deploy/k8s/base/postgres.yaml, `monitoring`) that the dashboards read:
+# its default monitoring queries' metrics and its collector's own. Locally, devstack/cnpg-queries.yaml.
+CLOUDNATIVE_PG: frozenset[str] = frozenset(
+    {
+        "cnpg_collector_up",
+        "cnpg_collector_pg_wal_archive_status",
+        "cnpg_backends_total",
+        "cnpg_pg_settings_setting",
+        "cnpg_pg_database_size_bytes",
+        "cnpg_pg_replication_lag",
+        "cnpg_pg_replication_streaming_replicas",
+        "cnpg_pg_stat_archiver_failed_count",
+        "cnpg_pg_stat_archiver_seconds_since_last_archival",
+    }
+)
+
+# What the services expose at /metrics (names as scraped, histograms with their series), plus Prometheus'
+# own `up`; with the Kafka and PostgreSQL exporters' metrics above, the metric catalogue.
+SERVICES: frozenset[str] = frozenset(
     {
         "up",
         "http_server_requests_total",
@@ -43,6 +70,7 @@ CATALOGUE: frozenset[str] = frozenset(
         *(f"consumer_event_delay_seconds_{s}" for s in ("bucket", "sum", "count")),
     }
 )
+CATALOGUE: frozenset[str] = SERVICES | KAFKA_EXPORTER | CLOUDNATIVE_PG
 
 # What Grafana would put in a query over a one-hour range at a 15 s scrape interval; a panel's own
 # minimum interval (e.g. one day per bar) takes the place of both intervals.

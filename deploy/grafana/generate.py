@@ -3,7 +3,8 @@
     python deploy/grafana/generate.py           # rewrite the JSON after editing this file
     python deploy/grafana/generate.py --check   # fail if the JSON is stale (tests/unit/test_dashboards.py)
 
-Prometheus queries use only the metric catalogue and the recording rules of
+Prometheus queries use only the metric catalogue (tests/dashboard_queries.py: the services' metrics, and
+those of Strimzi's Kafka exporter and CloudNativePG that deploy/k8s scrapes) and the recording rules of
 deploy/prometheus/prometheus-rules.yaml. Ratios whose numerator may have no series yet (no breach,
 no 5xx, no dead letter) fall back to zero rather than to "no data". The grades dashboard reads the
 read models through the PostgreSQL datasource (uid `read-models`): scoring's `hall_grades` and the
@@ -180,6 +181,14 @@ def zero_filled(labels: str, part: str, whole: str) -> str:
     return f"({sum_by(labels, part)} or 0 * {sum_by(labels, whole)})"
 
 
+def dashed(pattern: str) -> JSON:
+    """An override drawing the series whose name matches `pattern` dashed: a limit, an objective."""
+    return {
+        "matcher": {"id": "byRegexp", "options": pattern},
+        "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}],
+    }
+
+
 # --- SLA overview -------------------------------------------------------------------------------
 
 SLA_FILTER = 'priority=~"$priority", channel=~"$channel", province=~"$province"'
@@ -240,12 +249,7 @@ def duration_panel(clock: str) -> JSON:
         unit="s",
         description=f"Quantiles of {name.lower()} durations in working seconds over the trailing $window, "
         "by priority; dashed: the policy's limit (the regulator-appeal channel rule is not shown).",
-        overrides=[
-            {
-                "matcher": {"id": "byRegexp", "options": ".* limit$"},
-                "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}],
-            }
-        ],
+        overrides=[dashed(".* limit$")],
     )
 
 
@@ -350,12 +354,7 @@ def sla_overview() -> JSON:
             ],
             unit="percentunit",
             width=9,
-            overrides=[
-                {
-                    "matcher": {"id": "byRegexp", "options": ".* objective$"},
-                    "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}],
-                }
-            ],
+            overrides=[dashed(".* objective$")],
         ),
     ]
     variables = [
@@ -391,6 +390,127 @@ def latency(quantile: float) -> JSON:
         [target(f"histogram_quantile({quantile}, {sum_by('le, job, route', buckets)})", "{{job}} {{route}}")],
         unit="s",
     )
+
+
+def kafka_panels() -> list[JSON]:
+    """The brokers' view, from Strimzi's Kafka exporter (deploy/k8s/base/kafka.yaml, `kafkaExporter`): lag as the
+    broker has the groups' committed offsets, beside the services' own consumer_lag_messages."""
+    return [
+        row("Kafka (Strimzi's Kafka exporter)"),
+        panel(
+            "stat",
+            "Brokers, under-replicated partitions",
+            [
+                target("max(kafka_brokers)", "brokers", instant=True),
+                target("sum(kafka_topic_partition_under_replicated_partition)", "under-replicated", instant=True),
+            ],
+            width=6,
+            description="Brokers in the cluster as the exporter sees it, and partitions with a replica out of sync "
+            "(0 unless a broker is down or behind).",
+        ),
+        panel(
+            "timeseries",
+            "Consumer-group lag by group and topic (broker's view)",
+            [
+                target(
+                    sum_by("consumergroup, topic", "clamp_min(kafka_consumergroup_lag, 0)"),
+                    "{{consumergroup}} {{topic}}",
+                )
+            ],
+            width=9,
+            description="Messages past each group's committed offset, summed over the partitions (a partition "
+            "without a committed offset counts 0). KEDA scales the consumers on this lag.",
+        ),
+        panel(
+            "timeseries",
+            "Messages in per topic",
+            [target(sum_by("topic", rate("kafka_topic_partition_current_offset")), "{{topic}}")],
+            unit="ops",
+            width=9,
+            description="The rate at which each topic's end offsets grow, over its partitions.",
+        ),
+    ]
+
+
+def postgresql_panels() -> list[JSON]:
+    """CloudNativePG's exporter (deploy/k8s/base/postgres.yaml, `monitoring`): the cnpg_* metrics of each instance."""
+    return [
+        row("PostgreSQL (CloudNativePG)"),
+        panel(
+            "stat",
+            "Instances up, streaming replicas",
+            [
+                target("sum(cnpg_collector_up)", "up", instant=True),
+                target("max(cnpg_pg_replication_streaming_replicas)", "streaming replicas", instant=True),
+            ],
+            width=6,
+            description="Instances whose PostgreSQL answers (red at none), and standbys streaming from the primary "
+            "(none with one instance, as in the dev overlay).",
+            defaults=thresholds((None, "red"), (1, "green")),
+            overrides=[
+                {
+                    "matcher": {"id": "byName", "options": "streaming replicas"},
+                    "properties": [{"id": "thresholds", "value": thresholds((None, "blue"))["thresholds"]}],
+                }
+            ],
+        ),
+        panel(
+            "timeseries",
+            "Connections per instance against max_connections",
+            [
+                target(sum_by("pod", "cnpg_backends_total"), "{{pod}}"),
+                target('max by (pod) (cnpg_pg_settings_setting{name="max_connections"})', "{{pod}} max_connections"),
+            ],
+            width=9,
+            description="Backends of every state; dashed: the instance's max_connections. The services' pools at "
+            "their maximum replicas fit below it (deploy/k8s/README.md, the connection budget).",
+            overrides=[dashed(".* max_connections$")],
+        ),
+        panel(
+            "timeseries",
+            "Connections by role and state",
+            [target(sum_by("usename, state", "cnpg_backends_total"), "{{usename}} {{state}}")],
+            width=9,
+            description="Each service logs in as its own role: its share of the connections, and how many are "
+            "idle in a transaction.",
+        ),
+        panel(
+            "timeseries",
+            "Database size",
+            [target('max by (datname) (cnpg_pg_database_size_bytes{datname!~"template.*"})', "{{datname}}")],
+            unit="bytes",
+            width=6,
+        ),
+        panel(
+            "timeseries",
+            "Replication lag",
+            [target(sum_by("pod", "cnpg_pg_replication_lag"), "{{pod}}")],
+            unit="s",
+            width=6,
+            description="How far each standby's replay is behind the primary (0 on the primary).",
+        ),
+        panel(
+            "timeseries",
+            "WAL waiting to be archived, failed archivals (trailing hour)",
+            [
+                target(sum_by("pod", 'cnpg_collector_pg_wal_archive_status{value="ready"}'), "{{pod}} waiting"),
+                target(sum_by("pod", "increase(cnpg_pg_stat_archiver_failed_count[1h])"), "{{pod}} failed"),
+            ],
+            width=6,
+            description="WAL segments not yet in the object store (the base backups' bucket), and failed attempts to "
+            "put them there: point-in-time restore reaches only as far as the archived WAL.",
+            defaults=thresholds((None, "green"), (1, "red")),
+        ),
+        panel(
+            "timeseries",
+            "Time since the last archived WAL",
+            [target(sum_by("pod", "cnpg_pg_stat_archiver_seconds_since_last_archival"), "{{pod}}")],
+            unit="s",
+            width=6,
+            description="On the primary; -1 if none was archived yet. PostgreSQL archives a segment when it is full "
+            "or at archive_timeout (5 minutes under CloudNativePG).",
+        ),
+    ]
 
 
 def pipeline() -> JSON:
@@ -493,6 +613,8 @@ def pipeline() -> JSON:
             description="Each is a NotificationFailed on its complaint's timeline: tell those customers by a contact.",
             defaults=thresholds((None, "green"), (1, "red")),
         ),
+        *kafka_panels(),
+        *postgresql_panels(),
     ]
     variables = [
         query_variable("job", "Service", 'label_values(up{job=~"complaints|escalation|scoring|projections"}, job)'),
@@ -501,7 +623,8 @@ def pipeline() -> JSON:
         "sq-pipeline",
         "Pipeline",
         "HTTP traffic, errors and latency by service and route; relays, consumers, dead letters and projection delay;"
-        " customer notifications.",
+        " customer notifications; Kafka (brokers, consumer-group lag, messages in) and PostgreSQL (connections,"
+        " size, replication lag, WAL archiving).",
         variables,
         panels,
     )

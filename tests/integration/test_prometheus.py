@@ -1,6 +1,7 @@
 """A real Prometheus scrapes the stack while complaints meet and breach their first-response limit:
 the attainment it computes is the scenario's, a breach in progress shows before it is answered, and
-every query of every Grafana panel runs and returns data."""
+every query of every Grafana panel runs and returns data (PostgreSQL's, as CloudNativePG names them, from
+Debian's prometheus-postgres-exporter; the Kafka exporter's run but need not)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,16 @@ from typing import Any
 
 import pytest
 
-from devstack import prometheus
+from devstack import postgres_exporter, prometheus
 from devstack.stack import Stack
-from tests.dashboard_queries import dashboard_queries
+from tests.dashboard_queries import KAFKA_EXPORTER, dashboard_queries, metric_names
 from tests.integration.harness import StackClient, complaint_body, running_stack
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     assert prometheus.installed(), "needs Debian's prometheus: apt-get install prometheus (.ci/run does)"
+    assert postgres_exporter.installed(), "needs Debian's prometheus-postgres-exporter (make prometheus-tools)"
     yield from running_stack(tmp_path_factory, {}, prometheus_interval="1s", notifications=True)
 
 
@@ -84,8 +86,11 @@ async def test_prometheus_computes_the_scenarios_attainment_and_every_panel_has_
     await asyncio.sleep(3)  # a few more scrapes, so rates over the last minute have two samples
     empty, failed = [], []
     for dashboard, panel, expr in dashboard_queries():
+        # No Kafka exporter runs in the local stack: Strimzi's kafka-exporter is not packaged for Debian or PyPI.
+        # Its queries must still be valid PromQL.
+        may_be_empty = metric_names(expr) <= KAFKA_EXPORTER
         try:
-            if not await query(client, expr):
+            if not await query(client, expr) and not may_be_empty:
                 empty.append(f"{dashboard} / {panel}: {expr}")
         except AssertionError as error:
             failed.append(str(error))

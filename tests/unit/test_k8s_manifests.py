@@ -566,9 +566,16 @@ def test_the_event_store_is_archived_continuously_and_backed_up_nightly(manifest
 
 def test_postgresql_and_kafka_are_scraped_beside_the_services(manifests: list[Manifest]) -> None:
     (cluster,) = of_kind(manifests, "Cluster")
-    assert cluster["spec"]["monitoring"]["enablePodMonitor"] is True
     (kafka,) = of_kind(manifests, "Kafka")
     assert "kafkaExporter" in kafka["spec"]
-    (exporter,) = of_kind(manifests, "PodMonitor")
+    (database,) = (
+        m for m in of_kind(manifests, "PodMonitor") if "cnpg.io/cluster" in m["spec"]["selector"]["matchLabels"]
+    )
+    (exporter,) = (
+        m for m in of_kind(manifests, "PodMonitor") if "strimzi.io/name" in m["spec"]["selector"]["matchLabels"]
+    )
+    assert database["spec"]["selector"]["matchLabels"]["cnpg.io/cluster"] == cluster["metadata"]["name"]
+    assert database["spec"]["podMetricsEndpoints"] == [{"port": "metrics"}]  # CloudNativePG's exporter, 9187
+    assert "enablePodMonitor" not in cluster["spec"].get("monitoring", {}), "deprecated: the PodMonitor is ours"
     labels = exporter["spec"]["selector"]["matchLabels"]
     assert labels["strimzi.io/name"] == f"{kafka['metadata']['name']}-kafka-exporter"
