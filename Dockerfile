@@ -28,18 +28,14 @@ RUN groupadd --system --gid 10001 app \
 
 WORKDIR /app
 
-# Dependencies first, so a code change reuses this layer. Only the runtime dependencies of
-# pyproject.toml, at the versions requirements.lock pins (it also pins the development tools,
-# which stay out of the image); wheels only.
-# Into a virtual environment under /opt, so the same steps work on either base (Debian's own python3 refuses
-# to install into the system, PEP 668).
-COPY pyproject.toml requirements.lock ./
-RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/runtime-requirements.txt \
-    && python3 -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir --only-binary=:all: \
-        --constraint requirements.lock --requirement /tmp/runtime-requirements.txt \
-    && rm /tmp/runtime-requirements.txt
+# Dependencies first, so a code change reuses this layer. Only the runtime dependencies, as
+# requirements-runtime.lock pins them (requirements.lock's versions, without the development tools), each
+# file checked against its hashes; wheels only. Into a virtual environment under /opt, so the same steps
+# work on either base (Debian's own python3 refuses to install into the system, PEP 668).
+COPY requirements-runtime.lock ./
+RUN python3 -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir --only-binary=:all: --no-deps --require-hashes \
+        --requirement requirements-runtime.lock
 
 # The code, owned by root: the services cannot change it. Compiled now because the root
 # filesystem is read-only at run time.

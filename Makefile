@@ -3,6 +3,14 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+# checkov, the manifests' and the Dockerfile's security scan, in a virtual environment of its own: its pins
+# conflict with the project's (tabulate), so it has its own lock, requirements-checkov.lock.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_INSTALLED := $(CHECKOV_VENV)/.installed
+# How `make lock` compiles: hashes of every file of each pinned release; the image's Python; the versions already
+# pinned are kept unless UPGRADE says otherwise.
+UV_COMPILE := --generate-hashes --python-version 3.11 --custom-compile-command "make lock" --quiet \
+	$(if $(filter 1,$(UPGRADE)),--upgrade,$(foreach package,$(UPGRADE),--upgrade-package $(package)))
 
 # Installs a Debian package when one of its commands is missing (as root, or with sudo), else says how.
 # $(1): the commands, $(2): the package, $(3): who needs it
@@ -17,7 +25,7 @@ define debian_package
 	fi
 endef
 
-.PHONY: image image-tools replay-dead-letters help install bytecode prometheus-tools wrk-tool run test lint unit integration bench republish rebuild verify-audit clean
+.PHONY: image image-tools replay-dead-letters help install lock checkov-tool bytecode prometheus-tools wrk-tool run test lint unit integration bench republish rebuild verify-audit clean
 
 ## help: this list of targets (the default)
 help:
@@ -27,12 +35,31 @@ help:
 $(INSTALLED): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --editable .
 	touch $@
 
 ## install: the virtual environment .venv with every locked dependency (made on first use by every target)
 install: $(INSTALLED)
+
+## lock: compile requirements.lock (pyproject.toml's dependencies and its `dev` extra), requirements-runtime.lock
+## (the image's: the dependencies alone, at requirements.lock's versions) and requirements-checkov.lock again with
+## uv, hashed, keeping every version already pinned; UPGRADE=1 takes the newest of everything, UPGRADE="name ..."
+## the newest of those packages
+lock: $(INSTALLED)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev $(UV_COMPILE) --output-file requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml $(UV_COMPILE) --constraint requirements.lock --no-annotate \
+		--output-file requirements-runtime.lock
+	echo checkov | $(VENV)/bin/uv pip compile - $(UV_COMPILE) --output-file requirements-checkov.lock
+
+$(CHECKOV_INSTALLED): requirements-checkov.lock
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements-checkov.lock
+	touch $@
+
+## checkov-tool: checkov in .venv-checkov, for the security scan of the manifests and the Dockerfile (a unit test)
+checkov-tool: $(CHECKOV_INSTALLED)
 
 ## bytecode: compile the project's modules ahead (where PYTHONDONTWRITEBYTECODE is set, as here, Python
 ## never caches them itself, and every service start compiled them again: 0.15-0.2 s of scoring's restart)
@@ -41,7 +68,7 @@ bytecode: $(INSTALLED)
 
 ## prometheus-tools: Debian's prometheus (promtool for the alert-rule tests, the server for the Prometheus test and `make run`)
 prometheus-tools:
-	$(call debian_package,promtool prometheus,prometheus,The tests)
+	$(call debian_package,promtool prometheus prometheus-postgres-exporter,prometheus prometheus-postgres-exporter,The tests)
 
 ## wrk-tool: Debian's wrk, the C load generator the intake benchmark drives HTTP with
 wrk-tool:
@@ -69,7 +96,7 @@ lint: $(INSTALLED)
 	$(VENV)/bin/mypy
 
 ## unit: the fast tests (domain logic, policies, manifests, alert rules)
-unit: $(INSTALLED) bytecode prometheus-tools
+unit: $(INSTALLED) bytecode prometheus-tools checkov-tool
 	$(PY) -m pytest tests/unit -q
 
 ## integration: the tests against whole stacks of real PostgreSQL, broker and services

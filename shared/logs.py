@@ -43,5 +43,7 @@ def setup_logging(service: str, level: str) -> None:
     logging.captureWarnings(True)  # a library's warning is a line like any other
     for name in UVICORN_LOGGERS:
         uvicorn_logger = logging.getLogger(name)
+        if not uvicorn_logger.handlers and not uvicorn_logger.propagate:
+            continue  # turned off (`--no-access-log`): uvicorn logs access lines whenever the logger has a handler
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,8 +50,37 @@ def test_dependencies_install_before_the_code_is_copied() -> None:
     steps = instructions()
     install = next(i for i, (instruction, args) in enumerate(steps) if instruction == "RUN" and "pip install" in args)
     copies = [args for instruction, args in steps[:install] if instruction == "COPY"]
-    assert copies == ["pyproject.toml requirements.lock ./"], "only the dependency lists may come before the install"
-    assert "--no-cache-dir" in steps[install][1]
+    assert copies == ["requirements-runtime.lock ./"], "only the dependency lock may come before the install"
+    assert {"--no-cache-dir", "--require-hashes", "--no-deps"} <= set(steps[install][1].split())
+
+
+def pins(lock: Path) -> dict[str, tuple[str, frozenset[str]]]:
+    """name -> (version, hashes) of a hashed lock."""
+    text = re.sub(r"\\\n", " ", lock.read_text())
+    pinned = {}
+    for line in text.splitlines():
+        if match := re.match(r"([A-Za-z0-9._-]+)==(\S+)", line):
+            pinned[match[1].lower()] = (match[2], frozenset(re.findall(r"--hash=sha256:([0-9a-f]{64})", line)))
+    return pinned
+
+
+def test_the_image_installs_the_runtime_dependencies_at_the_versions_the_tests_ran_with() -> None:
+    """requirements-runtime.lock (`make lock`) is requirements.lock without the development tools: each of its
+    pins is the same release with the same files, and it holds every runtime dependency of pyproject.toml."""
+    everything, runtime = pins(REPO / "requirements.lock"), pins(REPO / "requirements-runtime.lock")
+    assert runtime and all(hashes for _, hashes in runtime.values()), "every pin is hashed"
+    differing = {
+        name: (pin[0], everything.get(name, ("missing",))[0])
+        for name, pin in runtime.items()
+        if everything.get(name) != pin
+    }
+    assert not differing, f"run `make lock`: runtime pins differ from requirements.lock's {differing}"
+    dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    named = {
+        re.split(r"[\[<>=!~; ]", dependency, maxsplit=1)[0].lower().replace("_", "-") for dependency in dependencies
+    }
+    assert named <= set(runtime), f"run `make lock`: {sorted(named - set(runtime))} missing"
+    assert "pytest" not in runtime and "mypy" not in runtime, "the development tools stay out of the image"
 
 
 def test_no_secret_is_baked_in() -> None:

@@ -7,9 +7,11 @@ import json
 import logging
 from typing import Any
 
+import pytest
+import uvicorn
 from opentelemetry.sdk.trace import TracerProvider
 
-from shared.logs import json_handler
+from shared.logs import json_handler, setup_logging
 
 
 def logged(emit: Any) -> list[dict[str, Any]]:
@@ -62,3 +64,18 @@ def test_text_stays_readable_and_a_traceback_stays_in_its_line() -> None:
 
     assert line["message"] == "hall lookup failed"
     assert "营业厅 GD-SZ-001 unknown" in line["exc_info"]
+
+
+@pytest.mark.parametrize("access_log", [True, False])
+def test_uvicorns_access_lines_stay_as_its_command_line_says(access_log: bool) -> None:
+    """`--no-access-log` (the Deployments', the local stack's) must not be undone by routing uvicorn's loggers
+    into the JSON handler: uvicorn writes access lines whenever its access logger has a handler."""
+    access = logging.getLogger("uvicorn.access")
+    saved = access.handlers[:], access.propagate, logging.getLogger().handlers[:]
+    try:
+        uvicorn.Config("tests.unit.test_logs:logged", access_log=access_log)  # configures uvicorn's loggers
+        setup_logging("complaints", "INFO")
+        assert access.hasHandlers() is access_log
+    finally:
+        access.handlers, access.propagate = saved[0], saved[1]
+        logging.basicConfig(handlers=saved[2], force=True)
