@@ -74,7 +74,10 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def store_unavailable(_: Request, error: Exception) -> JSONResponse:
-        logger.warning("event store unavailable: %s", type(error).__name__)
+        # The driver's first line says which: no connection free in time, the server gone, a deadlock; it holds
+        # no row's values.
+        cause = str(error).partition("\n")[0][:200]
+        logger.warning("event store unavailable: %s: %s", type(error).__name__, cause)
         return JSONResponse(
             error_body((), "the database is unavailable; retry with the same Idempotency-Key", "unavailable"),
             status_code=503,

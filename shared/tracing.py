@@ -35,7 +35,7 @@ from opentelemetry.trace import StatusCode
 from psycopg import sql
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.application import ServiceApplication
+from shared.application import ServiceApplication, retried_while_unavailable
 from shared.metrics import route_template
 
 logger = logging.getLogger(__name__)
@@ -198,11 +198,15 @@ class StoresTraceContext(ServiceApplication):
         """The trace context each event was stored in, where one was."""
         if not _enabled or not events:
             return {}
+        return self._stored_trace_contexts(list({event.originator_id for event in events}))
+
+    @retried_while_unavailable
+    def _stored_trace_contexts(self, originators: list[uuid.UUID]) -> dict[EventKey, str]:
         datastore = self.recorder.datastore  # type: ignore[attr-defined]
         select = sql.SQL(
             "SELECT originator_id, originator_version, traceparent FROM {}.event_trace_contexts"
             " WHERE originator_id = ANY(%s)"
         )
         with datastore.transaction(commit=False) as cursor:
-            cursor.execute(select.format(sql.Identifier(datastore.schema)), (list({e.originator_id for e in events}),))
+            cursor.execute(select.format(sql.Identifier(datastore.schema)), (originators,))
             return {(row["originator_id"], row["originator_version"]): row["traceparent"] for row in cursor.fetchall()}

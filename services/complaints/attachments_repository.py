@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
 from services.complaints.personal_data import ComplaintsRecorder
+from shared.application import retried_while_unavailable
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,7 @@ class PostgresAttachments:
                 cursor.execute("SELECT pg_advisory_xact_lock(hashtext('attachment:' || %s))", (sha256,))
             yield cursor
 
+    @retried_while_unavailable
     def record_upload(
         self, sha256: str, size: int, content_type: str, upload: Upload, store: Callable[[], None]
     ) -> None:
@@ -82,6 +83,7 @@ class PostgresAttachments:
             )
             store()
 
+    @retried_while_unavailable
     def find(self, sha256: str) -> AttachmentRecord | None:
         with self._transaction() as cursor:
             cursor.execute("SELECT size, content_type FROM attachments WHERE sha256 = %s", (sha256,))
@@ -101,6 +103,7 @@ class PostgresAttachments:
             links = tuple(Link(r["subject_kind"], r["subject_id"], r["subject_unit"]) for r in cursor.fetchall())
         return AttachmentRecord(sha256, int(found["size"]), found["content_type"], uploads, links)
 
+    @retried_while_unavailable
     def link(self, digests: Sequence[str], link: Link, at: datetime) -> list[str]:
         """Links the attachments to the subject; returns those no longer recorded (swept meanwhile), unlinked."""
         with self._locked(digests) as cursor:
@@ -114,6 +117,7 @@ class PostgresAttachments:
                 )
         return [sha256 for sha256 in digests if sha256 not in present]
 
+    @retried_while_unavailable
     def linked_to(self, subject_id: uuid.UUID) -> list[str]:
         with self._transaction() as cursor:
             cursor.execute("SELECT sha256 FROM attachment_links WHERE subject_id = %s", (subject_id,))
@@ -122,32 +126,35 @@ class PostgresAttachments:
     def unlink_subject(self, subject_id: uuid.UUID, delete_bytes: Callable[[str], None]) -> list[str]:
         """Removes the subject's links; an attachment no other subject links is deleted, its bytes (by
         `delete_bytes`) first. Returns the digests deleted."""
-        deleted = []
-        for sha256 in self.linked_to(subject_id):
-            with self._locked([sha256]) as cursor:
-                cursor.execute(
-                    "DELETE FROM attachment_links WHERE sha256 = %s AND subject_id = %s", (sha256, subject_id)
-                )
-                cursor.execute("SELECT 1 FROM attachment_links WHERE sha256 = %s", (sha256,))
-                if cursor.fetchone() is None:
-                    delete_bytes(sha256)
-                    cursor.execute("DELETE FROM attachments WHERE sha256 = %s", (sha256,))
-                    deleted.append(sha256)
-        return deleted
+        return [sha256 for sha256 in self.linked_to(subject_id) if self._unlink(sha256, subject_id, delete_bytes)]
+
+    @retried_while_unavailable
+    def _unlink(self, sha256: str, subject_id: uuid.UUID, delete_bytes: Callable[[str], None]) -> bool:
+        """Whether the attachment went with its last link."""
+        with self._locked([sha256]) as cursor:
+            cursor.execute("DELETE FROM attachment_links WHERE sha256 = %s AND subject_id = %s", (sha256, subject_id))
+            cursor.execute("SELECT 1 FROM attachment_links WHERE sha256 = %s", (sha256,))
+            if cursor.fetchone() is not None:
+                return False
+            delete_bytes(sha256)
+            cursor.execute("DELETE FROM attachments WHERE sha256 = %s", (sha256,))
+            return True
 
     def delete_unlinked(self, uploaded_before: datetime, delete_bytes: Callable[[str], None], limit: int) -> int:
         """Deletes the attachments no subject links and no one uploaded since `uploaded_before`, their bytes (by
         `delete_bytes`) first; returns how many."""
-        due = self._unlinked_since(uploaded_before, limit)
-        deleted = 0
-        for sha256 in due:
-            with self._locked([sha256]) as cursor:
-                if not self._unlinked_since(uploaded_before, 1, sha256, cursor):
-                    continue  # uploaded again or linked meanwhile
-                delete_bytes(sha256)
-                cursor.execute("DELETE FROM attachments WHERE sha256 = %s", (sha256,))
-                deleted += 1
-        return deleted
+        due = self._unlinked(uploaded_before, limit)
+        return sum(self._delete_if_unlinked(sha256, uploaded_before, delete_bytes) for sha256 in due)
+
+    @retried_while_unavailable
+    def _delete_if_unlinked(self, sha256: str, uploaded_before: datetime, delete_bytes: Callable[[str], None]) -> bool:
+        """False if it was uploaded again or linked meanwhile."""
+        with self._locked([sha256]) as cursor:
+            if not self._unlinked_since(uploaded_before, 1, sha256, cursor):
+                return False
+            delete_bytes(sha256)
+            cursor.execute("DELETE FROM attachments WHERE sha256 = %s", (sha256,))
+            return True
 
     _UNLINKED = (
         "SELECT a.sha256 FROM attachments a WHERE (%s::text IS NULL OR a.sha256 = %s)"
@@ -156,13 +163,11 @@ class PostgresAttachments:
         " LIMIT %s"
     )
 
-    def _unlinked_since(
-        self, instant: datetime, limit: int, sha256: str | None = None, cursor: Cursor[DictRow] | None = None
-    ) -> list[str]:
-        params: tuple[Any, ...] = (sha256, sha256, instant, limit)
-        if cursor is not None:
-            cursor.execute(self._UNLINKED, params)
-            return [row["sha256"] for row in cursor.fetchall()]
-        with self._transaction() as own:
-            own.execute(self._UNLINKED, params)
-            return [row["sha256"] for row in own.fetchall()]
+    @retried_while_unavailable
+    def _unlinked(self, instant: datetime, limit: int) -> list[str]:
+        with self._transaction() as cursor:
+            return self._unlinked_since(instant, limit, None, cursor)
+
+    def _unlinked_since(self, instant: datetime, limit: int, sha256: str | None, cursor: Cursor[DictRow]) -> list[str]:
+        cursor.execute(self._UNLINKED, (sha256, sha256, instant, limit))
+        return [row["sha256"] for row in cursor.fetchall()]

@@ -34,6 +34,7 @@ from eventsourcing.persistence import StoredEvent
 from psycopg import Cursor, sql
 from psycopg.rows import DictRow
 
+from shared.application import retried_while_unavailable
 from shared.event_store import ColumnarRecorder
 
 SEALED_PREFIX = "aesgcm1:"
@@ -324,6 +325,7 @@ class PostgresDataKeys:
         self._table = sql.Identifier(recorder.datastore.schema, "customer_keys")
         self._pool = pool
 
+    @retried_while_unavailable
     def _execute(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._datastore.transaction(commit=True) as cursor:
             cursor.execute(sql.SQL(statement).format(table=self._table), params)
