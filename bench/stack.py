@@ -244,7 +244,7 @@ def main() -> None:
             f"commit → timeline at {DELAY_RATE}/s: median {median * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
             f" ({len(delays)} complaints)"
         )
-    print("CPU seconds per consumed message (ms), by offered rate:")
+    print("CPU time per consumed message (ms), by offered rate:")
     for step in steps:
         costs = ", ".join(f"{name} {seconds * 1000:.2f}" for name, seconds in step.cpu_per_message.items())
         print(f"  {step.offered:4d}/s: {costs}")
