@@ -29,20 +29,22 @@ from shared.settings import ConnectionUse, ServiceSettings
 logger = logging.getLogger(__name__)
 # One schema at a time, one thing at a time: its pool, its event store's, or the migrator's two connections.
 CONNECTIONS = ConnectionUse(event_store=True, listeners=0)
-# (schema, its migrations, whether it keeps an event store)
-SERVICES: list[tuple[str, list[Path], bool]] = [
-    (complaints.SCHEMA, complaints.MIGRATIONS, True),
-    (escalation.SCHEMA, escalation.MIGRATIONS, True),
-    (scoring.SCHEMA, scoring.MIGRATIONS, True),
-    (projections.SCHEMA, projections.MIGRATIONS, False),
+# (schema, its migrations, the tables its event-sourced application keeps: none, its events, or snapshots too)
+SERVICES: list[tuple[str, list[Path], tuple[str, ...]]] = [
+    (complaints.SCHEMA, complaints.MIGRATIONS, ("events",)),
+    (escalation.SCHEMA, escalation.MIGRATIONS, ("events",)),
+    (scoring.SCHEMA, scoring.MIGRATIONS, ("events", "snapshots")),
+    (projections.SCHEMA, projections.MIGRATIONS, ()),
 ]
 
 
-def create_event_store(settings: ServiceSettings, schema: str) -> None:
-    """The event store's table, named after the application as `eventsourcing` names it."""
+def create_event_store(settings: ServiceSettings, schema: str, tables: tuple[str, ...]) -> None:
+    """The event store's tables, named after the application as `eventsourcing` names them."""
     factory = InfrastructureFactory.construct(Environment(schema, settings.eventsourcing_env(schema)))
     try:
         factory.application_recorder()  # creates the table: CREATE_TABLE is on by default
+        if "snapshots" in tables:
+            factory.aggregate_recorder(purpose="snapshots")
     finally:
         factory.close()
 
@@ -100,11 +102,11 @@ async def hand_schemas_to_their_roles(database_url: str, schemas: list[str]) -> 
 
 
 async def migrate_all(settings: ServiceSettings) -> None:
-    for schema, migrations, has_event_store in SERVICES:
+    for schema, migrations, tables in SERVICES:
         pool = await create_pool(str(settings.database_url), schema, max_size=1)  # creates the schema
         await pool.close()
-        if has_event_store:  # before the migrations: their audit chain goes over its table
-            await asyncio.to_thread(create_event_store, settings, schema)
+        if tables:  # before the migrations: their audit chain goes over the events' table
+            await asyncio.to_thread(create_event_store, settings, schema, tables)
         await migrate_schema(str(settings.database_url), schema, migrations)
         logger.info("schema %s is up to date", schema)
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, ClassVar, cast
 
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.application import AggregateNotFoundError, ProjectorFunction, project_aggregate
+from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError
 
 from services.scoring.domain import Scorecard, SourceEvent, scorecard_id
@@ -23,6 +24,15 @@ from shared.tracing import StoresTraceContext, traced_events
 MAX_CONFLICT_RETRIES = 5
 # Hall-months kept in memory: replaying a busy hall's month for every fact would cost more with each fact.
 CACHED_SCORECARDS = 2000
+# Snapshots: a scorecard outside the cache (after a restart, or beyond CACHED_SCORECARDS hall-months) loads from
+# its last snapshot and the events after it. eventsourcing offers one every SNAPSHOT_INTERVAL events; one is taken
+# once the events since this replica's last are at least 1/SNAPSHOT_SPACING of the scorecard's, so a snapshot,
+# whose cost grows with the month, costs each event the same however full the month is, and a load replays at
+# most about that share of the month's events.
+SNAPSHOT_INTERVAL = 100
+SNAPSHOT_SPACING = 8
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,9 @@ class HallFact:
 
 class ScoringApplication(StoresTraceContext):
     name = "scoring"
+    snapshotting_intervals: ClassVar[dict[type[MutableOrImmutableAggregate[uuid.UUID]], int]] = {
+        Scorecard: SNAPSHOT_INTERVAL
+    }
 
     def __init__(self, env: Mapping[str, str], policies: dict[str, ScoringPolicy], clock: Clock = system_clock) -> None:
         super().__init__({**env, "AGGREGATE_CACHE_MAXSIZE": str(CACHED_SCORECARDS)})
@@ -45,6 +58,7 @@ class ScoringApplication(StoresTraceContext):
         self.clock = clock  # when each change was recorded: what "as of" audits compare with
         # Facts are applied to the cached scorecards themselves, not to copies, one batch at a time.
         self._applying = threading.Lock()
+        self._snapshotted: dict[uuid.UUID, int] = {}  # the version of this replica's last snapshot of each
 
     def apply(self, hall_id: str, period: str, source: SourceEvent, fact: AnyScoringFact) -> bool:
         """True if the fact was new to the scorecard; scored under the policy in force when the period began."""
@@ -111,6 +125,25 @@ class ScoringApplication(StoresTraceContext):
         except AggregateNotFoundError:
             return None
         return card
+
+    def take_snapshot(
+        self,
+        aggregate_id: uuid.UUID,
+        version: int | None = None,
+        projector_func: ProjectorFunction[Any, Any] = project_aggregate,
+    ) -> None:
+        """Of the scorecard just saved, as the cache holds it (at `version` or after), rather than replaying the
+        store up to `version` as eventsourcing would; spaced as SNAPSHOT_SPACING says. A snapshot only spares
+        replays: failing to store one (another replica's of the same version, the database gone) fails no fact."""
+        card = self._cached_scorecard(aggregate_id)
+        assert self.snapshots is not None and card is not None
+        if card.version - self._snapshotted.get(aggregate_id, 0) < card.version // SNAPSHOT_SPACING:
+            return
+        try:
+            self.snapshots.put([Scorecard.Snapshot.take(card)])
+            self._snapshotted[aggregate_id] = card.version
+        except Exception as failure:
+            logger.warning("no snapshot of a scorecard at version %d: %s", card.version, type(failure).__name__)
 
     def _forget(self, card_id: uuid.UUID) -> None:
         with contextlib.suppress(KeyError):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import Aggregate, Snapshot, event
+from eventsourcing.utils import get_topic
 
 from services.scoring.policy import ScoringPolicy
 from services.scoring.scorecard import PeriodFacts, Score, score, score_of_tally
@@ -93,6 +94,55 @@ class Scorecard(Aggregate):
             bonus=after.bonus,
             changes=changes(before, after),
         )
+
+    class Snapshot(Snapshot):
+        """The scorecard at a version, its facts as plain JSON (`PeriodFacts.as_state`): loading a hall-month
+        the cache does not hold replays only the events after its last snapshot. Changing what a scorecard
+        holds means a new `Scorecard.class_version` with its `upcast_v*` for the snapshots' state."""
+
+        @classmethod
+        def take(cls, aggregate: Any) -> Scorecard.Snapshot:
+            card = cast(Scorecard, aggregate)
+            state = {
+                "hall_id": card.hall_id,
+                "period": card.period,
+                "facts": card.facts.as_state(),
+                "seen": [seen.hex for seen in card.seen],
+                "held": [
+                    {
+                        "source_event_id": held.source.event_id.hex,
+                        "source_event_type": held.source.event_type,
+                        "occurred_at": held.source.occurred_at.isoformat(),
+                        "fact": held.fact.model_dump(mode="json"),
+                    }
+                    for held in card.held.values()  # in arrival order, which applying them keeps to
+                ],
+                "score": card.score,
+            }
+            return cls(
+                originator_id=card.id,
+                originator_version=card.version,
+                timestamp=cls.create_timestamp(),
+                topic=get_topic(Scorecard),
+                state=state,
+            )
+
+        def mutate(self, _: Any) -> Scorecard:
+            state = self.state
+            card = object.__new__(Scorecard)
+            card.__dict__.update(_id=self.originator_id, _version=self.originator_version, _pending_events=[])
+            card.hall_id, card.period, card.score = state["hall_id"], state["period"], state["score"]
+            card.facts = PeriodFacts.from_state(state["facts"])
+            card.seen = {uuid.UUID(seen) for seen in state["seen"]}
+            card.held = {}
+            for held in state["held"]:
+                source = SourceEvent(
+                    uuid.UUID(held["source_event_id"]),
+                    held["source_event_type"],
+                    datetime.fromisoformat(held["occurred_at"]),
+                )
+                card.held[source.event_id] = HeldFact(source, SCORING_FACT.validate_python(held["fact"]))
+            return card
 
     class FactHeld(Aggregate.Event):
         """A fact that waits for its subject's first fact; internal, so not published."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from services.scoring.policy import COMPONENTS, Component, ScoringPolicy, TieBreakKey
 from shared.contracts import (
@@ -96,6 +97,7 @@ MICROS = 1_000_000  # the unit of ratings and bonus points in a tally
 CAUSE_PREFIX = "cause:"  # a checked complaint's keys: `cause:<root-cause class>|<key>`
 INCIDENT_PREFIX = "incident|"  # before those of a mass incident's child: `incident|<key>`
 Subject = ComplaintFacts | FindingFacts | InspectionFacts
+SubjectT = TypeVar("SubjectT", ComplaintFacts, FindingFacts, InspectionFacts)
 
 
 FindingFact = FindingOpenedFact | OrderOverdueFact | RectificationStoppedFact | DeductionWaivedFact | OrderRejectedFact
@@ -144,6 +146,28 @@ class PeriodFacts:
         complaint = self.complaints.get(fact.subject)
         return complaint, _complaint_after(complaint, fact)
 
+    def as_state(self) -> dict[str, Any]:
+        """The facts as plain JSON, for a snapshot; `from_state` reads them back as they were. Each subject's
+        fields as they are (all plain values): a snapshot is encoded as soon as it is taken."""
+        return {
+            "complaints": {subject.hex: vars(facts) for subject, facts in self.complaints.items()},
+            "findings": {subject.hex: vars(facts) for subject, facts in self.findings.items()},
+            "inspections": {subject.hex: vars(facts) for subject, facts in self.inspections.items()},
+            "tally": self.tally,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> PeriodFacts:
+        def by_subject(kind: type[SubjectT], held: dict[str, dict[str, Any]]) -> dict[uuid.UUID, SubjectT]:
+            return {uuid.UUID(subject): _restored(kind, facts) for subject, facts in held.items()}
+
+        return cls(
+            by_subject(ComplaintFacts, state["complaints"]),
+            by_subject(FindingFacts, state["findings"]),
+            by_subject(InspectionFacts, state["inspections"]),
+            state["tally"],
+        )
+
     def awaits_subject(self, fact: AnyScoringFact) -> bool:
         """True if the fact is about a complaint not registered yet or an order not opened yet.
 
@@ -156,6 +180,13 @@ class PeriodFacts:
             return fact.subject not in self.findings
         complaint = self.complaints.get(fact.subject)
         return complaint is None or not complaint.registered
+
+
+def _restored(kind: type[SubjectT], fields: dict[str, Any]) -> SubjectT:
+    """A subject's facts from a snapshot's fields, which are its own: no copy, no `__init__` per subject."""
+    subject = object.__new__(kind)
+    object.__setattr__(subject, "__dict__", fields)  # InspectionFacts is frozen
+    return subject
 
 
 def _shifted(tally: Tally, before: Subject | None, after: Subject) -> Tally:

@@ -46,6 +46,7 @@ async def test_the_migration_job_creates_every_services_tables_and_can_run_again
         ("escalation", "escalation_events"),
         ("escalation", "sla_deadlines"),
         ("scoring", "scoring_events"),
+        ("scoring", "scoring_snapshots"),
         ("scoring", "complaint_periods"),
         ("scoring", "halls"),
         ("scoring", "score_changes"),

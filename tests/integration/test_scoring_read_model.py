@@ -13,7 +13,7 @@ import pytest
 
 from devstack.postgres import EmbeddedPostgres
 from services.scoring import grades_table, read_model, standings
-from services.scoring.application import ScoringApplication
+from services.scoring.application import SNAPSHOT_INTERVAL, ScoringApplication
 from services.scoring.domain import Scorecard, SourceEvent
 from services.scoring.main import MIGRATIONS
 from services.scoring.policy import ScoringPolicy, load_scoring_policies
@@ -175,3 +175,42 @@ async def test_a_hall_that_changes_level_mid_period_is_graded_with_its_level_as_
         pool, "2026-11", OrgUnit(("浙江",)), datetime(2026, 11, 1, tzinfo=UTC), at_end.hall_instant("2026-11")
     )
     assert [(hall.level, hall.closed) for hall in recorded_before if hall.hall_id == "ZJ-09"] == [(1, False)]
+
+
+async def test_a_replica_with_nothing_cached_loads_a_scorecard_from_its_snapshot_in_postgresql(
+    postgres: EmbeddedPostgres,
+    scoring: tuple[ScoringApplication, asyncpg.Pool],
+) -> None:
+    application, pool = scoring
+    complaints = [uuid.uuid4() for _ in range(SNAPSHOT_INTERVAL // 2 + 1)]  # two facts each: past one interval
+    for complaint in complaints:
+        apply(application, "H-SNAP", ComplaintRegisteredFact(subject=complaint, priority="normal", channel="app"))
+        apply(application, "H-SNAP", ResponseBreachedFact(subject=complaint))
+    card = application.scorecard("H-SNAP", "2026-11")
+    assert card is not None
+    schema = application.recorder.datastore.schema  # type: ignore[attr-defined]
+    snapshotted = await pool.fetchval(
+        f'SELECT max(originator_version) FROM "{schema}".scoring_snapshots WHERE originator_id = $1',  # noqa: S608
+        card.id,
+    )
+    assert snapshotted == SNAPSHOT_INTERVAL
+    # Marked, to tell a load from the snapshot from a replay of every event: no event after it names the hall.
+    await pool.execute(
+        f'UPDATE "{schema}".scoring_snapshots'  # noqa: S608
+        " SET state = convert_to(replace(convert_from(state, 'UTF8'), '\"H-SNAP\"', '\"H-MARKED\"'), 'UTF8')"
+    )
+
+    cold = ScoringApplication(
+        ServiceSettings(database_url=postgres.url).eventsourcing_env(schema), POLICIES, lambda: NOW
+    )
+    try:
+        loaded = cold.scorecard("H-SNAP", "2026-11")
+        assert loaded is not None and loaded.hall_id == "H-MARKED"
+        assert (loaded.version, loaded.score, loaded.facts, loaded.seen) == (
+            card.version,
+            card.score,
+            card.facts,
+            card.seen,
+        )
+    finally:
+        cold.close()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from eventsourcing.application import project_aggregate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -280,3 +281,51 @@ def test_an_upheld_appeal_restores_exactly_the_findings_points_twice_if_overdue(
     assert score(facts, policy).total == 100 - 2 * 2 - 4
     facts.apply(DeductionWaivedFact(subject=SUBJECTS[0], decided_by="group/安徽/合肥"))
     assert score(facts, policy).total == 100 - 4
+
+
+class SnapshotsOften(ScoringApplication):
+    snapshotting_intervals = {Scorecard: 3}  # noqa: RUF012 - eventsourcing's class variable
+
+
+def test_a_scorecard_loaded_from_its_snapshot_is_the_one_its_events_replay_to(tmp_path: Path) -> None:
+    """Held facts, feedback, a finding and an inspection: a cold replica loads the scorecard from its last
+    snapshot and the events after it, and goes on scoring exactly as replaying every event does."""
+    policies = {"2026-01": POLICIES["2026-01"]}
+    hot = SnapshotsOften(sqlite_env(tmp_path / "store.db"), policies, lambda: NOW)
+    complaint, other, order = SUBJECTS
+    facts: list[AnyScoringFact] = [
+        ResponseBreachedFact(subject=other),  # before its registration: held
+        ComplaintRegisteredFact(subject=complaint, priority="normal", channel="app", category="billing"),
+        FirstResponseStoppedFact(subject=complaint, breached=False),
+        FeedbackFact(subject=complaint, satisfaction="satisfied"),
+        FindingOpenedFact(subject=order, points=5, item_id="counter.tidy"),
+        InspectedFact(subject=uuid.uuid4(), innovation_rating=4.0, bonus=1.0, inspection_type="routine"),
+        ComplaintClosedFact(subject=other),  # held too
+    ]
+    for fact in facts:
+        assert hot.apply("H", "2026-11", SourceEvent(uuid.uuid4(), "Event", NOW), fact)
+    card = hot.scorecard("H", "2026-11")
+    assert card is not None and card.held, "two facts still wait for their complaint"
+
+    cold = SnapshotsOften(sqlite_env(tmp_path / "store.db"), policies, lambda: NOW)
+    assert cold.snapshots is not None
+    [latest] = list(cold.snapshots.get(card.id, desc=True, limit=1))
+    assert 0 < latest.originator_version <= card.version
+    from_snapshot = cold.scorecard("H", "2026-11")
+    replayed = cold.repository.event_store.get(card.id)
+    from_events = project_aggregate(None, replayed)
+    assert from_snapshot is not None and from_events is not None
+    for loaded in (from_snapshot, from_events):
+        assert (loaded.version, loaded.score, loaded.seen) == (card.version, card.score, card.seen)
+        assert (loaded.facts, loaded.held) == (card.facts, card.held)
+
+    registered = ComplaintRegisteredFact(subject=other, priority="urgent", channel="hotline")
+    assert cold.apply("H", "2026-11", SourceEvent(uuid.uuid4(), "Event", NOW), registered)  # releases the held
+    went_on = cold.scorecard("H", "2026-11")
+    all_replayed = project_aggregate(None, cold.repository.event_store.get(card.id))
+    assert went_on is not None and all_replayed is not None and not went_on.held
+    assert (went_on.version, went_on.score, went_on.facts) == (
+        all_replayed.version,
+        all_replayed.score,
+        all_replayed.facts,
+    )
