@@ -37,6 +37,8 @@ class HeldFact:
 
 
 class Scorecard(Aggregate):
+    class_version = 1  # of the snapshots' state (see `Scorecard.Snapshot`)
+
     @event("Opened")
     def __init__(self, id: uuid.UUID, hall_id: str, period: str) -> None:  # noqa: A002 - eventsourcing's name
         self.hall_id = hall_id
@@ -97,8 +99,10 @@ class Scorecard(Aggregate):
 
     class Snapshot(Snapshot):
         """The scorecard at a version, its facts as plain JSON (`PeriodFacts.as_state`): loading a hall-month
-        the cache does not hold replays only the events after its last snapshot. Changing what a scorecard
-        holds means a new `Scorecard.class_version` with its `upcast_v*` for the snapshots' state."""
+        the cache does not hold replays only the events after its last snapshot. A field added to a subject's
+        facts takes its default; any other change to what a scorecard holds needs a new
+        `Scorecard.class_version` and its `upcast_v<n>_v<n+1>(state)`, as eventsourcing has it
+        (tests/unit/test_scoring_tally.py pins the fields)."""
 
         @classmethod
         def take(cls, aggregate: Any) -> Scorecard.Snapshot:
@@ -118,6 +122,7 @@ class Scorecard(Aggregate):
                     for held in card.held.values()  # in arrival order, which applying them keeps to
                 ],
                 "score": card.score,
+                "class_version": Scorecard.class_version,
             }
             return cls(
                 originator_id=card.id,
@@ -128,7 +133,9 @@ class Scorecard(Aggregate):
             )
 
         def mutate(self, _: Any) -> Scorecard:
-            state = self.state
+            state = dict(self.state)
+            for version in range(state.pop("class_version", 1), Scorecard.class_version):
+                getattr(Scorecard, f"upcast_v{version}_v{version + 1}")(state)
             card = object.__new__(Scorecard)
             card.__dict__.update(_id=self.originator_id, _version=self.originator_version, _pending_events=[])
             card.hall_id, card.period, card.score = state["hall_id"], state["period"], state["score"]

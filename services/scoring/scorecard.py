@@ -183,10 +183,8 @@ class PeriodFacts:
 
 
 def _restored(kind: type[SubjectT], fields: dict[str, Any]) -> SubjectT:
-    """A subject's facts from a snapshot's fields, which are its own: no copy, no `__init__` per subject."""
-    subject = object.__new__(kind)
-    object.__setattr__(subject, "__dict__", fields)  # InspectionFacts is frozen
-    return subject
+    """A subject's facts from a snapshot's fields; a field added since takes its default."""
+    return kind(**fields)
 
 
 def _shifted(tally: Tally, before: Subject | None, after: Subject) -> Tally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +15,17 @@ from hypothesis import strategies as st
 from services.scoring.application import HallFact, ScoringApplication
 from services.scoring.domain import Scorecard, SourceEvent
 from services.scoring.policy import COMPONENTS, ScoringPolicy, load_scoring_policies
-from services.scoring.scorecard import PeriodFacts, Score, Subject, contribution, score, score_of_tally
+from services.scoring.scorecard import (
+    ComplaintFacts,
+    FindingFacts,
+    InspectionFacts,
+    PeriodFacts,
+    Score,
+    Subject,
+    contribution,
+    score,
+    score_of_tally,
+)
 from shared.contracts import (
     AcknowledgedFact,
     AnyScoringFact,
@@ -329,3 +340,35 @@ def test_a_scorecard_loaded_from_its_snapshot_is_the_one_its_events_replay_to(tm
         all_replayed.score,
         all_replayed.facts,
     )
+
+
+def test_what_a_scorecard_snapshot_holds_changes_only_with_its_class_version() -> None:
+    """Snapshots keep each subject's fields by name: removing or renaming one, or changing what a scorecard
+    holds, needs a new `Scorecard.class_version` and its upcast of the stored snapshots' state. Then update this."""
+    held = {kind.__name__: [f.name for f in fields(kind)] for kind in (ComplaintFacts, FindingFacts, InspectionFacts)}
+    state = Scorecard.Snapshot.take(Scorecard.open("H", "2026-11")).state
+    assert (Scorecard.class_version, sorted(state), sorted(state["facts"])) == (
+        1,
+        ["class_version", "facts", "hall_id", "held", "period", "score", "seen"],
+        ["complaints", "findings", "inspections", "tally"],
+    )
+    assert held == {
+        "ComplaintFacts": [
+            "registered",
+            "priority",
+            "channel",
+            "category",
+            "repeat",
+            "responded",
+            "response_breached",
+            "resolution_breached",
+            "closed",
+            "satisfaction",
+            "substantiated",
+            "root_cause_class",
+            "responsible_unit",
+            "incident_id",
+        ],
+        "FindingFacts": ["points", "overdue", "waived", "item_id", "rejections"],
+        "InspectionFacts": ["innovation_rating", "bonus", "inspection_type", "highlights"],
+    }
