@@ -324,6 +324,14 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30) 
     return False
 
 
+def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
+    """For a thread of a test: returns once `condition` holds, fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.01)
+
+
 def running_stack(
     tmp_path_factory: pytest.TempPathFactory,
     extra_env: dict[str, str],

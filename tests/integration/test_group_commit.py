@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -18,6 +17,7 @@ from services.complaints.group_commit import GroupCommitter
 from services.complaints.personal_data import DataKey
 from shared.settings import ServiceSettings
 from shared.tracing import StoresTraceContext
+from tests.integration.harness import wait_until
 
 
 class Halls(StoresTraceContext):
@@ -34,13 +34,6 @@ def lock_waiters(database_url: str) -> int:
             "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'groupcommit_events'::regclass"
         ).fetchone()
     return int(row[0]) if row else 0
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never held"
-        time.sleep(0.01)
 
 
 def hall(code: str) -> Hall:

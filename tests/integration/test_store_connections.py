@@ -4,7 +4,6 @@ reads and writes do, rather than failing (a 503) after one short wait."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
@@ -14,13 +13,7 @@ from eventsourcing.postgres import PostgresDatastore
 from devstack.postgres import EmbeddedPostgres
 from shared.application import ServiceApplication, retried_while_unavailable
 from shared.settings import ServiceSettings
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never held"
-        time.sleep(0.01)
+from tests.integration.harness import wait_until
 
 
 def timed_out_requests(datastore: PostgresDatastore) -> int:
