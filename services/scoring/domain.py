@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from eventsourcing.domain import Aggregate, Snapshot, event
+from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import Snapshot as AggregateSnapshot
 from eventsourcing.utils import get_topic
 
 from services.scoring.policy import ScoringPolicy
@@ -97,7 +98,7 @@ class Scorecard(Aggregate):
             changes=changes(before, after),
         )
 
-    class Snapshot(Snapshot):
+    class Snapshot(AggregateSnapshot):
         """The scorecard at a version, its facts as plain JSON (`PeriodFacts.as_state`): loading a hall-month
         the cache does not hold replays only the events after its last snapshot. A field added to a subject's
         facts takes its default; any other change to what a scorecard holds needs a new

@@ -294,6 +294,16 @@ async def test_a_what_if_with_other_weights_reports_the_changed_grades_and_leave
     assert (scores["ZJ-01"], scores["ZJ-04"], scores["ZJ-14"], scores["ZJ-11"]) == (90, 94, 90, 93.33)
     assert await grades_when(client, lambda b: True) == live_before
 
+    # Replayed under the live policy itself, the facts give back exactly the live scores and grades.
+    same = await client.http.post(
+        f"{client.scoring_url}/api/v1/grades/what-if",
+        params={"period": PERIOD, "scope": SCOPE},
+        json={"policy_version": report["live_policy_version"]},
+    )
+    assert same.status_code == 200, same.text
+    assert (same.json()["differences"], same.json()["changed_grades"]) == ([], 0)
+    assert same.json()["halls_compared"] == report["halls_compared"] == len(by_hall(live_before))
+
 
 async def test_a_quarter_and_a_year_grade_each_hall_on_the_mean_of_its_monthly_scores(client: StackClient) -> None:
     await client.wait_until_scored()
