@@ -159,7 +159,8 @@ class PeriodFacts:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> PeriodFacts:
         def by_subject(kind: type[SubjectT], held: dict[str, dict[str, Any]]) -> dict[uuid.UUID, SubjectT]:
-            return {uuid.UUID(subject): _restored(kind, facts) for subject, facts in held.items()}
+            """A field added to `kind` since the snapshot takes its default."""
+            return {uuid.UUID(subject): kind(**facts) for subject, facts in held.items()}
 
         return cls(
             by_subject(ComplaintFacts, state["complaints"]),
@@ -180,11 +181,6 @@ class PeriodFacts:
             return fact.subject not in self.findings
         complaint = self.complaints.get(fact.subject)
         return complaint is None or not complaint.registered
-
-
-def _restored(kind: type[SubjectT], fields: dict[str, Any]) -> SubjectT:
-    """A subject's facts from a snapshot's fields; a field added since takes its default."""
-    return kind(**fields)
 
 
 def _shifted(tally: Tally, before: Subject | None, after: Subject) -> Tally:

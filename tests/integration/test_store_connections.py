@@ -40,7 +40,7 @@ def test_a_statement_of_the_service_waits_out_a_busy_pool(postgres: EmbeddedPost
 
     holder = threading.Thread(target=hold_the_only_connection, args=(release.is_set,))
     holder.start()
-    held.wait(10)
+    assert held.wait(10), "the holder never took the connection"
     with pytest.raises(OperationalError):
         one()  # one wait, then the request fails
     release.set()
@@ -53,7 +53,7 @@ def test_a_statement_of_the_service_waits_out_a_busy_pool(postgres: EmbeddedPost
         target=hold_the_only_connection, args=(lambda: timed_out_requests(datastore) > refused_so_far,)
     )
     holder.start()
-    held.wait(10)
+    assert held.wait(10), "the holder never took the connection"
     assert retried_while_unavailable(one)() == 1
     holder.join(10)
     application.close()
