@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import asyncpg
 import eventsourcing.persistence
@@ -24,16 +24,13 @@ from opentelemetry import trace
 
 from shared.clock import Clock, system_clock
 from shared.contracts import IntegrationEvent, InvalidEvent, decode_event
+from shared.database import Connection as Connection  # re-exported: the handlers take it
 from shared.metrics import CONSUMED, CONSUMER_DELAY
 from shared.tracing import Headers, context_from_headers, traceparent_of
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
-if TYPE_CHECKING:
-    Connection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
-else:  # not subscriptable at run time
-    Connection = asyncpg.pool.PoolConnectionProxy
 Handler = Callable[[Connection, IntegrationEvent], Awaitable[None]]
 
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncpg
+
+if TYPE_CHECKING:
+    Connection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]  # one taken from a pool
+else:  # not subscriptable at run time
+    Connection = asyncpg.pool.PoolConnectionProxy
 
 
 async def keep_session_state(connection: asyncpg.Connection) -> None:

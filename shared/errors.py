@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
+import asyncpg
 from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -57,6 +58,20 @@ def methods_of(app: FastAPI, path: str) -> list[str]:
     )
 
 
+# The database gone, starting, out of connections or its lock not given in time, through either driver: the
+# event store's (eventsourcing on psycopg) or a service's asyncpg pool.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.LockNotAvailableError,
+    ConnectionError,
+)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -97,5 +112,5 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(where, str(error.detail), problem), status_code=error.status_code, headers=headers
         )
 
-    for unavailable in (OperationalError, InterfaceError):
+    for unavailable in DATABASE_UNAVAILABLE:
         app.add_exception_handler(unavailable, store_unavailable)

@@ -36,6 +36,7 @@ from psycopg import sql
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.application import ServiceApplication, retried_while_unavailable
+from shared.database import Connection
 from shared.metrics import route_template
 
 logger = logging.getLogger(__name__)
@@ -150,6 +151,37 @@ def context_from_headers(headers: Headers) -> Context:
     return propagate.extract(carrier)
 
 
+TRACE_CONTEXT_NOT_STORED = "trace context not stored; the events' traces will end at the relay"
+
+
+def trace_context_upsert(schema: str, *placeholders: str) -> str:
+    """The statement storing one event's trace context: originator id, version, traceparent, in the driver's
+    placeholders."""
+    values = ", ".join(placeholders)
+    return (
+        f'INSERT INTO "{schema}".event_trace_contexts (originator_id, originator_version, traceparent)'  # noqa: S608 - our schema
+        f" VALUES ({values}) ON CONFLICT (originator_id, originator_version)"
+        " DO UPDATE SET traceparent = EXCLUDED.traceparent, stored_at = now()"
+    )
+
+
+async def store_trace_contexts_on(
+    connection: Connection, schema: str, traced: Sequence[tuple[DomainEventProtocol[uuid.UUID], str]]
+) -> None:
+    """`StoresTraceContext.store_trace_contexts` through asyncpg, for a service that commits on its event loop;
+    in a transaction of its own, before the events'."""
+    rows = [(event.originator_id, event.originator_version, traceparent) for event, traceparent in traced]
+    if not rows:
+        return
+    try:
+        async with connection.transaction():
+            await connection.execute("SET LOCAL synchronous_commit TO OFF")
+            # Row by row: two requests with one idempotency key put the same event twice in a batch.
+            await connection.executemany(trace_context_upsert(schema, "$1", "$2", "$3"), rows)
+    except Exception:
+        logger.warning(TRACE_CONTEXT_NOT_STORED, exc_info=True)
+
+
 class StoresTraceContext(ServiceApplication):
     """An application that stores, beside each event it saves, the trace context it was saved in.
 
@@ -178,11 +210,6 @@ class StoresTraceContext(ServiceApplication):
         if not rows:
             return
         datastore = self.recorder.datastore  # type: ignore[attr-defined]
-        upsert = sql.SQL(
-            "INSERT INTO {}.event_trace_contexts (originator_id, originator_version, traceparent) VALUES (%s, %s, %s)"
-            " ON CONFLICT (originator_id, originator_version)"
-            " DO UPDATE SET traceparent = EXCLUDED.traceparent, stored_at = now()"
-        )
         try:
             with (
                 datastore.pool.connection() as connection,
@@ -190,9 +217,9 @@ class StoresTraceContext(ServiceApplication):
                 connection.cursor() as cursor,
             ):
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")  # telemetry: not worth a disk flush
-                cursor.executemany(upsert.format(sql.Identifier(datastore.schema)), rows)
+                cursor.executemany(trace_context_upsert(datastore.schema, "%s", "%s", "%s"), rows)
         except Exception:
-            logger.warning("trace context not stored; the events' traces will end at the relay", exc_info=True)
+            logger.warning(TRACE_CONTEXT_NOT_STORED, exc_info=True)
 
     def stored_trace_contexts(self, events: Sequence[DomainEventProtocol[uuid.UUID]]) -> dict[EventKey, str]:
         """The trace context each event was stored in, where one was."""

@@ -17,8 +17,8 @@ from datetime import datetime
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
-from services.complaints.personal_data import ComplaintsRecorder
 from shared.application import retried_while_unavailable
+from shared.event_store import ColumnarRecorder
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,8 @@ class AttachmentRecord:
 
 class PostgresAttachments:
     def __init__(self, recorder: object) -> None:
-        """`recorder`: the store's, a `ComplaintsRecorder`, whose connections these share."""
-        assert isinstance(recorder, ComplaintsRecorder), "the complaints store runs with ComplaintsRecorder"
+        """`recorder`: the store's, whose connections these share."""
+        assert isinstance(recorder, ColumnarRecorder), "the complaints store runs with ColumnarRecorder"
         self._datastore = recorder.datastore
 
     @contextmanager

@@ -31,12 +31,13 @@ from services.complaints.attachments import RetentionPolicy
 from services.complaints.attachments_repository import PostgresAttachments
 from services.complaints.blobs import AttachmentsSettings, Blobs, open_store
 from services.complaints.evidence import Evidence
+from services.complaints.group_commit import PostgresBatches
 from services.complaints.notification_channels import Channel, EmailChannel, GatewayChannel
 from services.complaints.notification_queue import NotificationQueue
 from services.complaints.notifications import ChannelName
 from services.complaints.notifier import Links, Notifier
 from services.complaints.outbox import complaints_outbox
-from services.complaints.personal_data import RECORDER_TOPIC, MasterKey, PostgresDataKeys
+from services.complaints.personal_data import MasterKey, PostgresDataKeys
 from services.complaints.repositories import LegacyNumbers, PostgresSerialBlocks, PostgresVerificationAttempts
 from services.complaints.surveys import SurveyTokens
 from shared.auth import Authenticator, AuthSettings
@@ -155,11 +156,12 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
         # The application first: it creates its event store's table, which the migrations' chain goes over.
         complaints = await asyncio.to_thread(
             ComplaintsApplication,
-            {**settings.eventsourcing_env(SCHEMA), "APPLICATION_RECORDER_TOPIC": RECORDER_TOPIC},
+            settings.eventsourcing_env(SCHEMA),
             PostgresSerialBlocks(pool),
             PostgresVerificationAttempts(pool),
             master_key,
             lambda application: PostgresDataKeys(application.recorder, pool),
+            lambda application: PostgresBatches(application, pool),
             settings.clock(auth.environment),
             settings.max_steps_per_subject,
             timedelta(days=settings.repeat_window_days),
@@ -205,6 +207,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
             ):
                 yield
         finally:
+            await complaints.registrations_committed()
             complaints.close()
             await http.aclose()
             await pool.close()

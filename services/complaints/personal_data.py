@@ -30,11 +30,10 @@ import asyncpg
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from eventsourcing.persistence import StoredEvent
-from psycopg import Cursor, sql
-from psycopg.rows import DictRow
+from psycopg import sql
 
 from shared.application import retried_while_unavailable
+from shared.database import Connection
 from shared.event_store import ColumnarRecorder
 
 SEALED_PREFIX = "aesgcm1:"
@@ -165,10 +164,6 @@ class PhoneHistory:
 class DataKeys(Protocol):
     """Where wrapped data keys are kept. A destroyed key is gone: `wrapped` answers None for it."""
 
-    def saved_with(self, keys: Sequence[DataKey]) -> dict[str, Any]:
-        """What `Application.save` takes to store the keys in the transaction of the events they seal."""
-        ...
-
     def wrapped(self, subject: uuid.UUID) -> bytes | None: ...
 
     def subjects_of_phone(self, phone_digest: bytes) -> list[uuid.UUID]: ...
@@ -211,7 +206,7 @@ class InMemoryDataKeys:
         self._lock = threading.Lock()
         self._rows: dict[uuid.UUID, dict[str, Any]] = {}
 
-    def saved_with(self, keys: Sequence[DataKey]) -> dict[str, Any]:
+    def add(self, keys: Sequence[DataKey]) -> None:
         with self._lock:
             for key in keys:
                 self._rows.setdefault(
@@ -223,7 +218,6 @@ class InMemoryDataKeys:
                         "closed_at": None,
                     },
                 )
-        return {}
 
     def wrapped(self, subject: uuid.UUID) -> bytes | None:
         row = self._rows.get(subject)
@@ -286,53 +280,36 @@ class InMemoryDataKeys:
         return due[:limit]
 
 
-class ComplaintsRecorder(ColumnarRecorder):
-    """The complaints' event store, which writes new data keys in the transaction of the events they seal:
-    no complaint without its key, no key without its complaint. A group commit's keys go in as one array
-    per column, as its events do."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._insert_keys = sql.SQL(
-            "INSERT INTO {} (subject, wrapped_key, phone_digest, received_at, number, hall_code)"
-            " SELECT * FROM unnest(%s::uuid[], %s::bytea[], %s::bytea[], %s::timestamptz[], %s::text[], %s::text[])"
-        ).format(sql.Identifier(self.datastore.schema, "customer_keys"))
-
-    def _insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
-        super()._insert_events(curs, stored_events, **kwargs)
-        keys: Sequence[DataKey] = kwargs.get("data_keys", ())
-        if keys:
-            rows = [(k.subject, k.wrapped, k.phone_digest, k.received_at, k.number, k.hall_code) for k in keys]
-            # Not prepared: psycopg would prepare it on its 5th use, and a prepare that fails with the pipeline
-            # (a duplicate key: an idempotency race) leaves psycopg believing it exists, so every later save on
-            # that connection fails with "prepared statement ... does not exist".
-            columns = [list(column) for column in zip(*rows, strict=True)]
-            curs.execute(self._insert_keys, columns, prepare=False)
-
-
-RECORDER_TOPIC = f"{__name__}:{ComplaintsRecorder.__qualname__}"
-
-
 class PostgresDataKeys:
     """On the event store's own connections (eventsourcing's datastore), so the application's threads use it
-    as they use the store; what registration asks on the event loop goes through the service's asyncpg pool.
+    as they use the store; what registration does on the event loop goes through the service's asyncpg pool.
     A destroyed key's row stays, without key or digest, to say when it went."""
 
     def __init__(self, recorder: object, pool: asyncpg.Pool) -> None:
-        """`recorder`: the store's, a `ComplaintsRecorder`, whose connections these share."""
-        assert isinstance(recorder, ComplaintsRecorder), "the complaints store runs with ComplaintsRecorder"
+        """`recorder`: the store's, whose connections these share."""
+        assert isinstance(recorder, ColumnarRecorder), "the complaints store runs with ColumnarRecorder"
         self._datastore = recorder.datastore
         self._table = sql.Identifier(recorder.datastore.schema, "customer_keys")
         self._pool = pool
+
+    async def insert(self, connection: Connection, keys: Sequence[DataKey]) -> None:
+        """In the caller's transaction, the one of the events the keys seal: no complaint without its key, no key
+        without its complaint. One array per column, as the events go in. Raises asyncpg's UniqueViolationError
+        if a subject has a key already."""
+        if not keys:
+            return
+        rows = [(k.subject, k.wrapped, k.phone_digest, k.received_at, k.number, k.hall_code) for k in keys]
+        await connection.execute(  # the pool's search path is the store's schema
+            "INSERT INTO customer_keys (subject, wrapped_key, phone_digest, received_at, number, hall_code)"
+            " SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::bytea[], $4::timestamptz[], $5::text[], $6::text[])",
+            *(list(column) for column in zip(*rows, strict=True)),
+        )
 
     @retried_while_unavailable
     def _execute(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._datastore.transaction(commit=True) as cursor:
             cursor.execute(sql.SQL(statement).format(table=self._table), params)
             return list(cursor.fetchall()) if cursor.description else []
-
-    def saved_with(self, keys: Sequence[DataKey]) -> dict[str, Any]:
-        return {"data_keys": keys}  # for `ComplaintsRecorder`
 
     def wrapped(self, subject: uuid.UUID) -> bytes | None:
         rows = self._execute("SELECT wrapped_key FROM {table} WHERE subject = %s", (subject,))

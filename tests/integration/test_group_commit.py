@@ -1,77 +1,89 @@
-"""Group commit on the real event store: a refused batch costs only the conflicting request."""
+"""Group commit on the real event store: a refused batch costs only the conflicting request, and a
+request's events and data keys are committed together."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Sequence
-from typing import Any
+import uuid
+from collections.abc import Awaitable
+from datetime import UTC, datetime
 
-import psycopg
-from eventsourcing.domain import DomainEventProtocol
+import asyncpg
 from eventsourcing.persistence import IntegrityError
 
 from devstack.postgres import EmbeddedPostgres
 from services.complaints.domain import Hall, hall_aggregate_id
-from services.complaints.group_commit import GroupCommitter
+from services.complaints.group_commit import GroupCommitter, PostgresBatches
+from services.complaints.main import MIGRATIONS
 from services.complaints.personal_data import DataKey
+from shared.database import create_pool
+from shared.migrations import migrate_schema
 from shared.settings import ServiceSettings
 from shared.tracing import StoresTraceContext
-from tests.integration.harness import wait_until
+from tests.integration.harness import eventually
 
 
-class Halls(StoresTraceContext):
-    name = "groupcommit"
-
-    def save_events(self, events: Sequence[DomainEventProtocol[Any]], data_keys: Sequence[DataKey]) -> None:
-        assert not data_keys, "halls have no customer data"
-        self.save(*events)
-
-
-def lock_waiters(database_url: str) -> int:
-    with psycopg.connect(database_url) as connection:
-        row = connection.execute(
-            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'groupcommit_events'::regclass"
-        ).fetchone()
-    return int(row[0]) if row else 0
+class Store(StoresTraceContext):
+    name = "complaints"  # its tables as the complaints service's, in a schema of the test's own
 
 
 def hall(code: str) -> Hall:
     return Hall(hall_code=code, name=code, province="广东", city="深圳", level=2, ownership="partner")
 
 
-def test_a_conflict_in_a_batch_fails_only_its_own_request(postgres: EmbeddedPostgres) -> None:
-    application = Halls(ServiceSettings(database_url=postgres.url).eventsourcing_env("public"))
-    committer = GroupCommitter(application)
-    outcomes: dict[str, str] = {}
+def key_of(code: str) -> DataKey:
+    received = datetime(2026, 12, 3, 2, tzinfo=UTC)
+    return DataKey(hall_aggregate_id(code), b"wrapped", b"digest", received, f"C-{code}", code)
 
-    def save(label: str, code: str) -> None:
-        try:
-            asyncio.run(committer.save(hall(code)))  # each request thread waits on a loop of its own
-            outcomes[label] = "saved"
-        except IntegrityError:
-            outcomes[label] = "conflict"
 
-    # Hold the writers' table lock so that the requests below queue up into one batch.
-    with psycopg.connect(postgres.url, autocommit=False) as blocker:
-        blocker.execute("LOCK TABLE groupcommit_events IN EXCLUSIVE MODE")
-        first = threading.Thread(target=save, args=("first", "H-A"))
-        first.start()
-        wait_until(lambda: lock_waiters(postgres.url) == 1)  # the first batch waits for the lock
-        queued = [
-            threading.Thread(target=save, args=(label, code))
-            for label, code in (("b", "H-B"), ("b-again", "H-B"), ("c", "H-C"))
-        ]
-        for thread in queued:
-            thread.start()
-        wait_until(lambda: committer._pending.qsize() == len(queued))  # the next batch, queued behind it
-        blocker.commit()
-    for thread in (first, *queued):
-        thread.join(10)
-    committer.close()
+async def outcome(saving: Awaitable[None]) -> str:
+    try:
+        await saving
+    except IntegrityError:
+        return "conflict"
+    return "saved"
 
-    assert outcomes["first"] == outcomes["c"] == "saved"
-    assert sorted((outcomes["b"], outcomes["b-again"])) == ["conflict", "saved"]
-    for code in ("H-A", "H-B", "H-C"):
-        assert application.repository.get(hall_aggregate_id(code)).hall_code == code
-    application.close()
+
+async def test_a_conflict_in_a_batch_fails_only_its_own_request(postgres: EmbeddedPostgres) -> None:
+    schema = f"groupcommit_{uuid.uuid4().hex[:8]}"
+    pool = await create_pool(postgres.url, schema)  # first: it creates the schema
+    store = await asyncio.to_thread(Store, ServiceSettings(database_url=postgres.url).eventsourcing_env(schema))
+    await migrate_schema(postgres.url, schema, MIGRATIONS)
+    committer = GroupCommitter(PostgresBatches(store, pool))
+    blocker = await asyncpg.connect(postgres.url)
+    try:
+        # Hold the writers' table lock so that the requests below queue up into one batch.
+        holding = blocker.transaction()
+        await holding.start()
+        await blocker.execute(f"LOCK TABLE {schema}.complaints_events IN EXCLUSIVE MODE")
+
+        def saving(code: str) -> asyncio.Task[str]:
+            return asyncio.create_task(outcome(committer.save(hall(code), data_keys=[key_of(code)])))
+
+        first = saving("H-A")
+
+        async def first_batch_waits_for_the_lock() -> bool:
+            waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = $1::regclass"
+            return int(await blocker.fetchval(waiting, f"{schema}.complaints_events")) == 1
+
+        assert await eventually(first_batch_waits_for_the_lock, timeout=10)
+        queued = {label: saving(code) for label, code in (("b", "H-B"), ("b-again", "H-B"), ("c", "H-C"))}
+
+        async def queued_behind_it() -> bool:  # the next batch
+            return committer.waiting == len(queued)
+
+        assert await eventually(queued_behind_it, timeout=10)
+        await holding.commit()
+        outcomes = {"first": await first} | {label: await task for label, task in queued.items()}
+        await committer.committed()
+
+        assert outcomes["first"] == outcomes["c"] == "saved"
+        assert sorted((outcomes["b"], outcomes["b-again"])) == ["conflict", "saved"]
+        for code in ("H-A", "H-B", "H-C"):
+            assert store.repository.get(hall_aggregate_id(code)).hall_code == code
+        subjects = await blocker.fetch(f"SELECT subject FROM {schema}.customer_keys ORDER BY number")  # noqa: S608
+        assert [row["subject"] for row in subjects] == [hall_aggregate_id(code) for code in ("H-A", "H-B", "H-C")]
+    finally:
+        await blocker.close()
+        await pool.close()
+        store.close()

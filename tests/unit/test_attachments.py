@@ -15,6 +15,7 @@ from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Mapper, UUI
 from services.complaints.application import ComplaintsApplication, FindingInput, RecordInspection
 from services.complaints.attachments import AttachmentRef, RetentionPolicy, blob_path, clean_name, sniff_type
 from services.complaints.domain import Step, with_new_files
+from services.complaints.group_commit import InMemoryBatches
 from services.complaints.inspections import RectificationOrder
 from services.complaints.outbox import to_contract
 from services.complaints.personal_data import InMemoryDataKeys
@@ -149,12 +150,14 @@ def test_a_retried_inspection_is_the_same_request_whatever_its_files_are_named_n
 
 
 def test_a_findings_files_open_its_order_are_kept_with_it_and_published_without_who_uploaded_them() -> None:
+    keys = InMemoryDataKeys()
     complaints = ComplaintsApplication(
         IN_MEMORY,
         InMemorySerialBlocks(),
         InMemoryVerificationAttempts(),
         MASTER_KEY,
-        lambda _: InMemoryDataKeys(),
+        lambda _: keys,
+        lambda application: InMemoryBatches(application, keys),
         lambda: datetime(2026, 12, 2, 2, tzinfo=UTC),
     )
     complaints.register_hall(HALL, ADMIN)

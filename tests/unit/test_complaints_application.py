@@ -27,6 +27,7 @@ from services.complaints.application import (
     UnknownHall,
 )
 from services.complaints.domain import Complaint, Step
+from services.complaints.group_commit import InMemoryBatches
 from services.complaints.personal_data import CustomerData, InMemoryDataKeys, MasterKey
 from services.complaints.repositories import (
     BLOCK_SIZE,
@@ -64,12 +65,14 @@ def clock() -> SettableClock:
 
 @pytest_asyncio.fixture
 async def complaints(clock: SettableClock) -> AsyncIterator[ComplaintsApplication]:
+    keys = InMemoryDataKeys()
     application = ComplaintsApplication(
         {"PERSISTENCE_MODULE": "eventsourcing.popo"},
         InMemorySerialBlocks(),
         InMemoryVerificationAttempts(LIMITS),
         MASTER_KEY,
-        lambda _: InMemoryDataKeys(),
+        lambda _: keys,
+        lambda application: InMemoryBatches(application, keys),
         clock,
     )
     application.register_hall(HALL, ADMIN)
@@ -202,12 +205,14 @@ async def test_past_the_global_budget_only_clients_without_a_failure_may_try(
     clock: SettableClock,
 ) -> None:
     attempts = InMemoryVerificationAttempts(AttemptLimits(per_client=5, global_budget=3))
+    keys = InMemoryDataKeys()
     complaints = ComplaintsApplication(
         {"PERSISTENCE_MODULE": "eventsourcing.popo"},
         InMemorySerialBlocks(),
         attempts,
         MASTER_KEY,
-        lambda _: InMemoryDataKeys(),
+        lambda _: keys,
+        lambda application: InMemoryBatches(application, keys),
         clock,
     )
     try:
@@ -331,12 +336,14 @@ async def test_only_a_unit_above_the_hall_approves_a_pause_and_only_while_it_las
 
 
 async def test_a_complaint_takes_no_step_past_the_most_events_it_may_hold(clock: SettableClock) -> None:
+    keys = InMemoryDataKeys()
     complaints = ComplaintsApplication(
         IN_MEMORY,
         InMemorySerialBlocks(),
         InMemoryVerificationAttempts(),
         MASTER_KEY,
-        lambda _: InMemoryDataKeys(),
+        lambda _: keys,
+        lambda application: InMemoryBatches(application, keys),
         clock,
         12,
     )

@@ -61,6 +61,26 @@ def test_same_request_content_has_same_fingerprint() -> None:
     assert request.fingerprint(key) != request.fingerprint(MasterKey(b"another-personal-data-key-of-32-bytes"))
 
 
+def test_a_fingerprint_stays_what_earlier_releases_stored() -> None:
+    # Stored in events: a retry after an upgrade must match the fingerprint of its first request.
+    request = RegisterComplaint(
+        "H",
+        "app",
+        "billing",
+        "normal",
+        "张三",
+        "13812345678",
+        "text",
+        "clerk-17",
+        received_at=datetime(2026, 9, 30, 2, tzinfo=UTC),
+        customer_email="a@b.cn",
+    )
+
+    fingerprint = request.fingerprint(MasterKey(b"unit-tests-personal-data-key-of-32-bytes"))
+
+    assert fingerprint == "e2030f24ea9ccb36c1090bc8b2543ea3618e60e351d193bdf4973791034c640d"
+
+
 def test_phone_keeps_only_prefix_and_last_four_digits() -> None:
     assert mask_phone("13812345678") == "138********"  # never the last four: they verify the customer
     assert mask_phone("12345678") == "123*****"

@@ -11,6 +11,7 @@ import pytest_asyncio
 
 from services.complaints.application import ComplaintsApplication, IdempotencyKeyReused, RegisterHall, StepRequest
 from services.complaints.domain import Complaint
+from services.complaints.group_commit import InMemoryBatches
 from services.complaints.incidents import ChildAnswer, ChildStep, Incident, Incidents, OpenIncident
 from services.complaints.outbox import to_contract
 from services.complaints.personal_data import InMemoryDataKeys
@@ -41,12 +42,14 @@ def clock() -> SettableClock:
 
 @pytest_asyncio.fixture
 async def complaints(clock: SettableClock) -> AsyncIterator[ComplaintsApplication]:
+    keys = InMemoryDataKeys()
     application = ComplaintsApplication(
         IN_MEMORY,
         InMemorySerialBlocks(),
         InMemoryVerificationAttempts(),
         MASTER_KEY,
-        lambda _: InMemoryDataKeys(),
+        lambda _: keys,
+        lambda application: InMemoryBatches(application, keys),
         clock,
     )
     application.register_hall(HALL, ADMIN)

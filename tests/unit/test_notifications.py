@@ -15,6 +15,7 @@ from eventsourcing.domain import AggregateEvent
 
 from services.complaints.application import ComplaintsApplication, StepNotAllowed, StepRequest
 from services.complaints.domain import AlreadyDone, Complaint, CustomerNotifications, Notice, Step, StepRefused
+from services.complaints.group_commit import InMemoryBatches
 from services.complaints.notifications import (
     PLACEHOLDERS,
     InvalidNotificationPolicy,
@@ -131,12 +132,14 @@ def test_a_policy_file_declaring_another_version_is_refused(tmp_path: Path) -> N
 
 @pytest_asyncio.fixture
 async def complaints() -> AsyncIterator[ComplaintsApplication]:
+    keys = InMemoryDataKeys()
     application = ComplaintsApplication(
         {"PERSISTENCE_MODULE": "eventsourcing.popo"},
         InMemorySerialBlocks(),
         InMemoryVerificationAttempts(LIMITS),
         MASTER_KEY,
-        lambda _: InMemoryDataKeys(),
+        lambda _: keys,
+        lambda application: InMemoryBatches(application, keys),
         SettableClock(china(16, 10)),
     )
     application.register_hall(HALL, ADMIN)
