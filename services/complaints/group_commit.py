@@ -69,7 +69,7 @@ class GroupCommitter:
         if self._writing is None:
             # In a context of its own: a batch holds many requests, not the first one's span.
             self._writing = asyncio.create_task(self._write_while_pending(), context=contextvars.Context())
-        await asyncio.shield(done)  # a request given up on is committed all the same, as its batch is
+        await done
 
     async def committed(self) -> None:
         """Returns once every saving under way is committed or refused."""
@@ -97,17 +97,27 @@ class GroupCommitter:
                 for pending in batch:
                     await self._commit([pending])
                 return
-            batch[0].done.set_exception(refused)
+            settle(batch[0].done, refused)
         except asyncio.CancelledError:
             for pending in batch:
                 pending.done.cancel()
             raise
         except Exception as error:
             for pending in batch:
-                pending.done.set_exception(error)
+                settle(pending.done, error)
         else:
             for pending in batch:
-                pending.done.set_result(None)
+                settle(pending.done, None)
+
+
+def settle(done: asyncio.Future[None], error: Exception | None) -> None:
+    # A request given up on (its client gone) has cancelled its future; its batch is committed all the same.
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
 
 
 class PostgresBatches:

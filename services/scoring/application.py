@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
-from eventsourcing.application import AggregateNotFoundError, ProjectorFunction, project_aggregate
+from eventsourcing.application import AggregateNotFoundError, LRUCache, ProjectorFunction, project_aggregate
 from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError
 
@@ -58,7 +58,9 @@ class ScoringApplication(StoresTraceContext):
         self.clock = clock  # when each change was recorded: what "as of" audits compare with
         # Facts are applied to the cached scorecards themselves, not to copies, one batch at a time.
         self._applying = threading.Lock()
-        self._snapshotted: dict[uuid.UUID, int] = {}  # the version of this replica's last snapshot of each
+        # The version of this replica's last snapshot of each scorecard, for as many as are cached: one forgotten
+        # is snapshotted again at its next offer, once.
+        self._snapshotted: LRUCache[uuid.UUID, int] = LRUCache(CACHED_SCORECARDS)
 
     def apply(self, hall_id: str, period: str, source: SourceEvent, fact: AnyScoringFact) -> bool:
         """True if the fact was new to the scorecard; scored under the policy in force when the period began."""
@@ -137,11 +139,15 @@ class ScoringApplication(StoresTraceContext):
         replays: failing to store one (another replica's of the same version, the database gone) fails no fact."""
         card = self._cached_scorecard(aggregate_id)
         assert self.snapshots is not None and card is not None
-        if card.version - self._snapshotted.get(aggregate_id, 0) < card.version // SNAPSHOT_SPACING:
+        try:
+            last_snapshot = self._snapshotted.get(aggregate_id)
+        except KeyError:
+            last_snapshot = 0
+        if card.version - last_snapshot < card.version // SNAPSHOT_SPACING:
             return
         try:
             self.snapshots.put([Scorecard.Snapshot.take(card)])
-            self._snapshotted[aggregate_id] = card.version
+            self._snapshotted.put(aggregate_id, card.version)
         except Exception as failure:
             logger.warning("no snapshot of a scorecard at version %d: %s", card.version, type(failure).__name__)
 
