@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass
 from typing import Literal
@@ -71,6 +72,7 @@ def escalation_level(hall: OrgUnit, target: OrgUnit) -> int:
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 
 
+@functools.lru_cache(maxsize=4096)  # every unit built, one per milestone too, checks its names: few and repeated
 def unit_name(text: str) -> str:
     """`text` as a unit name is kept: NFKC-normalised (full-width letters and digits as plain ones) and
     trimmed. Refuses (ValueError) an empty name, a '/', and invisible or control characters."""

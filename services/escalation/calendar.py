@@ -76,6 +76,9 @@ class WorkingCalendar:
         self._working_days: dict[date, bool] = {}
         # A subject's milestones are planned again at each step it takes, from the same starts.
         self._after_working_time: dict[tuple[datetime, timedelta], datetime] = {}
+        # Every sum walks the windows of the days after its start: each day's is worked out once (a few
+        # hundred days a year, so kept without bound).
+        self._first_windows: dict[date, tuple[date, datetime, datetime]] = {}
 
     def knows_year(self, year: int) -> bool:
         if year in self.year_files:
@@ -154,12 +157,23 @@ class WorkingCalendar:
         local = start.astimezone(CHINA_TIME)
         day = local.date()
         while True:
-            day = self._next_working_day(day)
-            opens = datetime.combine(day, self.hours.opens, CHINA_TIME)
-            closes = datetime.combine(day, self.hours.closes, CHINA_TIME)
+            day, opens, closes = self._window_from(day)
             if closes > local:
                 yield max(opens, local), closes
             day += timedelta(days=1)
+
+    def _window_from(self, day: date) -> tuple[date, datetime, datetime]:
+        """The first working day from `day` on, and its business hours."""
+        window = self._first_windows.get(day)
+        if window is None:
+            working = self._next_working_day(day)
+            opens = datetime.combine(working, self.hours.opens, CHINA_TIME)
+            window = self._first_windows[day] = (
+                working,
+                opens,
+                datetime.combine(working, self.hours.closes, CHINA_TIME),
+            )
+        return window
 
     def _next_working_instant(self, start: datetime) -> datetime:
         opens, _ = next(self._windows(start))

@@ -5,6 +5,8 @@ A file that does not validate is refused at start-up with a message naming the b
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -121,6 +123,12 @@ class Policy(BaseModel):
         if unknown:
             raise ValueError(f"pause_reasons: {', '.join(unknown)} not in the catalogue's pause reasons")
         return self
+
+    @functools.cached_property
+    def content_digest(self) -> str:
+        """Of the policy's content, so that even a file edited in place under its version counts as a change;
+        worked out once, not at every step a subject takes."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:8]
 
     def level_on_arrival(self, **complaint: str) -> int:
         """The escalation level the complaint starts at; 0: none."""

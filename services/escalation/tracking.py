@@ -9,7 +9,6 @@ history; a verdict, once recorded, stays what it was.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -554,8 +553,7 @@ def planned_milestones(clock_name: str, clock: Clock, plan: list[Milestone]) -> 
 def rules_version(plans: list[ClockPlan], rules: SlaRules) -> str:
     """Names the policy by version and content, so even a file edited in place counts as a change."""
     policy = plans[0].policy
-    content = hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:8]
-    return f"policy {policy.version} ({content}), calendar {rules.calendars.version}"
+    return f"policy {policy.version} ({policy.content_digest}), calendar {rules.calendars.version}"
 
 
 def breach_deadlines(plans: list[ClockPlan]) -> dict[str, str | None]:
