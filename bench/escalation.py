@@ -32,6 +32,7 @@ from services.escalation.application import EscalationApplication
 from services.escalation.calendar import Calendars
 from services.escalation.main import OWN_MIGRATIONS
 from services.escalation.policy import load_policies
+from services.escalation.repositories import PostgresDeadlines
 from services.escalation.tracking import Opening, SlaRules, SlaSubject
 from shared.clock import CHINA_TIME, system_clock
 from shared.migrations import migrate_schema
@@ -91,7 +92,7 @@ async def open_clocks(application: EscalationApplication, pool: asyncpg.Pool) ->
         subjects = [SlaSubject.open(application.rules, opening(at)) for at in instants[first : first + 1000]]
         await asyncio.to_thread(application.save, *subjects)
         async with pool.acquire() as connection:
-            await scheduler.record_due(connection, [application.due(subject) for subject in subjects])
+            await PostgresDeadlines(connection).record([application.due(subject) for subject in subjects])
         if first % 20_000 == 0:
             print(f"  opened {first + len(subjects):,} clocks", flush=True)
     return time.perf_counter() - started

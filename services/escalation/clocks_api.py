@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from services.escalation.application import EscalationApplication
 from services.escalation.clocks import MilestoneKind
 from services.escalation.policy import Limit
-from services.escalation.recalculation import RuleChange, rule_changes
+from services.escalation.repositories import RuleChange, RuleChanges
 from services.escalation.tracking import ClockPlan, SlaSubject
 from shared.auth import Caller
 from shared.contracts import ClockName
@@ -119,4 +119,5 @@ async def order_clocks(request: Request, caller: Caller, rectification_order_id:
 @router.get("/sla/rule-changes", response_model=list[RuleChange], tags=["sla"])
 async def sla_rule_changes(request: Request, caller: Caller) -> list[RuleChange]:
     """Each change of SLA policies or calendar this service started with, and how many open clocks it moved."""
-    return await rule_changes(request.app.state.pool)
+    rule_changes: RuleChanges = request.app.state.rule_changes
+    return await rule_changes.all()

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 from services.escalation.application import EscalationApplication, Observation
-from services.escalation.scheduler import record_due
+from services.escalation.repositories import PostgresDeadlines
 from services.escalation.tracking import CLOCK_EVENTS, Opening
 from shared.consumer import Connection, Delivery, Handling
 from shared.contracts import (
@@ -77,7 +77,7 @@ def detail(step: LoopStep) -> dict[str, str]:
 def handling(application: EscalationApplication) -> Handling:
     async def apply(connection: Connection, deliveries: Sequence[Delivery]) -> None:
         changes = [(change_of(delivery.event), delivery.traceparent) for delivery in deliveries]
-        await record_due(connection, await asyncio.to_thread(application.track, changes))
+        await PostgresDeadlines(connection).record(await asyncio.to_thread(application.track, changes))
 
     steps = {event_type for kind in CLOCK_EVENTS.values() for event_type in kind}
     return Handling(frozenset({ComplaintRegisteredV1.event_type, RectificationOrderOpenedV1.event_type, *steps}), apply)

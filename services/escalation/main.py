@@ -29,6 +29,7 @@ from services.escalation.calendar import BUSINESS_HOURS_FILE, CALENDAR_DIR, Cale
 from services.escalation.metrics import SlaLimits
 from services.escalation.outbox import escalation_outbox
 from services.escalation.policy import POLICY_DIR, load_policies
+from services.escalation.repositories import PostgresRuleChanges
 from services.escalation.tracking import SlaRules
 from shared.auth import Authenticator, AuthSettings
 from shared.body_limit import guard_request_bodies
@@ -96,6 +97,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
         )
         app.state.pool = pool
         app.state.escalation = escalation
+        app.state.rule_changes = PostgresRuleChanges(pool)
 
         async def fire_deadlines_once_caught_up() -> None:
             """After a restart, acknowledgements and closures may still be queued: fire nothing before them."""

@@ -13,25 +13,21 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
 
 import asyncpg
-from pydantic import BaseModel
 
 from services.escalation.application import EscalationApplication
-from services.escalation.scheduler import record_due
+from services.escalation.repositories import (
+    RECALCULATION_LOCK,
+    Deadlines,
+    PostgresDeadlines,
+    PostgresRuleChanges,
+    RuleChange,
+    exclusively,
+)
 from services.escalation.tracking import SlaRules
-from shared.consumer import Connection
 
 logger = logging.getLogger(__name__)
-
-
-class RuleChange(BaseModel):
-    changed_at: datetime
-    policy_versions: list[str]
-    calendar_version: str
-    open_subjects: int
-    recalculated: int
 
 
 def fingerprint(rules: SlaRules) -> str:
@@ -43,50 +39,30 @@ def fingerprint(rules: SlaRules) -> str:
 async def apply_rule_changes(application: EscalationApplication, pool: asyncpg.Pool, batch_size: int = 500) -> None:
     rules = application.rules
     current = fingerprint(rules)
-    async with pool.acquire() as connection:
-        await connection.execute("SELECT pg_advisory_lock(hashtext('sla-recalculation'))")
-        try:
-            last = await connection.fetchval(
-                "SELECT fingerprint FROM sla_rule_changes ORDER BY changed_at DESC LIMIT 1"
-            )
-            if last == current:
-                return
-            open_subjects = recalculated = 0
-            async for batch in _open_subjects(connection, batch_size):
-                async with connection.transaction():
-                    dues, changed = await asyncio.to_thread(application.recalculate, batch)
-                    await record_due(connection, dues)
-                open_subjects += len(batch)
-                recalculated += changed
-            await connection.execute(
-                "INSERT INTO sla_rule_changes VALUES ($1, $2, $3, $4, $5, $6)",
-                application.clock(),
-                current,
-                [policy.version for policy in rules.policies],
-                rules.calendars.version,
-                open_subjects,
-                recalculated,
-            )
-            logger.info("SLA rules changed: %d of %d open subjects recalculated", recalculated, open_subjects)
-        finally:
-            await connection.execute("SELECT pg_advisory_unlock(hashtext('sla-recalculation'))")
-
-
-async def _open_subjects(connection: Connection, batch_size: int) -> AsyncIterator[list[uuid.UUID]]:
-    after = None
-    while True:
-        rows = await connection.fetch(
-            "SELECT sla_id FROM sla_deadlines WHERE $1::uuid IS NULL OR sla_id > $1 ORDER BY sla_id LIMIT $2",
-            after,
-            batch_size,
-        )
-        if not rows:
+    async with pool.acquire() as connection, exclusively(connection, RECALCULATION_LOCK):
+        rule_changes, deadlines = PostgresRuleChanges(connection), PostgresDeadlines(connection)
+        if await rule_changes.latest_fingerprint() == current:
             return
-        batch = [row["sla_id"] for row in rows]
+        open_subjects = recalculated = 0
+        async for batch in _open_subjects(deadlines, batch_size):
+            async with connection.transaction():
+                dues, changed = await asyncio.to_thread(application.recalculate, batch)
+                await deadlines.record(dues)
+            open_subjects += len(batch)
+            recalculated += changed
+        change = RuleChange(
+            changed_at=application.clock(),
+            policy_versions=[policy.version for policy in rules.policies],
+            calendar_version=rules.calendars.version,
+            open_subjects=open_subjects,
+            recalculated=recalculated,
+        )
+        await rule_changes.record(current, change)
+        logger.info("SLA rules changed: %d of %d open subjects recalculated", recalculated, open_subjects)
+
+
+async def _open_subjects(deadlines: Deadlines, batch_size: int) -> AsyncIterator[list[uuid.UUID]]:
+    after = None
+    while batch := await deadlines.open_subjects_after(after, batch_size):
         yield batch
         after = batch[-1]
-
-
-async def rule_changes(pool: asyncpg.Pool) -> list[RuleChange]:
-    rows = await pool.fetch("SELECT * FROM sla_rule_changes ORDER BY changed_at")
-    return [RuleChange.model_validate(dict(row)) for row in rows]

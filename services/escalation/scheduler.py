@@ -10,33 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable
 from datetime import timedelta
 
 import asyncpg
 
 from services.escalation.application import Due, EscalationApplication
+from services.escalation.repositories import Deadlines, PostgresDeadlines
 from shared.clock import Clock
-from shared.consumer import TRANSIENT_ERRORS, Connection
+from shared.consumer import TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)
-
-
-async def record_due(connection: Connection | asyncpg.Connection, dues: Iterable[Due]) -> None:
-    """Writes each subject's next deadline; an older version never overwrites a newer one."""
-    dues = list(dues)
-    await connection.executemany(
-        """
-        INSERT INTO sla_deadlines AS d (sla_id, due_at, version) VALUES ($1, $2, $3)
-        ON CONFLICT (sla_id) DO UPDATE SET due_at = EXCLUDED.due_at, version = EXCLUDED.version
-        WHERE d.version <= EXCLUDED.version
-        """,
-        [(due.sla_id, due.due_at, due.version) for due in dues if due.open],
-    )
-    await connection.executemany(
-        "DELETE FROM sla_deadlines WHERE sla_id = $1 AND version <= $2",
-        [(due.sla_id, due.version) for due in dues if not due.open],
-    )
 
 
 class Scheduler:
@@ -72,25 +55,18 @@ class Scheduler:
     async def fire_next_batch(self) -> int:
         """Claims up to a batch of subjects whose deadline has come, fires them; returns how many it claimed."""
         async with self.pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(
-                """
-                SELECT sla_id FROM sla_deadlines WHERE due_at <= $1
-                ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED
-                """,
-                self.clock(),
-                self.batch_size,
-            )
-            sla_ids = [row["sla_id"] for row in rows]
+            deadlines = PostgresDeadlines(connection)
+            sla_ids = await deadlines.claim_due(self.clock(), self.batch_size)
             try:
                 dues = await asyncio.to_thread(self.application.fire_due, sla_ids)
             except TRANSIENT_ERRORS:  # the database, not the subjects: the whole batch is tried again
                 raise
             except Exception:
-                dues = await self._fire_one_by_one(connection, sla_ids)
-            await record_due(connection, dues)
-        return len(rows)
+                dues = await self._fire_one_by_one(deadlines, sla_ids)
+            await deadlines.record(dues)
+        return len(sla_ids)
 
-    async def _fire_one_by_one(self, connection: Connection, sla_ids: list[uuid.UUID]) -> list[Due]:
+    async def _fire_one_by_one(self, deadlines: Deadlines, sla_ids: list[uuid.UUID]) -> list[Due]:
         """One subject that cannot be fired (e.g. its policy file was removed) must not hold back the rest."""
         dues = []
         for sla_id in sla_ids:
@@ -100,13 +76,12 @@ class Scheduler:
                 raise
             except Exception:
                 logger.exception("scheduler: cannot fire %s; trying again in %s", sla_id, self.retry_failed_after)
-                retry_at = self.clock() + self.retry_failed_after
-                await connection.execute("UPDATE sla_deadlines SET due_at = $2 WHERE sla_id = $1", sla_id, retry_at)
+                await deadlines.postpone(sla_id, self.clock() + self.retry_failed_after)
         return dues
 
     async def _idle(self) -> None:
         """Sleeps until the next deadline, but never so long that a moved clock or a new deadline waits."""
-        next_due = await self.pool.fetchval("SELECT min(due_at) FROM sla_deadlines WHERE due_at IS NOT NULL")
+        next_due = await PostgresDeadlines(self.pool).next_due()
         pause = self.max_idle_seconds
         if next_due is not None:
             pause = min(pause, (next_due - self.clock()).total_seconds())

@@ -20,27 +20,23 @@ import logging
 import asyncpg
 
 from services.escalation.application import EscalationApplication
+from services.escalation.repositories import VERDICT_BACKFILL_LOCK, PostgresVerdictBackfills, exclusively
 
 logger = logging.getLogger(__name__)
 
 
 async def record_missing_verdicts(application: EscalationApplication, pool: asyncpg.Pool, batch_size: int = 500) -> int:
     """Returns how many verdicts it recorded: none once a scan of this store has finished."""
-    async with pool.acquire() as connection:
-        await connection.execute("SELECT pg_advisory_lock(hashtext('sla-verdict-backfill'))")
-        try:
-            if await connection.fetchval("SELECT EXISTS (SELECT 1 FROM sla_verdict_backfills)"):
-                return 0
-            subjects = verdicts = 0
-            position = 0
-            while batch := await asyncio.to_thread(application.subjects_opened_after, position, batch_size):
-                verdicts += await asyncio.to_thread(application.record_missing_verdicts, [id_ for _, id_ in batch])
-                subjects += len(batch)
-                position = batch[-1][0]
-            await connection.execute(
-                "INSERT INTO sla_verdict_backfills VALUES ($1, $2, $3)", application.clock(), subjects, verdicts
-            )
-            logger.info("recorded %d verdicts on clocks %d subjects stopped before verdicts", verdicts, subjects)
-            return verdicts
-        finally:
-            await connection.execute("SELECT pg_advisory_unlock(hashtext('sla-verdict-backfill'))")
+    async with pool.acquire() as connection, exclusively(connection, VERDICT_BACKFILL_LOCK):
+        backfills = PostgresVerdictBackfills(connection)
+        if await backfills.finished():
+            return 0
+        subjects = verdicts = 0
+        position = 0
+        while batch := await asyncio.to_thread(application.subjects_opened_after, position, batch_size):
+            verdicts += await asyncio.to_thread(application.record_missing_verdicts, [id_ for _, id_ in batch])
+            subjects += len(batch)
+            position = batch[-1][0]
+        await backfills.record(application.clock(), subjects, verdicts)
+        logger.info("recorded %d verdicts on clocks %d subjects stopped before verdicts", verdicts, subjects)
+        return verdicts

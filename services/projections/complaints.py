@@ -1,4 +1,5 @@
-"""Complaint summaries and the hall registry: what `GET /api/v1/complaints` lists and filters."""
+"""Complaint summaries and the hall registry: what `GET /api/v1/complaints` lists and filters, and where
+a hall, or a complaint's hall, sits in the organisation (who may read its scores)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,20 @@ async def record_hall_change(connection: Connection, event: IntegrationEvent) ->
         change.ownership,
         change.closed,
     )
+
+
+async def hall_unit(pool: asyncpg.Pool, hall_id: str) -> OrgUnit | None:
+    """The hall's place in the organisation; None if it was never registered."""
+    row = await pool.fetchrow("SELECT province, city FROM halls WHERE hall_id = $1", hall_id)
+    return OrgUnit.of_hall(row["province"], row["city"], hall_id) if row else None
+
+
+async def hall_of_complaint(pool: asyncpg.Pool, complaint_id: uuid.UUID) -> str | None:
+    """The hall the complaint was registered at; None if its registration was never projected."""
+    hall_id: str | None = await pool.fetchval(
+        "SELECT hall_id FROM complaint_summaries WHERE complaint_id = $1", complaint_id
+    )
+    return hall_id
 
 
 async def record_registration(connection: Connection, event: IntegrationEvent) -> None:

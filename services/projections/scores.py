@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +37,14 @@ class ScoreChangeEntry(BaseModel):
     score_before: float
     score: float
     changes: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class LatestScore:
+    score: float
+    components: dict[str, float]
+    deductions: float
+    bonus: float
 
 
 # The JSON columns, through pydantic's serializer: a third of the time of json.dumps, on a rebuild's millions of rows.
@@ -93,6 +102,19 @@ async def changes_of_subject(pool: asyncpg.Pool, subject_id: uuid.UUID) -> list[
         "SELECT * FROM score_changes WHERE subject_id = $1 ORDER BY recorded_at, scorecard_version", subject_id
     )
     return [_entry(row) for row in rows]
+
+
+async def latest_score(pool: asyncpg.Pool, hall_id: str, period: str) -> LatestScore | None:
+    """The hall's score for the period after its latest recalculation; None if none touched it."""
+    row = await pool.fetchrow(
+        "SELECT score, components, deductions, bonus FROM score_changes WHERE hall_id = $1 AND period = $2"
+        " ORDER BY scorecard_version DESC LIMIT 1",
+        hall_id,
+        period,
+    )
+    if row is None:
+        return None
+    return LatestScore(row["score"], json.loads(row["components"]), row["deductions"], row["bonus"])
 
 
 def _entry(row: asyncpg.Record) -> ScoreChangeEntry:

@@ -5,7 +5,6 @@ Grades, audits and what-ifs apply the scoring policy: the scoring service serves
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Annotated
 
@@ -15,6 +14,7 @@ from pydantic import BaseModel
 
 from services.projections import scores
 from services.projections.api import NotProjected
+from services.projections.complaints import hall_of_complaint, hall_unit
 from services.projections.scores import ScoreChangeEntry
 from shared.auth import Caller, Principal
 from shared.organisation import OrgUnit
@@ -35,8 +35,7 @@ class Scorecard(BaseModel):
 
 
 async def visible_hall(pool: asyncpg.Pool, caller: Principal, hall_id: str) -> OrgUnit:
-    row = await pool.fetchrow("SELECT province, city FROM halls WHERE hall_id = $1", hall_id)
-    unit = OrgUnit.of_hall(row["province"], row["city"], hall_id) if row else None
+    unit = await hall_unit(pool, hall_id)
     if unit is None or not caller.can_see(unit):
         raise NotProjected(f"no hall {hall_id}", ("path", "hall_id"))
     return unit
@@ -48,19 +47,14 @@ async def scorecard(request: Request, caller: Caller, hall_id: TextParam, period
     pool = request.app.state.pool
     await visible_hall(pool, caller, hall_id)
     changes = await scores.changes_of_hall(pool, hall_id, period)
-    latest = await pool.fetchrow(
-        "SELECT score, components, deductions, bonus FROM score_changes WHERE hall_id = $1 AND period = $2"
-        " ORDER BY scorecard_version DESC LIMIT 1",
-        hall_id,
-        period,
-    )
+    latest = await scores.latest_score(pool, hall_id, period)
     return Scorecard(
         hall_id=hall_id,
         period=period,
-        score=latest["score"] if latest else None,
-        components=json.loads(latest["components"]) if latest else {},
-        deductions=latest["deductions"] if latest else 0.0,
-        bonus=latest["bonus"] if latest else 0.0,
+        score=latest.score if latest else None,
+        components=latest.components if latest else {},
+        deductions=latest.deductions if latest else 0.0,
+        bonus=latest.bonus if latest else 0.0,
         changes=changes,
     )
 
@@ -69,8 +63,8 @@ async def scorecard(request: Request, caller: Caller, hall_id: TextParam, period
 async def score_effects(request: Request, caller: Caller, complaint_id: uuid.UUID) -> list[ScoreChangeEntry]:
     """Every recalculation of the hall's score that this complaint caused, with its effect."""
     pool = request.app.state.pool
-    row = await pool.fetchrow("SELECT hall_id FROM complaint_summaries WHERE complaint_id = $1", complaint_id)
-    if row is None:
+    hall_id = await hall_of_complaint(pool, complaint_id)
+    if hall_id is None:
         raise NotProjected(f"no complaint {complaint_id}", ("path", "complaint_id"))
-    await visible_hall(pool, caller, row["hall_id"])
+    await visible_hall(pool, caller, hall_id)
     return await scores.changes_of_subject(pool, complaint_id)

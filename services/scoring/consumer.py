@@ -2,7 +2,7 @@
 hall registrations go into the registry that grades read (`read_model`).
 
 A complaint belongs to the period in which it was received, an order to the one in which it
-was opened; so do their later events, however late they come.
+was opened; so do their later events, however late they come (`repositories` keeps where each belongs).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from services.scoring import read_model
 from services.scoring.application import HallFact, ScoringApplication
 from services.scoring.domain import SourceEvent
+from services.scoring.repositories import PostgresComplaintPeriods, PostgresOrderPeriods, SubjectPeriods
 from shared.clock import period_of
 from shared.consumer import Connection, Delivery, Handling
 from shared.contracts import (
@@ -99,15 +100,6 @@ COMPLAINT_STEP_TYPES = frozenset(
     ]
 )
 ORDER_STEP_TYPES = frozenset([OrderRejectedV1.event_type])  # steps of an order whose events name no hall
-# (record, look up) the hall and period of complaints, and of orders
-COMPLAINT_PERIODS = (
-    "INSERT INTO complaint_periods VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    "SELECT complaint_id, hall_id, period FROM complaint_periods WHERE complaint_id = ANY($1::uuid[])",
-)
-ORDER_PERIODS = (
-    "INSERT INTO order_periods VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    "SELECT order_id, hall_id, period FROM order_periods WHERE order_id = ANY($1::uuid[])",
-)
 
 
 def facts() -> dict[str, FactOf]:
@@ -227,8 +219,7 @@ async def record_periods(connection: Connection, events: Sequence[IntegrationEve
     """Records the hall and period of each complaint registered and each order opened in `events`; gives
     those of every complaint and order they open or take a step of, as stored (one seen before keeps its own)."""
     complaints = await _periods(
-        connection,
-        COMPLAINT_PERIODS,
+        PostgresComplaintPeriods(connection),
         [
             (event.envelope.aggregate_id, event.payload.hall_id, period_of(event.payload.received_at))
             for event in events
@@ -237,8 +228,7 @@ async def record_periods(connection: Connection, events: Sequence[IntegrationEve
         {event.envelope.aggregate_id for event in events if event.event_type in COMPLAINT_STEP_TYPES},
     )
     orders = await _periods(
-        connection,
-        ORDER_PERIODS,
+        PostgresOrderPeriods(connection),
         [
             (event.envelope.aggregate_id, event.payload.hall_id, period_of(event.payload.at))
             for event in events
@@ -250,18 +240,10 @@ async def record_periods(connection: Connection, events: Sequence[IntegrationEve
 
 
 async def _periods(
-    connection: Connection,
-    statements: tuple[str, str],
-    opened: list[tuple[uuid.UUID, str, str]],
-    stepped: set[uuid.UUID],
+    store: SubjectPeriods, opened: list[tuple[uuid.UUID, str, str]], stepped: set[uuid.UUID]
 ) -> dict[uuid.UUID, tuple[str, str]]:
-    insert, select = statements
-    if opened:
-        await connection.executemany(insert, opened)
-    named = {subject for subject, _, _ in opened} | stepped
-    if not named:
-        return {}
-    return {row[0]: (row["hall_id"], row["period"]) for row in await connection.fetch(select, list(named))}
+    await store.record(opened)
+    return await store.of({subject for subject, _, _ in opened} | stepped)
 
 
 def handling(application: ScoringApplication) -> Handling:
