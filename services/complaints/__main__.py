@@ -10,6 +10,7 @@ import time
 import asyncpg
 
 from services.complaints.main import RELAY_NAME, SCHEMA, ComplaintsSettings
+from services.complaints.repositories import newest_event_position
 from shared.database import create_pool
 from shared.migrations import RELAY, migrate_schema
 from shared.progress import event_progress
@@ -35,7 +36,7 @@ async def republish(from_position: int, follow: bool) -> None:
 
 
 async def _follow(pool: asyncpg.Pool, positions: RelayPositions, from_position: int) -> None:
-    newest = int(await pool.fetchval(f"SELECT coalesce(max(notification_id), 0) FROM {SCHEMA}_events") or 0)  # noqa: S608 - a constant
+    newest = await newest_event_position(pool)
     total = max(newest - from_position, 0)
     with event_progress("republishing") as show:
         show(0, total)

@@ -25,7 +25,8 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Mapper
 
-from services.complaints.personal_data import DataKey, InMemoryDataKeys, PostgresDataKeys
+from services.complaints.personal_data import DataKey, InMemoryDataKeys
+from services.complaints.repositories import PostgresDataKeys
 from shared.event_store import LoopInserts
 from shared.tracing import current_traceparent, store_trace_contexts_on
 

@@ -37,8 +37,13 @@ from services.complaints.notification_queue import NotificationQueue
 from services.complaints.notifications import ChannelName
 from services.complaints.notifier import Links, Notifier
 from services.complaints.outbox import complaints_outbox
-from services.complaints.personal_data import MasterKey, PostgresDataKeys
-from services.complaints.repositories import LegacyNumbers, PostgresSerialBlocks, PostgresVerificationAttempts
+from services.complaints.personal_data import MasterKey
+from services.complaints.repositories import (
+    LegacyNumbers,
+    PostgresDataKeys,
+    PostgresSerialBlocks,
+    PostgresVerificationAttempts,
+)
 from services.complaints.surveys import SurveyTokens
 from shared.auth import Authenticator, AuthSettings
 from shared.body_limit import guard_request_bodies

@@ -3,9 +3,9 @@
 The customer's name and phone, and the description as they typed it, are sealed with AES-GCM under a data
 key of the complaint's own; events hold only the sealed text. Data keys are kept wrapped by the master key
 (`PERSONAL_DATA_KEY`, a Kubernetes Secret; a KMS in production) in the complaints service's `customer_keys`
-table, beside a keyed digest of the phone (HMAC-SHA256) by which a customer's complaints are found. Erasing
-destroys the wrapped key: every copy of the events, in the store, a backup, a rebuild or a topic, is noise
-from then on.
+table, beside a keyed digest of the phone (HMAC-SHA256) by which a customer's complaints are found: `DataKeys`,
+kept by `repositories.PostgresDataKeys` (`InMemoryDataKeys` in the use-case tests). Erasing destroys the
+wrapped key: every copy of the events, in the store, a backup, a rebuild or a topic, is noise from then on.
 
 Free text is masked before it is stored or published: mobile numbers, resident ID numbers and, in a
 complaint's description, the customer's own name (`mask_identifiers`).
@@ -26,15 +26,9 @@ from dataclasses import astuple, dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-import asyncpg
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from psycopg import sql
-
-from shared.application import retried_while_unavailable
-from shared.database import Connection
-from shared.event_store import ColumnarRecorder
 
 SEALED_PREFIX = "aesgcm1:"
 # Customer data of complaints registered before sealing: readable without a key, and so not erasable by one.
@@ -278,96 +272,3 @@ class InMemoryDataKeys:
             if row["wrapped"] is not None and row["closed_at"] is not None and row["closed_at"] < instant
         ]
         return due[:limit]
-
-
-class PostgresDataKeys:
-    """On the event store's own connections (eventsourcing's datastore), so the application's threads use it
-    as they use the store; what registration does on the event loop goes through the service's asyncpg pool.
-    A destroyed key's row stays, without key or digest, to say when it went."""
-
-    def __init__(self, recorder: object, pool: asyncpg.Pool) -> None:
-        """`recorder`: the store's, whose connections these share."""
-        assert isinstance(recorder, ColumnarRecorder), "the complaints store runs with ColumnarRecorder"
-        self._datastore = recorder.datastore
-        self._table = sql.Identifier(recorder.datastore.schema, "customer_keys")
-        self._pool = pool
-
-    async def insert(self, connection: Connection, keys: Sequence[DataKey]) -> None:
-        """In the caller's transaction, the one of the events the keys seal: no complaint without its key, no key
-        without its complaint. One array per column, as the events go in. Raises asyncpg's UniqueViolationError
-        if a subject has a key already."""
-        if not keys:
-            return
-        rows = [(k.subject, k.wrapped, k.phone_digest, k.received_at, k.number, k.hall_code) for k in keys]
-        await connection.execute(  # the pool's search path is the store's schema
-            "INSERT INTO customer_keys (subject, wrapped_key, phone_digest, received_at, number, hall_code)"
-            " SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::bytea[], $4::timestamptz[], $5::text[], $6::text[])",
-            *(list(column) for column in zip(*rows, strict=True)),
-        )
-
-    @retried_while_unavailable
-    def _execute(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self._datastore.transaction(commit=True) as cursor:
-            cursor.execute(sql.SQL(statement).format(table=self._table), params)
-            return list(cursor.fetchall()) if cursor.description else []
-
-    def wrapped(self, subject: uuid.UUID) -> bytes | None:
-        rows = self._execute("SELECT wrapped_key FROM {table} WHERE subject = %s", (subject,))
-        return bytes(rows[0]["wrapped_key"]) if rows and rows[0]["wrapped_key"] is not None else None
-
-    def subjects_of_phone(self, phone_digest: bytes) -> list[uuid.UUID]:
-        rows = self._execute("SELECT subject FROM {table} WHERE phone_digest = %s", (phone_digest,))
-        return [row["subject"] for row in rows]
-
-    async def history_of_phone(
-        self, phone_digest: bytes, received_from: datetime, received_until: datetime, limit: int
-    ) -> PhoneHistory:
-        rows = await self._pool.fetch(  # the pool's search path is the store's schema
-            "SELECT subject, number, hall_code, received_at, count(*) OVER () AS count FROM customer_keys"
-            " WHERE phone_digest = $1 AND received_at BETWEEN $2 AND $3"
-            " ORDER BY received_at DESC, subject DESC LIMIT $4",
-            phone_digest,
-            received_from,
-            received_until,
-            limit,
-        )
-        newest = [
-            CustomersComplaint(uuid.UUID(str(row["subject"])), row["number"], row["hall_code"], row["received_at"])
-            for row in rows
-        ]
-        return PhoneHistory(int(rows[0]["count"]) if rows else 0, newest)
-
-    def others_of_customer(
-        self,
-        subject: uuid.UUID,
-        limit: int,
-        received_from: datetime | None = None,
-        received_until: datetime | None = None,
-    ) -> list[CustomersComplaint]:
-        rows = self._execute(
-            "SELECT o.subject, o.number, o.hall_code, o.received_at FROM {table} c JOIN {table} o"
-            " ON o.phone_digest = c.phone_digest AND o.subject <> c.subject"
-            " WHERE c.subject = %s AND o.number IS NOT NULL"
-            " AND (%s::timestamptz IS NULL OR o.received_at >= %s) AND (%s::timestamptz IS NULL OR o.received_at <= %s)"
-            " ORDER BY o.received_at DESC, o.subject DESC LIMIT %s",
-            (subject, received_from, received_from, received_until, received_until, limit),
-        )
-        return [CustomersComplaint(r["subject"], r["number"], r["hall_code"], r["received_at"]) for r in rows]
-
-    def destroy(self, subjects: Sequence[uuid.UUID], at: datetime) -> list[uuid.UUID]:
-        rows = self._execute(
-            "UPDATE {table} SET wrapped_key = NULL, phone_digest = NULL, destroyed_at = %s"
-            " WHERE subject = ANY(%s) AND wrapped_key IS NOT NULL RETURNING subject",
-            (at, list(subjects)),
-        )
-        return [row["subject"] for row in rows]
-
-    def note_closed(self, subject: uuid.UUID, closed_at: datetime | None) -> None:
-        self._execute("UPDATE {table} SET closed_at = %s WHERE subject = %s", (closed_at, subject))
-
-    def closed_before(self, instant: datetime, limit: int) -> list[uuid.UUID]:
-        rows = self._execute(
-            "SELECT subject FROM {table} WHERE wrapped_key IS NOT NULL AND closed_at < %s ORDER BY closed_at LIMIT %s",
-            (instant, limit),
-        )
-        return [row["subject"] for row in rows]
