@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 
 import asyncpg
 from eventsourcing.persistence import InterfaceError, OperationalError
@@ -58,8 +59,9 @@ def methods_of(app: FastAPI, path: str) -> list[str]:
     )
 
 
-# The database gone, starting, out of connections or its lock not given in time, through either driver: the
-# event store's (eventsourcing on psycopg) or a service's asyncpg pool.
+# The database gone, unreachable, starting, out of connections, its lock not given in time or a transaction it
+# rolled back (deadlock), through either driver: the event store's (eventsourcing on psycopg, whose
+# OperationalError covers all of these) or a service's asyncpg pool, which raises the socket's errors as they are.
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     OperationalError,
     InterfaceError,
@@ -68,7 +70,11 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     asyncpg.OperatorInterventionError,
     asyncpg.InsufficientResourcesError,
     asyncpg.LockNotAvailableError,
+    asyncpg.TransactionRollbackError,
+    asyncpg.PostgresSystemError,
     ConnectionError,
+    socket.gaierror,
+    TimeoutError,
 )
 
 

@@ -87,6 +87,11 @@ class GroupCommitter:
             while self._pending:
                 batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
                 await self._commit(batch)
+        except asyncio.CancelledError:
+            for pending in self._pending:  # nothing will commit them now: their requests must not wait for ever
+                pending.done.cancel()
+            self._pending = []
+            raise
         finally:
             self._writing = None
 
@@ -95,8 +100,13 @@ class GroupCommitter:
             await self.store.commit([pending.saving for pending in batch])
         except IntegrityError as refused:
             if len(batch) > 1:
-                for pending in batch:
-                    await self._commit([pending])
+                for retried, pending in enumerate(batch):
+                    try:
+                        await self._commit([pending])
+                    except asyncio.CancelledError:
+                        for unretried in batch[retried + 1 :]:
+                            unretried.done.cancel()
+                        raise
                 return
             settle(batch[0].done, refused)
         except asyncio.CancelledError:

@@ -210,9 +210,11 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
                 if notifier.channels
                 else contextlib.nullcontext(),
             ):
-                yield
+                try:
+                    yield
+                finally:  # while the relay still runs, so that it publishes them
+                    await complaints.registrations_committed()
         finally:
-            await complaints.registrations_committed()
             complaints.close()
             await http.aclose()
             await pool.close()
