@@ -67,6 +67,7 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     InterfaceError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a pooled connection whose server died with an operation under way
     asyncpg.OperatorInterventionError,
     asyncpg.InsufficientResourcesError,
     asyncpg.LockNotAvailableError,
