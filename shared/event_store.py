@@ -13,7 +13,7 @@ its event loop.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -46,22 +46,17 @@ class ColumnarRecorder(PostgresApplicationRecorder):
         )
 
 
-def quoted(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 class LoopInserts:
-    """ColumnarRecorder's statements for asyncpg, for a service that commits on its event loop: the same table
-    lock, NOTIFY and one array per column, in a transaction the caller holds open."""
+    """ColumnarRecorder's statements for asyncpg, for a service that commits on its event loop: eventsourcing's
+    own lock statements and NOTIFY, and one array per column, in a transaction the caller holds open."""
 
     def __init__(self, recorder: PostgresApplicationRecorder) -> None:
-        table = f"{quoted(recorder.datastore.schema)}.{quoted(recorder.events_table_name)}"
-        self._lock_and_notify = (
-            f"SET LOCAL lock_timeout = '{recorder.datastore.lock_timeout}s';"
-            f" LOCK TABLE {table} IN EXCLUSIVE MODE; NOTIFY {quoted(recorder.channel_name)}"
-        )
+        notify = sql.SQL("NOTIFY {}").format(sql.Identifier(recorder.channel_name))
+        locks = cast(list[sql.Composable], recorder.lock_table_statements)  # typed as any query; built with sql.SQL
+        self._lock_and_notify = "; ".join(statement.as_string() for statement in [*locks, notify])
+        table = sql.Identifier(recorder.datastore.schema, recorder.events_table_name).as_string()
         self._insert = (
-            f"INSERT INTO {table} (originator_id, originator_version, topic, state)"  # noqa: S608 - identifiers quoted
+            f"INSERT INTO {table} (originator_id, originator_version, topic, state)"  # noqa: S608 - an identifier
             " SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::bytea[])"
         )
 

@@ -83,12 +83,14 @@ class GroupCommitter:
         return len(self._pending)
 
     async def _write_while_pending(self) -> None:
+        batch: list[Pending] = []
         try:
             while self._pending:
                 batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
                 await self._commit(batch)
         except asyncio.CancelledError:
-            for pending in self._pending:  # nothing will commit them now: their requests must not wait for ever
+            # Nothing will commit them now: their requests must not wait for ever (a settled one stays so).
+            for pending in [*batch, *self._pending]:
                 pending.done.cancel()
             self._pending = []
             raise
@@ -100,19 +102,10 @@ class GroupCommitter:
             await self.store.commit([pending.saving for pending in batch])
         except IntegrityError as refused:
             if len(batch) > 1:
-                for retried, pending in enumerate(batch):
-                    try:
-                        await self._commit([pending])
-                    except asyncio.CancelledError:
-                        for unretried in batch[retried + 1 :]:
-                            unretried.done.cancel()
-                        raise
+                for pending in batch:
+                    await self._commit([pending])
                 return
             settle(batch[0].done, refused)
-        except asyncio.CancelledError:
-            for pending in batch:
-                pending.done.cancel()
-            raise
         except Exception as error:
             for pending in batch:
                 settle(pending.done, error)
