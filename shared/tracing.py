@@ -157,11 +157,14 @@ TRACE_CONTEXT_NOT_STORED = "trace context not stored; the events' traces will en
 def trace_context_upsert(schema: str, *placeholders: str) -> str:
     """The statement storing one event's trace context: originator id, version, traceparent, in the driver's
     placeholders."""
-    values = ", ".join(placeholders)
     return (
-        f'INSERT INTO "{schema}".event_trace_contexts (originator_id, originator_version, traceparent)'  # noqa: S608 - our schema
-        f" VALUES ({values}) ON CONFLICT (originator_id, originator_version)"
-        " DO UPDATE SET traceparent = EXCLUDED.traceparent, stored_at = now()"
+        sql.SQL(
+            "INSERT INTO {}.event_trace_contexts (originator_id, originator_version, traceparent) VALUES ({})"
+            " ON CONFLICT (originator_id, originator_version)"
+            " DO UPDATE SET traceparent = EXCLUDED.traceparent, stored_at = now()"
+        )
+        .format(sql.Identifier(schema), sql.SQL(", ").join(sql.SQL(placeholder) for placeholder in placeholders))
+        .as_string()
     )
 
 

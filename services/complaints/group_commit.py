@@ -26,7 +26,7 @@ from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Mapper
 
 from services.complaints.personal_data import DataKey, InMemoryDataKeys
-from services.complaints.repositories import PostgresDataKeys
+from services.complaints.repositories import insert_data_keys
 from shared.event_store import LoopInserts
 from shared.tracing import current_traceparent, store_trace_contexts_on
 
@@ -133,7 +133,6 @@ class PostgresBatches:
         self._events = LoopInserts(application.recorder)  # type: ignore[arg-type]
         self._schema = application.recorder.datastore.schema  # type: ignore[attr-defined]
         self._pool = pool
-        self._data_keys = PostgresDataKeys(application.recorder, pool)
 
     async def commit(self, batch: Sequence[Saving]) -> None:
         stored = [self._mapper.to_stored_event(event) for saving in batch for event in saving.events]
@@ -142,7 +141,7 @@ class PostgresBatches:
             await store_trace_contexts_on(connection, self._schema, traced)  # first: the relay, woken, finds them
             try:
                 async with connection.transaction():
-                    await self._data_keys.insert(connection, [key for saving in batch for key in saving.data_keys])
+                    await insert_data_keys(connection, [key for saving in batch for key in saving.data_keys])
                     await self._events.insert(connection, stored)
             except asyncpg.UniqueViolationError as conflict:
                 raise IntegrityError(str(conflict)) from conflict

@@ -109,6 +109,20 @@ class PostgresVerificationAttempts:
             return Judgement(False)
 
 
+async def insert_data_keys(connection: Connection, keys: Sequence[DataKey]) -> None:
+    """In the caller's transaction, the one of the events the keys seal: no complaint without its key, no key
+    without its complaint. One array per column, as the events go in. Raises asyncpg's UniqueViolationError
+    if a subject has a key already. `connection`: of the service's pool, whose search path is the store's schema."""
+    if not keys:
+        return
+    rows = [(k.subject, k.wrapped, k.phone_digest, k.received_at, k.number, k.hall_code) for k in keys]
+    await connection.execute(
+        "INSERT INTO customer_keys (subject, wrapped_key, phone_digest, received_at, number, hall_code)"
+        " SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::bytea[], $4::timestamptz[], $5::text[], $6::text[])",
+        *(list(column) for column in zip(*rows, strict=True)),
+    )
+
+
 class PostgresDataKeys:
     """On the event store's own connections (eventsourcing's datastore), so the application's threads use it
     as they use the store; what registration does on the event loop goes through the service's asyncpg pool.
@@ -120,19 +134,6 @@ class PostgresDataKeys:
         self._datastore = recorder.datastore
         self._table = sql.Identifier(recorder.datastore.schema, "customer_keys")
         self._pool = pool
-
-    async def insert(self, connection: Connection, keys: Sequence[DataKey]) -> None:
-        """In the caller's transaction, the one of the events the keys seal: no complaint without its key, no key
-        without its complaint. One array per column, as the events go in. Raises asyncpg's UniqueViolationError
-        if a subject has a key already."""
-        if not keys:
-            return
-        rows = [(k.subject, k.wrapped, k.phone_digest, k.received_at, k.number, k.hall_code) for k in keys]
-        await connection.execute(  # the pool's search path is the store's schema
-            "INSERT INTO customer_keys (subject, wrapped_key, phone_digest, received_at, number, hall_code)"
-            " SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::bytea[], $4::timestamptz[], $5::text[], $6::text[])",
-            *(list(column) for column in zip(*rows, strict=True)),
-        )
 
     @retried_while_unavailable
     def _execute(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
