@@ -49,12 +49,12 @@ class OutgoingMessage:
 
 
 class Outbox(Protocol):
-    def read_after(self, position: int, limit: int) -> Sequence[OutgoingMessage]:
-        """Stored events after `position`, in order. Blocking: run in a thread."""
+    async def read_after(self, position: int, limit: int) -> Sequence[OutgoingMessage]:
+        """Stored events after `position`, in order."""
         ...
 
-    def newest_position(self) -> int:
-        """The position of the newest stored event (0 if none). Blocking: run in a thread."""
+    async def newest_position(self) -> int:
+        """The position of the newest stored event (0 if none)."""
         ...
 
 
@@ -176,11 +176,11 @@ class Relay:
     async def publish_next_batch(self) -> int:
         """Publishes one batch; returns how many stored events it covered."""
         position = self._position if self._position is not None else await self.positions.get(self.name)
-        batch = await asyncio.to_thread(self.outbox.read_after, position, self.batch_size)
+        batch = await self.outbox.read_after(position, self.batch_size)
         # A short batch is all there is; only behind a full one must the newest position be asked for.
         unpublished = len(batch)
         if unpublished == self.batch_size:
-            unpublished = max(await asyncio.to_thread(self.outbox.newest_position) - position, unpublished)
+            unpublished = max(await self.outbox.newest_position() - position, unpublished)
         RELAY_LAG.labels(self.name).set(unpublished)
         if not batch:
             return 0

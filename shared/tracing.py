@@ -35,7 +35,7 @@ from opentelemetry.trace import StatusCode
 from psycopg import sql
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.application import ServiceApplication, retried_while_unavailable
+from shared.application import ServiceApplication
 from shared.database import Connection
 from shared.metrics import route_template
 
@@ -45,7 +45,6 @@ logger = logging.getLogger(__name__)
 NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 TracesExporter = Literal["none", "console", "otlp"]
 Headers = Sequence[tuple[str, bytes]]
-EventKey = tuple[uuid.UUID, int]  # originator id and version
 _enabled = False
 
 
@@ -223,20 +222,3 @@ class StoresTraceContext(ServiceApplication):
                 cursor.executemany(trace_context_upsert(datastore.schema, "%s", "%s", "%s"), rows)
         except Exception:
             logger.warning(TRACE_CONTEXT_NOT_STORED, exc_info=True)
-
-    def stored_trace_contexts(self, events: Sequence[DomainEventProtocol[uuid.UUID]]) -> dict[EventKey, str]:
-        """The trace context each event was stored in, where one was."""
-        if not _enabled or not events:
-            return {}
-        return self._stored_trace_contexts(list({event.originator_id for event in events}))
-
-    @retried_while_unavailable
-    def _stored_trace_contexts(self, originators: list[uuid.UUID]) -> dict[EventKey, str]:
-        datastore = self.recorder.datastore  # type: ignore[attr-defined]
-        select = sql.SQL(
-            "SELECT originator_id, originator_version, traceparent FROM {}.event_trace_contexts"
-            " WHERE originator_id = ANY(%s)"
-        )
-        with datastore.transaction(commit=False) as cursor:
-            cursor.execute(select.format(sql.Identifier(datastore.schema)), (originators,))
-            return {(row["originator_id"], row["originator_version"]): row["traceparent"] for row in cursor.fetchall()}

@@ -406,6 +406,12 @@ class ComplaintsApplication(StoresTraceContext):
             raise LookupError(f"hall {hall_code!r} is referred to but was never registered")
         return hall
 
+    async def hall_referred_to(self, hall_code: str) -> Hall:
+        """`known_hall`, loaded off the event loop unless cached."""
+        if self._hall_cached(hall_code):
+            return self.known_hall(hall_code)
+        return await asyncio.to_thread(self.known_hall, hall_code)
+
     def _find_hall(self, hall_code: str) -> Hall | None:
         """Halls change seldom (a new level, name or owner, a closure): each is loaded again after
         `HALL_CACHE_SECONDS`, so another replica's change is seen within that time."""

@@ -176,7 +176,7 @@ def create_app(settings: ComplaintsSettings | None = None) -> FastAPI:
             logger.info("adopted %d complaint numbers of the former complaint_numbers table", adopted)
         relay = Relay(
             name=RELAY_NAME,
-            outbox=complaints_outbox(complaints),
+            outbox=complaints_outbox(complaints, pool),
             positions=RelayPositions(pool),
             bootstrap_servers=settings.kafka_bootstrap_servers,
             topic=COMPLAINTS_EVENTS,

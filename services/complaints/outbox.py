@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+import asyncpg
 from eventsourcing.domain import DomainEventProtocol
 
 from services.complaints.application import ComplaintsApplication
@@ -92,10 +93,10 @@ NOTIFICATION_CONTRACTS: dict[str, type[Contract]] = {
 }
 
 
-HallOf = Callable[[str], Hall]
+HallOf = Callable[[str], Awaitable[Hall]]
 
 
-def to_contract(domain_event: DomainEventProtocol[uuid.UUID], hall_of: HallOf) -> Contract | None:
+async def to_contract(domain_event: DomainEventProtocol[uuid.UUID], hall_of: HallOf) -> Contract | None:
     """The published form of an internal event, or None if it stays internal."""
     if isinstance(domain_event, Hall.Registered):
         return HallRegisteredV1(
@@ -111,7 +112,7 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID], hall_of: HallOf) -
         source = {name: "hall_code" if name == "hall_id" else name for name in HallChangedV1.model_fields}
         return HallChangedV1.model_validate({name: getattr(domain_event, field) for name, field in source.items()})
     if isinstance(domain_event, Complaint.Registered):
-        hall = hall_of(domain_event.hall_code)
+        hall = await hall_of(domain_event.hall_code)
         return ComplaintRegisteredV3(
             repeat_count=domain_event.repeat_count,
             province=hall.province,
@@ -149,7 +150,7 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID], hall_of: HallOf) -
             at=domain_event.at,
         )
     if isinstance(domain_event, RectificationOrder.Opened):
-        hall = hall_of(domain_event.hall_code)
+        hall = await hall_of(domain_event.hall_code)
         return RectificationOrderOpenedV3(
             province=hall.province,
             city=hall.city,
@@ -177,5 +178,7 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID], hall_of: HallOf) -
     return None
 
 
-def complaints_outbox(application: ComplaintsApplication) -> EventStoreOutbox:
-    return EventStoreOutbox(application, functools.partial(to_contract, hall_of=application.known_hall), SOURCE)
+def complaints_outbox(application: ComplaintsApplication, pool: asyncpg.Pool) -> EventStoreOutbox:
+    return EventStoreOutbox(
+        application, pool, functools.partial(to_contract, hall_of=application.hall_referred_to), SOURCE
+    )

@@ -90,7 +90,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
         await verdict_backfill.record_missing_verdicts(escalation, pool)
         relay = Relay(
             name=RELAY_NAME,
-            outbox=escalation_outbox(escalation),
+            outbox=escalation_outbox(escalation, pool),
             positions=RelayPositions(pool),
             bootstrap_servers=settings.kafka_bootstrap_servers,
             topic=ESCALATION_EVENTS,

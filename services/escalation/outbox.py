@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 from typing import cast
 
+import asyncpg
 from eventsourcing.domain import DomainEventProtocol
 
 from services.escalation.application import EscalationApplication
@@ -21,7 +22,7 @@ from shared.contracts import (
     SlaScheduledV1,
     SlaWarningV1,
 )
-from shared.outbox import EventStoreOutbox
+from shared.outbox import EventStoreOutbox, from_the_event_alone
 
 SOURCE = "escalation"
 MILESTONE_CONTRACTS: dict[str, type[Contract]] = {
@@ -84,5 +85,5 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None
     return None
 
 
-def escalation_outbox(application: EscalationApplication) -> EventStoreOutbox:
-    return EventStoreOutbox(application, to_contract, SOURCE)
+def escalation_outbox(application: EscalationApplication, pool: asyncpg.Pool) -> EventStoreOutbox:
+    return EventStoreOutbox(application, pool, from_the_event_alone(to_contract), SOURCE)

@@ -71,7 +71,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         await migrate_schema(str(settings.database_url), SCHEMA, MIGRATIONS)
         relay = Relay(
             name=RELAY_NAME,
-            outbox=scoring_outbox(scoring),
+            outbox=scoring_outbox(scoring, pool),
             positions=RelayPositions(pool),
             bootstrap_servers=settings.kafka_bootstrap_servers,
             topic=SCORING_EVENTS,

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import uuid
 
+import asyncpg
 from eventsourcing.domain import DomainEventProtocol
 
 from services.scoring.application import ScoringApplication
 from services.scoring.domain import Scorecard
 from services.scoring.published_report import PublishedReport
 from shared.contracts import Contract, MonthlyReportPublishedV1, ScoreRecalculatedV3
-from shared.outbox import EventStoreOutbox
+from shared.outbox import EventStoreOutbox, from_the_event_alone
 
 SOURCE = "scoring"
 
@@ -48,5 +49,5 @@ def to_contract(domain_event: DomainEventProtocol[uuid.UUID]) -> Contract | None
     )
 
 
-def scoring_outbox(application: ScoringApplication) -> EventStoreOutbox:
-    return EventStoreOutbox(application, to_contract, SOURCE)
+def scoring_outbox(application: ScoringApplication, pool: asyncpg.Pool) -> EventStoreOutbox:
+    return EventStoreOutbox(application, pool, from_the_event_alone(to_contract), SOURCE)

@@ -30,10 +30,10 @@ class ListOutbox:
     def store(self, value: bytes) -> None:
         self.messages.append(OutgoingMessage(position=len(self.messages) + 1, key=b"key", value=value))
 
-    def read_after(self, position: int, limit: int) -> Sequence[OutgoingMessage]:
+    async def read_after(self, position: int, limit: int) -> Sequence[OutgoingMessage]:
         return self.messages[position : position + limit]
 
-    def newest_position(self) -> int:
+    async def newest_position(self) -> int:
         return len(self.messages)
 
 

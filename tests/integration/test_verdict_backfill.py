@@ -69,7 +69,7 @@ async def test_clocks_stopped_before_verdicts_get_theirs_once_for_the_relay_and_
     assert (recorded, recorded_again) == (2, 0)
     published = [
         decode_event(message.value).payload
-        for message in escalation_outbox(application).read_after(relayed_up_to, 100)
+        for message in await escalation_outbox(application, pool).read_after(relayed_up_to, 100)
         if message.value is not None
     ]
     verdicts = [verdict for verdict in published if isinstance(verdict, SlaClockStoppedV1)]

@@ -149,7 +149,7 @@ def test_a_retried_inspection_is_the_same_request_whatever_its_files_are_named_n
     assert replace(first, findings=(other_file,)).fingerprint() != first.fingerprint()
 
 
-def test_a_findings_files_open_its_order_are_kept_with_it_and_published_without_who_uploaded_them() -> None:
+async def test_a_findings_files_open_its_order_are_kept_with_it_and_published_without_who_uploaded_them() -> None:
     keys = InMemoryDataKeys()
     complaints = ComplaintsApplication(
         IN_MEMORY,
@@ -175,7 +175,7 @@ def test_a_findings_files_open_its_order_are_kept_with_it_and_published_without_
     assert (without.attachments, with_photo.attachments) == ([], [photo.as_event_field()])
     assert kept == [(1, with_photo.id, OrgUnit.of_hall("广东", "深圳", HALL.hall_code))]
     opened = next(iter(complaints.repository.event_store.get(with_photo.id)))
-    published = to_contract(opened, complaints.known_hall)
+    published = await to_contract(opened, complaints.hall_referred_to)
     assert isinstance(published, RectificationOrderOpenedV3)
     assert [file.model_dump() for file in published.attachments] == [photo.as_event_field()]
     complaints.close()

@@ -125,7 +125,7 @@ async def test_a_bulk_acknowledge_is_each_childs_own_event_a_closed_one_is_refus
     [acknowledged] = [
         event for event in complaints.repository.event_store.get(children[1]) if type(event).__name__ == "Acknowledged"
     ]
-    published = to_contract(acknowledged, complaints.known_hall)
+    published = await to_contract(acknowledged, complaints.hall_referred_to)
     assert isinstance(published, ComplaintAcknowledgedV2) and published.incident_id == incident.id
     with pytest.raises(IdempotencyKeyReused):
         incidents.act(incident.id, "acknowledge", acknowledge, request(key="k1", fingerprint="other"), CITY_HANDLER)
