@@ -35,6 +35,7 @@ from shared.auth import Authenticator, AuthSettings
 from shared.body_limit import guard_request_bodies
 from shared.database import create_pool
 from shared.errors import install_error_handlers
+from shared.garbage import resume_garbage_collection
 from shared.health import health_router
 from shared.logs import setup_logging
 from shared.metrics import instrument
@@ -148,5 +149,4 @@ def create_app(settings: EscalationSettings | None = None) -> FastAPI:
     return app
 
 
-gc.freeze()
-gc.enable()
+resume_garbage_collection()

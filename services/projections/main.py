@@ -52,6 +52,7 @@ from shared.contracts import (
 )
 from shared.database import create_pool
 from shared.errors import install_error_handlers
+from shared.garbage import resume_garbage_collection
 from shared.health import health_router
 from shared.logs import setup_logging
 from shared.metrics import instrument
@@ -172,5 +173,4 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     return app
 
 
-gc.freeze()
-gc.enable()
+resume_garbage_collection()

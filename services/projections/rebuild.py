@@ -29,6 +29,7 @@ from services.projections.statements import Statements
 from shared.consumer import Connection, Handler
 from shared.contracts import IntegrationEvent, InvalidEvent, decode_event
 from shared.database import create_pool
+from shared.garbage import CYCLE_COLLECTION_THRESHOLD
 from shared.kafka_auth import client_options
 from shared.migrations import migrate_schema
 from shared.streaming import end_offsets, topic_partitions
@@ -260,9 +261,9 @@ def _count_into(applied: Synchronized[int]) -> None:
 def _replay_share(
     database_url: str, schema: str, bootstrap_servers: str, ends: dict[TopicPartition, int], batch_size: int
 ) -> tuple[int, list[str]]:
-    # A replay makes millions of short-lived objects, nearly none in cycles: at the default threshold
-    # (700) the cycle collector took more than half the worker's time; the worker ends with the replay.
-    gc.set_threshold(50_000)
+    # A replay makes millions of short-lived objects, nearly none in cycles: at CPython's default threshold
+    # the cycle collector took more than half the worker's time.
+    gc.set_threshold(CYCLE_COLLECTION_THRESHOLD)
     return asyncio.run(_replay_partitions(database_url, schema, bootstrap_servers, ends, batch_size))
 
 
