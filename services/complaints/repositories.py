@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import asyncpg
 from psycopg import sql
 
+from services.complaints.batched_lookups import BatchedLookups
 from services.complaints.personal_data import CustomersComplaint, DataKey, PhoneHistory
 from shared.application import retried_while_unavailable
 from shared.database import Connection
@@ -123,6 +124,14 @@ async def insert_data_keys(connection: Connection, keys: Sequence[DataKey]) -> N
     )
 
 
+@dataclass(frozen=True)
+class PhoneQuestion:
+    phone_digest: bytes
+    received_from: datetime
+    received_until: datetime
+    limit: int
+
+
 class PostgresDataKeys:
     """On the event store's own connections (eventsourcing's datastore), so the application's threads use it
     as they use the store; what registration does on the event loop goes through the service's asyncpg pool.
@@ -134,6 +143,8 @@ class PostgresDataKeys:
         self._datastore = recorder.datastore
         self._table = sql.Identifier(recorder.datastore.schema, "customer_keys")
         self._pool = pool
+        # Every registration asks one: under load, one query answers the requests that came meanwhile.
+        self._histories = BatchedLookups(self._histories_of_phones)
 
     @retried_while_unavailable
     def _execute(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -152,20 +163,31 @@ class PostgresDataKeys:
     async def history_of_phone(
         self, phone_digest: bytes, received_from: datetime, received_until: datetime, limit: int
     ) -> PhoneHistory:
+        return await self._histories.ask(PhoneQuestion(phone_digest, received_from, received_until, limit))
+
+    async def _histories_of_phones(self, questions: Sequence[PhoneQuestion]) -> list[PhoneHistory]:
         rows = await self._pool.fetch(  # the pool's search path is the store's schema
-            "SELECT subject, number, hall_code, received_at, count(*) OVER () AS count FROM customer_keys"
-            " WHERE phone_digest = $1 AND received_at BETWEEN $2 AND $3"
-            " ORDER BY received_at DESC, subject DESC LIMIT $4",
-            phone_digest,
-            received_from,
-            received_until,
-            limit,
+            "SELECT q.i, h.subject, h.number, h.hall_code, h.received_at, h.count"
+            " FROM unnest($1::bytea[], $2::timestamptz[], $3::timestamptz[], $4::int[])"
+            " WITH ORDINALITY AS q (phone_digest, received_from, received_until, most, i)"
+            " CROSS JOIN LATERAL ("
+            "   SELECT subject, number, hall_code, received_at, count(*) OVER () AS count FROM customer_keys c"
+            "   WHERE c.phone_digest = q.phone_digest AND c.received_at BETWEEN q.received_from AND q.received_until"
+            "   ORDER BY c.received_at DESC, c.subject DESC LIMIT q.most"
+            " ) h ORDER BY q.i, h.received_at DESC, h.subject DESC",
+            [question.phone_digest for question in questions],
+            [question.received_from for question in questions],
+            [question.received_until for question in questions],
+            [question.limit for question in questions],
         )
-        newest = [
-            CustomersComplaint(uuid.UUID(str(row["subject"])), row["number"], row["hall_code"], row["received_at"])
-            for row in rows
-        ]
-        return PhoneHistory(int(rows[0]["count"]) if rows else 0, newest)
+        counts = [0 for _ in questions]
+        newest: list[list[CustomersComplaint]] = [[] for _ in questions]
+        for row in rows:
+            counts[row["i"] - 1] = int(row["count"])
+            newest[row["i"] - 1].append(
+                CustomersComplaint(uuid.UUID(str(row["subject"])), row["number"], row["hall_code"], row["received_at"])
+            )
+        return [PhoneHistory(count, complaints) for count, complaints in zip(counts, newest, strict=True)]
 
     def others_of_customer(
         self,
