@@ -79,7 +79,7 @@ async def test_a_request_given_up_on_does_not_disturb_the_others_of_its_batch() 
     given_up.cancel()
     squares.release.set()
 
-    assert await asyncio.gather(first, kept) == [4, 16]
+    assert list(await asyncio.gather(first, kept)) == [4, 16]
     with pytest.raises(asyncio.CancelledError):
         await given_up
 
