@@ -14,8 +14,6 @@ could go no faster.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,6 +23,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Mapper
 
+from services.complaints.batching import Batched
 from services.complaints.personal_data import DataKey, InMemoryDataKeys
 from services.complaints.repositories import insert_data_keys
 from shared.event_store import LoopInserts
@@ -48,80 +47,42 @@ class BatchStore(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class Pending:
-    saving: Saving
-    done: asyncio.Future[None]
-
-
 class GroupCommitter:
     def __init__(self, store: BatchStore, max_batch: int = 64) -> None:
         self.store = store
-        self.max_batch = max_batch
-        self._pending: list[Pending] = []
-        self._writing: asyncio.Task[None] | None = None
+        self._batches = Batched(self._commit, max_batch)
 
     async def save(self, *aggregates: Aggregate, data_keys: Sequence[DataKey] = ()) -> None:
         """Returns once the aggregates' events (and `data_keys`) are committed, all or none; raises what saving
         them raised."""
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
-        done = asyncio.get_running_loop().create_future()
-        self._pending.append(Pending(Saving(events, data_keys, current_traceparent()), done))
-        if self._writing is None:
-            # In a context of its own: a batch holds many requests, not the first one's span.
-            self._writing = asyncio.create_task(self._write_while_pending(), context=contextvars.Context())
-        await done
+        if (failure := await self._batches(Saving(events, data_keys, current_traceparent()))) is not None:
+            raise failure
 
     async def committed(self) -> None:
         """Returns once every saving under way is committed or refused."""
-        if self._writing is not None:
-            await asyncio.shield(self._writing)
+        await self._batches.idle()
 
     @property
     def waiting(self) -> int:
         """Savings queued behind the commit under way."""
-        return len(self._pending)
+        return self._batches.waiting
 
-    async def _write_while_pending(self) -> None:
-        batch: list[Pending] = []
+    async def _commit(self, batch: Sequence[Saving]) -> list[Exception | None]:
+        """What each saving raised, None for each committed; what the store raised for the whole batch, raised."""
         try:
-            while self._pending:
-                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-                await self._commit(batch)
-        except asyncio.CancelledError:
-            # Nothing will commit them now: their requests must not wait for ever (a settled one stays so).
-            for pending in [*batch, *self._pending]:
-                pending.done.cancel()
-            self._pending = []
-            raise
-        finally:
-            self._writing = None
-
-    async def _commit(self, batch: list[Pending]) -> None:
-        try:
-            await self.store.commit([pending.saving for pending in batch])
+            await self.store.commit(batch)
         except IntegrityError as refused:
-            if len(batch) > 1:
-                for pending in batch:
-                    await self._commit([pending])
-                return
-            settle(batch[0].done, refused)
+            if len(batch) == 1:
+                return [refused]
+            return [await self._commit_alone(saving) for saving in batch]
+        return [None for _ in batch]
+
+    async def _commit_alone(self, saving: Saving) -> Exception | None:
+        try:
+            return (await self._commit([saving]))[0]
         except Exception as error:
-            for pending in batch:
-                settle(pending.done, error)
-        else:
-            for pending in batch:
-                settle(pending.done, None)
-
-
-def settle(done: asyncio.Future[None], error: Exception | None) -> None:
-    # A request given up on (its client gone) has cancelled its future; its batch is committed all the same.
-    if done.done():
-        return
-    if error is None:
-        done.set_result(None)
-    else:
-        done.set_exception(error)
+            return error
 
 
 class PostgresBatches:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import asyncpg
 from psycopg import sql
 
-from services.complaints.batched_lookups import BatchedLookups
+from services.complaints.batching import Batched
 from services.complaints.personal_data import CustomersComplaint, DataKey, PhoneHistory
 from shared.application import retried_while_unavailable
 from shared.database import Connection
@@ -144,7 +144,7 @@ class PostgresDataKeys:
         self._table = sql.Identifier(recorder.datastore.schema, "customer_keys")
         self._pool = pool
         # Every registration asks one: under load, one query answers the requests that came meanwhile.
-        self._histories = BatchedLookups(self._histories_of_phones)
+        self._histories = Batched(self._histories_of_phones)
 
     @retried_while_unavailable
     def _execute(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -163,7 +163,7 @@ class PostgresDataKeys:
     async def history_of_phone(
         self, phone_digest: bytes, received_from: datetime, received_until: datetime, limit: int
     ) -> PhoneHistory:
-        return await self._histories.ask(PhoneQuestion(phone_digest, received_from, received_until, limit))
+        return await self._histories(PhoneQuestion(phone_digest, received_from, received_until, limit))
 
     async def _histories_of_phones(self, questions: Sequence[PhoneQuestion]) -> list[PhoneHistory]:
         rows = await self._pool.fetch(  # the pool's search path is the store's schema

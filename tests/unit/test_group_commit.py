@@ -1,44 +1,67 @@
-"""The group committer's bookkeeping: no request is left waiting on a commit that will never come."""
+"""The group committer's verdicts: a refused batch is tried again saving by saving, so that each request gets
+its own outcome, and one committed on its own is never reported as failed."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
+
+from eventsourcing.persistence import IntegrityError
 
 from services.complaints.domain import Hall
 from services.complaints.group_commit import GroupCommitter, Saving
-
-
-class StuckStore:
-    """A commit that never returns, as one under way when the service stops."""
-
-    def __init__(self) -> None:
-        self.committing = asyncio.Event()
-
-    async def commit(self, batch: Sequence[Saving]) -> None:
-        self.committing.set()
-        await asyncio.Event().wait()
 
 
 def hall(code: str) -> Hall:
     return Hall(hall_code=code, name=code, province="广东", city="深圳", level=2, ownership="partner")
 
 
-async def test_requests_behind_a_cancelled_commit_are_cancelled_not_left_waiting() -> None:
-    store = StuckStore()
+class Store:
+    """Holds its first commit until released; refuses every batch with a `refused` aggregate's event, and
+    fails outright on a `broken` one's when it comes alone."""
+
+    def __init__(self, refused: set[uuid.UUID], broken: set[uuid.UUID]) -> None:
+        self.refused, self.broken = refused, broken
+        self.committed: list[uuid.UUID] = []
+        self.committing = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def commit(self, batch: Sequence[Saving]) -> None:
+        self.committing.set()
+        await self.release.wait()
+        ids = {event.originator_id for saving in batch for event in saving.events}
+        if ids & self.refused:
+            raise IntegrityError("version taken")
+        if len(batch) == 1 and ids & self.broken:
+            raise ConnectionError("database gone")
+        self.committed.extend(ids)
+
+
+async def outcome(saving: asyncio.Task[None]) -> str:
+    try:
+        await saving
+    except IntegrityError:
+        return "refused"
+    except ConnectionError:
+        return "failed"
+    return "saved"
+
+
+async def test_each_saving_of_a_refused_batch_gets_its_own_outcome() -> None:
+    first, fine, conflicting, unlucky = (hall(code) for code in ("H-A", "H-B", "H-C", "H-D"))
+    store = Store(refused={conflicting.id}, broken={unlucky.id})
     committer = GroupCommitter(store)
-    first = asyncio.create_task(committer.save(hall("H-A")))
+    under_way = asyncio.create_task(committer.save(first))
     await store.committing.wait()
-    queued = asyncio.create_task(committer.save(hall("H-B")))
-    while committer.waiting == 0:
-        await asyncio.sleep(0)  # until the second request has queued behind the commit under way
+    queued = [asyncio.create_task(committer.save(aggregate)) for aggregate in (fine, conflicting, unlucky)]
+    while committer.waiting < len(queued):
+        await asyncio.sleep(0)  # until all three have queued behind the commit under way
+    store.release.set()
 
-    writer = committer._writing
-    assert writer is not None
-    writer.cancel()
+    outcomes = [await outcome(task) for task in (under_way, *queued)]
+    await committer.committed()
 
-    _, still_waiting = await asyncio.wait([first, queued], timeout=5)  # a bound: without the fix, for ever
-
-    assert not still_waiting
-    assert first.cancelled() and queued.cancelled()
+    assert outcomes == ["saved", "saved", "refused", "failed"]
+    assert store.committed == [first.id, fine.id]
     assert committer.waiting == 0

@@ -1,5 +1,5 @@
-"""Batched lookups: each question gets its own answer, those asked meanwhile share one query, and a failed
-or stopped query leaves no one waiting."""
+"""Batched calls: each item gets its own outcome, those asked for meanwhile share one batch, and a failed or
+stopped batch leaves no one waiting."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from services.complaints.batched_lookups import BatchedLookups
+from services.complaints.batching import Batched
 
 
 class HeldSquares:
@@ -28,10 +28,10 @@ class HeldSquares:
 
 async def test_questions_asked_during_a_lookup_share_the_next_one_and_each_gets_its_own_answer() -> None:
     squares = HeldSquares()
-    lookups = BatchedLookups(squares.look_up)
-    first = asyncio.create_task(lookups.ask(2))
+    lookups = Batched(squares.look_up)
+    first = asyncio.create_task(lookups(2))
     await squares.looking_up.wait()
-    meanwhile = [asyncio.create_task(lookups.ask(question)) for question in (3, 4, 5)]
+    meanwhile = [asyncio.create_task(lookups(question)) for question in (3, 4, 5)]
     await asyncio.sleep(0)  # they have queued behind the lookup under way
     squares.release.set()
 
@@ -43,10 +43,10 @@ async def test_questions_asked_during_a_lookup_share_the_next_one_and_each_gets_
 
 async def test_a_batch_is_at_most_max_batch_questions() -> None:
     squares = HeldSquares()
-    lookups = BatchedLookups(squares.look_up, max_batch=2)
-    first = asyncio.create_task(lookups.ask(1))
+    lookups = Batched(squares.look_up, max_batch=2)
+    first = asyncio.create_task(lookups(1))
     await squares.looking_up.wait()
-    meanwhile = [asyncio.create_task(lookups.ask(question)) for question in (2, 3, 4)]
+    meanwhile = [asyncio.create_task(lookups(question)) for question in (2, 3, 4)]
     await asyncio.sleep(0)
     squares.release.set()
 
@@ -62,19 +62,19 @@ async def test_a_failed_lookup_raises_in_every_request_of_its_batch_and_the_next
             raise failure
         return list(questions)
 
-    lookups = BatchedLookups(look_up)
-    together = await asyncio.gather(lookups.ask(1), lookups.ask(2), return_exceptions=True)
+    lookups = Batched(look_up)
+    together = await asyncio.gather(lookups(1), lookups(2), return_exceptions=True)
     assert [type(outcome) for outcome in together] == [ConnectionError, ConnectionError]
-    assert await lookups.ask(3) == 3
+    assert await lookups(3) == 3
 
 
 async def test_a_request_given_up_on_does_not_disturb_the_others_of_its_batch() -> None:
     squares = HeldSquares()
-    lookups = BatchedLookups(squares.look_up)
-    first = asyncio.create_task(lookups.ask(2))
+    lookups = Batched(squares.look_up)
+    first = asyncio.create_task(lookups(2))
     await squares.looking_up.wait()
-    given_up = asyncio.create_task(lookups.ask(3))
-    kept = asyncio.create_task(lookups.ask(4))
+    given_up = asyncio.create_task(lookups(3))
+    kept = asyncio.create_task(lookups(4))
     await asyncio.sleep(0)
     given_up.cancel()
     squares.release.set()
@@ -86,15 +86,15 @@ async def test_a_request_given_up_on_does_not_disturb_the_others_of_its_batch() 
 
 async def test_requests_behind_a_stopped_lookup_are_cancelled_not_left_waiting() -> None:
     squares = HeldSquares()
-    lookups = BatchedLookups(squares.look_up)
-    first = asyncio.create_task(lookups.ask(2))
+    lookups = Batched(squares.look_up)
+    first = asyncio.create_task(lookups(2))
     await squares.looking_up.wait()
-    queued = asyncio.create_task(lookups.ask(3))
+    queued = asyncio.create_task(lookups(3))
     await asyncio.sleep(0)
 
-    answering = lookups._answering
-    assert answering is not None
-    answering.cancel()
+    performing = lookups._performing
+    assert performing is not None
+    performing.cancel()
 
     _, still_waiting = await asyncio.wait([first, queued], timeout=5)  # a bound: without the fix, for ever
     assert not still_waiting
