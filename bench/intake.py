@@ -3,7 +3,8 @@
 Both take the same complaint body under the same `wrk` load (16 connections, C load generator),
 against the same durable embedded PostgreSQL, in the same run. The bare service validates the
 body with the same pydantic model and does one durable INSERT per request (`bench/bare_intake.py`);
-the ratio says how much of that the complaints service keeps. The complaints service runs alone:
+the ratio says how much of that the complaints service keeps, with and without an Idempotency-Key on
+each request (a front-line system retrying safely sends one). The complaints service runs alone:
 PostgreSQL, the broker and its relay, but no consumer service.
 
 Before that, with the whole stack up, one client posts complaints one at a time, and each
@@ -128,15 +129,35 @@ def lua_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def wrk_posts_per_second(url: str, body: dict[str, Any], headers: dict[str, str], script: Path) -> float:
-    """`wrk`'s rate of POSTs of `body`, each with a phone of its own; every answer must be a 201."""
+# Lua for a wrk script: `request()` with headers of its own, `wrk.headers` and an Idempotency-Key of its own, as a
+# front-line system retrying safely sends; the run's prefix keeps keys of an earlier run from being replays.
+KEY_PER_REQUEST = """
+local keys = 0
+function with_own_key()
+  keys = keys + 1
+  local headers = {}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  headers["Idempotency-Key"] = string.format("%s-%d-%d", run_prefix, thread_number, keys)
+  return headers
+end
+"""
+
+
+def wrk_posts_per_second(
+    url: str, body: dict[str, Any], headers: dict[str, str], script: Path, *, idempotency_keys: bool = False
+) -> float:
+    """`wrk`'s rate of POSTs of `body`, each with a phone of its own, and with `idempotency_keys` a key of its
+    own; every answer must be a 201."""
+    request_headers = "with_own_key()" if idempotency_keys else "nil"
     lines = [
         'wrk.method = "POST"',
         'wrk.headers["Content-Type"] = "application/json"',
         *(f"wrk.headers[{lua_string(name)}] = {lua_string(value)}" for name, value in headers.items()),
         f"local body = {lua_string(with_a_phone_per_request(body))}",
         PHONE_PER_REQUEST,
-        "function request() return wrk.format(nil, nil, nil, with_own_phone(body)) end",
+        f"local run_prefix = {lua_string(uuid.uuid4().hex)}",
+        KEY_PER_REQUEST,
+        f"function request() return wrk.format(nil, nil, {request_headers}, with_own_phone(body)) end",
     ]
     script.write_text("\n".join(lines) + "\n")
     command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "-s", str(script), url]
@@ -165,7 +186,9 @@ def main() -> None:
                 body = complaint_body(new_hall(complaints_url))
                 script = Path(data_dir) / "post.lua"
                 bare_rate = wrk_posts_per_second(f"http://127.0.0.1:{bare.port}/api/v1/complaints", body, {}, script)
-                rate = wrk_posts_per_second(f"{complaints_url}/api/v1/complaints", body, admin_headers(), script)
+                url = f"{complaints_url}/api/v1/complaints"
+                rate = wrk_posts_per_second(url, body, admin_headers(), script)
+                keyed_rate = wrk_posts_per_second(url, body, admin_headers(), script, idempotency_keys=True)
             finally:
                 bare.stop()
         finally:
@@ -179,6 +202,8 @@ def main() -> None:
     print(f"wrk, {CONNECTIONS} connections for {SECONDS} s each, durable PostgreSQL, no consumer running:")
     print(f"  bare FastAPI + asyncpg intake        {bare_rate:8.0f} POST/s")
     print(f"  complaints service                   {rate:8.0f} POST/s   ratio to bare {rate / bare_rate:.2f}")
+    keyed_ratio = keyed_rate / bare_rate
+    print(f"    each with an Idempotency-Key       {keyed_rate:8.0f} POST/s   ratio to bare {keyed_ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ could go no faster.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,6 +23,7 @@ import asyncpg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Mapper
+from psycopg import sql
 
 from services.complaints.batching import Batched
 from services.complaints.personal_data import DataKey, InMemoryDataKeys
@@ -46,11 +48,16 @@ class BatchStore(Protocol):
         is taken."""
         ...
 
+    async def stored_among(self, aggregate_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of the aggregates with events committed."""
+        ...
+
 
 class GroupCommitter:
     def __init__(self, store: BatchStore, max_batch: int = 64) -> None:
         self.store = store
         self._batches = Batched(self._commit, max_batch)
+        self._stored_lookups = Batched(self._stored, max_batch)
 
     async def save(self, *aggregates: Aggregate, data_keys: Sequence[DataKey] = ()) -> None:
         """Returns once the aggregates' events (and `data_keys`) are committed, all or none; raises what saving
@@ -58,6 +65,11 @@ class GroupCommitter:
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
         if (failure := await self._batches(Saving(events, data_keys, current_traceparent()))) is not None:
             raise failure
+
+    async def is_stored(self, aggregate_id: uuid.UUID) -> bool:
+        """Whether the aggregate has events committed: a registration with an idempotency key asks, and
+        concurrent requests' questions share one query."""
+        return await self._stored_lookups(aggregate_id)
 
     async def committed(self) -> None:
         """Returns once every saving under way is committed or refused."""
@@ -78,6 +90,10 @@ class GroupCommitter:
             return [await self._commit_alone(saving) for saving in batch]
         return [None for _ in batch]
 
+    async def _stored(self, aggregate_ids: Sequence[uuid.UUID]) -> list[bool]:
+        stored = await self.store.stored_among(aggregate_ids)
+        return [aggregate_id in stored for aggregate_id in aggregate_ids]
+
     async def _commit_alone(self, saving: Saving) -> Exception | None:
         try:
             return (await self._commit([saving]))[0]
@@ -94,6 +110,16 @@ class PostgresBatches:
         self._events = LoopInserts(application.recorder)  # type: ignore[arg-type]
         self._schema = application.recorder.datastore.schema  # type: ignore[attr-defined]
         self._pool = pool
+        events = sql.Identifier(self._schema, application.recorder.events_table_name)  # type: ignore[attr-defined]
+        self._select_stored = (
+            sql.SQL("SELECT DISTINCT originator_id FROM {} WHERE originator_id = ANY($1::uuid[])")
+            .format(events)
+            .as_string()
+        )
+
+    async def stored_among(self, aggregate_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        rows = await self._pool.fetch(self._select_stored, aggregate_ids)
+        return {row["originator_id"] for row in rows}
 
     async def commit(self, batch: Sequence[Saving]) -> None:
         stored = [self._mapper.to_stored_event(event) for saving in batch for event in saving.events]
@@ -118,3 +144,6 @@ class InMemoryBatches:
     async def commit(self, batch: Sequence[Saving]) -> None:
         self._application.save(*(event for saving in batch for event in saving.events))
         self._data_keys.add([key for saving in batch for key in saving.data_keys])
+
+    async def stored_among(self, aggregate_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        return {aggregate_id for aggregate_id in aggregate_ids if aggregate_id in self._application.repository}

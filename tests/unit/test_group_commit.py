@@ -37,6 +37,9 @@ class Store:
             raise ConnectionError("database gone")
         self.committed.extend(ids)
 
+    async def stored_among(self, aggregate_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        return set(aggregate_ids) & set(self.committed)
+
 
 async def outcome(saving: asyncio.Task[None]) -> str:
     try:
@@ -65,3 +68,4 @@ async def test_each_saving_of_a_refused_batch_gets_its_own_outcome() -> None:
     assert outcomes == ["saved", "saved", "refused", "failed"]
     assert store.committed == [first.id, fine.id]
     assert committer.waiting == 0
+    assert [await committer.is_stored(aggregate.id) for aggregate in (first, conflicting)] == [True, False]
