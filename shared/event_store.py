@@ -23,13 +23,19 @@ from psycopg.rows import DictRow
 from shared.database import Connection
 
 
+def events_table(recorder: object) -> sql.Identifier:
+    """The schema-qualified table of a service's stored events."""
+    assert isinstance(recorder, PostgresApplicationRecorder), "every service records in PostgreSQL"
+    return sql.Identifier(recorder.datastore.schema, recorder.events_table_name)
+
+
 class ColumnarRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._insert_columns = sql.SQL(
             "INSERT INTO {} (originator_id, originator_version, topic, state)"
             " SELECT * FROM unnest(%s::uuid[], %s::int[], %s::text[], %s::bytea[]) RETURNING notification_id"
-        ).format(sql.Identifier(self.datastore.schema, self.events_table_name))
+        ).format(events_table(self))
 
     def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any) -> None:
         self._lock_table(curs)
@@ -54,7 +60,7 @@ class LoopInserts:
         notify = sql.SQL("NOTIFY {}").format(sql.Identifier(recorder.channel_name))
         locks = cast(list[sql.Composable], recorder.lock_table_statements)  # typed as any query; built with sql.SQL
         self._lock_and_notify = "; ".join(statement.as_string() for statement in [*locks, notify])
-        table = sql.Identifier(recorder.datastore.schema, recorder.events_table_name).as_string()
+        table = events_table(recorder).as_string()
         self._insert = (
             f"INSERT INTO {table} (originator_id, originator_version, topic, state)"  # noqa: S608 - an identifier
             " SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::bytea[])"

@@ -8,8 +8,7 @@ CYCLE_COLLECTION_THRESHOLD = 50_000
 """Allocations, net of frees, between collections of the youngest generation (CPython's default: 700). A
 request or a consumed event makes thousands of short-lived objects and nearly no cycles: at the default the
 collector ran several times per request, and raising it took the complaints service's intake from 1,050-1,100 to
-1,130-1,190 POST/s (runs
-interleaved, wrk at 16 connections)."""
+1,130-1,190 POST/s (runs interleaved, wrk at 16 connections)."""
 
 
 def resume_garbage_collection() -> None:

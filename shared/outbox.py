@@ -17,6 +17,7 @@ from eventsourcing.persistence import StoredEvent
 from psycopg import sql
 
 from shared.contracts import Contract, build_event, encode_event
+from shared.event_store import events_table
 from shared.relay import OutgoingMessage
 
 ToContract = Callable[[DomainEventProtocol[uuid.UUID]], Awaitable[Contract | None]]
@@ -43,7 +44,7 @@ class EventStoreOutbox:
         self.to_contract = to_contract
         self.source = source
         recorder = application.recorder
-        events = sql.Identifier(recorder.datastore.schema, recorder.events_table_name)  # type: ignore[attr-defined]
+        events = events_table(recorder)
         trace_contexts = sql.Identifier(recorder.datastore.schema, "event_trace_contexts")  # type: ignore[attr-defined]
         self._select_after = (
             sql.SQL(

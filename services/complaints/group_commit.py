@@ -28,7 +28,7 @@ from psycopg import sql
 from services.complaints.batching import Batched
 from services.complaints.personal_data import DataKey, InMemoryDataKeys
 from services.complaints.repositories import insert_data_keys
-from shared.event_store import LoopInserts
+from shared.event_store import LoopInserts, events_table
 from shared.tracing import current_traceparent, store_trace_contexts_on
 
 
@@ -110,10 +110,9 @@ class PostgresBatches:
         self._events = LoopInserts(application.recorder)  # type: ignore[arg-type]
         self._schema = application.recorder.datastore.schema  # type: ignore[attr-defined]
         self._pool = pool
-        events = sql.Identifier(self._schema, application.recorder.events_table_name)  # type: ignore[attr-defined]
         self._select_stored = (
             sql.SQL("SELECT DISTINCT originator_id FROM {} WHERE originator_id = ANY($1::uuid[])")
-            .format(events)
+            .format(events_table(application.recorder))
             .as_string()
         )
 
