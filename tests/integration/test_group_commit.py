@@ -83,6 +83,10 @@ async def test_a_conflict_in_a_batch_fails_only_its_own_request(postgres: Embedd
             assert store.repository.get(hall_aggregate_id(code)).hall_code == code
         subjects = await blocker.fetch(f"SELECT subject FROM {schema}.customer_keys ORDER BY number")  # noqa: S608
         assert [row["subject"] for row in subjects] == [hall_aggregate_id(code) for code in ("H-A", "H-B", "H-C")]
+        # What an idempotent registration asks before loading: the saved ones, and not one never saved.
+        asked = ("H-A", "H-B", "H-C", "H-NEVER")
+        stored = await asyncio.gather(*(committer.is_stored(hall_aggregate_id(code)) for code in asked))
+        assert list(stored) == [True, True, True, False]
     finally:
         await blocker.close()
         await pool.close()
