@@ -28,7 +28,7 @@ from opentelemetry import trace
 from shared.kafka_auth import client_options
 from shared.metrics import PUBLISHED, RELAY_LAG, RELAY_PUBLISH_FAILURES
 from shared.topic_ids import topic_ids_from
-from shared.tracing import context_of, traceparent_header
+from shared.tracing import context_of, traceparent_header, tracing_enabled
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -226,9 +226,19 @@ class Relay:
 
     async def _send(self, producer: AIOKafkaProducer, message: OutgoingMessage) -> asyncio.Future[Any]:
         """Queues one message; its span continues the trace the event was stored in."""
-        with tracer.start_as_current_span(
+        with self._send_span(message.traceparent):
+            headers = [*message.headers, *traceparent_header(message.traceparent)]
+            delivery: asyncio.Future[Any] = await producer.send(
+                self.topic, message.value, key=message.key, headers=headers
+            )
+            return delivery
+
+    def _send_span(self, traceparent: str | None) -> contextlib.AbstractContextManager[object]:
+        if not tracing_enabled():  # a span would record nothing, and still cost each send its context changes
+            return contextlib.nullcontext()
+        return tracer.start_as_current_span(
             f"send {self.topic}",
-            context=context_of(message.traceparent),
+            context=context_of(traceparent),
             kind=trace.SpanKind.PRODUCER,
             attributes={
                 "messaging.system": "kafka",
@@ -237,12 +247,7 @@ class Relay:
                 "messaging.destination.name": self.topic,
                 "messaging.client.id": self.name,
             },
-        ):
-            headers = [*message.headers, *traceparent_header()]
-            delivery: asyncio.Future[Any] = await producer.send(
-                self.topic, message.value, key=message.key, headers=headers
-            )
-            return delivery
+        )
 
     async def _connected_producer(self) -> AIOKafkaProducer:
         if self.producer is None:

@@ -140,8 +140,20 @@ def context_of(traceparent: str | None) -> Context | None:
     return propagate.extract({"traceparent": traceparent}) if traceparent else None
 
 
-def traceparent_header() -> list[tuple[str, bytes]]:
-    traceparent = current_traceparent()
+def tracing_enabled() -> bool:
+    return _enabled
+
+
+def traced_traceparent() -> str | None:
+    """The trace context to store beside what is saved now; None while this process does not trace, whose
+    requests then have no context of their own (`SpanPerRequest` passes them through)."""
+    return current_traceparent() if _enabled else None
+
+
+def traceparent_header(stored: str | None) -> list[tuple[str, bytes]]:
+    """The `traceparent` header of a message sent now, in the span that continues `stored`; a process that does
+    not trace makes no span, and the stored context travels on as it is."""
+    traceparent = current_traceparent() if _enabled else stored
     return [("traceparent", traceparent.encode())] if traceparent else []
 
 
@@ -192,8 +204,7 @@ class StoresTraceContext(ServiceApplication):
     """
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[uuid.UUID]]:
-        traceparent = current_traceparent() if _enabled else None
-        if traceparent is not None:
+        if (traceparent := traced_traceparent()) is not None:
             events = (event for obj in objs for event in (obj.pending_events if isinstance(obj, Aggregate) else [obj]))
             self.store_trace_contexts((event, traceparent) for event in events)
         return super().save(*objs, **kwargs)

@@ -29,7 +29,7 @@ from services.complaints.batching import Batched
 from services.complaints.personal_data import DataKey, InMemoryDataKeys
 from services.complaints.repositories import insert_data_keys
 from shared.event_store import LoopInserts, events_table
-from shared.tracing import current_traceparent, store_trace_contexts_on
+from shared.tracing import store_trace_contexts_on, traced_traceparent
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class GroupCommitter:
         """Returns once the aggregates' events (and `data_keys`) are committed, all or none; raises what saving
         them raised."""
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
-        if (failure := await self._batches(Saving(events, data_keys, current_traceparent()))) is not None:
+        if (failure := await self._batches(Saving(events, data_keys, traced_traceparent()))) is not None:
             raise failure
 
     async def is_stored(self, aggregate_id: uuid.UUID) -> bool:

@@ -69,3 +69,14 @@ async def test_a_server_error_marks_the_span_and_a_callers_error_does_not(
 
     assert (span.status.status_code is StatusCode.ERROR) is error
     assert span.attributes is not None and span.attributes["http.response.status_code"] == status
+
+
+def test_an_untraced_relay_passes_the_stored_trace_context_on_as_it_is() -> None:
+    stored = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
+
+    assert tracing.traceparent_header(stored) == [("traceparent", stored.encode())]
+    assert tracing.traceparent_header(None) == []
+
+
+def test_an_untraced_process_stores_no_trace_context_with_what_it_saves() -> None:
+    assert tracing.traced_traceparent() is None
