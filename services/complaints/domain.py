@@ -30,8 +30,9 @@ def number_aggregate_id(number: str) -> uuid.UUID:
 
 
 class ComplaintNumber(Aggregate):
-    """Which complaint a number was given to. Saved in the same transaction as the complaint, so a
-    number is found as soon as its complaint exists, and never given twice (one aggregate per number)."""
+    """Which complaint a number was given to, for numbers given before they were kept with the complaint's data
+    key (`customer_keys.number`): read, and made only for numbers adopted from the former table. One aggregate
+    per number made it a second event in every registration's transaction."""
 
     @event("Given")
     def __init__(self, id: uuid.UUID, complaint_id: uuid.UUID) -> None:  # noqa: A002 - eventsourcing's name

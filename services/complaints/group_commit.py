@@ -141,8 +141,8 @@ class InMemoryBatches:
         self._data_keys = data_keys
 
     async def commit(self, batch: Sequence[Saving]) -> None:
+        self._data_keys.add([key for saving in batch for key in saving.data_keys])  # first: it may refuse a number
         self._application.save(*(event for saving in batch for event in saving.events))
-        self._data_keys.add([key for saving in batch for key in saving.data_keys])
 
     async def stored_among(self, aggregate_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         return {aggregate_id for aggregate_id in aggregate_ids if aggregate_id in self._application.repository}

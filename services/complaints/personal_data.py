@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from eventsourcing.persistence import IntegrityError
 
 SEALED_PREFIX = "aesgcm1:"
 # Customer data of complaints registered before sealing: readable without a key, and so not erasable by one.
@@ -180,6 +181,10 @@ class DataKeys(Protocol):
         given), newest first; none once the customer is erased."""
         ...
 
+    def numbered(self, number: str) -> uuid.UUID | None:
+        """The complaint given this number with its key; a destroyed key's number stays."""
+        ...
+
     def destroy(self, subjects: Sequence[uuid.UUID], at: datetime) -> list[uuid.UUID]:
         """Destroys the keys; returns the subjects whose key existed until now."""
         ...
@@ -201,7 +206,12 @@ class InMemoryDataKeys:
         self._rows: dict[uuid.UUID, dict[str, Any]] = {}
 
     def add(self, keys: Sequence[DataKey]) -> None:
+        """Adds the keys of subjects without one; raises IntegrityError, adding none, if a number is taken."""
         with self._lock:
+            taken = {row["complaint"].number for row in self._rows.values()}
+            numbers = [key.number for key in keys if key.subject not in self._rows]
+            if len(set(numbers)) < len(numbers) or not taken.isdisjoint(numbers):
+                raise IntegrityError("a complaint number is taken")
             for key in keys:
                 self._rows.setdefault(
                     key.subject,
@@ -250,6 +260,9 @@ class InMemoryDataKeys:
             return []
         others = self._of_phone(row["phone"], received_from, received_until)
         return [other for other in others if other.subject != subject][:limit]
+
+    def numbered(self, number: str) -> uuid.UUID | None:
+        return next((subject for subject, row in self._rows.items() if row["complaint"].number == number), None)
 
     def destroy(self, subjects: Sequence[uuid.UUID], at: datetime) -> list[uuid.UUID]:
         destroyed = []

@@ -206,6 +206,10 @@ class PostgresDataKeys:
         )
         return [CustomersComplaint(r["subject"], r["number"], r["hall_code"], r["received_at"]) for r in rows]
 
+    def numbered(self, number: str) -> uuid.UUID | None:
+        rows = self._execute("SELECT subject FROM {table} WHERE number = %s", (number,))
+        return rows[0]["subject"] if rows else None
+
     def destroy(self, subjects: Sequence[uuid.UUID], at: datetime) -> list[uuid.UUID]:
         rows = self._execute(
             "UPDATE {table} SET wrapped_key = NULL, phone_digest = NULL, destroyed_at = %s"

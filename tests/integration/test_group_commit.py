@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import asyncpg
+import pytest_asyncio
 from eventsourcing.persistence import IntegrityError
 
 from devstack.postgres import EmbeddedPostgres
@@ -44,12 +46,31 @@ async def outcome(saving: Awaitable[None]) -> str:
     return "saved"
 
 
-async def test_a_conflict_in_a_batch_fails_only_its_own_request(postgres: EmbeddedPostgres) -> None:
+@dataclass(frozen=True)
+class Committing:
+    schema: str
+    store: Store
+    committer: GroupCommitter
+
+
+@pytest_asyncio.fixture
+async def committing(postgres: EmbeddedPostgres) -> AsyncIterator[Committing]:
+    """A group committer on an event store of the complaints service's tables, in a schema of its own."""
     schema = f"groupcommit_{uuid.uuid4().hex[:8]}"
     pool = await create_pool(postgres.url, schema)  # first: it creates the schema
     store = await asyncio.to_thread(Store, ServiceSettings(database_url=postgres.url).eventsourcing_env(schema))
     await migrate_schema(postgres.url, schema, MIGRATIONS)
-    committer = GroupCommitter(PostgresBatches(store, pool))
+    try:
+        yield Committing(schema, store, GroupCommitter(PostgresBatches(store, pool)))
+    finally:
+        await pool.close()
+        store.close()
+
+
+async def test_a_conflict_in_a_batch_fails_only_its_own_request(
+    postgres: EmbeddedPostgres, committing: Committing
+) -> None:
+    schema, store, committer = committing.schema, committing.store, committing.committer
     blocker = await asyncpg.connect(postgres.url)
     try:
         # Hold the writers' table lock so that the requests below queue up into one batch.
@@ -89,5 +110,14 @@ async def test_a_conflict_in_a_batch_fails_only_its_own_request(postgres: Embedd
         assert list(stored) == [True, True, True, False]
     finally:
         await blocker.close()
-        await pool.close()
-        store.close()
+
+
+async def test_a_number_given_already_is_refused_and_nothing_of_its_request_stored(committing: Committing) -> None:
+    committer = committing.committer
+    await committer.save(hall("H-A"), data_keys=[key_of("H-A")])
+
+    given_again = replace(key_of("H-B"), number=key_of("H-A").number)
+
+    assert await outcome(committer.save(hall("H-B"), data_keys=[given_again])) == "conflict"
+    assert not await committer.is_stored(hall_aggregate_id("H-B"))
+    assert await outcome(committer.save(hall("H-B"), data_keys=[key_of("H-B")])) == "saved"

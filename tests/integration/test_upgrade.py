@@ -2,7 +2,7 @@
 
 `fixtures/previous_release.sql` is that release's database as it left it: a pg_dump of `make run`'s `.var/`
 at commit 70b7954, after a hall, three complaints and an acknowledgement of the first. It lacks the
-replay tool's table, which a migration since adds.
+replay tool's table and the unique index on the numbers kept with data keys, which migrations since add.
 """
 
 from __future__ import annotations
@@ -25,7 +25,12 @@ HALL = "GD-SZ-001"
 ACKNOWLEDGED = "37300f21-4ebe-5c7c-8787-8ab118a0adea"
 NUMBERS_GIVEN = ["C20261203-000001-CRAK9", "C20261203-000002-SHS8X", "C20261203-000003-RF59R"]
 MIGRATIONS_OF = {
-    "complaints": ["relay_0001_baseline", "complaints_0001_baseline", "audit_chain_0001_baseline"],
+    "complaints": [
+        "relay_0001_baseline",
+        "complaints_0001_baseline",
+        "complaints_0002_numbers_with_keys",
+        "audit_chain_0001_baseline",
+    ],
     "escalation": [
         "relay_0001_baseline",
         "consumer_0001_baseline",

@@ -26,7 +26,7 @@ from services.complaints.application import (
     TooManyAttempts,
     UnknownHall,
 )
-from services.complaints.domain import Complaint, Step
+from services.complaints.domain import Complaint, ComplaintNumber, Step
 from services.complaints.group_commit import InMemoryBatches
 from services.complaints.personal_data import CustomerData, InMemoryDataKeys, MasterKey
 from services.complaints.repositories import (
@@ -111,6 +111,19 @@ async def test_a_complaint_is_numbered_by_its_china_time_day_and_found_by_its_nu
     found, steps = await complaints.public_progress(registered.number, "5678", CUSTOMER)
     assert found.id == registered.id
     assert [step for step, _ in steps] == ["Registered"]
+
+
+async def test_a_number_given_before_numbers_were_kept_with_keys_still_finds_its_complaint(
+    complaints: ComplaintsApplication,
+) -> None:
+    registered, _, _ = await complaints.register_complaint(complaint(), ADMIN)
+    complaints.save(ComplaintNumber.given("C20260101-000042", registered.id))  # as releases before made them
+
+    found, _ = await complaints.public_progress("C20260101-000042", "5678", CUSTOMER)
+    erasable = complaints.complaints_of(["C20260101-000042"], [], [], ADMIN)
+
+    assert found.id == registered.id
+    assert [complaint.id for complaint in erasable] == [registered.id]
 
 
 async def test_numbers_run_on_from_block_to_block_without_repeating(complaints: ComplaintsApplication) -> None:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
+from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError
 
 from services.complaints.domain import Hall
-from services.complaints.group_commit import GroupCommitter, Saving
+from services.complaints.group_commit import GroupCommitter, InMemoryBatches, Saving
+from services.complaints.personal_data import DataKey, InMemoryDataKeys
 
 
 def hall(code: str) -> Hall:
@@ -69,3 +72,21 @@ async def test_each_saving_of_a_refused_batch_gets_its_own_outcome() -> None:
     assert store.committed == [first.id, fine.id]
     assert committer.waiting == 0
     assert [await committer.is_stored(aggregate.id) for aggregate in (first, conflicting)] == [True, False]
+
+
+async def test_the_in_memory_store_refuses_a_number_given_already_as_the_database_does() -> None:
+    keys = InMemoryDataKeys()
+    application: Application[uuid.UUID] = Application({"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    committer = GroupCommitter(InMemoryBatches(application, keys))
+    first, second = hall("H-A"), hall("H-B")
+
+    def key(subject: uuid.UUID, number: str) -> DataKey:
+        return DataKey(subject, b"wrapped", b"digest", datetime(2026, 12, 3, 2, tzinfo=UTC), number, "H-A")
+
+    await committer.save(first, data_keys=[key(first.id, "C20261203-000001-AAAAA")])
+    refused = asyncio.create_task(committer.save(second, data_keys=[key(second.id, "C20261203-000001-AAAAA")]))
+
+    assert await outcome(refused) == "refused"
+    assert not await committer.is_stored(second.id)
+    assert keys.wrapped(second.id) is None
+    assert keys.numbered("C20261203-000001-AAAAA") == first.id
