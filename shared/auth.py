@@ -6,12 +6,12 @@ import collections
 import functools
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from fastapi import Depends, Request
 from pydantic import (
@@ -348,8 +348,22 @@ class Authenticator:
         return entry.principal
 
 
+# In a request's own scope, not its state: the state may start as a copy of what the lifespan shares.
+AUTHENTICATED_CALLER = "shared.auth.caller"
+
+
+def remember_caller(scope: MutableMapping[str, Any], principal: Principal) -> None:
+    """Keeps the caller a middleware authenticated for the request: `Caller` takes it rather than
+    authenticating the same headers again."""
+    scope[AUTHENTICATED_CALLER] = principal
+
+
 async def current_principal(request: Request) -> Principal:
-    """The dependency behind `Caller`: uses the `Authenticator` the app keeps in `app.state.authenticator`."""
+    """The dependency behind `Caller`: the caller remembered for the request (`remember_caller`), else as the
+    `Authenticator` the app keeps in `app.state.authenticator` finds it."""
+    remembered: Principal | None = request.scope.get(AUTHENTICATED_CALLER)
+    if remembered is not None:
+        return remembered
     authenticator: Authenticator = request.app.state.authenticator
     return await authenticator(request)
 

@@ -5,7 +5,7 @@ credentials could make a service parse megabytes (and get a 422 for malformed JS
 deserves). Here, before the application sees a request with a body:
 - a `Content-Length` beyond the limit is refused with 413 before any byte is read;
 - the caller's credentials are checked, as the routes' `Caller` checks them (401 otherwise), except
-  on the public routes (`/api/v1/public/...`), which take none;
+  on the public routes (`/api/v1/public/...`), which take none; `Caller` then takes the caller found here;
 - a body sent without a length (chunked) is read up to the limit and refused with 413 beyond it.
 The body read is then handed to the application as it came.
 
@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth import Authenticator, TooManyKeyFailures, Unauthenticated
+from shared.auth import Authenticator, TooManyKeyFailures, Unauthenticated, remember_caller
 from shared.errors import error_body
 
 PUBLIC_PREFIX = "/api/v1/public/"
@@ -61,7 +61,7 @@ class GuardedBodies:
             authenticator: Authenticator = scope["app"].state.authenticator
             client = scope.get("client")
             try:
-                authenticator.authenticate(headers, client[0] if client else None)
+                remember_caller(scope, authenticator.authenticate(headers, client[0] if client else None))
             except (Unauthenticated, TooManyKeyFailures) as refused:
                 body = error_body(refused.field, str(refused), refused.error_type)
                 await _answer(send, refused.status_code, body, {name.lower(): v for name, v in refused.headers.items()})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.types import Message
 
-from shared.auth import Authenticator, AuthSettings, Caller, Role, issue_staff_token
+from shared.auth import Authenticator, AuthSettings, Caller, Principal, Role, issue_staff_token
 from shared.body_limit import guard_request_bodies
 from shared.errors import install_error_handlers
 from shared.organisation import OrgUnit
@@ -38,10 +39,11 @@ def app() -> FastAPI:
 
 
 async def call(
-    path: str, chunks: list[bytes], headers: dict[str, str], *, read_limit: int | None = None
+    path: str, chunks: list[bytes], headers: dict[str, str], *, service: FastAPI | None = None
 ) -> tuple[int, dict[str, Any], int]:
-    """Sends the request through the whole app; returns the status, the JSON answer and the chunks read."""
-    service = app()
+    """Sends the request through the whole app (`app()` unless given); returns the status, the JSON answer
+    and the chunks read."""
+    service = service or app()
     pending = [
         {"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1}
         for index, chunk in enumerate(chunks)
@@ -113,3 +115,21 @@ async def test_a_body_within_the_limit_reaches_the_route_whole(split: int) -> No
 async def test_public_routes_take_no_credentials_but_keep_the_limit() -> None:
     assert (await call("/api/v1/public/answers", [b'{"ok": true}'], {}))[:2] == (200, {"keys": ["ok"]})
     assert (await call("/api/v1/public/answers", [b"{}"], {"content-length": str(LIMIT + 1)}))[0] == 413
+
+
+class CountingAuthenticator(Authenticator):
+    checks = 0
+
+    def authenticate(self, headers: Mapping[str, str], client: str | None = None) -> Principal:
+        self.checks += 1
+        return super().authenticate(headers, client)
+
+
+async def test_the_route_takes_the_caller_the_guard_found_without_authenticating_again() -> None:
+    service = app()
+    service.state.authenticator = authenticator = CountingAuthenticator(SETTINGS, audience="complaints")
+
+    status, body, _ = await call("/api/v1/things", [b'{"a": 1}'], BEARER, service=service)
+
+    assert (status, body) == (200, {"caller": "qm-1", "keys": ["a"]})
+    assert authenticator.checks == 1
