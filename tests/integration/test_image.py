@@ -26,6 +26,10 @@ from shared.organisation import OrgUnit
 from tests.integration.harness import bearer, complaint_body, staff_token
 
 SERVICES = ("complaints", "escalation", "scoring", "projections")
+# buildah's chroot runtime copies itself into a sealed memfd before it runs anything; under load the kernel can
+# refuse the seal for a moment (EBUSY). Nothing of the command has run then, so it is launched again.
+LAUNCH_FAILED = "sealing memfd copy"
+LAUNCHES = 3
 
 
 @pytest.fixture(scope="module")
@@ -58,17 +62,35 @@ class ImageContainer:
         environment = [f"--env={key}={value}" for key, value in self.env.items()]
         return ["buildah", "run", "--isolation", "chroot", "--network", "host", *environment, self.name, "--", *argv]
 
+    def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """Runs the command to its end, launched again if the runtime could not launch it."""
+        for _ in range(LAUNCHES):
+            done = subprocess.run(self.command(*argv), capture_output=True, text=True)
+            if LAUNCH_FAILED not in done.stderr:
+                break
+        return done
+
+    def serve(self, log: Path, *argv: str) -> subprocess.Popen[bytes]:
+        """Starts the command in the background, its output to `log`."""
+        with log.open("wb") as output:
+            return subprocess.Popen(
+                self.command(*argv), stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
     def remove(self) -> None:
         subprocess.run(["buildah", "rm", self.name], capture_output=True, check=False)
 
 
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
+def ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> bool:
+    """Whether the service became ready; False if the runtime could not launch it. Fails if it exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert process.poll() is None, f"{url} exited:\n{log.read_text()[-3000:]}"
+        if process.poll() is not None:
+            assert LAUNCH_FAILED in (output := log.read_text()), f"{url} exited:\n{output[-3000:]}"
+            return False
         try:
             if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
+                return True
         except httpx.TransportError:
             pass
         time.sleep(0.3)
@@ -88,40 +110,26 @@ def test_the_image_runs_the_migration_and_every_service_and_takes_a_complaint_to
     processes: list[subprocess.Popen[bytes]] = []
     try:
         inside = containers["migrate"]
-        assert (
-            subprocess.run(inside.command("id", "-u"), capture_output=True, text=True, check=True).stdout == "10001\n"
-        )
+        assert (user := inside.run("id", "-u")).stdout == "10001\n", user.stderr
         probe = "command -v gcc cc c++ || true; ls -d /app/tests /app/.git /app/.venv 2>/dev/null || true"
-        assert (
-            subprocess.run(inside.command("sh", "-c", probe), capture_output=True, text=True, check=True).stdout == ""
-        )
-        migrated = subprocess.run(inside.command("python", "-m", "services.migrate"), capture_output=True, text=True)
+        assert ((found := inside.run("sh", "-c", probe)).returncode, found.stdout) == (0, ""), found.stderr
+        migrated = inside.run("python", "-m", "services.migrate")
         assert migrated.returncode == 0, migrated.stdout + migrated.stderr
 
-        urls = {}
-        for name in SERVICES:
-            port = free_port()
-            log = tmp_path / f"{name}.log"
-            with log.open("wb") as output:
-                processes.append(
-                    subprocess.Popen(
-                        containers[name].command(
-                            "uvicorn",
-                            "--factory",
-                            f"services.{name}.main:create_app",
-                            "--host",
-                            "127.0.0.1",
-                            "--port",
-                            str(port),
-                        ),
-                        stdout=output,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                )
-            urls[name] = f"http://127.0.0.1:{port}"
-        for (name, url), process in zip(urls.items(), processes, strict=True):
-            wait_until_ready(url, process, tmp_path / f"{name}.log")
+        urls = {name: f"http://127.0.0.1:{free_port()}" for name in SERVICES}
+
+        def serve(name: str) -> subprocess.Popen[bytes]:
+            port = urls[name].rsplit(":", 1)[1]
+            argv = ("uvicorn", "--factory", f"services.{name}.main:create_app", "--host", "127.0.0.1", "--port", port)
+            processes.append(process := containers[name].serve(tmp_path / f"{name}.log", *argv))
+            return process
+
+        launched = {name: serve(name) for name in SERVICES}
+        for name, process in launched.items():
+            launches = 1
+            while not ready(urls[name], process, tmp_path / f"{name}.log"):
+                assert launches < LAUNCHES, f"the runtime could not launch {name} {LAUNCHES} times"
+                process, launches = serve(name), launches + 1
 
         admin = bearer(staff_token("image-test", OrgUnit(), Role.admin))
         hall = {
