@@ -349,19 +349,19 @@ class Authenticator:
 
 
 # In a request's own scope, not its state: the state may start as a copy of what the lifespan shares.
-AUTHENTICATED_CALLER = "shared.auth.caller"
+_AUTHENTICATED_CALLER = "shared.auth.caller"
 
 
 def remember_caller(scope: MutableMapping[str, Any], principal: Principal) -> None:
     """Keeps the caller a middleware authenticated for the request: `Caller` takes it rather than
     authenticating the same headers again."""
-    scope[AUTHENTICATED_CALLER] = principal
+    scope[_AUTHENTICATED_CALLER] = principal
 
 
 async def current_principal(request: Request) -> Principal:
     """The dependency behind `Caller`: the caller remembered for the request (`remember_caller`), else as the
     `Authenticator` the app keeps in `app.state.authenticator` finds it."""
-    remembered: Principal | None = request.scope.get(AUTHENTICATED_CALLER)
+    remembered: Principal | None = request.scope.get(_AUTHENTICATED_CALLER)
     if remembered is not None:
         return remembered
     authenticator: Authenticator = request.app.state.authenticator

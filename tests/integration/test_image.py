@@ -116,11 +116,12 @@ def test_the_image_runs_the_migration_and_every_service_and_takes_a_complaint_to
         migrated = inside.run("python", "-m", "services.migrate")
         assert migrated.returncode == 0, migrated.stdout + migrated.stderr
 
-        urls = {name: f"http://127.0.0.1:{free_port()}" for name in SERVICES}
+        ports = {name: free_port() for name in SERVICES}
+        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
 
         def serve(name: str) -> subprocess.Popen[bytes]:
-            port = urls[name].rsplit(":", 1)[1]
-            argv = ("uvicorn", "--factory", f"services.{name}.main:create_app", "--host", "127.0.0.1", "--port", port)
+            app = f"services.{name}.main:create_app"
+            argv = ("uvicorn", "--factory", app, "--host", "127.0.0.1", "--port", str(ports[name]))
             processes.append(process := containers[name].serve(tmp_path / f"{name}.log", *argv))
             return process
 
